@@ -1,0 +1,395 @@
+//! Settings: where the source and target are, from flags, environment and file.
+//!
+//! Precedence, for every setting: **command-line flag > environment variable >
+//! `supamigrate.toml`**. The environment variables are the seed runbook's:
+//!
+//! | setting | flag | environment | file |
+//! |---|---|---|---|
+//! | source | `--source-url` | `SUPABASE_DB_URL` | `[source] url` |
+//! | target | `--target-url` | `RDS_URL`, else `RDS_HOST` `RDS_PORT` `RDS_DATABASE` `RDS_USER` `RDS_PASSWORD` | `[target] url`, else `host` `port` `database` `user` `password` |
+//! | project ref | `--project-ref` | `SUPABASE_PROJECT_REF` | `project_ref` |
+//!
+//! When the chosen target URL has no password, `RDS_PASSWORD` (or the file's
+//! `[target] password`) supplies it. [`resolve`] is pure: it takes the
+//! environment as a function, so the rules are tested without touching the
+//! process environment.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::connect::{ConnInfo, Password};
+use crate::error::{Error, Result};
+
+/// The name of the configuration file read from the current directory when
+/// `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "supamigrate.toml";
+
+/// `supamigrate.toml`.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Supabase project ref (used to recognize Storage URLs).
+    pub project_ref: Option<String>,
+    /// The Supabase database.
+    #[serde(default)]
+    pub source: SourceSection,
+    /// The RDS database.
+    #[serde(default)]
+    pub target: TargetSection,
+}
+
+/// `[source]` in `supamigrate.toml`.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// Connection string.
+    pub url: Option<String>,
+}
+
+/// `[target]` in `supamigrate.toml`.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// Connection string; when set, the parts below are only used for a missing password.
+    pub url: Option<String>,
+    /// Host.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Database name.
+    pub database: Option<String>,
+    /// Master user.
+    pub user: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// `sslmode` when built from parts.
+    pub sslmode: Option<String>,
+    /// `sslrootcert` when built from parts.
+    pub sslrootcert: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid_input(format!("cannot read configuration file {}", path.display()))
+                .with_source(e)
+                .with_hint("check the path given to --config")
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            Error::invalid_input(format!(
+                "configuration file {} is not valid: {}",
+                path.display(),
+                e.message()
+            ))
+            .with_hint("see the README for the keys supamigrate.toml accepts")
+        })
+    }
+
+    /// `--config FILE` if given (it must exist), else `./supamigrate.toml` if present.
+    pub fn discover(explicit: Option<&Path>) -> Result<Option<FileConfig>> {
+        match explicit {
+            Some(p) => Self::load(p).map(Some),
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_FILE);
+                if p.is_file() {
+                    Self::load(p).map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+/// Values given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--source-url`.
+    pub source_url: Option<String>,
+    /// `--target-url`.
+    pub target_url: Option<String>,
+    /// `--project-ref`.
+    pub project_ref: Option<String>,
+}
+
+/// Resolved settings. Either side may be absent; commands that need it call
+/// [`Settings::source`] / [`Settings::target`], which explain what to set.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    source: Option<ConnInfo>,
+    target: Option<ConnInfo>,
+    /// Supabase project ref.
+    pub project_ref: Option<String>,
+}
+
+impl Settings {
+    /// The source connection, or an error saying how to give one.
+    pub fn source(&self) -> Result<&ConnInfo> {
+        self.source.as_ref().ok_or_else(|| {
+            Error::invalid_input("no source database given").with_hint(
+                "set SUPABASE_DB_URL, pass --source-url, or set [source] url in supamigrate.toml",
+            )
+        })
+    }
+
+    /// The target connection, or an error saying how to give one.
+    pub fn target(&self) -> Result<&ConnInfo> {
+        self.target.as_ref().ok_or_else(|| {
+            Error::invalid_input("no target database given")
+                .with_hint("set RDS_URL (or RDS_HOST, RDS_PORT, RDS_DATABASE, RDS_USER, RDS_PASSWORD), pass --target-url, or set [target] in supamigrate.toml")
+        })
+    }
+}
+
+/// Applies the precedence rules. `env` looks up an environment variable.
+pub fn resolve(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&FileConfig>,
+) -> Result<Settings> {
+    let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    let default_file = FileConfig::default();
+    let file = file.unwrap_or(&default_file);
+
+    let source = match flags
+        .source_url
+        .clone()
+        .map(|u| (u, "--source-url"))
+        .or_else(|| env("SUPABASE_DB_URL").map(|u| (u, "SUPABASE_DB_URL")))
+        .or_else(|| file.source.url.clone().map(|u| (u, "[source] url")))
+    {
+        Some((url, from)) => Some(parse_from(&url, from)?),
+        None => None,
+    };
+
+    let password_fallback = env("RDS_PASSWORD").or_else(|| file.target.password.clone());
+    let target = if let Some(url) = flags.target_url.clone() {
+        Some(parse_from(&url, "--target-url")?)
+    } else if let Some(url) = env("RDS_URL") {
+        Some(parse_from(&url, "RDS_URL")?)
+    } else if let Some(host) = env("RDS_HOST") {
+        Some(from_parts(
+            host,
+            env("RDS_PORT"),
+            env("RDS_DATABASE"),
+            env("RDS_USER"),
+            env("RDS_SSLMODE"),
+            env("RDS_SSLROOTCERT"),
+            "RDS_* variables",
+        )?)
+    } else if let Some(url) = file.target.url.clone() {
+        Some(parse_from(&url, "[target] url")?)
+    } else if let Some(host) = file.target.host.clone() {
+        Some(from_parts(
+            host,
+            file.target.port.map(|p| p.to_string()),
+            file.target.database.clone(),
+            file.target.user.clone(),
+            file.target.sslmode.clone(),
+            file.target
+                .sslrootcert
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            "[target] in the configuration file",
+        )?)
+    } else {
+        None
+    };
+    let target = target.map(|mut t| {
+        if t.password.is_none() {
+            t.password = password_fallback.map(Password::new);
+        }
+        t
+    });
+
+    let project_ref = flags
+        .project_ref
+        .clone()
+        .or_else(|| env("SUPABASE_PROJECT_REF"))
+        .or_else(|| file.project_ref.clone());
+    if let Some(r) = &project_ref {
+        if r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Error::invalid_input(format!("invalid Supabase project ref {r:?}"))
+                .with_hint("the project ref is the id in https://<ref>.supabase.co, letters and digits only"));
+        }
+    }
+    Ok(Settings {
+        source,
+        target,
+        project_ref,
+    })
+}
+
+fn parse_from(url: &str, from: &str) -> Result<ConnInfo> {
+    ConnInfo::parse(url).map_err(|e| {
+        let hint = e.hint().unwrap_or_default().to_string();
+        Error::invalid_input(format!("{from}: {}", e.message())).with_hint(hint)
+    })
+}
+
+fn from_parts(
+    host: String,
+    port: Option<String>,
+    database: Option<String>,
+    user: Option<String>,
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+    from: &str,
+) -> Result<ConnInfo> {
+    let mut pairs = vec![("host".to_string(), host)];
+    let named = [
+        ("port", port),
+        ("dbname", database),
+        ("user", user),
+        ("sslmode", sslmode),
+        ("sslrootcert", sslrootcert),
+    ];
+    for (k, v) in named {
+        if let Some(v) = v {
+            pairs.push((k.to_string(), v));
+        }
+    }
+    ConnInfo::from_pairs(pairs).map_err(|e| {
+        let hint = e.hint().unwrap_or_default().to_string();
+        Error::invalid_input(format!("{from}: {}", e.message())).with_hint(hint)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(flags: Flags, env: &[(&str, &str)], file: Option<&str>) -> Result<Settings> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let file: Option<FileConfig> = file.map(|t| toml::from_str(t).unwrap());
+        resolve(&flags, &|k| env.get(k).cloned(), file.as_ref())
+    }
+
+    #[test]
+    fn precedence_is_flag_then_env_then_file() {
+        let file = r#"
+            project_ref = "fromfile"
+            [source]
+            url = "postgresql://f@file-src/postgres"
+            [target]
+            url = "postgresql://f@file-tgt/tms_production"
+        "#;
+        let env = [
+            ("SUPABASE_DB_URL", "postgresql://e@env-src/postgres"),
+            ("RDS_URL", "postgresql://e@env-tgt/tms_production"),
+            ("SUPABASE_PROJECT_REF", "fromenv"),
+        ];
+        let flags = Flags {
+            source_url: Some("postgresql://x@flag-src/postgres".into()),
+            target_url: Some("postgresql://x@flag-tgt/tms_production".into()),
+            project_ref: Some("fromflag".into()),
+        };
+        // (flags, env, file, source host, target host, ref)
+        let cases = [
+            (
+                flags.clone(),
+                &env[..],
+                Some(file),
+                "flag-src",
+                "flag-tgt",
+                "fromflag",
+            ),
+            (
+                Flags::default(),
+                &env[..],
+                Some(file),
+                "env-src",
+                "env-tgt",
+                "fromenv",
+            ),
+            (
+                Flags::default(),
+                &[][..],
+                Some(file),
+                "file-src",
+                "file-tgt",
+                "fromfile",
+            ),
+        ];
+        for (flags, env, file, src, tgt, r) in cases {
+            let s = run(flags, env, file).unwrap();
+            assert_eq!(s.source().unwrap().host, src);
+            assert_eq!(s.target().unwrap().host, tgt);
+            assert_eq!(s.project_ref.as_deref(), Some(r));
+        }
+    }
+
+    #[test]
+    fn target_from_seed_variables() {
+        let env = [
+            ("RDS_HOST", "db.abc.eu-west-1.rds.amazonaws.com"),
+            ("RDS_PORT", "5433"),
+            ("RDS_DATABASE", "tms_production"),
+            ("RDS_USER", "postgres"),
+            ("RDS_PASSWORD", "pw:with@chars"),
+        ];
+        let s = run(Flags::default(), &env, None).unwrap();
+        let t = s.target().unwrap();
+        assert_eq!(t.host, "db.abc.eu-west-1.rds.amazonaws.com");
+        assert_eq!(t.port, 5433);
+        assert_eq!(t.dbname, "tms_production");
+        assert_eq!(t.user, "postgres");
+        assert_eq!(t.password.as_ref().unwrap().expose(), "pw:with@chars");
+    }
+
+    #[test]
+    fn rds_url_wins_over_parts_and_borrows_the_password() {
+        let env = [
+            (
+                "RDS_URL",
+                "postgresql://postgres@url-host:5432/tms_production",
+            ),
+            ("RDS_HOST", "parts-host"),
+            ("RDS_PASSWORD", "pw"),
+        ];
+        let s = run(Flags::default(), &env, None).unwrap();
+        let t = s.target().unwrap();
+        assert_eq!(t.host, "url-host");
+        assert_eq!(t.password.as_ref().unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn missing_and_malformed_settings_explain_themselves() {
+        let s = run(Flags::default(), &[], None).unwrap();
+        let e = s.source().unwrap_err();
+        assert!(e.is_bad_input());
+        assert!(e.hint().unwrap().contains("SUPABASE_DB_URL"));
+        let e = s.target().unwrap_err();
+        assert!(e.hint().unwrap().contains("RDS_URL"));
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SUPABASE_DB_URL", "mysql://x")], "SUPABASE_DB_URL"),
+            (
+                &[("RDS_URL", "postgresql://u@h:99999/d")],
+                "RDS_URL: invalid port",
+            ),
+            (
+                &[("RDS_HOST", "h"), ("RDS_PORT", "abc")],
+                "RDS_* variables: invalid port",
+            ),
+            (&[("SUPABASE_PROJECT_REF", "bad/ref")], "project ref"),
+        ];
+        for (env, needle) in cases {
+            let e = run(Flags::default(), env, None).unwrap_err();
+            assert!(e.is_bad_input());
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let e: std::result::Result<FileConfig, _> = toml::from_str("[target]\nhots = \"x\"\n");
+        assert!(e.is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! The library's error type.
+//!
+//! Every error carries a [`ErrorKind`] that tells the caller two things: whether
+//! retrying the same operation can succeed ([`Error::is_retryable`]) and whether
+//! the cause is the user's input ([`Error::is_bad_input`], exit code 2 in the CLI).
+//! Most errors also carry a hint: one sentence on how to fix it.
+//!
+//! Messages never contain passwords: connection strings are always shown through
+//! [`crate::connect::ConnInfo`]'s redacted `Display`.
+
+use std::fmt;
+
+/// What went wrong, coarsely: drives retry decisions and exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user's input is wrong: a malformed URL, an unknown option, a missing
+    /// setting. Nothing was changed. Exit code 2.
+    InvalidInput,
+    /// The server refused our credentials (SQLSTATE class 28). Exit code 2.
+    Auth,
+    /// TLS could not be set up or the server's certificate was refused.
+    Tls,
+    /// The network or the server went away; retrying may succeed.
+    Connection,
+    /// A database statement failed for a reason retrying cannot fix.
+    Database,
+    /// A database statement failed for a transient reason (deadlock,
+    /// serialization failure, server shutting down, out of resources).
+    DatabaseTransient,
+    /// A privilege is missing (SQLSTATE 42501).
+    Permission,
+    /// A local file or process operation failed.
+    Io,
+    /// An external tool (initdb, pg_ctl, pg_dump…) is missing or failed.
+    Tool,
+    /// The local sandbox is not in the state the command expects.
+    Sandbox,
+}
+
+/// The library's error: a kind, a message, an optional fix hint and the cause.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// `Result` with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            source: None,
+        }
+    }
+
+    /// Bad input (exit code 2).
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// Adds a fix hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// An I/O error with what we were doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::new(ErrorKind::Io, context).with_source(source)
+    }
+
+    /// A PostgreSQL error, classified by SQLSTATE. `context` says what we were doing.
+    pub fn postgres(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
+        let context = context.into();
+        let (kind, hint) = classify_postgres(&source);
+        let message = match source.as_db_error() {
+            // The DbError's own Display carries severity, message, detail and hint.
+            Some(db) => format!("{context}: {}", db.message()),
+            None => context,
+        };
+        let mut err = Self::new(kind, message).with_source(source);
+        err.hint = hint;
+        err
+    }
+
+    /// The coarse kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message (without cause or hint).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// How to fix it, when we know.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    /// Whether retrying the same operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Connection | ErrorKind::DatabaseTransient
+        )
+    }
+
+    /// Whether the user's input is at fault (the CLI exits with code 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self.kind, ErrorKind::InvalidInput | ErrorKind::Auth)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+fn classify_postgres(err: &tokio_postgres::Error) -> (ErrorKind, Option<String>) {
+    let Some(code) = err.code() else {
+        // No SQLSTATE: the connection itself failed or closed.
+        return (ErrorKind::Connection, None);
+    };
+    let code = code.code();
+    let class = &code[..2];
+    match (class, code) {
+        ("28", _) => (
+            ErrorKind::Auth,
+            Some("check the user name and password in the connection string".into()),
+        ),
+        ("3D", _) => (
+            ErrorKind::InvalidInput,
+            Some("check the database name in the connection string".into()),
+        ),
+        ("42", "42501") => (
+            ErrorKind::Permission,
+            Some("the connecting role lacks a privilege this step needs".into()),
+        ),
+        ("08", _) | ("53", _) | ("57", _) => (ErrorKind::DatabaseTransient, None),
+        ("40", "40001") | ("40", "40P01") => (ErrorKind::DatabaseTransient, None),
+        _ => (ErrorKind::Database, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_and_retryable_are_classified() {
+        let cases = [
+            (ErrorKind::InvalidInput, true, false),
+            (ErrorKind::Auth, true, false),
+            (ErrorKind::Tls, false, false),
+            (ErrorKind::Connection, false, true),
+            (ErrorKind::DatabaseTransient, false, true),
+            (ErrorKind::Database, false, false),
+            (ErrorKind::Io, false, false),
+        ];
+        for (kind, bad_input, retryable) in cases {
+            let e = Error::new(kind, "x");
+            assert_eq!(e.is_bad_input(), bad_input, "{kind:?}");
+            assert_eq!(e.is_retryable(), retryable, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn hint_and_source_are_kept() {
+        let e = Error::io("reading x", std::io::Error::other("boom")).with_hint("fix it");
+        assert_eq!(e.hint(), Some("fix it"));
+        assert_eq!(e.to_string(), "reading x");
+        assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "boom");
+    }
+}

@@ -5,6 +5,44 @@ use tokio_postgres::Client;
 use crate::error::{Error, Result};
 
 const LIST_TABLES: &str = include_str!("sql/list_tables.sql");
+const LIST_FOREIGN_KEYS: &str = include_str!("sql/list_foreign_keys.sql");
+
+/// A foreign key constraint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// Referencing table.
+    pub table: TableName,
+    /// Referencing columns, in key order.
+    pub columns: Vec<String>,
+    /// Referenced table.
+    pub ref_table: TableName,
+    /// Referenced columns, in key order.
+    pub ref_columns: Vec<String>,
+    /// False for constraints added NOT VALID and not validated since.
+    pub validated: bool,
+}
+
+/// The foreign keys of tables in `schemas`.
+pub async fn list_foreign_keys(client: &Client, schemas: &[&str]) -> Result<Vec<ForeignKey>> {
+    let schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
+    let rows = client
+        .query(LIST_FOREIGN_KEYS, &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("listing foreign keys", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| ForeignKey {
+            name: r.get(0),
+            table: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            ref_table: TableName::new(r.get::<_, String>(3), r.get::<_, String>(4)),
+            columns: r.get(5),
+            ref_columns: r.get(6),
+            validated: r.get(7),
+        })
+        .collect())
+}
 
 /// A schema-qualified table name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

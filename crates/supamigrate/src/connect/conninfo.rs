@@ -80,6 +80,14 @@ impl Password {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The SCRAM-SHA-256 verifier PostgreSQL stores for this password (what
+    /// libpq's `PQencryptPasswordConn` computes). `CREATE/ALTER ROLE … PASSWORD`
+    /// takes it in place of the clear text, so the password itself never
+    /// reaches the server's or the driver's logs.
+    pub fn scram_verifier(&self) -> String {
+        postgres_protocol::password::scram_sha_256(self.0.as_bytes())
+    }
 }
 
 impl fmt::Debug for Password {

@@ -323,13 +323,28 @@ impl Cluster {
     pub fn pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid")).ok()?;
         let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        alive.then_some(pid)
+        process_alive(pid).then_some(pid)
     }
 
     /// Whether the server runs.
     pub fn is_running(&self) -> bool {
         self.pid().is_some()
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie (an exited process its
+/// parent has not reaped yet still answers `kill(pid, 0)`).
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesized command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+                && !std::path::Path::new("/proc/self").exists()
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub fn server_settings() -> Vec<(String, String)> {
 pub async fn install(superuser: &ConnInfo, master_password: &Password) -> Result<()> {
     let create_master = format!(
         "create role postgres login nosuperuser inherit createdb createrole noreplication password {};",
-        quote_literal(master_password.expose())
+        quote_literal(&master_password.scram_verifier())
     );
     run_sql(superuser, &create_master, "creating the master role").await?;
     run_sql(

@@ -43,7 +43,7 @@ pub fn server_settings() -> Vec<(String, String)> {
 pub async fn install_roles(superuser: &ConnInfo, postgres_password: &Password) -> Result<()> {
     let create_postgres = format!(
         "create role postgres login nosuperuser createdb createrole replication bypassrls password {};",
-        quote_literal(postgres_password.expose())
+        quote_literal(&postgres_password.scram_verifier())
     );
     run_sql(superuser, &create_postgres, "creating the postgres role").await?;
     run_sql(

@@ -1,3 +1,5 @@
-//! Comparing a source and a target. For now: content fingerprints of tables.
+//! Comparing a source and a target: content fingerprints of tables and
+//! referential integrity.
 
 pub mod fingerprint;
+pub mod integrity;

@@ -536,7 +536,17 @@ mod tests {
     #[test]
     fn parses_url_forms() {
         // (input, host, port, user, password, dbname, sslmode)
-        let cases: &[(&str, &str, u16, &str, Option<&str>, &str, SslMode)] = &[
+        // (input, host, port, user, password, dbname, sslmode)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            u16,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            SslMode,
+        );
+        let cases: &[Case] = &[
             (
                 "postgresql://postgres.abc:s3cr%40t@aws-0-eu.pooler.supabase.com:6543/postgres",
                 "aws-0-eu.pooler.supabase.com",

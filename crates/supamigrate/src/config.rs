@@ -144,6 +144,23 @@ impl Settings {
 }
 
 /// Applies the precedence rules. `env` looks up an environment variable.
+///
+/// ```
+/// use supamigrate::config::{resolve, Flags};
+///
+/// let env = |k: &str| match k {
+///     "SUPABASE_DB_URL" => Some("postgresql://postgres@db.abc.supabase.co/postgres".to_string()),
+///     "RDS_HOST" => Some("tms.rds.amazonaws.com".to_string()),
+///     "RDS_DATABASE" => Some("tms_production".to_string()),
+///     "RDS_PASSWORD" => Some("pw".to_string()),
+///     _ => None,
+/// };
+/// let flags = Flags { target_url: None, ..Flags::default() };
+/// let settings = resolve(&flags, &env, None)?;
+/// assert_eq!(settings.target()?.host, "tms.rds.amazonaws.com");
+/// assert_eq!(settings.source()?.dbname, "postgres");
+/// # Ok::<(), supamigrate::Error>(())
+/// ```
 pub fn resolve(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,

@@ -150,6 +150,23 @@ const IGNORED_PARAMS: &[&str] = &[
 
 impl ConnInfo {
     /// Parses a `postgres://`/`postgresql://` URL or a libpq `key=value` string.
+    ///
+    /// ```
+    /// use supamigrate::connect::{ConnInfo, SslMode};
+    ///
+    /// let rds = ConnInfo::parse(
+    ///     "postgresql://postgres:s%40cret@db.example.rds.amazonaws.com/tms_production\
+    ///      ?sslmode=verify-full&sslrootcert=/etc/rds/global-bundle.pem",
+    /// )?;
+    /// assert_eq!(rds.sslmode, SslMode::VerifyFull);
+    /// assert_eq!(rds.password.as_ref().map(|p| p.expose()), Some("s@cret"));
+    /// // Shown without its password, wherever it is printed.
+    /// assert!(!rds.to_string().contains("cret"));
+    ///
+    /// let kv = ConnInfo::parse("host=localhost port=5433 user=postgres dbname='my db'")?;
+    /// assert_eq!((kv.port, kv.dbname.as_str()), (5433, "my db"));
+    /// # Ok::<(), supamigrate::Error>(())
+    /// ```
     pub fn parse(s: &str) -> Result<ConnInfo> {
         let s = s.trim();
         if s.is_empty() {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the system packages supamigrate's demo and tests need, when missing.
+# Idempotent and quiet when everything is present. Debian/Ubuntu (apt-get).
+#
+#   PostgreSQL server binaries (initdb, pg_ctl, postgres) and clients (psql,
+#   pg_dump, pg_restore): the sandbox and tests run real clusters.
+#   A C compiler: the TLS crate (ring) builds C code.
+set -euo pipefail
+
+need=()
+have_server() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
+have_server || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+
+if ((${#need[@]} == 0)); then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+  else
+    echo "setup: need root (or sudo) to install: ${need[*]}" >&2
+    exit 1
+  fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: no apt-get here; install these yourself: ${need[*]}" >&2
+  exit 1
+fi
+
+# The sandbox makes its own clusters: do not let the package create and start
+# a default one on port 5432.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+  $sudo mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+
+echo "setup: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+have_server || { echo "setup: PostgreSQL server binaries still missing after install" >&2; exit 1; }

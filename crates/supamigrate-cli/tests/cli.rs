@@ -104,7 +104,7 @@ fn sandbox_start_eval_psql_check_stop() {
     // eval "$(supamigrate sandbox start)"; psql "$SUPABASE_DB_URL" -c '…'
     let script = format!(
         "eval \"$(cat {})\" && psql \"$SUPABASE_DB_URL\" -XAtc 'select count(*) from public.trips'",
-        write_tmp(&dir, "exports.sh", &exports).display()
+        write_file(dir.parent().unwrap(), "exports.sh", &exports).display()
     );
     let psql = run(Command::new("bash").args(["-c", &script]));
     let trips: i64 = text(&psql.stdout).trim().parse().unwrap();
@@ -200,12 +200,6 @@ fn sandbox_start_eval_psql_check_stop() {
         .arg(&dir));
     assert!(!dir.exists());
     assert!(pids(&status).iter().all(|p| !alive(*p)));
-}
-
-fn write_tmp(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let p = dir.parent().unwrap().join(name);
-    std::fs::write(&p, content).unwrap();
-    p
 }
 
 #[test]

@@ -32,6 +32,28 @@ impl Drop for Running {
     }
 }
 
+/// Creates and starts a cluster in a fresh temporary directory.
+fn start_cluster(tls: Option<ServerTls>) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::Builder::new()
+        .prefix("supamigrate-tls-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut cluster = Cluster::init(&ClusterSpec {
+        dir: dir.path().join("cluster"),
+        superuser: "admin".into(),
+        settings: vec![],
+        tls,
+    })
+    .unwrap();
+    cluster.start().unwrap();
+    (dir, Running(cluster))
+}
+
 fn url(c: &Cluster, host: &str, mode: &str, ca: &Path) -> ConnInfo {
     let info = c.superuser_conninfo("postgres");
     ConnInfo::parse(&format!(
@@ -46,16 +68,6 @@ fn url(c: &Cluster, host: &str, mode: &str, ca: &Path) -> ConnInfo {
 
 #[tokio::test]
 async fn verify_full_accepts_the_right_ca_and_refuses_wrong_ones() {
-    let dir = tempfile::Builder::new()
-        .prefix("supamigrate-tls-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-
     let good = ca("supamigrate test CA");
     let other = ca("some other CA");
     let server_key = KeyPair::generate().unwrap();
@@ -67,23 +79,14 @@ async fn verify_full_accepts_the_right_ca_and_refuses_wrong_ones() {
         .signed_by(&server_key, &good.cert, &good.key)
         .unwrap();
 
+    let (dir, cluster) = start_cluster(Some(ServerTls {
+        cert_pem: server_cert.pem(),
+        key_pem: server_key.serialize_pem(),
+    }));
     let good_pem = dir.path().join("good-ca.pem");
     let other_pem = dir.path().join("other-ca.pem");
     std::fs::write(&good_pem, good.cert.pem()).unwrap();
     std::fs::write(&other_pem, other.cert.pem()).unwrap();
-
-    let mut cluster = Cluster::init(&ClusterSpec {
-        dir: dir.path().join("tls"),
-        superuser: "admin".into(),
-        settings: vec![],
-        tls: Some(ServerTls {
-            cert_pem: server_cert.pem(),
-            key_pem: server_key.serialize_pem(),
-        }),
-    })
-    .unwrap();
-    cluster.start().unwrap();
-    let cluster = Running(cluster);
     let c = &cluster.0;
 
     // The right CA and host name: connected, encrypted.
@@ -165,24 +168,7 @@ async fn verify_full_accepts_the_right_ca_and_refuses_wrong_ones() {
 
 #[tokio::test]
 async fn require_against_a_server_without_tls_is_refused_clearly() {
-    let dir = tempfile::Builder::new()
-        .prefix("supamigrate-notls-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let mut cluster = Cluster::init(&ClusterSpec {
-        dir: dir.path().join("plain"),
-        superuser: "admin".into(),
-        settings: vec![],
-        tls: None,
-    })
-    .unwrap();
-    cluster.start().unwrap();
-    let cluster = Running(cluster);
+    let (_dir, cluster) = start_cluster(None);
     let mut info = cluster.0.superuser_conninfo("postgres");
     info.sslmode = supamigrate::connect::SslMode::Require;
     let e = probe(&info).await.unwrap_err();

@@ -439,7 +439,8 @@ impl Sandbox {
     }
 
     /// Stops the clusters and deletes the sandbox directory.
-    pub fn remove(self) -> Result<()> {
+    pub fn remove(mut self) -> Result<()> {
+        self.ephemeral = false;
         self.stop()?;
         let dir = self.dir.clone();
         drop(self);

@@ -62,8 +62,11 @@ pub fn client_config(info: &ConnInfo) -> Result<Option<ClientConfig>> {
 
 fn load_roots(info: &ConnInfo) -> Result<RootCertStore> {
     let path = info.sslrootcert.as_ref().ok_or_else(|| {
-        Error::invalid_input(format!("sslmode={} needs sslrootcert", info.sslmode.as_str()))
-            .with_hint("add sslrootcert=/path/to/ca.pem (for RDS: the global-bundle.pem AWS publishes)")
+        Error::invalid_input(format!(
+            "sslmode={} needs sslrootcert",
+            info.sslmode.as_str()
+        ))
+        .with_hint("add sslrootcert=/path/to/ca.pem (for RDS: the global-bundle.pem AWS publishes)")
     })?;
     let bytes = std::fs::read(path).map_err(|e| {
         Error::io(format!("reading sslrootcert {}", path.display()), e)

@@ -4,7 +4,8 @@
 #
 #   PostgreSQL server binaries (initdb, pg_ctl, postgres) and clients (psql,
 #   pg_dump, pg_restore): the sandbox and tests run real clusters.
-#   A C compiler: the TLS crate (ring) builds C code.
+#   A C compiler: the TLS crate (ring) and the SQL parser build C code.
+#   libclang: the SQL parser's bindings are generated at build time.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,12 @@ have_server || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# The SQL parser (pg_query, libpg_query) generates its bindings with bindgen.
+have_libclang() {
+  compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null ||
+    compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null
+}
+have_libclang || need+=(libclang-dev)
 
 if ((${#need[@]} == 0)); then
   exit 0

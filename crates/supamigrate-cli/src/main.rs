@@ -5,11 +5,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::collections::BTreeSet;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use supamigrate::config::{self, FileConfig, Flags};
-use supamigrate::connect;
+use supamigrate::connect::{self, Password};
+use supamigrate::provision::{self, ProvisionOptions};
 use supamigrate::sandbox::{self, Sandbox, SandboxOptions};
+use supamigrate::schema::{
+    self, apply::Section, export::ExportOptions, ConvertOptions, PolicyMode,
+};
 
 /// Move a Supabase project to plain PostgreSQL on AWS RDS, and its Storage to S3.
 ///
@@ -66,6 +72,105 @@ enum Command {
     },
     /// Connect to the source and the target and report what was found.
     Check,
+    /// Export, convert and apply the schema (runbook Phases 1 and 3).
+    Schema {
+        #[command(subcommand)]
+        action: SchemaCommand,
+    },
+    /// Create the target database if missing, its extensions, the application
+    /// role (APP_DB_USER; password from APP_DB_PASSWORD, or generated into an
+    /// owner-only file whose path is printed) and its privileges. Idempotent.
+    Provision {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        /// Where a generated password is written (mode 0600).
+        #[arg(long, value_name = "DIR", default_value = ".supamigrate")]
+        secrets_dir: PathBuf,
+    },
+}
+
+/// How to read and convert the source schema.
+#[derive(Debug, Clone, Args)]
+struct ConvertArgs {
+    /// Schema to migrate (repeatable) [default: every schema that is not Supabase-internal].
+    #[arg(long = "schema", value_name = "NAME")]
+    schemas: Vec<String>,
+    /// Schema to leave out (repeatable).
+    #[arg(long = "exclude-schema", value_name = "NAME")]
+    exclude_schemas: Vec<String>,
+    /// RLS policies: `shim` keeps RLS and every policy working (auth.uid() and
+    /// friends, NOLOGIN anon/authenticated/service_role); `drop` removes RLS, as
+    /// the runbook does.
+    #[arg(long, value_name = "MODE", default_value = "shim", value_parser = ["shim", "drop"])]
+    policies: String,
+    /// Let an extension the target lacks be left behind, with what depends on it (repeatable).
+    #[arg(long = "allow-drop-extension", value_name = "NAME")]
+    allow_drop_extension: Vec<String>,
+    /// The application role that gets the privileges anon, authenticated and service_role had.
+    #[arg(
+        long,
+        env = "APP_DB_USER",
+        value_name = "ROLE",
+        default_value = "app_user"
+    )]
+    app_role: String,
+}
+
+impl ConvertArgs {
+    fn export_options(&self) -> ExportOptions {
+        ExportOptions {
+            schemas: self.schemas.clone(),
+            exclude: self.exclude_schemas.clone(),
+        }
+    }
+
+    fn convert_options(&self) -> anyhow::Result<ConvertOptions> {
+        Ok(ConvertOptions {
+            policies: PolicyMode::parse(&self.policies)?,
+            app_role: self.app_role.clone(),
+            target_major: 0,
+            available_extensions: None,
+            allow_drop_extensions: self
+                .allow_drop_extension
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// Dump the application schemas (pre-data and post-data apart) plus what the
+    /// catalog adds (triggers on auth.users, extensions, publications…) to DIR.
+    Export {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        /// Output directory.
+        #[arg(long, value_name = "DIR", default_value = "migration/schema")]
+        out: PathBuf,
+    },
+    /// Convert to standard PostgreSQL: write reviewable SQL and print the report
+    /// of every object kept, rewritten or dropped. Changes nothing anywhere.
+    Convert {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        /// Where the converted SQL goes.
+        #[arg(long, value_name = "FILE", default_value = "03_converted_schema.sql")]
+        out: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the converted schema to the target (after `provision`). Pre-data in
+    /// one transaction, post-data in another; a re-run never applies twice.
+    Apply {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        /// Which part: pre-data (before the data), post-data (after), or all.
+        #[arg(long, default_value = "all", value_parser = ["pre-data", "post-data", "all"])]
+        section: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,9 +236,10 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // The driver logs statement text at debug level; statements may carry data
-    // we must not print. Keep it at info whatever RUST_LOG says.
-    let filter = match "tokio_postgres=info".parse() {
+    // The driver logs statement text at debug level (statements may carry data
+    // we must not print) and server notices at info. Keep it at warn whatever
+    // RUST_LOG says.
+    let filter = match "tokio_postgres=warn".parse() {
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
     };
@@ -176,7 +282,213 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = config::resolve(&flags, &|k| std::env::var(k).ok(), file.as_ref())?;
             check(&settings).await
         }
+        Command::Schema { ref action } => {
+            let settings = settings(&cli)?;
+            run_schema(action, &settings).await
+        }
+        Command::Provision {
+            ref convert,
+            ref secrets_dir,
+        } => {
+            let settings = settings(&cli)?;
+            run_provision(convert, secrets_dir, &settings).await
+        }
     }
+}
+
+fn settings(cli: &Cli) -> anyhow::Result<config::Settings> {
+    let file = FileConfig::discover(cli.config.as_deref())?;
+    let flags = Flags {
+        source_url: cli.source_url.clone(),
+        target_url: cli.target_url.clone(),
+        project_ref: cli.project_ref.clone(),
+    };
+    Ok(config::resolve(
+        &flags,
+        &|k| std::env::var(k).ok(),
+        file.as_ref(),
+    )?)
+}
+
+async fn run_schema(action: &SchemaCommand, settings: &config::Settings) -> anyhow::Result<()> {
+    match action {
+        SchemaCommand::Export { convert, out } => {
+            let src = schema::export::export(settings.source()?, &convert.export_options()).await?;
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            let write = |name: &str, text: &str| {
+                let p = out.join(name);
+                std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+            };
+            write("pre-data.sql", &src.pre_data)?;
+            write("post-data.sql", &src.post_data)?;
+            write("source.json", &serde_json(&src)?)?;
+            println!(
+                "exported schemas {} to {} (pre-data.sql, post-data.sql, source.json)",
+                src.schemas.join(", "),
+                out.display()
+            );
+            Ok(())
+        }
+        SchemaCommand::Convert { convert, out, json } => {
+            let target = settings.target().ok();
+            if target.is_none() {
+                tracing::warn!("no target given: extensions are not checked against it");
+            }
+            let (_, conv) = schema::export_and_convert(
+                settings.source()?,
+                target,
+                &convert.export_options(),
+                convert.convert_options()?,
+            )
+            .await?;
+            std::fs::write(out, conv.sql())
+                .with_context(|| format!("writing {}", out.display()))?;
+            if *json {
+                println!("{}", serde_json(&conv)?);
+            } else {
+                print!("{}", conv.report_text());
+                println!("\nconverted SQL: {}", out.display());
+            }
+            Ok(())
+        }
+        SchemaCommand::Apply { convert, section } => {
+            let target = settings.target()?;
+            let opts = convert.convert_options()?;
+            let (_, conv) = schema::export_and_convert(
+                settings.source()?,
+                Some(target),
+                &convert.export_options(),
+                opts.clone(),
+            )
+            .await?;
+            if conv.shim {
+                require_shim_roles(target).await?;
+            }
+            let sections: &[Section] = match section.as_str() {
+                "pre-data" => &[Section::PreData],
+                "post-data" => &[Section::PostData],
+                _ => &[Section::PreData, Section::PostData],
+            };
+            for s in sections {
+                let done = schema::apply::apply(target, &conv, *s)
+                    .await
+                    .with_context(|| format!("applying {} to {target}", s.name()))?;
+                match done {
+                    schema::apply::Applied::Now(n) => {
+                        println!("{}: applied {n} statements", s.name())
+                    }
+                    schema::apply::Applied::Earlier => {
+                        println!("{}: already applied, nothing to do", s.name())
+                    }
+                }
+            }
+            let dropped = conv
+                .report
+                .iter()
+                .filter(|r| r.action == schema::convert::Action::Dropped)
+                .count();
+            let rewritten = conv
+                .report
+                .iter()
+                .filter(|r| r.action == schema::convert::Action::Rewritten)
+                .count();
+            println!("conversion: {rewritten} rewritten, {dropped} dropped (see `supamigrate schema convert` for the list)");
+            Ok(())
+        }
+    }
+}
+
+async fn require_shim_roles(target: &connect::ConnInfo) -> anyhow::Result<()> {
+    let client = connect::connect(&target.with_dbname("postgres")).await?;
+    let n: i64 = client
+        .query_one(
+            "select count(*) from pg_roles where rolname in ('anon', 'authenticated', 'service_role')",
+            &[],
+        )
+        .await?
+        .get(0);
+    if n < 3 {
+        return Err(supamigrate::Error::invalid_input(
+            "--policies shim needs the roles anon, authenticated and service_role on the target; nothing was changed",
+        )
+        .with_hint("run `supamigrate provision` (with the same --policies) first")
+        .into());
+    }
+    Ok(())
+}
+
+async fn run_provision(
+    convert: &ConvertArgs,
+    secrets_dir: &std::path::Path,
+    settings: &config::Settings,
+) -> anyhow::Result<()> {
+    let target = settings.target()?;
+    let (src, conv) = schema::export_and_convert(
+        settings.source()?,
+        Some(target),
+        &convert.export_options(),
+        convert.convert_options()?,
+    )
+    .await?;
+    let report = provision::provision(
+        target,
+        &ProvisionOptions {
+            app_role: convert.app_role.clone(),
+            app_password: std::env::var("APP_DB_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Password::new),
+            secrets_dir: secrets_dir.to_path_buf(),
+            extensions: conv.extensions.clone(),
+            schemas: src.schemas.clone(),
+            shim_roles: conv.shim,
+        },
+    )
+    .await
+    .with_context(|| format!("provisioning {target}"))?;
+    println!(
+        "database {}: {}",
+        target.dbname,
+        if report.database_created {
+            "created"
+        } else {
+            "exists"
+        }
+    );
+    println!(
+        "extensions: {}",
+        if report.extensions_created.is_empty() {
+            "none created".to_string()
+        } else {
+            report.extensions_created.join(", ")
+        }
+    );
+    println!(
+        "role {}: {}",
+        convert.app_role,
+        if report.role_created {
+            "created"
+        } else {
+            "exists"
+        }
+    );
+    if let Some(p) = &report.password_file {
+        println!("its generated password is in {} (owner-only)", p.display());
+    }
+    if !report.shim_roles_created.is_empty() {
+        println!(
+            "RLS shim roles created: {}",
+            report.shim_roles_created.join(", ")
+        );
+    }
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn serde_json<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(v)?)
 }
 
 async fn run_sandbox(action: &SandboxCommand) -> anyhow::Result<()> {

@@ -9,7 +9,9 @@ pub mod config;
 pub mod connect;
 pub mod error;
 pub mod fixture;
+pub mod provision;
 pub mod sandbox;
+pub mod schema;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

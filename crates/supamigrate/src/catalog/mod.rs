@@ -92,6 +92,112 @@ pub async fn list_tables(client: &Client, schemas: &[&str]) -> Result<Vec<TableN
         .collect())
 }
 
+/// Runs a catalog query whose first column is text; returns that column.
+async fn strings(client: &Client, sql: &str, what: &str) -> Result<Vec<String>> {
+    let rows = client
+        .query(sql, &[])
+        .await
+        .map_err(|e| Error::postgres(format!("reading {what} from the catalog"), e))?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+/// Every schema except system schemas and schemas owned by extensions.
+pub async fn list_schemas(client: &Client) -> Result<Vec<String>> {
+    strings(client, include_str!("sql/list_schemas.sql"), "schemas").await
+}
+
+/// The columns of `auth.users`, or `None` when the source has no `auth.users`.
+pub async fn auth_users_columns(client: &Client) -> Result<Option<Vec<String>>> {
+    let cols = strings(
+        client,
+        include_str!("sql/auth_users_columns.sql"),
+        "auth.users columns",
+    )
+    .await?;
+    Ok((!cols.is_empty()).then_some(cols))
+}
+
+/// `CREATE TRIGGER` statements of the user triggers on `auth.users`.
+pub async fn auth_users_triggers(client: &Client) -> Result<Vec<String>> {
+    strings(
+        client,
+        include_str!("sql/auth_users_triggers.sql"),
+        "triggers on auth.users",
+    )
+    .await
+}
+
+/// Installed extensions: (name, schema).
+pub async fn list_extensions(client: &Client) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(include_str!("sql/list_extensions.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("reading extensions from the catalog", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Objects depending on extensions: (extension, object).
+pub async fn extension_dependents(client: &Client) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(include_str!("sql/extension_dependents.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("reading extension dependents from the catalog", e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.get(0), r.get::<_, Option<String>>(1)?)))
+        .collect())
+}
+
+/// Publications: (name, published tables).
+pub async fn list_publications(client: &Client) -> Result<Vec<(String, Vec<String>)>> {
+    let rows = client
+        .query(include_str!("sql/list_publications.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("reading publications from the catalog", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Event trigger names.
+pub async fn list_event_triggers(client: &Client) -> Result<Vec<String>> {
+    strings(
+        client,
+        include_str!("sql/list_event_triggers.sql"),
+        "event triggers",
+    )
+    .await
+}
+
+/// Names of RLS policies on Storage tables.
+pub async fn storage_policies(client: &Client) -> Result<Vec<String>> {
+    strings(
+        client,
+        include_str!("sql/storage_policies.sql"),
+        "storage policies",
+    )
+    .await
+}
+
+/// The server's major version (e.g. 15).
+pub async fn server_major(client: &Client) -> Result<u32> {
+    let v: String = client
+        .query_one("select current_setting('server_version_num')", &[])
+        .await
+        .map_err(|e| Error::postgres("reading the server version", e))?
+        .get(0);
+    Ok(v.parse::<u32>().unwrap_or(0) / 10_000)
+}
+
+/// Extensions the connected role can create: on RDS, those in its allow-list
+/// `rds.extensions`; elsewhere all of `pg_available_extensions` for a superuser,
+/// only trusted ones for anyone else.
+pub async fn available_extensions(client: &Client) -> Result<std::collections::BTreeSet<String>> {
+    let rows = client
+        .query(include_str!("sql/available_extensions.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("reading available extensions", e))?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,6 @@ grant usage on schema extensions to postgres, anon, authenticated, service_role;
 grant all on schema extensions to dashboard_user;
 create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists pgcrypto with schema extensions;
-create extension if not exists pg_stat_statements with schema extensions;
 
 grant usage on schema public to postgres, anon, authenticated, service_role;
 grant all on schema public to postgres;

@@ -542,14 +542,29 @@ impl Rules<'_> {
             NodeEnum::GrantStmt(_) => self.grant(st),
             NodeEnum::AlterTableStmt(_) => self.alter_table(st, shim),
             NodeEnum::CreateStmt(c) => {
-                let mut changed = false;
-                for elt in &mut c.table_elts {
-                    changed |= repoint_fks_in(elt);
+                let mut reasons = Vec::new();
+                let table = c.relation.as_ref().map(rangevar_name).unwrap_or_default();
+                let before = c.table_elts.len();
+                c.table_elts.retain(|elt| match elt.node.as_ref() {
+                    Some(NodeEnum::ColumnDef(cd)) => {
+                        !self.dropped_objects.contains(&format!("column {table}.{}", cd.colname))
+                    }
+                    _ => true,
+                });
+                if c.table_elts.len() < before {
+                    reasons.push("columns typed by a dropped extension removed".to_string());
                 }
-                if changed {
-                    Outcome::Rewrite(vec![st.clone()], format!("foreign keys to auth.users now reference {APP_USERS}"))
-                } else {
+                let mut repointed = false;
+                for elt in &mut c.table_elts {
+                    repointed |= repoint_fks_in(elt);
+                }
+                if repointed {
+                    reasons.push(format!("foreign keys to auth.users now reference {APP_USERS}"));
+                }
+                if reasons.is_empty() {
                     Outcome::Keep
+                } else {
+                    Outcome::Rewrite(vec![st.clone()], reasons.join("; "))
                 }
             }
             NodeEnum::CreateTrigStmt(t) => {
@@ -1220,7 +1235,7 @@ mod tests {
 
     #[test]
     fn unsupported_extensions_fail_before_anything_unless_allowed() {
-        let mut src = source("CREATE FUNCTION public.tags(h extensions.hstore) RETURNS text[] LANGUAGE sql AS $$ select akeys(h) $$;\nCREATE TABLE public.t (id int);", "");
+        let mut src = source("CREATE FUNCTION public.tags(h extensions.hstore) RETURNS text[] LANGUAGE sql AS $$ select akeys(h) $$;\nCREATE TABLE public.t (id int, attrs extensions.hstore);", "");
         src.extensions = vec![
             Extension {
                 name: "pgcrypto".into(),
@@ -1230,7 +1245,10 @@ mod tests {
             Extension {
                 name: "hstore".into(),
                 schema: "extensions".into(),
-                dependents: vec!["function public.tags".into()],
+                dependents: vec![
+                    "function public.tags".into(),
+                    "column public.t.attrs".into(),
+                ],
             },
             Extension {
                 name: "plpgsql".into(),
@@ -1249,7 +1267,7 @@ mod tests {
         assert!(e.is_bad_input());
         assert!(
             e.to_string()
-                .contains("hstore (used by function public.tags)"),
+                .contains("hstore (used by function public.tags, column public.t.attrs)"),
             "{e}"
         );
         assert!(e.hint().unwrap().contains("--allow-drop-extension hstore"));
@@ -1261,6 +1279,10 @@ mod tests {
             c.pre_data,
             vec!["CREATE TABLE public.t (id int);".to_string()]
         );
+        assert!(c
+            .report
+            .iter()
+            .any(|r| r.action == Action::Dropped && r.object == "column public.t.attrs"));
         assert!(c
             .report
             .iter()

@@ -10,7 +10,10 @@ with members as (
     select distinct m.extname, d.classid, d.objid, d.objsubid
     from pg_depend d
     join members m on d.refclassid = m.classid and d.refobjid = m.objid
-    where d.deptype in ('n', 'a')
+    where d.deptype = 'n'
+      and d.classid in ('pg_proc'::regclass, 'pg_class'::regclass, 'pg_type'::regclass,
+                        'pg_rewrite'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass,
+                        'pg_trigger'::regclass, 'pg_policy'::regclass)
       and not exists (
           select 1 from pg_depend x
           where x.classid = d.classid and x.objid = d.objid and x.deptype = 'e')

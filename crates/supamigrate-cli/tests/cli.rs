@@ -311,3 +311,60 @@ fn write_file(dir: &Path, name: &str, content: &str) -> PathBuf {
     std::fs::write(&p, content).unwrap();
     p
 }
+
+#[tokio::test]
+async fn schema_apply_refuses_an_unsupported_extension_with_exit_2() {
+    use supamigrate::connect::connect;
+    let sb = supamigrate::sandbox::Sandbox::ephemeral(0)
+        .await
+        .expect("sandbox starts");
+    connect(&sb.source_superuser("postgres"))
+        .await
+        .unwrap()
+        .batch_execute("create extension hstore with schema extensions")
+        .await
+        .unwrap();
+    let rdsadmin = connect(&sb.target_superuser("postgres")).await.unwrap();
+    rdsadmin
+        .batch_execute("alter database postgres set rds.extensions = 'pgcrypto,uuid-ossp,pg_trgm'")
+        .await
+        .unwrap();
+    let env = [
+        ("SUPABASE_DB_URL", sb.source_url().to_url_with_password()),
+        ("RDS_URL", sb.target_url().to_url_with_password()),
+    ];
+    for args in [&["schema", "apply"][..], &["provision"][..]] {
+        let out = tokio::task::spawn_blocking({
+            let env = env.clone();
+            move || {
+                bin()
+                    .args(args)
+                    .envs(env)
+                    .current_dir(std::env::temp_dir())
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("extensions the target does not offer: hstore"),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint: ") && err.contains("--allow-drop-extension hstore"),
+            "{err}"
+        );
+    }
+    let n: i64 = rdsadmin
+        .query_one(
+            "select count(*) from pg_database where datname = 'tms_production'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "nothing was created on the target");
+}

@@ -177,6 +177,28 @@ pub async fn storage_policies(client: &Client) -> Result<Vec<String>> {
     .await
 }
 
+/// Storage buckets: (id, name, public, file_size_limit, allowed_mime_types).
+pub async fn storage_buckets(
+    client: &Client,
+) -> Result<Vec<(String, String, bool, Option<i64>, Vec<String>)>> {
+    let exists: bool = client
+        .query_one("select to_regclass('storage.buckets') is not null", &[])
+        .await
+        .map_err(|e| Error::postgres("looking for storage.buckets", e))?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(include_str!("sql/storage_buckets.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("reading storage buckets", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect())
+}
+
 /// The server's major version (e.g. 15).
 pub async fn server_major(client: &Client) -> Result<u32> {
     let v: String = client

@@ -339,6 +339,28 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
             "Supabase platform (PostgREST schema reload, extension grants)",
         );
     }
+    for b in &src.storage_buckets {
+        let mut settings = Vec::new();
+        if b.public {
+            settings.push("public".to_string());
+        }
+        if let Some(l) = b.file_size_limit {
+            settings.push(format!("file_size_limit {l}"));
+        }
+        if !b.allowed_mime_types.is_empty() {
+            settings.push(format!(
+                "allowed_mime_types {}",
+                b.allowed_mime_types.join(",")
+            ));
+        }
+        if !settings.is_empty() {
+            out.note(
+                Action::Dropped,
+                format!("bucket {} settings: {}", b.id, settings.join(", ")),
+                "no S3 equivalent: use bucket policies, Block Public Access or presigned URLs (the objects move in the storage step)",
+            );
+        }
+    }
     for p in &src.storage_policies {
         out.note(
             Action::Dropped,

@@ -30,6 +30,21 @@ pub struct Publication {
     pub tables: Vec<String>,
 }
 
+/// A Supabase Storage bucket's definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// `storage.buckets.id`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Readable without authentication.
+    pub public: bool,
+    /// Upload size limit in bytes.
+    pub file_size_limit: Option<i64>,
+    /// Accepted MIME types (empty: any).
+    pub allowed_mime_types: Vec<String>,
+}
+
 /// Everything the converter needs from the source. Serializable, so an export
 /// can be reviewed and converted later without the source.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -54,6 +69,9 @@ pub struct SchemaSource {
     pub event_triggers: Vec<String>,
     /// Policies on Storage tables.
     pub storage_policies: Vec<String>,
+    /// Storage buckets.
+    #[serde(default)]
+    pub storage_buckets: Vec<Bucket>,
 }
 
 /// Which schemas to export.
@@ -130,6 +148,19 @@ pub async fn export(source: &ConnInfo, opts: &ExportOptions) -> Result<SchemaSou
             .collect(),
         event_triggers: catalog::list_event_triggers(&client).await?,
         storage_policies: catalog::storage_policies(&client).await?,
+        storage_buckets: catalog::storage_buckets(&client)
+            .await?
+            .into_iter()
+            .map(
+                |(id, name, public, file_size_limit, allowed_mime_types)| Bucket {
+                    id,
+                    name,
+                    public,
+                    file_size_limit,
+                    allowed_mime_types,
+                },
+            )
+            .collect(),
     })
 }
 

@@ -77,6 +77,16 @@ enum Command {
         #[command(subcommand)]
         action: SchemaCommand,
     },
+    /// Copy every table, and auth.users into app_users, from one consistent
+    /// snapshot of the source, in parallel; then set sequences and build
+    /// indexes, constraints and triggers. Run after `provision` and
+    /// `schema apply --section pre-data`. Resumes where a killed run stopped.
+    Copy {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        #[command(flatten)]
+        copy: CopyArgs,
+    },
     /// Create the target database if missing, its extensions, the application
     /// role (APP_DB_USER; password from APP_DB_PASSWORD, or generated into an
     /// owner-only file whose path is printed) and its privileges. Idempotent.
@@ -87,6 +97,20 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = ".supamigrate")]
         secrets_dir: PathBuf,
     },
+}
+
+/// How to copy.
+#[derive(Debug, Clone, Args)]
+struct CopyArgs {
+    /// Concurrent workers [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Leave indexes, constraints and triggers to `schema apply --section post-data`.
+    #[arg(long)]
+    no_post_data: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How to read and convert the source schema.
@@ -286,6 +310,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = settings(&cli)?;
             run_schema(action, &settings).await
         }
+        Command::Copy {
+            ref convert,
+            ref copy,
+        } => {
+            let settings = settings(&cli)?;
+            run_copy(convert, copy, &settings).await
+        }
         Command::Provision {
             ref convert,
             ref secrets_dir,
@@ -483,6 +514,101 @@ async fn run_provision(
     }
     for w in &report.warnings {
         println!("warning: {w}");
+    }
+    Ok(())
+}
+
+async fn run_copy(
+    convert: &ConvertArgs,
+    args: &CopyArgs,
+    settings: &config::Settings,
+) -> anyhow::Result<()> {
+    let target = settings.target()?;
+    let source = settings.source()?;
+    let (src, conv) = schema::export_and_convert(
+        source,
+        Some(target),
+        &convert.export_options(),
+        convert.convert_options()?,
+    )
+    .await?;
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let summary = supamigrate::copy::copy(
+        source,
+        target,
+        &supamigrate::copy::CopyOptions {
+            schemas: src.schemas.clone(),
+            jobs,
+            plan: supamigrate::copy::PlanOptions::default(),
+            users: src.auth_users_columns.is_some(),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        },
+    )
+    .await
+    .with_context(|| format!("copying to {target} (re-run to resume)"))?;
+    let post = if args.no_post_data {
+        None
+    } else {
+        Some(
+            supamigrate::copy::post_data::build(target, &conv.post_data, jobs)
+                .await
+                .with_context(|| {
+                    format!("building indexes and constraints on {target} (re-run to resume)")
+                })?,
+        )
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json(
+                &serde_json::json!({ "copy": summary, "post_data": post.map(|p| format!("{p:?}")) })
+            )?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<44} {:>12} {:>10} {:>8} {:>8}",
+        "TABLE", "ROWS", "MB", "SECONDS", "MB/S"
+    );
+    let (mut rows, mut bytes) = (0i64, 0i64);
+    for t in &summary.tables {
+        rows += t.rows;
+        bytes += t.bytes;
+        println!(
+            "{:<44} {:>12} {:>10.1} {:>8.2} {:>8.1}",
+            t.table,
+            t.rows,
+            t.bytes as f64 / 1e6,
+            t.seconds,
+            t.bytes as f64 / 1e6 / t.seconds.max(1e-3)
+        );
+    }
+    println!(
+        "{:<44} {:>12} {:>10.1} {:>8.2} {:>8.1}",
+        "TOTAL (this run's wall time)",
+        rows,
+        bytes as f64 / 1e6,
+        summary.seconds,
+        bytes as f64 / 1e6 / summary.seconds.max(1e-3)
+    );
+    println!(
+        "tasks: {} now, {} done by an earlier run; sequences set: {}",
+        summary.tasks_now, summary.tasks_earlier, summary.sequences
+    );
+    if !summary.password_hashes.is_empty() {
+        println!("password hashes in auth.users:");
+        for (format, n) in &summary.password_hashes {
+            println!("  {format}: {n}");
+        }
+    }
+    match post {
+        Some(schema::apply::Applied::Now(n)) => println!("post-data: built {n} statements"),
+        Some(schema::apply::Applied::Earlier) => println!("post-data: already built"),
+        None => println!("post-data: skipped (--no-post-data)"),
     }
     Ok(())
 }

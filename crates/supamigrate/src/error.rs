@@ -141,8 +141,14 @@ impl std::error::Error for Error {
 
 fn classify_postgres(err: &tokio_postgres::Error) -> (ErrorKind, Option<String>) {
     let Some(code) = err.code() else {
-        // No SQLSTATE: the connection itself failed or closed.
-        return (ErrorKind::Connection, None);
+        // No SQLSTATE: the connection failed or closed (retryable), or the
+        // client refused the statement itself (a type mismatch: a bug, not retryable).
+        let io = std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>());
+        return if err.is_closed() || io {
+            (ErrorKind::Connection, None)
+        } else {
+            (ErrorKind::Database, None)
+        };
     };
     let code = code.code();
     let class = &code[..2];

@@ -7,7 +7,9 @@
 pub mod catalog;
 pub mod config;
 pub mod connect;
+pub mod copy;
 pub mod error;
+pub mod failpoint;
 pub mod fixture;
 pub mod provision;
 pub mod sandbox;

@@ -45,14 +45,14 @@ pub enum Applied {
     Earlier,
 }
 
-const MARKER: &str = "create schema if not exists supamigrate; \
+pub(crate) const MARKER: &str = "create schema if not exists supamigrate; \
     create table if not exists supamigrate.schema_sections ( \
         section text primary key, \
         sha256 text not null, \
         statements integer not null, \
         applied_at timestamptz not null default now())";
 
-fn digest(statements: &[String]) -> String {
+pub(crate) fn digest(statements: &[String]) -> String {
     let mut h = Sha256::new();
     for s in statements {
         h.update(s.as_bytes());
@@ -61,7 +61,7 @@ fn digest(statements: &[String]) -> String {
     hex::encode(h.finalize())
 }
 
-async fn recorded(client: &Client, section: Section) -> Result<Option<String>> {
+pub(crate) async fn recorded(client: &Client, section: Section) -> Result<Option<String>> {
     let exists: bool = client
         .query_one(
             "select to_regclass('supamigrate.schema_sections') is not null",

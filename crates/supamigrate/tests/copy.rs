@@ -214,3 +214,44 @@ async fn every_type_and_odd_table_survives() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn plain_postgres_source_skips_the_users_step() {
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    // A plain database (no auth, no storage) on the target server is the source.
+    let master = connect(&sb.target_url().with_dbname("postgres"))
+        .await
+        .unwrap();
+    master
+        .batch_execute("create database plain_src")
+        .await
+        .unwrap();
+    let source = sb.target_url().with_dbname("plain_src");
+    connect(&source)
+        .await
+        .unwrap()
+        .batch_execute(
+            "create table public.orders (id bigserial primary key, total numeric(10,2), placed timestamptz default now()); \
+             insert into public.orders (total) select g / 7.0 from generate_series(1, 5000) g;",
+        )
+        .await
+        .unwrap();
+    let target = sb.target_url().with_dbname("plain_dst");
+    let summary = migrate(&source, &target, 1024 * 1024).await;
+    assert!(summary.password_hashes.is_empty(), "no users step");
+    assert_eq!(summary.sequences, 1);
+    let (a, b) = (
+        connect(&source).await.unwrap(),
+        connect(&target).await.unwrap(),
+    );
+    assert_eq!(
+        digest(&a, "x.*", "public.orders").await,
+        digest(&b, "x.*", "public.orders").await
+    );
+    let next: i64 = b
+        .query_one("select nextval('public.orders_id_seq')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 5001, "the sequence continues where the source's was");
+}

@@ -325,7 +325,7 @@ async fn worker(
         };
         bar.set_message(task.id.clone());
         let started = Instant::now();
-        let (rows, bytes) = copy_task(&src, &tgt, snapshot, &task, overall).await?;
+        let (rows, bytes) = copy_task(&src, &tgt, snapshot, &task, overall, bar).await?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             task = %task.id,
@@ -344,6 +344,7 @@ async fn copy_task(
     snapshot: &str,
     task: &Task,
     overall: &indicatif::ProgressBar,
+    bar: &indicatif::ProgressBar,
 ) -> Result<(u64, u64)> {
     let started = Instant::now();
     src.batch_execute("begin isolation level repeatable read read only")
@@ -374,9 +375,22 @@ async fn copy_task(
             .map_err(|e| Error::postgres(format!("starting COPY from the source for {}", task.id), e))?;
         let mut stream = std::pin::pin!(stream);
         let mut bytes = 0u64;
+        // Text COPY sends one message per row.
+        let mut rows_seen = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Error::postgres(format!("reading {} from the source", task.id), e))?;
             bytes += chunk.len() as u64;
+            rows_seen += 1;
+            if rows_seen % 4096 == 0 {
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!(
+                    "{} {rows_seen} rows, {:.1} MB ({:.0} rows/s, {:.1} MB/s)",
+                    task.id,
+                    bytes as f64 / 1e6,
+                    rows_seen as f64 / secs,
+                    bytes as f64 / 1e6 / secs
+                ));
+            }
             overall.inc(chunk.len() as u64);
             sink.send(chunk)
                 .await

@@ -546,28 +546,13 @@ async fn run_copy(
             plan: supamigrate::copy::PlanOptions::default(),
             users: src.auth_users_columns.is_some(),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            post_data: (!args.no_post_data).then(|| conv.post_data.clone()),
         },
     )
     .await
     .with_context(|| format!("copying to {target} (re-run to resume)"))?;
-    let post = if args.no_post_data {
-        None
-    } else {
-        Some(
-            supamigrate::copy::post_data::build(target, &conv.post_data, jobs)
-                .await
-                .with_context(|| {
-                    format!("building indexes and constraints on {target} (re-run to resume)")
-                })?,
-        )
-    };
     if args.json {
-        println!(
-            "{}",
-            serde_json(
-                &serde_json::json!({ "copy": summary, "post_data": post.map(|p| format!("{p:?}")) })
-            )?
-        );
+        println!("{}", serde_json(&summary)?);
         return Ok(());
     }
     println!(
@@ -605,9 +590,9 @@ async fn run_copy(
             println!("  {format}: {n}");
         }
     }
-    match post {
-        Some(schema::apply::Applied::Now(n)) => println!("post-data: built {n} statements"),
-        Some(schema::apply::Applied::Earlier) => println!("post-data: already built"),
+    match summary.post_data_built {
+        Some(0) => println!("post-data: already built"),
+        Some(n) => println!("post-data: built {n} statements (indexes overlapping the copy)"),
         None => println!("post-data: skipped (--no-post-data)"),
     }
     Ok(())

@@ -55,7 +55,7 @@ async fn killed_copy_resumes_to_an_exact_copy() {
 
     // Each failpoint kills one run; the next run resumes and meets the next one.
     for fp in [
-        "copy-chunk@500",             // mid-table: rows sent, not committed
+        "copy-chunk@5",               // mid-table: rows sent, not committed
         "copy-before-commit@3",       // a task fully sent, commit not done
         "copy-task-done@4",           // between tables: some committed
         "post-data-statement@25",     // during index and constraint creation

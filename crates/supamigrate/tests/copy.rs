@@ -80,13 +80,21 @@ async fn migrate(source: &ConnInfo, target: &ConnInfo, split_bytes: i64) -> copy
             },
             users: src.auth_users_columns.is_some(),
             progress: false,
+            post_data: Some(conv.post_data.clone()),
         },
     )
     .await
     .unwrap();
-    copy::post_data::build(target, &conv.post_data, 3)
-        .await
-        .unwrap();
+    assert!(
+        summary.post_data_built.unwrap() > 0,
+        "post-data built with the copy"
+    );
+    assert_eq!(
+        copy::post_data::build(target, &conv.post_data, 3)
+            .await
+            .unwrap(),
+        supamigrate::schema::apply::Applied::Earlier
+    );
     summary
 }
 

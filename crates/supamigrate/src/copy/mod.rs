@@ -16,7 +16,7 @@
 pub mod plan;
 pub mod post_data;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,6 +43,10 @@ pub struct CopyOptions {
     pub users: bool,
     /// Show progress bars (on a terminal).
     pub progress: bool,
+    /// Post-data to build: each table's keys and indexes as soon as its data
+    /// is in (overlapping the copy), then foreign keys and the rest. `None`
+    /// leaves post-data to `schema apply --section post-data`.
+    pub post_data: Option<Vec<String>>,
 }
 
 /// One table's totals.
@@ -71,7 +75,9 @@ pub struct CopySummary {
     pub sequences: usize,
     /// Password hash formats in auth.users: (format, users).
     pub password_hashes: Vec<(String, i64)>,
-    /// Wall-clock seconds of this run's data copy.
+    /// Post-data statements built by this run (`None`: not asked for).
+    pub post_data_built: Option<usize>,
+    /// Wall-clock seconds of this run.
     pub seconds: f64,
 }
 
@@ -211,10 +217,52 @@ pub async fn copy(source: &ConnInfo, target: &ConnInfo, opts: &CopyOptions) -> R
         .map(|(t, _)| t.clone())
         .collect();
     summary.tasks_now = todo.len();
-    if !todo.is_empty() {
-        let total: i64 = todo.iter().map(|t| t.est_bytes.max(1)).sum();
-        run_workers(source, target, &snapshot, todo, opts, total).await?;
+
+    // Index builds overlap the copy: a table's keys start once its last task commits.
+    let pending = match &opts.post_data {
+        Some(stmts) => post_data::prepare(target, stmts).await?,
+        None => None,
+    };
+    summary.post_data_built = opts
+        .post_data
+        .as_ref()
+        .map(|_| pending.as_ref().map_or(0, |p| p.remaining()));
+    let pending = pending.map(|p| Arc::new(Mutex::new(p)));
+    let mut remaining: HashMap<String, usize> = HashMap::new();
+    for (t, done) in &all {
+        let n = remaining.entry(t.target.to_string()).or_insert(0);
+        if !done {
+            *n += 1;
+        }
     }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for (table, n) in &remaining {
+        if *n == 0 {
+            let _ = tx.send(table.clone());
+        }
+    }
+    let builder = pending
+        .clone()
+        .map(|p| tokio::spawn(index_builder(target.clone(), p, rx, opts.jobs)));
+    let signal = TableDone {
+        remaining: Arc::new(Mutex::new(remaining)),
+        tx,
+    };
+    let copied = if todo.is_empty() {
+        drop(signal);
+        Ok(())
+    } else {
+        let total: i64 = todo.iter().map(|t| t.est_bytes.max(1)).sum();
+        run_workers(source, target, &snapshot, todo, opts, total, signal).await
+    };
+    let built = match builder {
+        Some(b) => b
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("index builder crashed: {e}")))?,
+        None => Ok(()),
+    };
+    copied?;
+    built?;
 
     summary.sequences = copy_sequences(&coordinator, &tgt, &opts.schemas).await?;
     if opts.users {
@@ -242,8 +290,77 @@ pub async fn copy(source: &ConnInfo, target: &ConnInfo, opts: &CopyOptions) -> R
             seconds: r.get::<_, Option<f64>>(3).unwrap_or(0.0),
         })
         .collect();
+    if let Some(p) = pending {
+        let p = Arc::try_unwrap(p)
+            .map_err(|_| Error::new(ErrorKind::Io, "post-data still in use"))?
+            .into_inner();
+        p.finish(target, opts.jobs).await?;
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Tells the index builder when a table's last task has committed.
+struct TableDone {
+    remaining: Arc<Mutex<HashMap<String, usize>>>,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl TableDone {
+    async fn task_done(&self, table: &TableName) {
+        let key = table.to_string();
+        let mut rem = self.remaining.lock().await;
+        if let Some(n) = rem.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                let _ = self.tx.send(key);
+            }
+        }
+    }
+}
+
+/// Builds each table's keys and indexes as tables complete, `jobs` at a time.
+async fn index_builder(
+    target: ConnInfo,
+    pending: Arc<Mutex<post_data::Pending>>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    jobs: usize,
+) -> Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    while let Some(table) = rx.recv().await {
+        let (stmts, prelude) = {
+            let mut p = pending.lock().await;
+            (p.take_keys_for(&table), p.prelude().to_vec())
+        };
+        for st in stmts {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::new(ErrorKind::Io, format!("index builder: {e}")))?;
+            let (target, prelude) = (target.clone(), prelude.clone());
+            set.spawn(async move {
+                let _permit = permit;
+                post_data::run_statements(&target, &prelude, VecDeque::from([st]), 1).await
+            });
+        }
+    }
+    while let Some(j) = set.join_next().await {
+        j.map_err(|e| Error::new(ErrorKind::Io, format!("index build crashed: {e}")))??;
+    }
+    Ok(())
+}
+
+/// What every copy worker shares.
+struct Shared {
+    source: ConnInfo,
+    target: ConnInfo,
+    snapshot: String,
+    queue: Mutex<VecDeque<Task>>,
+    failed: std::sync::atomic::AtomicBool,
+    overall: indicatif::ProgressBar,
+    signal: TableDone,
 }
 
 async fn run_workers(
@@ -253,10 +370,9 @@ async fn run_workers(
     todo: VecDeque<Task>,
     opts: &CopyOptions,
     total_bytes: i64,
+    signal: TableDone,
 ) -> Result<()> {
     let jobs = opts.jobs.clamp(1, todo.len().max(1));
-    let queue = Arc::new(Mutex::new(todo));
-    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let multi = indicatif::MultiProgress::new();
     if !opts.progress {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -268,10 +384,18 @@ async fn run_workers(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let shared = Arc::new(Shared {
+        source: source.clone(),
+        target: target.clone(),
+        snapshot: snapshot.to_string(),
+        queue: Mutex::new(todo),
+        failed: std::sync::atomic::AtomicBool::new(false),
+        overall: overall.clone(),
+        signal,
+    });
     let mut set = tokio::task::JoinSet::new();
     for w in 0..jobs {
-        let (source, target, snapshot) = (source.clone(), target.clone(), snapshot.to_string());
-        let (queue, failed, overall) = (queue.clone(), failed.clone(), overall.clone());
+        let shared = shared.clone();
         let bar = multi.add(indicatif::ProgressBar::new_spinner());
         bar.set_style(
             indicatif::ProgressStyle::with_template("  worker {prefix}: {msg}")
@@ -279,10 +403,12 @@ async fn run_workers(
         );
         bar.set_prefix(w.to_string());
         set.spawn(async move {
-            let result = worker(&source, &target, &snapshot, &queue, &failed, &overall, &bar).await;
+            let result = worker(&shared, &bar).await;
             bar.finish_and_clear();
             if result.is_err() {
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                shared
+                    .failed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
             result
         });
@@ -302,31 +428,25 @@ async fn run_workers(
     }
 }
 
-async fn worker(
-    source: &ConnInfo,
-    target: &ConnInfo,
-    snapshot: &str,
-    queue: &Mutex<VecDeque<Task>>,
-    failed: &std::sync::atomic::AtomicBool,
-    overall: &indicatif::ProgressBar,
-    bar: &indicatif::ProgressBar,
-) -> Result<()> {
-    let src = connect(source).await?;
-    let tgt = connect(target).await?;
+async fn worker(shared: &Shared, bar: &indicatif::ProgressBar) -> Result<()> {
+    let src = connect(&shared.source).await?;
+    let tgt = connect(&shared.target).await?;
     tgt.batch_execute("set synchronous_commit = off")
         .await
         .map_err(|e| Error::postgres("tuning the target session", e))?;
     loop {
-        if failed.load(std::sync::atomic::Ordering::SeqCst) {
+        if shared.failed.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(task) = queue.lock().await.pop_front() else {
+        let Some(task) = shared.queue.lock().await.pop_front() else {
             return Ok(());
         };
         bar.set_message(task.id.clone());
         let started = Instant::now();
-        let (rows, bytes) = copy_task(&src, &tgt, snapshot, &task, overall, bar).await?;
+        let (rows, bytes) =
+            copy_task(&src, &tgt, &shared.snapshot, &task, &shared.overall, bar).await?;
         let secs = started.elapsed().as_secs_f64();
+        shared.signal.task_done(&task.target).await;
         tracing::info!(
             task = %task.id,
             rows,
@@ -375,27 +495,41 @@ async fn copy_task(
             .map_err(|e| Error::postgres(format!("starting COPY from the source for {}", task.id), e))?;
         let mut stream = std::pin::pin!(stream);
         let mut bytes = 0u64;
-        // Text COPY sends one message per row.
+        // Text COPY sends one message per row: batch them into large messages,
+        // which costs both ends far less per byte. Memory stays bounded by BATCH.
+        const BATCH: usize = 256 * 1024;
+        let mut batch = bytes::BytesMut::with_capacity(BATCH + 64 * 1024);
         let mut rows_seen = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::postgres(format!("reading {} from the source", task.id), e))?;
-            bytes += chunk.len() as u64;
-            rows_seen += 1;
-            if rows_seen % 4096 == 0 {
-                let secs = started.elapsed().as_secs_f64().max(1e-3);
-                bar.set_message(format!(
-                    "{} {rows_seen} rows, {:.1} MB ({:.0} rows/s, {:.1} MB/s)",
-                    task.id,
-                    bytes as f64 / 1e6,
-                    rows_seen as f64 / secs,
-                    bytes as f64 / 1e6 / secs
-                ));
+        loop {
+            let next = stream.next().await;
+            let done = next.is_none();
+            if let Some(chunk) = next {
+                let chunk = chunk.map_err(|e| Error::postgres(format!("reading {} from the source", task.id), e))?;
+                bytes += chunk.len() as u64;
+                rows_seen += 1;
+                batch.extend_from_slice(&chunk);
+                if rows_seen % 4096 == 0 {
+                    let secs = started.elapsed().as_secs_f64().max(1e-3);
+                    bar.set_message(format!(
+                        "{} {rows_seen} rows, {:.1} MB ({:.0} rows/s, {:.1} MB/s)",
+                        task.id,
+                        bytes as f64 / 1e6,
+                        rows_seen as f64 / secs,
+                        bytes as f64 / 1e6 / secs
+                    ));
+                }
             }
-            overall.inc(chunk.len() as u64);
-            sink.send(chunk)
-                .await
-                .map_err(|e| Error::postgres(format!("writing {} to the target", task.target), e))?;
-            crate::failpoint::hit("copy-chunk");
+            if batch.len() >= BATCH || (done && !batch.is_empty()) {
+                let len = batch.len() as u64;
+                sink.send(batch.split().freeze())
+                    .await
+                    .map_err(|e| Error::postgres(format!("writing {} to the target", task.target), e))?;
+                overall.inc(len);
+                crate::failpoint::hit("copy-chunk");
+            }
+            if done {
+                break;
+            }
         }
         let rows = sink
             .as_mut()

@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::apply::{digest, recorded, Applied, Section, MARKER};
-use crate::schema::sql::{excerpt, Statement};
+use crate::schema::sql::{excerpt, rangevar_name, Statement};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -34,11 +34,14 @@ enum Phase {
     Rest,
 }
 
-fn phase(sql: &str) -> Result<Phase> {
+/// The phase of a statement, and for keys and indexes the table they are on.
+fn phase(sql: &str) -> Result<(Phase, Option<String>)> {
     let st = Statement::parse(sql.trim_end_matches(';'))?;
     Ok(match st.node() {
-        Some(NodeEnum::VariableSetStmt(_)) | Some(NodeEnum::SelectStmt(_)) => Phase::Prelude,
-        Some(NodeEnum::IndexStmt(_)) => Phase::Keys,
+        Some(NodeEnum::VariableSetStmt(_)) | Some(NodeEnum::SelectStmt(_)) => {
+            (Phase::Prelude, None)
+        }
+        Some(NodeEnum::IndexStmt(i)) => (Phase::Keys, i.relation.as_ref().map(rangevar_name)),
         Some(NodeEnum::AlterTableStmt(a)) => {
             let mut p = Phase::Rest;
             for c in &a.cmds {
@@ -56,9 +59,9 @@ fn phase(sql: &str) -> Result<Phase> {
                     }
                 }
             }
-            p
+            (p, a.relation.as_ref().map(rangevar_name))
         }
-        _ => Phase::Rest,
+        _ => (Phase::Rest, None),
     })
 }
 
@@ -66,14 +69,26 @@ fn sha(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 
-/// Builds `statements` (a conversion's post-data) on `target` with `jobs`
-/// connections. Returns [`Applied::Earlier`] when the section was recorded before.
-pub async fn build(target: &ConnInfo, statements: &[String], jobs: usize) -> Result<Applied> {
+/// Post-data not built yet, by phase.
+#[derive(Debug)]
+pub struct Pending {
+    total_sha: String,
+    total: usize,
+    prelude: Vec<String>,
+    /// (table, statement) of keys and indexes.
+    keys: Vec<(String, String)>,
+    foreign_keys: Vec<String>,
+    rest: Vec<String>,
+}
+
+/// Classifies `statements` and leaves out those built by an earlier run.
+/// `None` when the whole section was recorded before.
+pub async fn prepare(target: &ConnInfo, statements: &[String]) -> Result<Option<Pending>> {
     let client = connect(target).await?;
     let total_sha = digest(statements);
     if let Some(done) = recorded(&client, Section::PostData).await? {
         if done == total_sha {
-            return Ok(Applied::Earlier);
+            return Ok(None);
         }
         return Err(Error::invalid_input(
             "the target already has a different post-data applied; nothing was changed",
@@ -93,38 +108,83 @@ pub async fn build(target: &ConnInfo, statements: &[String], jobs: usize) -> Res
         .iter()
         .map(|r| r.get(0))
         .collect();
-
-    let mut prelude = Vec::new();
-    let mut phases: [Vec<String>; 3] = Default::default();
+    let mut p = Pending {
+        total_sha,
+        total: statements.len(),
+        prelude: Vec::new(),
+        keys: Vec::new(),
+        foreign_keys: Vec::new(),
+        rest: Vec::new(),
+    };
     for s in statements {
-        match phase(s)? {
-            Phase::Prelude => prelude.push(s.clone()),
-            Phase::Keys => phases[0].push(s.clone()),
-            Phase::ForeignKeys => phases[1].push(s.clone()),
-            Phase::Rest => phases[2].push(s.clone()),
+        let (ph, table) = phase(s)?;
+        if ph != Phase::Prelude && done.contains(&sha(s)) {
+            continue;
+        }
+        match ph {
+            Phase::Prelude => p.prelude.push(s.clone()),
+            Phase::Keys => p.keys.push((table.unwrap_or_default(), s.clone())),
+            Phase::ForeignKeys => p.foreign_keys.push(s.clone()),
+            Phase::Rest => p.rest.push(s.clone()),
         }
     }
-    let mut now = 0;
-    for (i, list) in phases.into_iter().enumerate() {
-        let todo: VecDeque<String> = list
-            .into_iter()
-            .filter(|s| !done.contains(&sha(s)))
-            .collect();
-        now += todo.len();
-        let parallel = if i < 2 { jobs.max(1) } else { 1 };
-        run_phase(target, &prelude, todo, parallel).await?;
-    }
-    client
-        .execute(
-            "insert into supamigrate.schema_sections (section, sha256, statements) values ('post-data', $1, $2)",
-            &[&total_sha, &(statements.len() as i32)],
-        )
-        .await
-        .map_err(|e| Error::postgres("recording post-data", e))?;
-    Ok(Applied::Now(now))
+    Ok(Some(p))
 }
 
-async fn run_phase(
+impl Pending {
+    /// Statements left to build.
+    pub fn remaining(&self) -> usize {
+        self.keys.len() + self.foreign_keys.len() + self.rest.len()
+    }
+
+    /// The session settings every connection runs first.
+    pub fn prelude(&self) -> &[String] {
+        &self.prelude
+    }
+
+    /// Takes the keys and indexes of `table` (`schema.name`) to build now.
+    pub fn take_keys_for(&mut self, table: &str) -> Vec<String> {
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.keys)
+            .into_iter()
+            .partition(|(t, _)| t == table);
+        self.keys = others;
+        mine.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Builds what is left (keys, then foreign keys in parallel, then the rest
+    /// in order) and records the section.
+    pub async fn finish(self, target: &ConnInfo, jobs: usize) -> Result<()> {
+        let keys: VecDeque<String> = self.keys.into_iter().map(|(_, s)| s).collect();
+        run_statements(target, &self.prelude, keys, jobs.max(1)).await?;
+        run_statements(target, &self.prelude, self.foreign_keys.into(), jobs.max(1)).await?;
+        run_statements(target, &self.prelude, self.rest.into(), 1).await?;
+        connect(target)
+            .await?
+            .execute(
+                "insert into supamigrate.schema_sections (section, sha256, statements) values ('post-data', $1, $2)",
+                &[&self.total_sha, &(self.total as i32)],
+            )
+            .await
+            .map_err(|e| Error::postgres("recording post-data", e))?;
+        Ok(())
+    }
+}
+
+/// Builds `statements` (a conversion's post-data) on `target` with `jobs`
+/// connections. Returns [`Applied::Earlier`] when the section was recorded before.
+pub async fn build(target: &ConnInfo, statements: &[String], jobs: usize) -> Result<Applied> {
+    match prepare(target, statements).await? {
+        None => Ok(Applied::Earlier),
+        Some(p) => {
+            let n = p.remaining();
+            p.finish(target, jobs).await?;
+            Ok(Applied::Now(n))
+        }
+    }
+}
+
+/// Runs `todo` on `parallel` connections (each first running `prelude`).
+pub async fn run_statements(
     target: &ConnInfo,
     prelude: &[String],
     todo: VecDeque<String>,
@@ -208,6 +268,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_know_their_table() {
+        assert_eq!(
+            phase("CREATE INDEX i ON public.\"T t\" USING btree (k);")
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("public.T t")
+        );
+        assert_eq!(
+            phase("ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);")
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("public.t")
+        );
+    }
+
+    #[test]
     fn statements_are_phased() {
         let cases = [
             ("SELECT pg_catalog.set_config('search_path', '', false);", Phase::Prelude),
@@ -221,7 +299,7 @@ mod tests {
             ("CREATE POLICY p ON public.t USING (true);", Phase::Rest),
         ];
         for (sql, want) in cases {
-            assert_eq!(phase(sql).unwrap(), want, "{sql}");
+            assert_eq!(phase(sql).unwrap().0, want, "{sql}");
         }
     }
 }

@@ -217,6 +217,26 @@ async fn every_type_and_odd_table_survives() {
         let b: String = tgt.query_one(&q, &[]).await.unwrap().get(0);
         assert_eq!(a, b, "{seq}");
     }
+    // Binary COPY where every column's binary form is server-independent, text
+    // where a composite or an array of enums would carry server-specific OIDs.
+    let formats: Vec<(String, bool)> = tgt
+        .query(
+            "select id, binary_format from supamigrate.copy_tasks order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        formats.contains(&("public.Every Type ✓".to_string(), false)),
+        "{formats:?}"
+    );
+    assert!(
+        formats.contains(&("public.no_key".to_string(), true)),
+        "{formats:?}"
+    );
     // The identity column keeps generating after the copy.
     tgt.batch_execute("insert into public.\"Every Type ✓\" (\"select\") values ('new')")
         .await

@@ -89,6 +89,7 @@ const STATE_SQL: &str = "create schema if not exists supamigrate; \
         columns text[] not null, \
         source_sql text not null, \
         est_bytes bigint not null, \
+        binary_format boolean not null default false, \
         rows bigint, \
         bytes bigint, \
         seconds double precision, \
@@ -111,6 +112,7 @@ pub async fn source_tables(client: &Client, schemas: &[String]) -> Result<Vec<Ta
             .await
             .map_err(|e| Error::postgres(format!("listing columns of {name}"), e))?;
         out.push(TableInfo {
+            binary_safe: cols.iter().all(|c| c.get::<_, bool>(1)),
             columns: cols.iter().map(|c| c.get(0)).collect(),
             kind: r.get(2),
             pages: r.get(3),
@@ -129,7 +131,7 @@ async fn load_or_plan(
 ) -> Result<Vec<(Task, bool)>> {
     let rows = target
         .query(
-            "select id, target_schema, target_table, columns, source_sql, est_bytes, done_at is not null \
+            "select id, target_schema, target_table, columns, source_sql, est_bytes, done_at is not null, binary_format \
              from supamigrate.copy_tasks order by est_bytes desc, id",
             &[],
         )
@@ -146,6 +148,7 @@ async fn load_or_plan(
                         columns: r.get(3),
                         source_sql: r.get(4),
                         est_bytes: r.get(5),
+                        binary: r.get(7),
                     },
                     r.get(6),
                 )
@@ -153,16 +156,24 @@ async fn load_or_plan(
             .collect());
     }
     let tables = source_tables(source, &opts.schemas).await?;
-    let tasks = plan::plan(&tables, opts.users, opts.plan);
+    let mut tasks = plan::plan(&tables, opts.users, opts.plan);
+    // Binary COPY is only certain to read back the same within one major version.
+    let same_major =
+        crate::catalog::server_major(source).await? == crate::catalog::server_major(target).await?;
+    if !same_major {
+        for t in &mut tasks {
+            t.binary = false;
+        }
+    }
     let tx = target
         .transaction()
         .await
         .map_err(|e| Error::postgres("storing the copy plan", e))?;
     for t in &tasks {
         tx.execute(
-            "insert into supamigrate.copy_tasks (id, target_schema, target_table, columns, source_sql, est_bytes) \
-             values ($1, $2, $3, $4, $5, $6)",
-            &[&t.id, &t.target.schema, &t.target.name, &t.columns, &t.source_sql, &t.est_bytes],
+            "insert into supamigrate.copy_tasks (id, target_schema, target_table, columns, source_sql, est_bytes, binary_format) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+            &[&t.id, &t.target.schema, &t.target.name, &t.columns, &t.source_sql, &t.est_bytes, &t.binary],
         )
         .await
         .map_err(|e| Error::postgres("storing the copy plan", e))?;
@@ -484,13 +495,14 @@ async fn copy_task(
         .map_err(|e| Error::postgres("starting a target transaction", e))?;
     let result = async {
         let cols = task.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        let format = if task.binary { " (format binary)" } else { "" };
         let sink = tgt
-            .copy_in::<_, bytes::Bytes>(&format!("copy {} ({cols}) from stdin", task.target.quoted()))
+            .copy_in::<_, bytes::Bytes>(&format!("copy {} ({cols}) from stdin{format}", task.target.quoted()))
             .await
             .map_err(|e| Error::postgres(format!("starting COPY into {}", task.target), e))?;
         let mut sink = std::pin::pin!(sink);
         let stream = src
-            .copy_out(&format!("copy ({}) to stdout", task.source_sql))
+            .copy_out(&format!("copy ({}) to stdout{format}", task.source_sql))
             .await
             .map_err(|e| Error::postgres(format!("starting COPY from the source for {}", task.id), e))?;
         let mut stream = std::pin::pin!(stream);

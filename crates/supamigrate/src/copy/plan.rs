@@ -23,6 +23,8 @@ pub struct TableInfo {
     pub bytes: i64,
     /// Columns to copy (generated ones left out).
     pub columns: Vec<String>,
+    /// Every column's binary COPY form is server-independent.
+    pub binary_safe: bool,
 }
 
 /// One unit of copying.
@@ -38,6 +40,8 @@ pub struct Task {
     pub source_sql: String,
     /// Estimated bytes, for ordering and progress.
     pub est_bytes: i64,
+    /// COPY in binary (cheaper for both servers) rather than text.
+    pub binary: bool,
 }
 
 /// How to plan.
@@ -84,6 +88,7 @@ pub fn plan(tables: &[TableInfo], users: bool, opts: PlanOptions) -> Vec<Task> {
                 columns: t.columns.clone(),
                 source_sql: format!("select {cols} from {from}"),
                 est_bytes: t.bytes,
+                binary: t.binary_safe,
             });
             continue;
         }
@@ -105,6 +110,7 @@ pub fn plan(tables: &[TableInfo], users: bool, opts: PlanOptions) -> Vec<Task> {
                 columns: t.columns.clone(),
                 source_sql: format!("select {cols} from {from} where {range}"),
                 est_bytes: t.bytes / parts,
+                binary: t.binary_safe,
             });
         }
     }
@@ -117,6 +123,9 @@ pub fn plan(tables: &[TableInfo], users: bool, opts: PlanOptions) -> Vec<Task> {
             columns: dst.iter().map(|c| c.to_string()).collect(),
             source_sql: format!("select {} from auth.users", src.join(", ")),
             est_bytes: 0,
+            // auth.users holds varchar(255) where app_users has text: the
+            // binary forms agree, but text is the safe choice for a mapping.
+            binary: false,
         });
     }
     tasks.sort_by(|a, b| b.est_bytes.cmp(&a.est_bytes).then(a.id.cmp(&b.id)));
@@ -134,6 +143,7 @@ mod tests {
             pages,
             bytes,
             columns: vec!["id".into(), "Note".into()],
+            binary_safe: true,
         }
     }
 

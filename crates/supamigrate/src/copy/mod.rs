@@ -254,7 +254,7 @@ pub async fn copy(source: &ConnInfo, target: &ConnInfo, opts: &CopyOptions) -> R
     }
     let builder = pending
         .clone()
-        .map(|p| tokio::spawn(index_builder(target.clone(), p, rx, opts.jobs)));
+        .map(|p| tokio::spawn(index_builder(target.clone(), p, rx, (opts.jobs / 2).max(1))));
     let signal = TableDone {
         remaining: Arc::new(Mutex::new(remaining)),
         tx,
@@ -330,7 +330,8 @@ impl TableDone {
     }
 }
 
-/// Builds each table's keys and indexes as tables complete, `jobs` at a time.
+/// Builds each table's keys and indexes as tables complete, `jobs` at a time
+/// (the caller passes half the copy's jobs: the copy workers keep the rest).
 async fn index_builder(
     target: ConnInfo,
     pending: Arc<Mutex<post_data::Pending>>,

@@ -464,15 +464,11 @@ async fn run_provision(
     let report = provision::provision(
         target,
         &ProvisionOptions {
-            app_role: convert.app_role.clone(),
             app_password: std::env::var("APP_DB_PASSWORD")
                 .ok()
                 .filter(|p| !p.is_empty())
                 .map(Password::new),
-            secrets_dir: secrets_dir.to_path_buf(),
-            extensions: conv.extensions.clone(),
-            schemas: src.schemas.clone(),
-            shim_roles: conv.shim,
+            ..ProvisionOptions::for_conversion(&convert.app_role, secrets_dir, &src, &conv)
         },
     )
     .await

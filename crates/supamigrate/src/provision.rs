@@ -29,6 +29,26 @@ pub struct ProvisionOptions {
     pub shim_roles: bool,
 }
 
+impl ProvisionOptions {
+    /// What a converted schema needs: its extensions, its schemas, and the
+    /// shim roles when it keeps RLS. The password is generated unless set after.
+    pub fn for_conversion(
+        app_role: &str,
+        secrets_dir: &std::path::Path,
+        src: &crate::schema::SchemaSource,
+        conv: &crate::schema::Conversion,
+    ) -> ProvisionOptions {
+        ProvisionOptions {
+            app_role: app_role.to_string(),
+            app_password: None,
+            secrets_dir: secrets_dir.to_path_buf(),
+            extensions: conv.extensions.clone(),
+            schemas: src.schemas.clone(),
+            shim_roles: conv.shim,
+        }
+    }
+}
+
 /// What provisioning did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProvisionReport {

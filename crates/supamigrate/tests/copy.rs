@@ -56,14 +56,7 @@ async fn migrate(source: &ConnInfo, target: &ConnInfo, split_bytes: i64) -> copy
     let secrets = tempfile::tempdir().unwrap();
     provision(
         target,
-        &ProvisionOptions {
-            app_role: "tms_app".into(),
-            app_password: None,
-            secrets_dir: secrets.path().to_path_buf(),
-            extensions: conv.extensions.clone(),
-            schemas: src.schemas.clone(),
-            shim_roles: true,
-        },
+        &ProvisionOptions::for_conversion("tms_app", secrets.path(), &src, &conv),
     )
     .await
     .unwrap();

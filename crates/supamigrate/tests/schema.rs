@@ -47,14 +47,7 @@ async fn migrate_schema(sb: &Sandbox, policies: PolicyMode) -> supamigrate::Resu
     let secrets = tempfile::tempdir().unwrap();
     provision(
         &target,
-        &ProvisionOptions {
-            app_role: "tms_app".into(),
-            app_password: None,
-            secrets_dir: secrets.path().to_path_buf(),
-            extensions: conv.extensions.clone(),
-            schemas: src.schemas.clone(),
-            shim_roles: conv.shim,
-        },
+        &ProvisionOptions::for_conversion("tms_app", secrets.path(), &src, &conv),
     )
     .await?;
     assert_eq!(
@@ -241,14 +234,7 @@ async fn shim_keeps_row_level_security_working_and_reruns_are_safe() {
     .await
     .unwrap();
     let secrets = tempfile::tempdir().unwrap();
-    let popts = ProvisionOptions {
-        app_role: "tms_app".into(),
-        app_password: None,
-        secrets_dir: secrets.path().to_path_buf(),
-        extensions: conv.extensions.clone(),
-        schemas: src.schemas.clone(),
-        shim_roles: true,
-    };
+    let popts = ProvisionOptions::for_conversion("tms_app", secrets.path(), &src, &conv);
     let report = provision(&target, &popts).await.unwrap();
     let password_file = report
         .password_file
@@ -420,12 +406,8 @@ async fn unsupported_extension_fails_before_touching_the_target() {
     provision(
         &target,
         &ProvisionOptions {
-            app_role: "tms_app".into(),
             app_password: Some(supamigrate::connect::Password::new("app-pw")),
-            secrets_dir: secrets.path().to_path_buf(),
-            extensions: conv.extensions.clone(),
-            schemas: src.schemas.clone(),
-            shim_roles: false,
+            ..ProvisionOptions::for_conversion("tms_app", secrets.path(), &src, &conv)
         },
     )
     .await

@@ -232,7 +232,20 @@ enum SandboxCommand {
     },
 }
 
+/// Restores the default SIGPIPE action: when a reader closes our stdout
+/// (`supamigrate schema convert | head`), end quietly as other Unix tools do,
+/// instead of failing a write (Rust ignores SIGPIPE by default, and `print!`
+/// then panics).
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL
+    // installs no Rust handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

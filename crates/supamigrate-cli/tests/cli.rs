@@ -368,3 +368,17 @@ async fn schema_apply_refuses_an_unsupported_extension_with_exit_2() {
         .get(0);
     assert_eq!(n, 0, "nothing was created on the target");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_without_a_panic() {
+    let script = format!(
+        "'{}' --help | head -c 10 >/dev/null",
+        env!("CARGO_BIN_EXE_supamigrate")
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+}

@@ -348,11 +348,7 @@ async fn unsupported_extension_fails_before_touching_the_target() {
     )
     .await
     .unwrap();
-    let rdsadmin = connect(&sb.target_superuser("postgres")).await.unwrap();
-    rdsadmin
-        .batch_execute(
-            "alter database postgres set rds.extensions = 'pgcrypto,uuid-ossp,pg_trgm,plpgsql'",
-        )
+    sb.set_target_allowed_extensions(&["pgcrypto", "uuid-ossp", "pg_trgm", "plpgsql"])
         .await
         .unwrap();
 
@@ -372,15 +368,10 @@ async fn unsupported_extension_fails_before_touching_the_target() {
         "{e}"
     );
     assert!(e.hint().unwrap().contains("--allow-drop-extension hstore"));
-    let exists: i64 = rdsadmin
-        .query_one(
-            "select count(*) from pg_database where datname = 'tms_production'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(exists, 0, "the target was not touched");
+    assert!(
+        !sb.target_database_exists().await.unwrap(),
+        "the target was not touched"
+    );
 
     // Allowed: it proceeds, and the report says what was left behind.
     let mut opts = options(PolicyMode::Drop);

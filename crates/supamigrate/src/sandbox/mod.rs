@@ -418,6 +418,31 @@ impl Sandbox {
         &self.target
     }
 
+    /// Restricts the extensions the target offers, as RDS's `rds.extensions`
+    /// allow-list does (supamigrate reads that setting when it is present).
+    pub async fn set_target_allowed_extensions(&self, names: &[&str]) -> Result<()> {
+        let list = quote_literal(&names.join(","));
+        run_sql(
+            &self.target_superuser("postgres"),
+            &format!("alter database postgres set rds.extensions = {list}"),
+            "setting the target's rds.extensions",
+        )
+        .await
+    }
+
+    /// Whether the target database (`tms_production`) exists yet.
+    pub async fn target_database_exists(&self) -> Result<bool> {
+        let client = crate::connect::connect(&self.target_superuser("postgres")).await?;
+        let row = client
+            .query_one(
+                "select exists (select 1 from pg_database where datname = $1)",
+                &[&self.state.target.database],
+            )
+            .await
+            .map_err(|e| Error::postgres("looking for the target database", e))?;
+        Ok(row.get(0))
+    }
+
     /// Shell `export` lines for `eval "$(supamigrate sandbox start)"`.
     pub fn exports(&self) -> String {
         let vars = [

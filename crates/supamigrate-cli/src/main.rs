@@ -87,6 +87,18 @@ enum Command {
         #[command(flatten)]
         copy: CopyArgs,
     },
+    /// Compare the target with the source (runbook Phase 5): row counts and
+    /// content checksums of every table (auth.users against app_users),
+    /// narrowed down to the rows and columns that differ; foreign-key orphans;
+    /// sequences; the runbook's Step 5.2 queries on both sides; the target's
+    /// schema against the conversion. Reads one snapshot per side; changes
+    /// nothing. Exit codes: 0 everything matches, 1 a mismatch, 2 an error.
+    Verify {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        #[command(flatten)]
+        verify: VerifyArgs,
+    },
     /// Create the target database if missing, its extensions, the application
     /// role (APP_DB_USER; password from APP_DB_PASSWORD, or generated into an
     /// owner-only file whose path is printed) and its privileges. Idempotent.
@@ -112,6 +124,39 @@ struct CopyArgs {
     #[arg(long)]
     json: bool,
 }
+
+/// How to verify.
+#[derive(Debug, Clone, Args)]
+struct VerifyArgs {
+    /// Concurrent workers, each with a session on both sides [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// List at most this many differing rows per table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    max_rows: usize,
+    /// Rows per first-level checksum chunk of a table (differing chunks are
+    /// then cut 16 ways, down to 512 rows compared row by row).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    chunk_rows: i64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the report as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+/// `verify` found differences: exit code 1 (the report says what).
+#[derive(Debug)]
+struct Mismatches(usize);
+
+impl std::fmt::Display for Mismatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "verify found {} mismatch(es)", self.0)
+    }
+}
+
+impl std::error::Error for Mismatches {}
 
 /// How to read and convert the source schema.
 #[derive(Debug, Clone, Args)]
@@ -258,8 +303,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let verifying = matches!(cli.command, Command::Verify { .. });
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Mismatches>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        // verify: 1 means "differences found", so any error is 2.
+        Err(e) if verifying => {
+            report(&e);
+            ExitCode::from(2)
+        }
         Err(e) => report(&e),
     }
 }
@@ -329,6 +384,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let settings = settings(&cli)?;
             run_copy(convert, copy, &settings).await
+        }
+        Command::Verify {
+            ref convert,
+            ref verify,
+        } => {
+            let settings = settings(&cli)?;
+            run_verify(convert, verify, &settings).await
         }
         Command::Provision {
             ref convert,
@@ -541,11 +603,7 @@ async fn run_copy(
         convert.convert_options()?,
     )
     .await?;
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = default_jobs(args.jobs);
     let summary = supamigrate::copy::copy(
         source,
         target,
@@ -605,6 +663,64 @@ async fn run_copy(
         None => println!("post-data: skipped (--no-post-data)"),
     }
     Ok(())
+}
+
+fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
+async fn run_verify(
+    convert: &ConvertArgs,
+    args: &VerifyArgs,
+    settings: &config::Settings,
+) -> anyhow::Result<()> {
+    let target = settings.target()?;
+    let source = settings.source()?;
+    let (src, conv) = schema::export_and_convert(
+        source,
+        Some(target),
+        &convert.export_options(),
+        convert.convert_options()?,
+    )
+    .await?;
+    let mut opts = supamigrate::verify::VerifyOptions::new(
+        src.schemas.clone(),
+        src.auth_users_columns.is_some(),
+        conv.pre_data
+            .iter()
+            .chain(&conv.post_data)
+            .cloned()
+            .collect(),
+    );
+    opts.jobs = default_jobs(args.jobs);
+    opts.max_rows = args.max_rows;
+    opts.chunk_rows = args.chunk_rows;
+    opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = supamigrate::verify::verify(source, target, &opts)
+        .await
+        .with_context(|| format!("verifying {target} against {source}"))?;
+    if args.json {
+        println!("{}", serde_json(&report)?);
+    } else {
+        print!("{}", supamigrate::verify::render::text(&report));
+    }
+    if let Some(path) = &args.report {
+        let md = supamigrate::verify::render::markdown(&report);
+        supamigrate::fsutil::write_atomically(path, md.as_bytes(), 0o644)
+            .with_context(|| format!("writing the report to {}", path.display()))?;
+        if !args.json {
+            println!("report written to {}", path.display());
+        }
+    }
+    if report.all_match() {
+        Ok(())
+    } else {
+        Err(Mismatches(report.mismatches()).into())
+    }
 }
 
 fn serde_json<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {

@@ -110,4 +110,14 @@ async fn killed_copy_resumes_to_an_exact_copy() {
         .unwrap()
         .get(0);
     assert_eq!(pk, 28, "27 TMS tables + app_users have their primary keys");
+    // And verify, with its own checksums, agrees.
+    let mut verify = bin(&sb);
+    verify.arg("verify");
+    let out = run(verify).await;
+    assert!(
+        out.status.success(),
+        "verify after the resumed copy: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

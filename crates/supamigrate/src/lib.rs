@@ -11,6 +11,7 @@ pub mod copy;
 pub mod error;
 pub mod failpoint;
 pub mod fixture;
+pub mod fsutil;
 pub mod provision;
 pub mod sandbox;
 pub mod schema;

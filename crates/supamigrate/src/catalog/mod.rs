@@ -79,6 +79,12 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// `s` as an SQL string literal (standard_conforming_strings, the default
+/// since PostgreSQL 9.1).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// The tables (not partitions) of `schemas`, sorted.
 pub async fn list_tables(client: &Client, schemas: &[&str]) -> Result<Vec<TableName>> {
     let schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();

@@ -320,16 +320,9 @@ impl Sandbox {
     }
 
     fn save(&self) -> Result<()> {
-        let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         let text = serde_json::to_string_pretty(&self.state)
             .map_err(|e| Error::new(ErrorKind::Io, "serializing sandbox state").with_source(e))?;
-        std::fs::write(&tmp, text)
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(format!("chmod {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+        crate::fsutil::write_atomically(&self.dir.join(STATE_FILE), text.as_bytes(), 0o600)
     }
 
     /// Stops both clusters.
@@ -530,10 +523,7 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// `s` as an SQL string literal.
-pub(crate) fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub(crate) use crate::catalog::quote_literal;
 
 /// Runs `sql` as a batch on `info`, with `what` in the error.
 pub(crate) async fn run_sql(info: &ConnInfo, sql: &str, what: &str) -> Result<()> {

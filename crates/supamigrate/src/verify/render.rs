@@ -1,0 +1,326 @@
+//! The verify report as terminal text or Markdown. Pure.
+
+use std::fmt::Write;
+
+use super::content::{DiffKind, RowDiff};
+use super::{Method, TableResult, VerifyReport};
+
+const OK: &str = "✓";
+const BAD: &str = "✗";
+
+fn value(v: &Option<String>) -> String {
+    match v {
+        None => "NULL".to_string(),
+        Some(s) => {
+            let short: String = s.chars().take(60).collect();
+            let tail = if s.chars().count() > 60 { "…" } else { "" };
+            format!("'{}{tail}'", short.replace('\'', "''"))
+        }
+    }
+}
+
+/// One differing row as a line: `changed id='…': status 'a' → 'b'`.
+pub fn row_line(d: &RowDiff) -> String {
+    let key = d
+        .key
+        .iter()
+        .map(|(c, v)| format!("{c}={}", value(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let copies = if d.copies > 1 {
+        format!(" ×{}", d.copies)
+    } else {
+        String::new()
+    };
+    match d.kind {
+        DiffKind::Missing => format!("missing on the target{copies}: {key}"),
+        DiffKind::Extra => format!("extra on the target{copies}: {key}"),
+        DiffKind::Changed => {
+            let cols = d
+                .columns
+                .iter()
+                .map(|c| format!("{}: {} → {}", c.column, value(&c.source), value(&c.target)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            format!("changed{copies} ({key}): {cols}")
+        }
+    }
+}
+
+fn status(t: &TableResult) -> &'static str {
+    if t.matches() {
+        "✓ MATCH"
+    } else if t.method == Method::NotOnTarget {
+        "✗ NOT ON TARGET"
+    } else if t.source_rows != t.target_rows {
+        "✗ COUNT MISMATCH"
+    } else {
+        "✗ CONTENT MISMATCH"
+    }
+}
+
+/// Findings other than the per-table ones, as (ok, line) pairs.
+fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
+    let mut out = Vec::new();
+
+    let mut fk = Vec::new();
+    let bad: Vec<_> = r.orphans.iter().filter(|o| !o.matches()).collect();
+    for o in &bad {
+        let fkey = &o.foreign_key;
+        let nv = if fkey.validated { "" } else { " (NOT VALID)" };
+        fk.push((
+            false,
+            format!(
+                "{} on {}{nv}: {} row(s) on the target reference no row of {}{}",
+                fkey.name,
+                fkey.table,
+                o.target_rows,
+                fkey.ref_table,
+                o.source_rows
+                    .map(|n| format!(" (source: {n})"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if bad.is_empty() {
+        let not_valid = r
+            .orphans
+            .iter()
+            .filter(|o| !o.foreign_key.validated)
+            .count();
+        fk.push((
+            true,
+            format!(
+                "{} foreign keys ({not_valid} NOT VALID), no orphan rows",
+                r.orphans.len()
+            ),
+        ));
+    }
+    out.push(("Foreign keys", fk));
+
+    let mut seq = Vec::new();
+    for s in r.sequences.iter().filter(|s| !s.problems.is_empty()) {
+        seq.push((false, format!("{}: {}", s.sequence, s.problems.join("; "))));
+    }
+    if seq.is_empty() {
+        seq.push((
+            true,
+            format!(
+                "{} sequences equal to the source and ahead of their columns",
+                r.sequences.len()
+            ),
+        ));
+    }
+    out.push(("Sequences", seq));
+
+    let checks = r
+        .checks
+        .iter()
+        .map(|c| match &c.skipped {
+            Some(why) => (true, format!("{}: skipped ({why})", c.name)),
+            None if c.matches() => (
+                true,
+                format!("{}: same {} row(s) on both sides", c.name, c.source.len()),
+            ),
+            None => (
+                false,
+                format!(
+                    "{}: source [{}] target [{}]",
+                    c.name,
+                    c.source.join(" | "),
+                    c.target.join(" | ")
+                ),
+            ),
+        })
+        .collect();
+    out.push(("Runbook checks (Step 5.2)", checks));
+
+    let inv = &r.inventory;
+    let mut lines = Vec::new();
+    for o in &inv.missing {
+        lines.push((false, format!("missing on the target: {o}")));
+    }
+    for o in &inv.unexpected {
+        lines.push((false, format!("not planned by the conversion: {o}")));
+    }
+    for (o, planned, found) in &inv.different {
+        let show = |s: &str| {
+            if s.is_empty() {
+                "(plain)".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        lines.push((
+            false,
+            format!("{o}: planned {}, found {}", show(planned), show(found)),
+        ));
+    }
+    if lines.is_empty() {
+        lines.push((
+            true,
+            format!("all {} planned objects present, nothing else", inv.planned),
+        ));
+    }
+    out.push(("Schema inventory", lines));
+    out
+}
+
+fn summary(r: &VerifyReport) -> String {
+    let n = r.mismatches();
+    if n == 0 {
+        format!(
+            "verify: everything matches ({} tables, {:.1} s)",
+            r.tables.len(),
+            r.seconds
+        )
+    } else {
+        format!("verify: {n} mismatch(es) ({:.1} s)", r.seconds)
+    }
+}
+
+fn table_details(t: &TableResult) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !t.missing_columns.is_empty() {
+        lines.push(format!(
+            "columns missing on the target (not compared): {}",
+            t.missing_columns.join(", ")
+        ));
+    }
+    lines.extend(t.diffs.iter().map(row_line));
+    if t.truncated {
+        lines.push("… more rows differ (raise --max-rows to list them)".to_string());
+    }
+    if t.diffs.is_empty() && t.differing_chunks > 0 && !t.truncated {
+        lines.push(format!("{} chunk(s) differ", t.differing_chunks));
+    }
+    lines
+}
+
+/// The report for a terminal.
+pub fn text(r: &VerifyReport) -> String {
+    let mut s = String::new();
+    let width = r
+        .tables
+        .iter()
+        .map(|t| t.label().chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        s,
+        "{:<width$} {:>12} {:>12}  STATUS",
+        "TABLE", "SOURCE", "TARGET"
+    );
+    for t in &r.tables {
+        // Format widths count characters, so `→` takes one column.
+        let _ = writeln!(
+            s,
+            "{:<width$} {:>12} {:>12}  {}",
+            t.label(),
+            t.source_rows,
+            t.target_rows,
+            status(t)
+        );
+    }
+    for t in r.tables.iter().filter(|t| !t.matches()) {
+        let details = table_details(t);
+        if details.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{BAD} {}", t.label());
+        for l in details {
+            let _ = writeln!(s, "    {l}");
+        }
+    }
+    for (title, lines) in findings(r) {
+        let _ = writeln!(s, "\n{title}");
+        for (ok, l) in lines {
+            let _ = writeln!(s, "  {} {l}", if ok { OK } else { BAD });
+        }
+    }
+    let _ = writeln!(s, "\n{}", summary(r));
+    s
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &VerifyReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# supamigrate verify\n\n**{}**\n", summary(r));
+    let _ = writeln!(
+        s,
+        "## Tables\n\n| Table | Source rows | Target rows | Status |\n|---|---:|---:|---|"
+    );
+    for t in &r.tables {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            md_cell(&t.label()),
+            t.source_rows,
+            t.target_rows,
+            status(t)
+        );
+    }
+    for t in r.tables.iter().filter(|t| !t.matches()) {
+        let details = table_details(t);
+        if details.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n### {BAD} {}\n", md_cell(&t.label()));
+        for l in details {
+            let _ = writeln!(s, "- {}", md_cell(&l));
+        }
+    }
+    for (title, lines) in findings(r) {
+        let _ = writeln!(s, "\n## {title}\n");
+        for (ok, l) in lines {
+            let _ = writeln!(s, "- {} {}", if ok { OK } else { BAD }, md_cell(&l));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::content::ColumnDiff;
+
+    #[test]
+    fn row_lines_name_the_key_and_each_column() {
+        let d = RowDiff {
+            kind: DiffKind::Changed,
+            key: vec![("id".into(), Some("7".into()))],
+            columns: vec![
+                ColumnDiff {
+                    column: "note".into(),
+                    source: None,
+                    target: Some(String::new()),
+                },
+                ColumnDiff {
+                    column: "name".into(),
+                    source: Some("O'Brien".into()),
+                    target: Some("x".repeat(70)),
+                },
+            ],
+            copies: 1,
+        };
+        assert_eq!(
+            row_line(&d),
+            format!(
+                "changed (id='7'): note: NULL → ''; name: 'O''Brien' → '{}…'",
+                "x".repeat(60)
+            )
+        );
+        let m = RowDiff {
+            kind: DiffKind::Extra,
+            key: vec![("a".into(), None)],
+            columns: vec![],
+            copies: 3,
+        };
+        assert_eq!(row_line(&m), "extra on the target ×3: a=NULL");
+    }
+}

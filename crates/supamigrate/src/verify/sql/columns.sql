@@ -1,0 +1,18 @@
+-- Every column of the tables (and partitioned parents) in the given schemas,
+-- with its position in the primary key (null when not part of it) and its
+-- type, in physical order. $1: text[] of schema names.
+select n.nspname::text,
+       c.relname::text,
+       c.relkind::text,
+       greatest(c.reltuples, -1)::bigint,
+       a.attname::text,
+       array_position(i.indkey::int2[], a.attnum) as key_position,
+       format_type(a.atttypid, a.atttypmod)
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+left join pg_index i on i.indrelid = c.oid and i.indisprimary
+where c.relkind in ('r', 'p')
+  and not c.relispartition
+  and n.nspname = any($1::text[])
+order by 1, 2, a.attnum

@@ -13,24 +13,15 @@
 #      pgcopydb     pgcopydb clone --table-jobs JOBS --index-jobs JOBS
 # 3. Prints wall time, peak RSS, throughput and ratios, and checks the three
 #    results have the same row counts.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 scale=${1:-50}
 jobs=${2:-$(nproc)}
-
-bash scripts/setup.sh
+. "$(dirname "$0")/../scripts/common.sh"
 if ! command -v pgcopydb >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "bench: installing pgcopydb" >&2
   $sudo apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null
 fi
-cargo build --release --locked --quiet
-bin="$PWD/target/release/supamigrate"
-
-base=$(mktemp -d "${TMPDIR:-/tmp}/supamigrate-bench.XXXXXX")
-chmod 755 "$base"
-trap '"$bin" -q sandbox stop --remove --dir "$base/sandbox"; rm -rf "$base"' EXIT
-eval "$("$bin" -q sandbox start --dir "$base/sandbox" --scale "$scale")"
+start_sandbox bench "$scale"
 state="$base/sandbox/sandbox.json"
 field() { python3 -c "import json,sys; print(json.load(open('$state'))['$1']['$2'])"; }
 src_port=$(field source port); src_pw=$(field source superuser_password)

@@ -1,18 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the local sandbox: start a Supabase-like source (the TMS
 # fixture) and an RDS-like target, migrate the schema and the data as far as
-# supamigrate goes today, show both sides, stop the sandbox.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-cargo build --release --locked --quiet
-bin="$PWD/target/release/supamigrate"
-
-base=$(mktemp -d "${TMPDIR:-/tmp}/supamigrate-demo.XXXXXX")
-chmod 755 "$base"
-trap '"$bin" -q sandbox stop --remove --dir "$base/sandbox"; rm -rf "$base"' EXIT
-
-eval "$("$bin" sandbox start --dir "$base/sandbox" --scale 1)"
+# supamigrate goes today, verify the result, stop the sandbox.
+. "$(dirname "$0")/common.sh"
+start_sandbox demo 1
 echo
 "$bin" -q check
 echo
@@ -37,13 +28,6 @@ echo
 echo "== data: copy (post-data built as tables complete) =="
 "$bin" -q copy
 echo
-echo "== the target, as its master role sees it =="
-psql "$RDS_URL" -X -q -P pager=off <<'SQL'
-select (select count(*) from public.app_users) as app_users,
-       (select count(*) from public.trips) as trips,
-       (select count(*) from public.shipments) as shipments,
-       (select count(*) from public.location_history) as location_points,
-       (select count(*) from pg_constraint where contype = 'f' and convalidated
-          and connamespace = 'public'::regnamespace) as validated_foreign_keys;
-SQL
-echo "Converted schema and report: $base/03_converted_schema.sql, $base/conversion-report.txt (removed with the demo)"
+echo "== verify: every table's rows and content, integrity, sequences, schema =="
+"$bin" -q verify --report "$base/verify.md"
+echo "Converted schema, report and verify report: $base/03_converted_schema.sql, $base/conversion-report.txt, $base/verify.md (removed with the demo)"

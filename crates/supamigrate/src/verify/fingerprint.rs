@@ -1,7 +1,7 @@
 //! Content fingerprints of tables, computed server-side.
 //!
-//! A fingerprint is the row count and the sum, over rows, of the row text's MD5
-//! (as two 64-bit halves): independent of row order, sensitive to duplicates,
+//! A fingerprint is the row count and the sum, over rows, of the first 64 bits
+//! of the row text's MD5: independent of row order, sensitive to duplicates,
 //! and streamed by the server without sorting. The session is pinned so the
 //! text form of every value is the same on any server (time zone, date and
 //! interval styles, float digits, bytea output).
@@ -37,10 +37,8 @@ pub async fn pin_session(client: &Client) -> Result<()> {
 /// The fingerprint of one table (over all its columns). Call [`pin_session`] first.
 pub async fn table(client: &Client, table: &TableName) -> Result<TableFingerprint> {
     let sql = format!(
-        "select count(*), \
-                coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0)::text, \
-                coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)::text \
-         from (select md5(t::text) as h from {} t) s",
+        "select count(*), {} from (select md5(t::text) as h from {} t offset 0) s",
+        super::content::SUMS,
         table.quoted()
     );
     let row = client
@@ -50,7 +48,7 @@ pub async fn table(client: &Client, table: &TableName) -> Result<TableFingerprin
     Ok(TableFingerprint {
         table: table.clone(),
         rows: row.get(0),
-        digest: format!("{}/{}", row.get::<_, String>(1), row.get::<_, String>(2)),
+        digest: row.get(1),
     })
 }
 

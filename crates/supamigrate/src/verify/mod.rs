@@ -229,8 +229,8 @@ async fn snapshot_sessions(info: &ConnInfo, workers: usize, side: &str) -> Resul
 struct Columns {
     only: bool,
     est_rows: i64,
-    /// (name, position in the primary key, type)
-    columns: Vec<(String, Option<i32>, String)>,
+    /// (name, position in the primary key, type, built-in type)
+    columns: Vec<(String, Option<i32>, String, bool)>,
 }
 
 async fn columns(
@@ -248,7 +248,7 @@ async fn columns(
         let e = out.entry(t).or_default();
         e.only = r.get::<_, String>(2) == "r";
         e.est_rows = r.get(3);
-        e.columns.push((r.get(4), r.get(5), r.get(6)));
+        e.columns.push((r.get(4), r.get(5), r.get(6), r.get(7)));
     }
     Ok(out)
 }
@@ -257,7 +257,7 @@ fn key_of(cols: &Columns) -> Vec<(String, String)> {
     let mut key: Vec<(i32, String, String)> = cols
         .columns
         .iter()
-        .filter_map(|(n, k, t)| k.map(|k| (k, n.clone(), t.clone())))
+        .filter_map(|(n, k, t, _)| k.map(|k| (k, n.clone(), t.clone())))
         .collect();
     key.sort();
     key.into_iter().map(|(_, n, t)| (n, t)).collect()
@@ -278,6 +278,8 @@ async fn pairs(
         target_schemas.push("public".into());
     }
     let tgt = columns(target, &target_schemas, "target").await?;
+    let same_major =
+        crate::catalog::server_major(source).await? == crate::catalog::server_major(target).await?;
     let mut out = Vec::new();
     let mut absent = Vec::new();
     let mut add = |s: TableName, sc: &Columns, t: TableName, mapping: Option<&[(&str, &str)]>| {
@@ -285,8 +287,16 @@ async fn pairs(
             absent.push((s, t, sc.est_rows));
             return;
         };
-        let has = |c: &str| tc.columns.iter().any(|(n, _, _)| n == c);
+        let has = |c: &str| tc.columns.iter().any(|(n, _, _, _)| n == c);
+        let portable = |c: &str, ty: &str, builtin: bool| {
+            builtin
+                && tc
+                    .columns
+                    .iter()
+                    .any(|(n, _, t, b)| n == c && t == ty && *b)
+        };
         let mut columns = Vec::new();
+        let mut portables = Vec::new();
         let mut missing = Vec::new();
         let rename = |c: &str| -> Option<String> {
             match mapping {
@@ -297,9 +307,10 @@ async fn pairs(
                     .map(|(_, to)| to.to_string()),
             }
         };
-        for (c, _, _) in &sc.columns {
+        for (c, _, ty, builtin) in &sc.columns {
             let Some(to) = rename(c) else { continue };
             if has(&to) {
+                portables.push(portable(&to, ty, *builtin));
                 columns.push((c.clone(), to));
             } else {
                 missing.push(c.clone());
@@ -326,6 +337,8 @@ async fn pairs(
             only: sc.only,
             columns,
             missing_columns: missing,
+            binary_hash: same_major,
+            portable: portables,
             key,
             est_rows: sc.est_rows,
         });

@@ -1,13 +1,15 @@
 -- Every column of the tables (and partitioned parents) in the given schemas,
 -- with its position in the primary key (null when not part of it) and its
--- type, in physical order. $1: text[] of schema names.
+-- type, and whether the type is built in (its binary form is the same on any
+-- server of one major version), in physical order. $1: text[] of schema names.
 select n.nspname::text,
        c.relname::text,
        c.relkind::text,
        greatest(c.reltuples, -1)::bigint,
        a.attname::text,
        array_position(i.indkey::int2[], a.attnum) as key_position,
-       format_type(a.atttypid, a.atttypmod)
+       format_type(a.atttypid, a.atttypmod),
+       a.atttypid < 16384 as builtin
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped

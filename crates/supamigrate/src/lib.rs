@@ -4,6 +4,7 @@
 //! The library holds all logic; the `supamigrate` binary is a thin clap front
 //! end. See `ARCHITECTURE.md` for the map of modules and their invariants.
 
+pub mod backup;
 pub mod catalog;
 pub mod config;
 pub mod connect;

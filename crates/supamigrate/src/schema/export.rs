@@ -83,16 +83,13 @@ pub struct ExportOptions {
     pub exclude: Vec<String>,
 }
 
-/// Exports the schema of `source` (connecting as given, normally `postgres`).
-pub async fn export(source: &ConnInfo, opts: &ExportOptions) -> Result<SchemaSource> {
-    let client = connect(source).await?;
-    // Definitions read from the catalog (pg_get_triggerdef…) then name every
-    // object with its schema, as the dump does.
-    client
-        .batch_execute("set search_path = ''")
-        .await
-        .map_err(|e| Error::postgres("preparing the catalog session", e))?;
-    let all = catalog::list_schemas(&client).await?;
+/// The application schemas `opts` selects on the source: every schema that
+/// is not Supabase-internal, or those named, minus the excluded ones.
+pub async fn application_schemas(
+    client: &tokio_postgres::Client,
+    opts: &ExportOptions,
+) -> Result<Vec<String>> {
+    let all = catalog::list_schemas(client).await?;
     for s in opts.schemas.iter().chain(&opts.exclude) {
         if !all.contains(s) {
             return Err(
@@ -113,6 +110,19 @@ pub async fn export(source: &ConnInfo, opts: &ExportOptions) -> Result<SchemaSou
         return Err(Error::invalid_input("no application schema to export")
             .with_hint("name one with --schema, or check --exclude-schema"));
     }
+    Ok(schemas)
+}
+
+/// Exports the schema of `source` (connecting as given, normally `postgres`).
+pub async fn export(source: &ConnInfo, opts: &ExportOptions) -> Result<SchemaSource> {
+    let client = connect(source).await?;
+    // Definitions read from the catalog (pg_get_triggerdef…) then name every
+    // object with its schema, as the dump does.
+    client
+        .batch_execute("set search_path = ''")
+        .await
+        .map_err(|e| Error::postgres("preparing the catalog session", e))?;
+    let schemas = application_schemas(&client, opts).await?;
     let source_major = catalog::server_major(&client).await?;
     let pg_dump = find_pg_tool("pg_dump")?;
     check_pg_dump_version(&pg_dump, source_major)?;
@@ -182,7 +192,7 @@ fn dump(pg_dump: &Path, source: &ConnInfo, schemas: &[String], section: &str) ->
     })
 }
 
-fn check_pg_dump_version(pg_dump: &Path, source_major: u32) -> Result<()> {
+pub(crate) fn check_pg_dump_version(pg_dump: &Path, source_major: u32) -> Result<()> {
     let out = std::process::Command::new(pg_dump)
         .arg("--version")
         .output()

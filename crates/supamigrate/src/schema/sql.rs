@@ -148,7 +148,7 @@ pub fn split(dump: &str) -> Result<(Vec<Statement>, Vec<MetaCommand>)> {
 
 /// Follows `$tag$ … $tag$` quoting across lines, so a backslash line inside a
 /// function body is not taken for a meta-command.
-fn track_dollar_quotes(line: &str, open: &mut Option<String>) {
+pub(crate) fn track_dollar_quotes(line: &str, open: &mut Option<String>) {
     let bytes = line.as_bytes();
     let mut i = 0;
     while i < bytes.len() {

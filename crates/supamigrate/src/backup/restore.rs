@@ -1,0 +1,745 @@
+//! Restoring a backup: into a scratch database to prove it restores (the
+//! seed checklist's "Test backup restoration"), and over the source to roll
+//! back.
+//!
+//! Rollback runs in one source transaction, as the login role:
+//! 1. Supabase tables (auth, storage) whose content differs from the manifest
+//!    (with the tables that reference them) are merged back row by row from
+//!    the dump: their definitions belong to Supabase and are never dropped.
+//! 2. The application schemas' objects owned by the login role are dropped and
+//!    recreated from the dump (`pg_restore --clean`, filtered); objects owned
+//!    by other roles, and functions that Supabase-owned tables' triggers call,
+//!    are kept as they are (and listed).
+//!
+//! A kill or an error at any point rolls the transaction back: the source is
+//! as it was. The plan ([`plan_rollback`]) is pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::script::{parse_toc, retarget_copy, run_script, TocEntry};
+use super::{Manifest, TableEntry};
+use crate::catalog::{list_foreign_keys, quote_ident, TableName};
+use crate::connect::{connect, find_pg_tool, ConnInfo, PgCommand};
+use crate::error::{Error, ErrorKind, Result};
+use crate::verify::fingerprint;
+
+/// One table's content against the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    /// The table.
+    pub table: TableName,
+    /// Rows in the manifest.
+    pub expected_rows: i64,
+    /// Rows found (`None`: the table does not exist).
+    pub rows: Option<i64>,
+    /// Fingerprints equal.
+    pub matches: bool,
+}
+
+/// Fingerprints every manifest table on `client` and compares.
+pub async fn check_tables(client: &Client, tables: &[TableEntry]) -> Result<Vec<TableCheck>> {
+    fingerprint::pin_session(client).await?;
+    let mut out = Vec::new();
+    for t in tables {
+        let name = t.table();
+        let exists: bool = client
+            .query_one(
+                "select to_regclass($1) is not null",
+                &[&format!(
+                    "{}.{}",
+                    quote_ident(&t.schema),
+                    quote_ident(&t.name)
+                )],
+            )
+            .await
+            .map_err(|e| Error::postgres("looking up a table", e))?
+            .get(0);
+        if !exists {
+            out.push(TableCheck {
+                table: name,
+                expected_rows: t.rows,
+                rows: None,
+                matches: false,
+            });
+            continue;
+        }
+        let f = fingerprint::table(client, &name).await?;
+        out.push(TableCheck {
+            matches: f.rows == t.rows && f.digest == t.digest,
+            table: name,
+            expected_rows: t.rows,
+            rows: Some(f.rows),
+        });
+    }
+    Ok(out)
+}
+
+/// What a scratch restore showed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreCheck {
+    /// Problems with the files (size, SHA-256); the restore is not tried
+    /// when there are any.
+    pub file_problems: Vec<String>,
+    /// pg_restore's errors (objects that need roles or extensions the scratch
+    /// server lacks); the data check decides.
+    pub restore_errors: Vec<String>,
+    /// Each table against the manifest.
+    pub tables: Vec<TableCheck>,
+}
+
+impl RestoreCheck {
+    /// The files are intact and every table came back as it was.
+    pub fn ok(&self) -> bool {
+        self.file_problems.is_empty() && self.tables.iter().all(|t| t.matches)
+    }
+}
+
+/// Restores the backup in `dir` into a new database on `server` (a role that
+/// may create databases), compares every table with the manifest, and drops
+/// the database again.
+pub async fn verify_backup(dir: &Path, server: &ConnInfo) -> Result<RestoreCheck> {
+    let (manifest, file_problems) = super::check(dir)?;
+    if !file_problems.is_empty() {
+        return Ok(RestoreCheck {
+            file_problems,
+            restore_errors: Vec::new(),
+            tables: Vec::new(),
+        });
+    }
+    let admin = connect(server).await?;
+    let name = format!(
+        "supamigrate_restore_check_{}",
+        crate::sandbox::cluster::random_hex(6)?
+    );
+    admin
+        .batch_execute(&format!("create database {}", quote_ident(&name)))
+        .await
+        .map_err(|e| {
+            Error::postgres("creating the scratch database", e)
+                .with_hint("the role in RDS_URL (or --sandbox) must be allowed to create databases")
+        })?;
+    let result = restore_and_compare(dir, &manifest, &server.with_dbname(&name)).await;
+    let dropped = admin
+        .batch_execute(&format!(
+            "drop database {} with (force)",
+            quote_ident(&name)
+        ))
+        .await
+        .map_err(|e| Error::postgres(format!("dropping the scratch database {name}"), e));
+    let check = result?;
+    dropped?;
+    Ok(check)
+}
+
+/// [`verify_backup`] on a throwaway local cluster (initdb in a temporary
+/// folder, removed afterwards): for when no server may host the scratch
+/// database.
+pub async fn verify_backup_locally(dir: &Path) -> Result<RestoreCheck> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::Builder::new()
+        .prefix("supamigrate-restore-check-")
+        .tempdir()
+        .map_err(|e| Error::io("creating a temporary folder", e))?;
+    // The server may run as the `postgres` OS user, which must reach its folder.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io(format!("chmod {}", tmp.path().display()), e))?;
+    let mut cluster =
+        crate::sandbox::cluster::Cluster::init(&crate::sandbox::cluster::ClusterSpec {
+            dir: tmp.path().join("cluster"),
+            superuser: "postgres".into(),
+            settings: Vec::new(),
+            tls: None,
+        })?;
+    cluster.start()?;
+    let result = verify_backup(dir, &cluster.superuser_conninfo("postgres")).await;
+    let stopped = cluster.stop();
+    let check = result?;
+    stopped?;
+    Ok(check)
+}
+
+async fn restore_and_compare(
+    dir: &Path,
+    manifest: &Manifest,
+    db: &ConnInfo,
+) -> Result<RestoreCheck> {
+    let client = connect(db).await?;
+    let mut restore_errors = Vec::new();
+    // Extensions first, in their schemas (defaults and types refer to them).
+    for (ext, schema) in &manifest.extensions {
+        let present: bool = client
+            .query_one(
+                "select exists (select 1 from pg_extension where extname = $1)",
+                &[ext],
+            )
+            .await
+            .map_err(|e| Error::postgres("reading the scratch database's extensions", e))?
+            .get(0);
+        if present {
+            continue;
+        }
+        let sql = format!(
+            "create schema if not exists {s}; create extension if not exists {e} schema {s}",
+            s = quote_ident(schema),
+            e = quote_ident(ext)
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            restore_errors.push(format!(
+                "extension {ext}: {}",
+                crate::connect::error_chain(&e)
+            ));
+        }
+    }
+    let pg_restore = find_pg_tool("pg_restore")?;
+    let mut cmd = PgCommand::new(&pg_restore, db)?;
+    cmd.command()
+        .args(["--no-owner", "--no-acl", "--dbname", &db.dbname])
+        .arg(dir.join("full.dump"))
+        .stdout(Stdio::null());
+    let mut inner = std::mem::replace(cmd.command(), std::process::Command::new("true"));
+    let out = tokio::task::spawn_blocking(move || inner.output())
+        .await
+        .map_err(|e| Error::new(ErrorKind::Tool, format!("pg_restore task: {e}")))?
+        .map_err(|e| Error::new(ErrorKind::Tool, "starting pg_restore").with_source(e))?;
+    drop(cmd);
+    restore_errors.extend(
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("pg_restore: error:"))
+            .map(|l| l.trim_start_matches("pg_restore: error: ").to_string()),
+    );
+    let tables = check_tables(&client, &manifest.tables).await?;
+    Ok(RestoreCheck {
+        file_problems: Vec::new(),
+        restore_errors,
+        tables,
+    })
+}
+
+/// What rollback will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackPlan {
+    /// TOC lines restored with `--clean` (application schemas).
+    pub restore_lines: Vec<String>,
+    /// Application-schema objects restored (desc and name), for display.
+    pub restored: Vec<String>,
+    /// Objects left as they are, with the reason.
+    pub kept: Vec<(String, String)>,
+    /// Supabase tables merged back row by row, parents first.
+    pub merge: Vec<TableName>,
+    /// Application tables that exist now but not in the backup (left alone).
+    pub not_in_backup: Vec<TableName>,
+}
+
+/// Entries that `pg_restore --clean` must not touch: schemas themselves,
+/// default privileges (set by other roles), and anything owned by a role
+/// other than `me`.
+fn restorable(e: &TocEntry, schemas: &[String], me: &str) -> std::result::Result<(), String> {
+    if !schemas.contains(&e.schema) {
+        return Err("not in an application schema".into());
+    }
+    match e.desc.as_str() {
+        "SCHEMA" => Err("schemas themselves are never dropped".into()),
+        "DEFAULT ACL" => Err(format!("default privileges of {}", e.owner)),
+        "EXTENSION" => Err("extensions are kept".into()),
+        _ if e.owner != me => Err(format!("owned by {}, not {me}", e.owner)),
+        _ => Ok(()),
+    }
+}
+
+/// Decides the rollback (pure). `protected` are application objects that
+/// objects outside the application schemas depend on, as (`function`,
+/// `type` or `table`, `schema.name`): kept, and such tables merged;
+/// `differing` are tables to merge (Supabase or protected) whose content
+/// differs from the manifest; `references` are (child, parent) foreign keys
+/// among them;
+/// `current_tables` are the application tables that exist now.
+pub fn plan_rollback(
+    manifest: &Manifest,
+    toc: &[TocEntry],
+    me: &str,
+    protected: &BTreeSet<(String, String)>,
+    differing: &BTreeSet<TableName>,
+    references: &[(TableName, TableName)],
+    current_tables: &[TableName],
+) -> RollbackPlan {
+    let mut plan = RollbackPlan {
+        restore_lines: Vec::new(),
+        restored: Vec::new(),
+        kept: Vec::new(),
+        merge: Vec::new(),
+        not_in_backup: Vec::new(),
+    };
+    // The object an entry creates or decorates, as (kind, schema.name).
+    let object = |e: &TocEntry| -> Option<(String, String)> {
+        let base = e.name.split('(').next().unwrap_or(&e.name);
+        let (kind, name) = match e.desc.as_str() {
+            "FUNCTION" | "PROCEDURE" => ("function", base),
+            "TYPE" | "DOMAIN" => ("type", base),
+            "TABLE" | "TABLE DATA" => ("table", base),
+            "ACL" | "COMMENT" => {
+                let (k, n) = base.split_once(' ')?;
+                match k {
+                    "FUNCTION" | "PROCEDURE" => ("function", n),
+                    "TYPE" | "DOMAIN" => ("type", n),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        Some((kind.to_string(), format!("{}.{name}", e.schema)))
+    };
+    let protected = |e: &TocEntry| object(e).is_some_and(|o| protected.contains(&o));
+    for e in toc {
+        if !manifest.schemas.contains(&e.schema) {
+            continue;
+        }
+        let label = format!("{} {}.{}", e.desc, e.schema, e.name);
+        match restorable(e, &manifest.schemas, me) {
+            Err(why) => plan.kept.push((label, why)),
+            Ok(()) if protected(e) => plan.kept.push((
+                label,
+                "objects outside the application schemas depend on it (kept, not dropped); tables are merged row by row"
+                    .into(),
+            )),
+            Ok(()) => {
+                plan.restore_lines.push(e.line.clone());
+                plan.restored.push(label);
+            }
+        }
+    }
+    // Supabase tables to merge: the differing ones and, transitively, every
+    // table whose foreign keys reference them (a delete cascades there).
+    let mut set: BTreeSet<TableName> = differing.clone();
+    loop {
+        let before = set.len();
+        for (child, parent) in references {
+            if set.contains(parent) {
+                set.insert(child.clone());
+            }
+        }
+        if set.len() == before {
+            break;
+        }
+    }
+    // Parents before children.
+    let mut ordered: Vec<TableName> = Vec::new();
+    while ordered.len() < set.len() {
+        let before = ordered.len();
+        for t in &set {
+            if ordered.contains(t) {
+                continue;
+            }
+            let waits = references
+                .iter()
+                .any(|(c, p)| c == t && p != t && set.contains(p) && !ordered.contains(p));
+            if !waits {
+                ordered.push(t.clone());
+            }
+        }
+        if ordered.len() == before {
+            // A cycle: the rest in name order.
+            ordered.extend(
+                set.iter()
+                    .filter(|t| !ordered.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    plan.merge = ordered;
+    let backed: BTreeSet<TableName> = manifest.tables.iter().map(|t| t.table()).collect();
+    plan.not_in_backup = current_tables
+        .iter()
+        .filter(|t| !backed.contains(*t))
+        .cloned()
+        .collect();
+    plan
+}
+
+/// Reads what [`plan_rollback`] needs from the source and plans.
+pub async fn prepare_rollback(
+    client: &Client,
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<RollbackPlan> {
+    let pg_restore = find_pg_tool("pg_restore")?;
+    let out = std::process::Command::new(&pg_restore)
+        .arg("--list")
+        .arg(dir.join("full.dump"))
+        .output()
+        .map_err(|e| Error::new(ErrorKind::Tool, "starting pg_restore --list").with_source(e))?;
+    if !out.status.success() {
+        return Err(Error::new(
+            ErrorKind::Tool,
+            format!(
+                "pg_restore --list failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    let toc = parse_toc(&String::from_utf8_lossy(&out.stdout));
+    let me: String = client
+        .query_one("select current_user::text", &[])
+        .await
+        .map_err(|e| Error::postgres("reading the login role", e))?
+        .get(0);
+    let protected: BTreeSet<(String, String)> = client
+        .query(include_str!("sql/protected.sql"), &[&manifest.schemas])
+        .await
+        .map_err(|e| Error::postgres("finding what Supabase objects depend on", e))?
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                format!("{}.{}", r.get::<_, String>(1), r.get::<_, String>(2)),
+            )
+        })
+        .collect();
+    // Tables merged row by row: Supabase's, and application tables that
+    // outside objects depend on. Those whose content differs are merged.
+    let mergeable: Vec<TableEntry> = manifest
+        .tables
+        .iter()
+        .filter(|t| {
+            manifest.supabase_schemas.contains(&t.schema)
+                || protected.contains(&("table".to_string(), t.table().to_string()))
+        })
+        .cloned()
+        .collect();
+    let differing: BTreeSet<TableName> = check_tables(client, &mergeable)
+        .await?
+        .into_iter()
+        .filter(|c| !c.matches)
+        .map(|c| c.table)
+        .collect();
+    let sb: Vec<&str> = manifest
+        .supabase_schemas
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let merge_set: BTreeSet<TableName> = mergeable.iter().map(|t| t.table()).collect();
+    let references: Vec<(TableName, TableName)> = list_foreign_keys(client, &sb)
+        .await?
+        .into_iter()
+        .map(|fk| (fk.table, fk.ref_table))
+        .filter(|(c, p)| merge_set.contains(c) && merge_set.contains(p))
+        .collect();
+    let app: Vec<&str> = manifest.schemas.iter().map(String::as_str).collect();
+    let current = crate::catalog::list_tables(client, &app).await?;
+    Ok(plan_rollback(
+        manifest,
+        &toc,
+        &me,
+        &protected,
+        &differing,
+        &references,
+        &current,
+    ))
+}
+
+/// Primary key columns of `t` (empty when none).
+async fn primary_key(client: &Client, t: &TableName) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "select a.attname::text from pg_index i \
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) \
+             where i.indrelid = $1::text::regclass and i.indisprimary order by array_position(i.indkey::int2[], a.attnum)",
+            &[&format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))],
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("reading the primary key of {t}"), e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Columns a COPY of `t` carries (not generated), in order.
+async fn copy_columns(client: &Client, t: &TableName) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "select attname::text from pg_attribute where attrelid = $1::text::regclass \
+             and attnum > 0 and not attisdropped and attgenerated = '' order by attnum",
+            &[&format!(
+                "{}.{}",
+                quote_ident(&t.schema),
+                quote_ident(&t.name)
+            )],
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("reading the columns of {t}"), e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+fn pg_restore_script(dir: &Path, args: &[&str]) -> Result<std::process::Child> {
+    let pg_restore = find_pg_tool("pg_restore")?;
+    std::process::Command::new(&pg_restore)
+        .args(args)
+        .arg("--file=-")
+        .arg(dir.join("full.dump"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::new(ErrorKind::Tool, "starting pg_restore").with_source(e))
+}
+
+fn finish_child(child: std::process::Child, what: &str) -> Result<()> {
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::new(ErrorKind::Tool, format!("waiting for {what}")).with_source(e))?;
+    if !out.status.success() {
+        return Err(Error::new(
+            ErrorKind::Tool,
+            format!(
+                "{what} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `plan` on `client` (a fresh session on the source) in one
+/// transaction. Nothing is committed unless every step succeeded.
+pub async fn execute_rollback(client: &Client, dir: &Path, plan: &RollbackPlan) -> Result<()> {
+    client
+        .batch_execute("begin")
+        .await
+        .map_err(|e| Error::postgres("starting the rollback transaction", e))?;
+    let result = rollback_steps(client, dir, plan).await;
+    match result {
+        Ok(()) => client
+            .batch_execute("commit")
+            .await
+            .map_err(|e| Error::postgres("committing the rollback", e)),
+        Err(e) => {
+            let _ = client.batch_execute("rollback").await;
+            Err(e)
+        }
+    }
+}
+
+async fn rollback_steps(client: &Client, dir: &Path, plan: &RollbackPlan) -> Result<()> {
+    // 1. Supabase tables: load the backup's rows into temporary tables…
+    let mut merges: Vec<(TableName, String, Vec<String>, Vec<String>)> = Vec::new();
+    for (i, t) in plan.merge.iter().enumerate() {
+        let key = primary_key(client, t).await?;
+        if key.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "{t} differs from the backup and has no primary key to merge its rows by; nothing was changed"
+            )));
+        }
+        let tmp = format!("supamigrate_restore_{i}");
+        client
+            .batch_execute(&format!(
+                "create temporary table {tmp} (like {}) on commit drop",
+                t.quoted()
+            ))
+            .await
+            .map_err(|e| Error::postgres(format!("preparing the merge of {t}"), e))?;
+        let mut child = pg_restore_script(
+            dir,
+            &["--data-only", "--schema", &t.schema, "--table", &t.name],
+        )?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::new(ErrorKind::Tool, "pg_restore gave no output stream"))?;
+        let tmp_name = tmp.clone();
+        let retarget = move |header: &str| retarget_copy(header, &tmp_name).map(Some);
+        run_script(client, std::io::BufReader::new(stdout), &retarget).await?;
+        finish_child(child, &format!("pg_restore of {t}'s rows"))?;
+        merges.push((t.clone(), tmp, key, copy_columns(client, t).await?));
+    }
+    // …delete rows the backup lacks, children first…
+    for (t, tmp, key, _) in merges.iter().rev() {
+        let on = key
+            .iter()
+            .map(|k| format!("b.{c} = x.{c}", c = quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        client
+            .batch_execute(&format!(
+                "delete from {} x where not exists (select 1 from {tmp} b where {on})",
+                t.quoted()
+            ))
+            .await
+            .map_err(|e| {
+                Error::postgres(format!("removing rows of {t} added since the backup"), e)
+            })?;
+    }
+    // …then put back changed and missing rows, parents first.
+    for (t, tmp, key, cols) in &merges {
+        let on = key
+            .iter()
+            .map(|k| format!("b.{c} = x.{c}", c = quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let list = cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>();
+        let b_list = cols
+            .iter()
+            .map(|c| format!("b.{}", quote_ident(c)))
+            .collect::<Vec<_>>();
+        let x_list = cols
+            .iter()
+            .map(|c| format!("x.{}", quote_ident(c)))
+            .collect::<Vec<_>>();
+        client
+            .batch_execute(&format!(
+                "update {} x set ({}) = ({}) from {tmp} b where {on} and ({}) is distinct from ({}); \
+                 insert into {} ({}) select {} from {tmp} b where not exists (select 1 from {} x where {on})",
+                t.quoted(),
+                list.join(", "),
+                b_list.join(", "),
+                x_list.join(", "),
+                b_list.join(", "),
+                t.quoted(),
+                list.join(", "),
+                b_list.join(", "),
+                t.quoted(),
+            ))
+            .await
+            .map_err(|e| Error::postgres(format!("restoring rows of {t}"), e))?;
+    }
+    // 2. Application schemas: drop and recreate what the login role owns.
+    if plan.restore_lines.is_empty() {
+        return Ok(());
+    }
+    let list = tempfile::Builder::new()
+        .prefix("supamigrate-restore-list-")
+        .tempfile()
+        .map_err(|e| Error::io("writing the restore list", e))?;
+    std::fs::write(list.path(), plan.restore_lines.join("\n") + "\n")
+        .map_err(|e| Error::io("writing the restore list", e))?;
+    let list_arg = format!("--use-list={}", list.path().display());
+    let mut child = pg_restore_script(dir, &["--clean", "--if-exists", &list_arg])?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::new(ErrorKind::Tool, "pg_restore gave no output stream"))?;
+    let keep = |_: &str| Ok(None);
+    run_script(client, std::io::BufReader::new(stdout), &keep).await?;
+    finish_child(child, "pg_restore of the application schemas")?;
+    Ok(())
+}
+
+/// Tables whose fingerprints differ, by name: for messages.
+pub fn summarize(checks: &[TableCheck]) -> BTreeMap<String, String> {
+    checks
+        .iter()
+        .filter(|c| !c.matches)
+        .map(|c| {
+            (
+                c.table.to_string(),
+                match c.rows {
+                    None => "missing".to_string(),
+                    Some(n) if n != c.expected_rows => {
+                        format!("{n} rows, backup has {}", c.expected_rows)
+                    }
+                    Some(_) => "content differs".to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::{SourceInfo, TableEntry};
+
+    fn manifest() -> Manifest {
+        Manifest {
+            format: 1,
+            supamigrate_version: "0".into(),
+            created_at: "now".into(),
+            source: SourceInfo {
+                server_version: "15".into(),
+                host: "h".into(),
+                port: 1,
+                database: "postgres".into(),
+                user: "postgres".into(),
+            },
+            schemas: vec!["public".into()],
+            supabase_schemas: vec!["auth".into()],
+            extensions: vec![],
+            data_not_backed_up: vec![],
+            files: vec![],
+            tables: vec![TableEntry {
+                schema: "public".into(),
+                name: "t".into(),
+                rows: 1,
+                digest: "d".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn plan_keeps_what_is_not_ours_and_orders_merges() {
+        let toc = parse_toc(
+            "1; 2615 2200 SCHEMA - public pg_database_owner
+2; 1259 1 TABLE public t postgres
+3; 0 1 TABLE DATA public t postgres
+4; 1255 2 FUNCTION public handle_new_user() postgres
+5; 0 0 ACL public FUNCTION handle_new_user() postgres
+6; 1255 3 FUNCTION public other() supabase_admin
+7; 826 4 DEFAULT ACL public DEFAULT PRIVILEGES FOR TABLES supabase_admin
+8; 1259 5 TABLE auth users supabase_auth_admin
+9; 2606 6 FK CONSTRAINT public t t_fk postgres
+",
+        );
+        let protected: BTreeSet<(String, String)> =
+            [("function".to_string(), "public.handle_new_user".to_string())].into();
+        let u = TableName::new("auth", "users");
+        let i = TableName::new("auth", "identities");
+        let s = TableName::new("auth", "sessions");
+        let r = TableName::new("auth", "refresh_tokens");
+        let refs = vec![
+            (i.clone(), u.clone()),
+            (s.clone(), u.clone()),
+            (r.clone(), s.clone()),
+        ];
+        let plan = plan_rollback(
+            &manifest(),
+            &toc,
+            "postgres",
+            &protected,
+            &[u.clone()].into(),
+            &refs,
+            &[
+                TableName::new("public", "t"),
+                TableName::new("public", "new_since"),
+            ],
+        );
+        assert_eq!(
+            plan.restored,
+            [
+                "TABLE public.t",
+                "TABLE DATA public.t",
+                "FK CONSTRAINT public.t t_fk"
+            ]
+        );
+        let kept: Vec<&str> = plan.kept.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kept,
+            [
+                "FUNCTION public.handle_new_user()",
+                "ACL public.FUNCTION handle_new_user()",
+                "FUNCTION public.other()",
+                "DEFAULT ACL public.DEFAULT PRIVILEGES FOR TABLES"
+            ]
+        );
+        assert_eq!(plan.merge, vec![u, i, s, r]);
+        assert_eq!(
+            plan.not_in_backup,
+            vec![TableName::new("public", "new_since")]
+        );
+    }
+}

@@ -287,7 +287,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             sql,
-            "COPY supamigrate_restore_0 (id, \"Email\", raw_user_meta_data) FROM STDIN"
+            "COPY supamigrate_restore_0(id, \"Email\", raw_user_meta_data) FROM STDIN"
         );
         assert!(retarget_copy("SELECT 1", "x").is_err());
     }

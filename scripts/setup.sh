@@ -6,6 +6,7 @@
 #   pg_dump, pg_restore): the sandbox and tests run real clusters.
 #   A C compiler: the TLS crate (ring) and the SQL parser build C code.
 #   libclang: the SQL parser's bindings are generated at build time.
+#   s3s-fs: a local S3-compatible server (cargo install), for storage tests.
 set -euo pipefail
 
 need=()
@@ -21,33 +22,40 @@ have_libclang() {
 }
 have_libclang || need+=(libclang-dev)
 
-if ((${#need[@]} == 0)); then
-  exit 0
-fi
-
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo="sudo"
-  else
-    echo "setup: need root (or sudo) to install: ${need[*]}" >&2
+# Installs the missing system packages (root or sudo, apt-get).
+install_packages() {
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo="sudo"
+    else
+      echo "setup: need root (or sudo) to install: ${need[*]}" >&2
+      exit 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: no apt-get here; install these yourself: ${need[*]}" >&2
     exit 1
   fi
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup: no apt-get here; install these yourself: ${need[*]}" >&2
-  exit 1
-fi
 
-# The sandbox makes its own clusters: do not let the package create and start
-# a default one on port 5432.
-if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-  $sudo mkdir -p /etc/postgresql-common
-  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
-fi
+  # The sandbox makes its own clusters: do not let the package create and start
+  # a default one on port 5432.
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
 
-echo "setup: installing ${need[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-have_server || { echo "setup: PostgreSQL server binaries still missing after install" >&2; exit 1; }
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >/dev/null
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  have_server || { echo "setup: PostgreSQL server binaries still missing after install" >&2; exit 1; }
+}
+((${#need[@]} == 0)) || install_packages
+
+# A local S3-compatible server for the storage tests and the demo: s3s-fs
+# (Rust, from crates.io; 0.14.1 is the last release that builds with Rust 1.95).
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  echo "setup: installing s3s-fs 0.14.1 (a local S3 server) with cargo" >&2
+  cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary
+fi

@@ -7,6 +7,27 @@ use std::process::ExitCode;
 
 use std::collections::BTreeSet;
 
+// `println!`/`print!` that end the process quietly when stdout is closed
+// (`supamigrate schema convert | head`), as Unix tools do, instead of
+// panicking. SIGPIPE itself stays ignored (Rust's default): a peer closing
+// a network connection must be an error we handle, not a signal that kills us.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use supamigrate::config::{self, FileConfig, Flags};
@@ -134,6 +155,15 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Supabase Storage to S3 (runbook Step 4.4): `plan` lists what will be
+    /// copied and every reference that will be rewritten, changing nothing;
+    /// `copy` copies every object (resumable, each verified) and rewrites the
+    /// reference columns on the target; `verify` re-reads both sides and
+    /// compares every object's bytes.
+    Storage {
+        #[command(subcommand)]
+        action: StorageCommand,
+    },
     /// Create the target database if missing, its extensions, the application
     /// role (APP_DB_USER; password from APP_DB_PASSWORD, or generated into an
     /// owner-only file whose path is printed) and its privileges. Idempotent.
@@ -173,6 +203,64 @@ enum BackupCommand {
         #[arg(long)]
         sandbox: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// What would be copied and rewritten; changes nothing.
+    Plan(StorageArgs),
+    /// Copy the objects, then rewrite the references on the target.
+    Copy(StorageArgs),
+    /// Compare every object's bytes on both sides (SHA-256).
+    Verify(StorageArgs),
+}
+
+/// Where objects come from and go to, and how.
+#[derive(Debug, Clone, Args)]
+struct StorageArgs {
+    /// Read objects from this directory (`<dir>/<bucket>/<name>`, a
+    /// self-hosted Storage file backend; the sandbox exports it) instead of
+    /// Supabase's S3 endpoint.
+    #[arg(long, env = "SUPAMIGRATE_STORAGE_DIR", value_name = "DIR")]
+    source_dir: Option<PathBuf>,
+    /// Supabase Storage's S3 endpoint [default:
+    /// https://<project-ref>.storage.supabase.co/storage/v1/s3]; keys from
+    /// SUPABASE_S3_ACCESS_KEY_ID and SUPABASE_S3_SECRET_ACCESS_KEY, region from
+    /// SUPABASE_S3_REGION.
+    #[arg(long, env = "SUPABASE_S3_ENDPOINT", value_name = "URL")]
+    source_endpoint: Option<String>,
+    /// Write objects to this directory instead of S3 (S3 uses the standard AWS
+    /// configuration: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+    /// AWS_PROFILE, AWS_ENDPOINT_URL_S3 for S3-compatible servers).
+    #[arg(long, value_name = "DIR")]
+    dest_dir: Option<PathBuf>,
+    /// Destination bucket = prefix + Supabase bucket.
+    #[arg(long, value_name = "PREFIX", default_value = supamigrate::storage::DEFAULT_BUCKET_PREFIX)]
+    bucket_prefix: String,
+    /// S3 storage class of the copies.
+    #[arg(long, value_name = "CLASS", default_value = supamigrate::storage::DEFAULT_STORAGE_CLASS)]
+    storage_class: String,
+    /// A column holding Storage paths or URLs, and the bucket of its bare
+    /// paths (repeatable) [default: the TMS columns
+    /// public.driver_documents.file_path=driver-documents and
+    /// public.shipments.pod_file_path=pod-documents].
+    #[arg(long = "reference", value_name = "SCHEMA.TABLE.COLUMN=BUCKET")]
+    references: Vec<String>,
+    /// New references are URL/BUCKET/KEY (e.g. a CloudFront domain) instead of s3://BUCKET/KEY.
+    #[arg(long, value_name = "URL")]
+    url_prefix: Option<String>,
+    /// Copy the objects but leave the references alone.
+    #[arg(long)]
+    no_rewrite: bool,
+    /// Objects copied at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    jobs: usize,
+    /// Part size for streaming and multipart uploads, in MiB (at least 5).
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    part_size_mib: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How to verify.
@@ -327,20 +415,7 @@ enum SandboxCommand {
     },
 }
 
-/// Restores the default SIGPIPE action: when a reader closes our stdout
-/// (`supamigrate schema convert | head`), end quietly as other Unix tools do,
-/// instead of failing a write (Rust ignores SIGPIPE by default, and `print!`
-/// then panics).
-#[allow(unsafe_code)]
-fn default_sigpipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: called first thing in main, before any thread exists; SIG_DFL
-    // installs no Rust handler.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-}
-
 fn main() -> ExitCode {
-    default_sigpipe();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -471,6 +546,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback { ref backup, yes } => {
             let settings = settings(&cli)?;
             run_rollback(backup, yes, &settings).await
+        }
+        Command::Storage { ref action } => {
+            let settings = settings(&cli)?;
+            run_storage(action, &settings).await
         }
         Command::Provision {
             ref convert,
@@ -934,6 +1013,282 @@ async fn run_rollback(
         None => println!("  export SUPABASE_URL='https://<project-ref>.supabase.co'"),
     }
     Ok(())
+}
+
+fn storage_options(args: &StorageArgs) -> anyhow::Result<supamigrate::storage::StorageOptions> {
+    use supamigrate::storage::{refs::RefColumn, StorageOptions};
+    let mut opts = StorageOptions::new();
+    opts.bucket_prefix = args.bucket_prefix.clone();
+    opts.storage_class = Some(args.storage_class.clone()).filter(|s| !s.is_empty());
+    opts.part_size = args.part_size_mib.max(5) * 1024 * 1024;
+    opts.jobs = args.jobs.max(1);
+    opts.url_prefix = args.url_prefix.clone();
+    opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !args.references.is_empty() {
+        opts.references = args
+            .references
+            .iter()
+            .map(|r| {
+                RefColumn::parse(r).ok_or_else(|| {
+                    supamigrate::Error::invalid_input(format!(
+                        "--reference {r:?} is not SCHEMA.TABLE.COLUMN=BUCKET"
+                    ))
+                    .with_hint(
+                        "for example --reference public.shipments.pod_file_path=pod-documents",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(opts)
+}
+
+async fn storage_source(
+    args: &StorageArgs,
+    settings: &config::Settings,
+) -> anyhow::Result<supamigrate::storage::store::Store> {
+    use supamigrate::storage::store::{self, Store};
+    if let Some(d) = &args.source_dir {
+        if !d.is_dir() {
+            return Err(supamigrate::Error::invalid_input(format!(
+                "--source-dir {} is not a directory",
+                d.display()
+            ))
+            .into());
+        }
+        return Ok(Store::Dir(d.clone()));
+    }
+    let endpoint = match (&args.source_endpoint, &settings.project_ref) {
+        (Some(e), _) => e.clone(),
+        (None, Some(r)) => format!("https://{r}.storage.supabase.co/storage/v1/s3"),
+        (None, None) => {
+            return Err(supamigrate::Error::invalid_input("no Storage source given")
+                .with_hint("set SUPABASE_PROJECT_REF (with SUPABASE_S3_ACCESS_KEY_ID/SUPABASE_S3_SECRET_ACCESS_KEY from the project's Storage S3 settings), or --source-endpoint, or --source-dir")
+                .into())
+        }
+    };
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(ak), Some(sk)) = (
+        var("SUPABASE_S3_ACCESS_KEY_ID"),
+        var("SUPABASE_S3_SECRET_ACCESS_KEY"),
+    ) else {
+        return Err(supamigrate::Error::invalid_input(
+            "SUPABASE_S3_ACCESS_KEY_ID and SUPABASE_S3_SECRET_ACCESS_KEY are needed to read Supabase Storage",
+        )
+        .with_hint("create S3 access keys in the Supabase dashboard (Storage → S3 connection)")
+        .into());
+    };
+    let region = var("SUPABASE_S3_REGION").unwrap_or_else(|| "us-east-1".into());
+    Ok(store::s3_with_keys(
+        &endpoint,
+        &ak,
+        &sk,
+        &region,
+        &format!("Supabase Storage ({endpoint})"),
+    )
+    .await)
+}
+
+async fn storage_dest(args: &StorageArgs) -> anyhow::Result<supamigrate::storage::store::Store> {
+    use supamigrate::storage::store::{self, Store, S3};
+    if let Some(d) = &args.dest_dir {
+        return Ok(Store::Dir(d.clone()));
+    }
+    let config = store::aws_config().await;
+    if config.region().is_none() {
+        return Err(
+            supamigrate::Error::invalid_input("no AWS region for the destination S3")
+                .with_hint("set AWS_REGION (or a region in the AWS_PROFILE), or use --dest-dir")
+                .into(),
+        );
+    }
+    let label = match config.endpoint_url() {
+        Some(e) => format!("S3 at {e}"),
+        None => "S3".to_string(),
+    };
+    Ok(Store::S3(S3::new(&config, None, &label)))
+}
+
+async fn run_storage(action: &StorageCommand, settings: &config::Settings) -> anyhow::Result<()> {
+    use supamigrate::storage;
+    let (StorageCommand::Plan(args) | StorageCommand::Copy(args) | StorageCommand::Verify(args)) =
+        action;
+    let opts = storage_options(args)?;
+    let source_db = connect::connect(settings.source()?).await?;
+    let source = storage_source(args, settings).await?;
+    let dest = storage_dest(args).await?;
+    let plan = storage::prepare(&source_db, &source, &opts)
+        .await
+        .context("reading the Storage inventory")?;
+    let total: i64 = plan.objects.iter().map(|o| o.size.unwrap_or(0)).sum();
+    let describe = |json: bool| {
+        if json {
+            return;
+        }
+        println!(
+            "{} objects ({:.1} MB) from {} to {}",
+            plan.objects.len(),
+            total as f64 / 1e6,
+            source.label(),
+            dest.label()
+        );
+        for (b, d) in &plan.buckets {
+            println!("  bucket {b} → {d}");
+        }
+        for (b, k) in &plan.missing_in_store {
+            println!("  ✗ listed in storage.objects but missing from the store: {b}/{k}");
+        }
+        for (b, k) in &plan.not_in_table {
+            println!("  ✗ in the store but not in storage.objects (not copied): {b}/{k}");
+        }
+        for n in &plan.notes {
+            println!("  note: {n}");
+        }
+    };
+    match action {
+        StorageCommand::Verify(_) => {
+            describe(args.json);
+            let bad = storage::verify(&source, &dest, &plan, &opts).await?;
+            if args.json {
+                println!("{}", serde_json(&bad)?);
+            }
+            for m in &bad {
+                println!("✗ {}: {}", m.object, m.problem);
+            }
+            if !bad.is_empty() {
+                anyhow::bail!(
+                    "{} object(s) differ between the source and the destination",
+                    bad.len()
+                );
+            }
+            if !args.json {
+                println!(
+                    "✓ every object's bytes are equal on both sides ({})",
+                    plan.objects.len()
+                );
+            }
+            Ok(())
+        }
+        StorageCommand::Plan(_) => {
+            describe(args.json);
+            let rewrite = match settings.target() {
+                Ok(t) if !args.no_rewrite => {
+                    let target_db = connect::connect(t).await?;
+                    Some(storage::plan_rewrite(&target_db, &plan, &opts).await?)
+                }
+                _ => None,
+            };
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json(&serde_json::json!({"plan": plan, "rewrite": rewrite}))?
+                );
+                return Ok(());
+            }
+            if let Some(r) = &rewrite {
+                print_rewrite_plan(r);
+            }
+            Ok(())
+        }
+        StorageCommand::Copy(_) => {
+            describe(args.json);
+            let report = storage::copy(&source, &dest, &plan, &opts).await?;
+            let mut rewritten = None;
+            let mut remaining = Vec::new();
+            let mut unresolved = Vec::new();
+            if report.failed.is_empty() && !args.no_rewrite {
+                let mut target_db = connect::connect(settings.target()?).await?;
+                let r = storage::plan_rewrite(&target_db, &plan, &opts).await?;
+                rewritten = Some(storage::rewrite(&mut target_db, &r, &opts).await?);
+                remaining = storage::remaining_supabase_references(&target_db, &opts).await?;
+                unresolved = r.unresolved.clone();
+            }
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json(&serde_json::json!({
+                        "copy": report, "rewritten": rewritten,
+                        "unresolved": unresolved, "remaining": remaining
+                    }))?
+                );
+            } else {
+                println!(
+                    "objects: {} copied, {} already there (skipped), {} failed; {:.1} MB uploaded in {:.1} s ({:.1} MB/s)",
+                    report.copied,
+                    report.skipped,
+                    report.failed.len(),
+                    report.bytes_copied as f64 / 1e6,
+                    report.seconds,
+                    report.mb_per_s()
+                );
+                if !report.buckets_created.is_empty() {
+                    println!("buckets created: {}", report.buckets_created.join(", "));
+                }
+                for (o, why) in &report.failed {
+                    println!("✗ {o}: {why}");
+                }
+                match rewritten {
+                    Some(n) => println!(
+                        "references rewritten: {n} row(s) in {}",
+                        opts.references
+                            .iter()
+                            .map(|r| format!("{}.{}", r.table, r.column))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None if args.no_rewrite => println!("references: left alone (--no-rewrite)"),
+                    None => println!(
+                        "references: not rewritten, because objects failed; re-run to resume"
+                    ),
+                }
+                for (c, k, v) in &unresolved {
+                    println!(
+                        "✗ {c} [{k}]: {:?} matches no copied object; left as it is",
+                        storage::refs::redact_token(v)
+                    );
+                }
+                for (c, n) in &remaining {
+                    println!("✗ {c}: {n} value(s) still point at Supabase Storage");
+                }
+            }
+            if !report.failed.is_empty() {
+                anyhow::bail!(
+                    "{} object(s) failed; re-run to resume (finished objects are skipped)",
+                    report.failed.len()
+                );
+            }
+            if !remaining.is_empty() || !unresolved.is_empty() {
+                anyhow::bail!("some references could not be rewritten (listed above)");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_rewrite_plan(r: &supamigrate::storage::RewritePlan) {
+    println!(
+        "references: {} to rewrite, {} already moved, {} other URLs left alone, {} unresolved",
+        r.changes.len(),
+        r.already_moved,
+        r.foreign,
+        r.unresolved.len()
+    );
+    use supamigrate::storage::refs::redact_token;
+    for c in &r.changes {
+        println!(
+            "  {} [{}]: {} → {}",
+            c.column,
+            c.key,
+            redact_token(&c.old),
+            c.new
+        );
+    }
+    for (c, k, v) in &r.unresolved {
+        println!(
+            "  ✗ {c} [{k}]: {:?} matches no object that will be copied",
+            redact_token(v)
+        );
+    }
 }
 
 fn default_jobs(jobs: Option<usize>) -> usize {

@@ -35,6 +35,20 @@ pub enum ErrorKind {
     Tool,
     /// The local sandbox is not in the state the command expects.
     Sandbox,
+    /// An object store (S3, Supabase Storage) refused or failed a request.
+    ObjectStore,
+}
+
+/// Responses whose HTTP status an S3 error can report.
+pub trait HttpStatus {
+    /// The status code.
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
 }
 
 /// The library's error: a kind, a message, an optional fix hint and the cause.
@@ -75,6 +89,52 @@ impl Error {
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
+    }
+
+    /// An S3 request error with what we were doing, classified: network and
+    /// timeouts are retryable, refused credentials are bad input.
+    pub fn s3<E, R>(context: impl Into<String>, e: aws_sdk_s3::error::SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static + HttpStatus,
+    {
+        use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+        let (kind, detail) = match &e {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+                (ErrorKind::Connection, DisplayErrorContext(&e).to_string())
+            }
+            SdkError::ServiceError(s) => {
+                let code = s.err().code().unwrap_or("unknown error");
+                let kind = match code {
+                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" => {
+                        ErrorKind::Auth
+                    }
+                    "InvalidStorageClass" | "InvalidArgument" | "InvalidBucketName" => {
+                        ErrorKind::InvalidInput
+                    }
+                    "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout" => {
+                        ErrorKind::Connection
+                    }
+                    _ => ErrorKind::ObjectStore,
+                };
+                let detail = match s.err().message() {
+                    Some(m) => format!("{code} (HTTP {}): {m}", s.raw().status_code()),
+                    None => format!("{code} (HTTP {})", s.raw().status_code()),
+                };
+                (kind, detail)
+            }
+            _ => (ErrorKind::ObjectStore, DisplayErrorContext(&e).to_string()),
+        };
+        let err = Error::new(kind, format!("{}: {detail}", context.into()));
+        match kind {
+            ErrorKind::Auth => err.with_hint(
+                "check the S3 credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and their permissions",
+            ),
+            ErrorKind::InvalidInput => err.with_hint(
+                "the S3 server refused a setting: check --storage-class (STANDARD, STANDARD_IA…) and the bucket prefix",
+            ),
+            _ => err,
+        }
     }
 
     /// An I/O error with what we were doing.

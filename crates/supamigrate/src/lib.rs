@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod provision;
 pub mod sandbox;
 pub mod schema;
+pub mod storage;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

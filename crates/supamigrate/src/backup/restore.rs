@@ -443,22 +443,6 @@ pub async fn prepare_rollback(
     ))
 }
 
-/// Primary key columns of `t` (empty when none).
-async fn primary_key(client: &Client, t: &TableName) -> Result<Vec<String>> {
-    Ok(client
-        .query(
-            "select a.attname::text from pg_index i \
-             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) \
-             where i.indrelid = $1::text::regclass and i.indisprimary order by array_position(i.indkey::int2[], a.attnum)",
-            &[&format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))],
-        )
-        .await
-        .map_err(|e| Error::postgres(format!("reading the primary key of {t}"), e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
 /// Columns a COPY of `t` carries (not generated), in order.
 async fn copy_columns(client: &Client, t: &TableName) -> Result<Vec<String>> {
     Ok(client
@@ -530,7 +514,7 @@ async fn rollback_steps(client: &Client, dir: &Path, plan: &RollbackPlan) -> Res
     // 1. Supabase tables: load the backup's rows into temporary tables…
     let mut merges: Vec<(TableName, String, Vec<String>, Vec<String>)> = Vec::new();
     for (i, t) in plan.merge.iter().enumerate() {
-        let key = primary_key(client, t).await?;
+        let key = crate::catalog::primary_key(client, t).await?;
         if key.is_empty() {
             return Err(Error::invalid_input(format!(
                 "{t} differs from the backup and has no primary key to merge its rows by; nothing was changed"

@@ -85,6 +85,27 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The primary key columns of `table`, in key order (empty when none).
+pub async fn primary_key(client: &Client, table: &TableName) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "select a.attname::text from pg_index i \
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) \
+             where i.indrelid = $1::text::regclass and i.indisprimary \
+             order by array_position(i.indkey::int2[], a.attnum)",
+            &[&format!(
+                "{}.{}",
+                quote_ident(&table.schema),
+                quote_ident(&table.name)
+            )],
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("reading the primary key of {table}"), e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// The tables (not partitions) of `schemas`, sorted.
 pub async fn list_tables(client: &Client, schemas: &[&str]) -> Result<Vec<TableName>> {
     let schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();

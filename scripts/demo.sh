@@ -28,6 +28,10 @@ echo
 echo "== data: copy (post-data built as tables complete) =="
 "$bin" -q copy
 echo
+echo "== storage: every object to a local S3 stand-in ($base/s3), references rewritten =="
+"$bin" -q storage copy --dest-dir "$base/s3" | grep -v '^  note:'
+"$bin" -q storage verify --dest-dir "$base/s3" | tail -1
+echo
 echo "== verify: every table's rows and content, integrity, sequences, schema =="
-"$bin" -q verify --report "$base/verify.md"
+"$bin" -q verify --storage-rewritten --report "$base/verify.md"
 echo "Converted schema, report and verify report: $base/03_converted_schema.sql, $base/conversion-report.txt, $base/verify.md (removed with the demo)"

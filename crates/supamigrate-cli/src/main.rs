@@ -282,6 +282,17 @@ struct VerifyArgs {
     /// Also write the report as Markdown to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// `storage copy` has rewritten the reference columns: do not compare
+    /// them with the source; check that none still points at Supabase Storage.
+    #[arg(long)]
+    storage_rewritten: bool,
+    /// The reference columns (as for `storage copy`) [default: the TMS columns].
+    #[arg(
+        long = "reference",
+        value_name = "SCHEMA.TABLE.COLUMN=BUCKET",
+        requires = "storage_rewritten"
+    )]
+    references: Vec<String>,
 }
 
 /// `verify` found differences: exit code 1 (the report says what).
@@ -1016,7 +1027,7 @@ async fn run_rollback(
 }
 
 fn storage_options(args: &StorageArgs) -> anyhow::Result<supamigrate::storage::StorageOptions> {
-    use supamigrate::storage::{refs::RefColumn, StorageOptions};
+    use supamigrate::storage::StorageOptions;
     let mut opts = StorageOptions::new();
     opts.bucket_prefix = args.bucket_prefix.clone();
     opts.storage_class = Some(args.storage_class.clone()).filter(|s| !s.is_empty());
@@ -1024,23 +1035,29 @@ fn storage_options(args: &StorageArgs) -> anyhow::Result<supamigrate::storage::S
     opts.jobs = args.jobs.max(1);
     opts.url_prefix = args.url_prefix.clone();
     opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if !args.references.is_empty() {
-        opts.references = args
-            .references
-            .iter()
-            .map(|r| {
-                RefColumn::parse(r).ok_or_else(|| {
-                    supamigrate::Error::invalid_input(format!(
-                        "--reference {r:?} is not SCHEMA.TABLE.COLUMN=BUCKET"
-                    ))
-                    .with_hint(
-                        "for example --reference public.shipments.pod_file_path=pod-documents",
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-    }
+    opts.references = parse_references(&args.references)?;
     Ok(opts)
+}
+
+/// `--reference` values, or the TMS defaults when none is given.
+fn parse_references(
+    values: &[String],
+) -> anyhow::Result<Vec<supamigrate::storage::refs::RefColumn>> {
+    use supamigrate::storage::refs::{tms_defaults, RefColumn};
+    if values.is_empty() {
+        return Ok(tms_defaults());
+    }
+    Ok(values
+        .iter()
+        .map(|r| {
+            RefColumn::parse(r).ok_or_else(|| {
+                supamigrate::Error::invalid_input(format!(
+                    "--reference {r:?} is not SCHEMA.TABLE.COLUMN=BUCKET"
+                ))
+                .with_hint("for example --reference public.shipments.pod_file_path=pod-documents")
+            })
+        })
+        .collect::<Result<_, _>>()?)
 }
 
 async fn storage_source(
@@ -1200,7 +1217,8 @@ async fn run_storage(action: &StorageCommand, settings: &config::Settings) -> an
                 let mut target_db = connect::connect(settings.target()?).await?;
                 let r = storage::plan_rewrite(&target_db, &plan, &opts).await?;
                 rewritten = Some(storage::rewrite(&mut target_db, &r, &opts).await?);
-                remaining = storage::remaining_supabase_references(&target_db, &opts).await?;
+                remaining =
+                    storage::remaining_supabase_references(&target_db, &opts.references).await?;
                 unresolved = r.unresolved.clone();
             }
             if args.json {
@@ -1325,6 +1343,9 @@ async fn run_verify(
     opts.jobs = default_jobs(args.jobs);
     opts.max_rows = args.max_rows;
     opts.chunk_rows = args.chunk_rows;
+    if args.storage_rewritten {
+        opts.rewritten = parse_references(&args.references)?;
+    }
     opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = supamigrate::verify::verify(source, target, &opts)
         .await

@@ -308,6 +308,17 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
         text(&out)
     );
 
+    // The rewrite changed nothing else: no trigger fired (updated_at kept),
+    // every other column equals the source.
+    let mut v = bin(&sb, &s3);
+    v.args(["verify", "--storage-rewritten"]);
+    let out = ok(v, "verify after the rewrite").await;
+    assert!(
+        text(&out).contains("no value points at Supabase Storage"),
+        "{}",
+        text(&out)
+    );
+
     // A corrupted object (same size, one byte changed at rest) is detected.
     let victim = root
         .path()

@@ -717,6 +717,42 @@ pub async fn rewrite(
             continue;
         }
         let (old, new): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
+        // A path is not an application change: the table's own triggers
+        // (updated_at = now() and the like) must not fire. Those enabled are
+        // switched off for this transaction only (owner's right; no
+        // superuser, no session_replication_role).
+        let triggers: Vec<String> = tx
+            .query(
+                "select tgname::text from pg_trigger \
+                 where tgrelid = $1::text::regclass and not tgisinternal and tgenabled = 'O'",
+                &[&format!(
+                    "{}.{}",
+                    quote_ident(&rc.table.schema),
+                    quote_ident(&rc.table.name)
+                )],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("reading the triggers of {}", rc.table), e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let toggle = |how: &str| {
+            triggers
+                .iter()
+                .map(|t| {
+                    format!(
+                        "alter table {} {how} trigger {};",
+                        rc.table.quoted(),
+                        quote_ident(t)
+                    )
+                })
+                .collect::<String>()
+        };
+        if !triggers.is_empty() {
+            tx.batch_execute(&toggle("disable"))
+                .await
+                .map_err(|e| Error::postgres(format!("pausing the triggers of {}", rc.table), e))?;
+        }
         n += tx
             .execute(
                 &format!(
@@ -729,6 +765,11 @@ pub async fn rewrite(
             )
             .await
             .map_err(|e| Error::postgres(format!("rewriting {label}"), e))?;
+        if !triggers.is_empty() {
+            tx.batch_execute(&toggle("enable")).await.map_err(|e| {
+                Error::postgres(format!("restoring the triggers of {}", rc.table), e)
+            })?;
+        }
     }
     tx.commit()
         .await
@@ -739,10 +780,10 @@ pub async fn rewrite(
 /// Values in the reference columns that still point at Supabase Storage.
 pub async fn remaining_supabase_references(
     target: &Client,
-    opts: &StorageOptions,
+    references: &[RefColumn],
 ) -> Result<Vec<(String, i64)>> {
     let mut out = Vec::new();
-    for rc in &opts.references {
+    for rc in references {
         let label = format!("{}.{}", rc.table, rc.column);
         let n: i64 = target
             .query_one(

@@ -52,6 +52,9 @@ pub struct VerifyOptions {
     pub planned: Vec<String>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Reference columns `storage copy` rewrote: not compared with the
+    /// source; checked instead for values still pointing at Supabase Storage.
+    pub rewritten: Vec<crate::storage::refs::RefColumn>,
 }
 
 impl VerifyOptions {
@@ -65,6 +68,7 @@ impl VerifyOptions {
             chunk_rows: 100_000,
             planned,
             progress: false,
+            rewritten: Vec::new(),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct TableResult {
     pub differing_chunks: usize,
     /// Source columns the target lacks (their values were not compared).
     pub missing_columns: Vec<String>,
+    /// Columns left out on purpose (rewritten by `storage copy`).
+    pub not_compared: Vec<String>,
     /// The differing rows found (at most `max_rows`).
     pub diffs: Vec<RowDiff>,
     /// More rows differ than are listed.
@@ -139,6 +145,9 @@ pub struct VerifyReport {
     pub checks: Vec<checks::CheckResult>,
     /// The target's schema against the conversion.
     pub inventory: inventory::InventoryDiff,
+    /// Rewritten reference columns with values still pointing at Supabase
+    /// Storage: (column, rows).
+    pub storage_references: Vec<(String, i64)>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -157,6 +166,7 @@ impl VerifyReport {
             + self.inventory.missing.len()
             + self.inventory.unexpected.len()
             + self.inventory.different.len()
+            + self.storage_references.len()
     }
 
     /// Everything matches.
@@ -282,6 +292,11 @@ async fn pairs(
         crate::catalog::server_major(source).await? == crate::catalog::server_major(target).await?;
     let mut out = Vec::new();
     let mut absent = Vec::new();
+    let skipped = |t: &TableName, c: &str| {
+        opts.rewritten
+            .iter()
+            .any(|r| &r.table == t && r.column == c)
+    };
     let mut add = |s: TableName, sc: &Columns, t: TableName, mapping: Option<&[(&str, &str)]>| {
         let Some(tc) = tgt.get(&t) else {
             absent.push((s, t, sc.est_rows));
@@ -309,6 +324,9 @@ async fn pairs(
         };
         for (c, _, ty, builtin) in &sc.columns {
             let Some(to) = rename(c) else { continue };
+            if skipped(&s, c) {
+                continue;
+            }
             if has(&to) {
                 portables.push(portable(&to, ty, *builtin));
                 columns.push((c.clone(), to));
@@ -489,6 +507,12 @@ async fn compare_tables(
             chunks: chunks[i],
             differing_chunks: 0,
             missing_columns: p.missing_columns.clone(),
+            not_compared: opts
+                .rewritten
+                .iter()
+                .filter(|r| r.table == p.source)
+                .map(|r| r.column.clone())
+                .collect(),
             diffs: Vec::new(),
             truncated: false,
         })
@@ -575,14 +599,16 @@ pub async fn verify(
         let sequences = integrity::sequence_checks(&src0, &tgt0, &schemas).await?;
         let checks = checks::run(&src0, &tgt0, &checks::builtin()?).await?;
         let found = inventory::found(&tgt0, &inv_schemas).await?;
+        let refs = crate::storage::remaining_supabase_references(&tgt0, &opts.rewritten).await?;
         Ok::<_, Error>((
             orphans,
             sequences,
             checks,
             inventory::compare(&planned, &inherited, &found),
+            refs,
         ))
     };
-    let (mut tables, (orphans, sequences, checks, inventory)) =
+    let (mut tables, (orphans, sequences, checks, inventory, storage_references)) =
         tokio::try_join!(compare_tables(&workers, &pairs, opts), integrity)?;
     for (s, t, _) in absent {
         let rows: i64 = src0
@@ -599,6 +625,7 @@ pub async fn verify(
             chunks: 0,
             differing_chunks: 0,
             missing_columns: Vec::new(),
+            not_compared: Vec::new(),
             diffs: Vec::new(),
             truncated: false,
         });
@@ -610,6 +637,7 @@ pub async fn verify(
         sequences,
         checks,
         inventory,
+        storage_references,
         seconds: started.elapsed().as_secs_f64(),
     };
     tracing::info!(

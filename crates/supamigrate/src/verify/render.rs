@@ -135,6 +135,38 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
         .collect();
     out.push(("Runbook checks (Step 5.2)", checks));
 
+    let rewritten: Vec<String> = r
+        .tables
+        .iter()
+        .flat_map(|t| {
+            t.not_compared
+                .iter()
+                .map(move |c| format!("{}.{c}", t.source))
+        })
+        .collect();
+    if !rewritten.is_empty() {
+        let mut lines: Vec<(bool, String)> = r
+            .storage_references
+            .iter()
+            .map(|(c, n)| {
+                (
+                    false,
+                    format!("{c}: {n} value(s) still point at Supabase Storage"),
+                )
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push((
+                true,
+                format!(
+                    "{} rewritten by storage copy (not compared with the source): no value points at Supabase Storage",
+                    rewritten.join(", ")
+                ),
+            ));
+        }
+        out.push(("Storage references", lines));
+    }
+
     let inv = &r.inventory;
     let mut lines = Vec::new();
     for o in &inv.missing {

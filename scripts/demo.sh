@@ -1,37 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the local sandbox: start a Supabase-like source (the TMS
-# fixture) and an RDS-like target, migrate the schema and the data as far as
-# supamigrate goes today, verify the result, stop the sandbox.
+# The main job: `supamigrate demo`. It starts the local sandbox (a
+# Supabase-like source with the TMS fixture and an RDS-like target), runs the
+# whole migration (preflight, backup with a restore test, schema, users and
+# data, Storage into a local directory, post-data, sequences, verify, report),
+# prints the checklist, a summary and the HTML report's path, then stops and
+# removes the sandbox. The report, backups and copied objects stay in DIR.
+#
+#   bash scripts/demo.sh [DIR]      (default ./supamigrate-demo)
 . "$(dirname "$0")/common.sh"
-start_sandbox demo 1
-echo
-"$bin" -q check
-echo
-psql "$SUPABASE_DB_URL" -X -q -P pager=off <<'SQL'
-\echo 'The source, as the project''s postgres role sees it:'
-select (select count(*) from auth.users) as users,
-       (select count(*) from public.trips) as trips,
-       (select count(*) from public.shipments) as shipments,
-       (select count(*) from public.location_history) as location_points,
-       (select count(*) from storage.objects) as storage_objects;
-SQL
-echo "Storage files: $SUPAMIGRATE_STORAGE_DIR ($(du -sh "$SUPAMIGRATE_STORAGE_DIR" | cut -f1))"
-
-export APP_DB_USER=tms_app
-echo
-echo "== schema: convert (report), provision, apply pre-data =="
-"$bin" -q schema convert --out "$base/03_converted_schema.sql" > "$base/conversion-report.txt"
-head -1 "$base/conversion-report.txt"
-"$bin" -q provision --secrets-dir "$base/secrets"
-"$bin" -q schema apply --section pre-data
-echo
-echo "== data: copy (post-data built as tables complete) =="
-"$bin" -q copy
-echo
-echo "== storage: every object to a local S3 stand-in ($base/s3), references rewritten =="
-"$bin" -q storage copy --dest-dir "$base/s3" | grep -v '^  note:'
-"$bin" -q storage verify --dest-dir "$base/s3" | tail -1
-echo
-echo "== verify: every table's rows and content, integrity, sequences, schema =="
-"$bin" -q verify --storage-rewritten --report "$base/verify.md"
-echo "Converted schema, report and verify report: $base/03_converted_schema.sql, $base/conversion-report.txt, $base/verify.md (removed with the demo)"
+exec "$bin" -q demo --dir "${1:-supamigrate-demo}"

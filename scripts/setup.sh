@@ -7,6 +7,7 @@
 #   A C compiler: the TLS crate (ring) and the SQL parser build C code.
 #   libclang: the SQL parser's bindings are generated at build time.
 #   s3s-fs: a local S3-compatible server (cargo install), for storage tests.
+#   Chromium: the tests render the HTML report headless.
 set -euo pipefail
 
 need=()
@@ -21,6 +22,8 @@ have_libclang() {
     compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null
 }
 have_libclang || need+=(libclang-dev)
+# The tests render the HTML report in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 # Installs the missing system packages (root or sudo, apt-get).
 install_packages() {

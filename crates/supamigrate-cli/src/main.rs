@@ -164,6 +164,47 @@ enum Command {
         #[command(subcommand)]
         action: StorageCommand,
     },
+    /// Check everything the migration needs before anything is written:
+    /// tools, connections, privileges, extensions, disk, size. ✓/!/✗ with a
+    /// fix per ✗; exit 1 when something fails.
+    Preflight {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        /// Where backups will go (for the free-space check).
+        #[arg(long, value_name = "DIR", default_value = "backups")]
+        backup_dir: PathBuf,
+    },
+    /// Every step of `run` and every object that will be created, rewritten
+    /// or dropped, and the Storage objects and references; changes nothing.
+    Plan {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// The whole migration: preflight, backup (with a restore test),
+    /// provision, schema pre-data, users and data, storage, post-data,
+    /// sequences, verify, report. Resumable: a re-run after a failure or a kill
+    /// starts at the step that did not finish. Prints the runbook's checklist.
+    Run {
+        #[command(flatten)]
+        convert: ConvertArgs,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Try it all on the local sandbox: start it (scale 1), run the whole
+    /// migration with Storage into a local directory, print a summary and the
+    /// HTML report's path, stop and remove the sandbox.
+    Demo {
+        /// Where the report and the copied objects stay.
+        #[arg(long, value_name = "DIR", default_value = "supamigrate-demo")]
+        dir: PathBuf,
+        /// Fixture scale.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
     /// Create the target database if missing, its extensions, the application
     /// role (APP_DB_USER; password from APP_DB_PASSWORD, or generated into an
     /// owner-only file whose path is printed) and its privileges. Idempotent.
@@ -261,6 +302,20 @@ struct StorageArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Where `run` keeps its state, backups and report.
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
+    /// The run's state file (run.json) and generated secrets.
+    #[arg(long, value_name = "DIR", default_value = ".supamigrate")]
+    state_dir: PathBuf,
+    /// Backups.
+    #[arg(long, value_name = "DIR", default_value = "backups")]
+    backup_dir: PathBuf,
+    /// The HTML and JSON report.
+    #[arg(long, value_name = "DIR", default_value = "supamigrate-report")]
+    report_dir: PathBuf,
 }
 
 /// How to verify.
@@ -558,6 +613,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = settings(&cli)?;
             run_rollback(backup, yes, &settings).await
         }
+        Command::Preflight {
+            ref convert,
+            ref backup_dir,
+        } => {
+            let settings = settings(&cli)?;
+            run_preflight(convert, backup_dir, &settings).await
+        }
+        Command::Plan {
+            ref convert,
+            ref storage,
+        } => {
+            let settings = settings(&cli)?;
+            run_plan(convert, storage, &settings).await
+        }
+        Command::Run {
+            ref convert,
+            ref storage,
+            ref run,
+        } => {
+            let settings = settings(&cli)?;
+            let source = storage_source(storage, &settings).await?;
+            let dest = storage_dest(storage).await?;
+            run_run(convert, storage, run, &settings, source, dest).await
+        }
+        Command::Demo { ref dir, scale } => run_demo(dir, scale).await,
         Command::Storage { ref action } => {
             let settings = settings(&cli)?;
             run_storage(action, &settings).await
@@ -1281,6 +1361,246 @@ async fn run_storage(action: &StorageCommand, settings: &config::Settings) -> an
             Ok(())
         }
     }
+}
+
+async fn run_preflight(
+    convert: &ConvertArgs,
+    backup_dir: &std::path::Path,
+    settings: &config::Settings,
+) -> anyhow::Result<()> {
+    use supamigrate::run::preflight::{self, Status};
+    let checks = preflight::run(
+        settings.source()?,
+        settings.target()?,
+        backup_dir,
+        &convert.export_options(),
+        &convert.convert_options()?,
+    )
+    .await?;
+    print_checks(&checks);
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if failed > 0 {
+        anyhow::bail!("preflight: {failed} check(s) failed");
+    }
+    println!("preflight: ready");
+    Ok(())
+}
+
+fn print_checks(checks: &[supamigrate::run::preflight::Check]) {
+    use supamigrate::run::preflight::Status;
+    for c in checks {
+        let mark = match c.status {
+            Status::Pass => "✓",
+            Status::Warn => "!",
+            Status::Fail => "✗",
+        };
+        println!("{mark} {}: {}", c.name, c.detail);
+        if c.status != Status::Pass {
+            if let Some(h) = &c.hint {
+                println!("    fix: {h}");
+            }
+        }
+    }
+}
+
+async fn run_plan(
+    convert: &ConvertArgs,
+    storage: &StorageArgs,
+    settings: &config::Settings,
+) -> anyhow::Result<()> {
+    let source = settings.source()?;
+    let target = settings.target()?;
+    let (src, conv) = schema::export_and_convert(
+        source,
+        Some(target),
+        &convert.export_options(),
+        convert.convert_options()?,
+    )
+    .await?;
+    println!("Steps of `supamigrate run`:");
+    for (i, s) in supamigrate::run::STEPS.iter().enumerate() {
+        println!("  {}. {s}", i + 1);
+    }
+    println!(
+        "\nSchema: {} ({} pre-data, {} post-data statements)",
+        src.schemas.join(", "),
+        conv.pre_data.len(),
+        conv.post_data.len()
+    );
+    for item in &conv.report {
+        println!("  {:?} {}: {}", item.action, item.object, item.reason);
+    }
+    let opts = storage_options(storage)?;
+    let client = connect::connect(source).await?;
+    let has_storage: bool = client
+        .query_one("select to_regclass('storage.objects') is not null", &[])
+        .await?
+        .get(0);
+    if has_storage {
+        let store = storage_source(storage, settings).await?;
+        let plan = supamigrate::storage::prepare(&client, &store, &opts).await?;
+        println!(
+            "\nStorage: {} objects from {}",
+            plan.objects.len(),
+            store.label()
+        );
+        for (b, d) in &plan.buckets {
+            println!("  bucket {b} → {d}");
+        }
+        for n in &plan.notes {
+            println!("  note: {n}");
+        }
+        match connect::connect(target).await {
+            Ok(t) => {
+                let r = supamigrate::storage::plan_rewrite(&t, &plan, &opts).await?;
+                print_rewrite_plan(&r);
+            }
+            Err(_) => println!(
+                "  references: {} column(s) will be rewritten once the data is copied",
+                opts.references.len()
+            ),
+        }
+    }
+    println!("\nNothing was changed.");
+    Ok(())
+}
+
+async fn run_run(
+    convert: &ConvertArgs,
+    storage: &StorageArgs,
+    run: &RunArgs,
+    settings: &config::Settings,
+    storage_source: supamigrate::storage::store::Store,
+    storage_dest: supamigrate::storage::store::Store,
+) -> anyhow::Result<()> {
+    let source = settings.source()?;
+    let target = settings.target()?;
+    let opts = supamigrate::run::RunOptions {
+        state_dir: run.state_dir.clone(),
+        backup_dir: run.backup_dir.clone(),
+        report_dir: run.report_dir.clone(),
+        export: convert.export_options(),
+        convert: convert.convert_options()?,
+        storage: storage_options(storage)?,
+        storage_source,
+        storage_dest,
+        jobs: storage.jobs.max(1),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let outcome = supamigrate::run::run(source, target, &opts, &|step, earlier| {
+        if earlier {
+            println!("✓ {step} (done by an earlier run)");
+        } else {
+            println!("→ {step}");
+        }
+    })
+    .await;
+    let state = supamigrate::run::load_state(&opts.state_dir, source, target).ok();
+    if let Some(st) = &state {
+        println!("\nMigration Execution Checklist:");
+        print!("{}", supamigrate::report::checklist_text(st));
+    }
+    let outcome = outcome.context("the run stopped; fix the cause and run again to resume")?;
+    let st = &outcome.state;
+    let detail = |step: &str, path: &[&str]| {
+        let mut v = st.get(step).map(|r| &r.detail);
+        for p in path {
+            v = v.and_then(|x| x.get(*p));
+        }
+        v.cloned().unwrap_or(serde_json::Value::Null)
+    };
+    let tables = detail("users-and-data", &["tables"]);
+    let rows: i64 = tables
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["rows"].as_i64()).sum())
+        .unwrap_or(0);
+    let seconds: f64 = st.done.iter().map(|s| s.seconds).sum();
+    println!(
+        "\nsummary: {} tables, {rows} rows copied; {} Storage objects ({} references rewritten); verify: {} mismatches; {seconds:.1} s of steps",
+        tables.as_array().map(Vec::len).unwrap_or(0),
+        detail("storage", &["copy", "objects"]),
+        detail("storage", &["rewritten"]),
+        detail("verify", &["mismatches"]),
+    );
+    println!("report: {}", outcome.report_html.display());
+    if !outcome.all_green {
+        anyhow::bail!("verify did not end green");
+    }
+    println!("✓ migration complete: verify is all green");
+    Ok(())
+}
+
+async fn run_demo(dir: &std::path::Path, scale: u32) -> anyhow::Result<()> {
+    use supamigrate::storage::store::Store;
+    std::fs::create_dir_all(dir)?;
+    let dir = std::fs::canonicalize(dir)?;
+    let sandbox_dir = dir.join("sandbox");
+    // A previous demo's own folders (its state names another sandbox).
+    if sandbox_dir.exists() {
+        sandbox::remove_dir(&sandbox_dir).context("removing the previous demo's sandbox")?;
+    }
+    for sub in ["state", "report", "s3", "backups"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p)
+                .with_context(|| format!("removing the previous demo's {}", p.display()))?;
+        }
+    }
+    let sb = Sandbox::start(&SandboxOptions {
+        dir: sandbox_dir.clone(),
+        scale,
+        seed: sandbox::DEFAULT_SEED,
+    })
+    .await
+    .context("starting the sandbox")?;
+    let settings = config::Settings::new(
+        sb.source_url(),
+        sb.target_url(),
+        Some(sb.project_ref().to_string()),
+    );
+    let convert = ConvertArgs {
+        schemas: Vec::new(),
+        exclude_schemas: Vec::new(),
+        policies: "shim".into(),
+        allow_drop_extension: Vec::new(),
+        app_role: "tms_app".into(),
+    };
+    let storage = StorageArgs {
+        source_dir: Some(sb.storage_dir()),
+        source_endpoint: None,
+        dest_dir: Some(dir.join("s3")),
+        bucket_prefix: supamigrate::storage::DEFAULT_BUCKET_PREFIX.into(),
+        storage_class: supamigrate::storage::DEFAULT_STORAGE_CLASS.into(),
+        references: Vec::new(),
+        url_prefix: None,
+        no_rewrite: false,
+        jobs: 4,
+        part_size_mib: 16,
+        json: false,
+    };
+    let run = RunArgs {
+        state_dir: dir.join("state"),
+        backup_dir: dir.join("backups"),
+        report_dir: dir.join("report"),
+    };
+    println!(
+        "sandbox: a Supabase-like source and an RDS-like target (scale {scale}) in {}",
+        sandbox_dir.display()
+    );
+    let result = run_run(
+        &convert,
+        &storage,
+        &run,
+        &settings,
+        Store::Dir(sb.storage_dir()),
+        Store::Dir(dir.join("s3")),
+    )
+    .await;
+    let removed = sb.remove();
+    result?;
+    removed.context("removing the sandbox")?;
+    println!("demo: the sandbox is stopped and removed; the report, backups and copied objects stay in {}", dir.display());
+    Ok(())
 }
 
 fn print_rewrite_plan(r: &supamigrate::storage::RewritePlan) {

@@ -125,6 +125,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings with both connections known (the demo's sandbox).
+    pub fn new(source: ConnInfo, target: ConnInfo, project_ref: Option<String>) -> Settings {
+        Settings {
+            source: Some(source),
+            target: Some(target),
+            project_ref,
+        }
+    }
+
     /// The source connection, or an error saying how to give one.
     pub fn source(&self) -> Result<&ConnInfo> {
         self.source.as_ref().ok_or_else(|| {

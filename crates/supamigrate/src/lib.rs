@@ -14,6 +14,8 @@ pub mod failpoint;
 pub mod fixture;
 pub mod fsutil;
 pub mod provision;
+pub mod report;
+pub mod run;
 pub mod sandbox;
 pub mod schema;
 pub mod storage;

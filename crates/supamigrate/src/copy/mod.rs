@@ -618,6 +618,17 @@ async fn copy_sequences(coordinator: &Client, tgt: &Client, schemas: &[String]) 
     Ok(seqs.len())
 }
 
+/// Sets every target sequence of `schemas` to the source's current state
+/// (the run's own step after post-data; `copy` also does it at its end).
+pub async fn sync_sequences(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    schemas: &[String],
+) -> Result<usize> {
+    let (src, tgt) = tokio::try_join!(connect(source), connect(target))?;
+    copy_sequences(&src, &tgt, schemas).await
+}
+
 /// Counts `auth.users` rows by password hash format.
 pub async fn password_hash_formats(client: &Client) -> Result<Vec<(String, i64)>> {
     let rows = client

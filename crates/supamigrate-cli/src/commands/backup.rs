@@ -1,0 +1,194 @@
+//! `backup`, `backup verify`, `rollback`.
+
+use crate::*;
+
+pub(crate) async fn run_backup(
+    opts: &supamigrate::backup::BackupOptions,
+    settings: &config::Settings,
+) -> anyhow::Result<()> {
+    let source = settings.source()?;
+    let b = supamigrate::backup::create(source, opts)
+        .await
+        .with_context(|| format!("backing up {source}"))?;
+    let m = &b.manifest;
+    println!("backup: {}", b.dir.display());
+    println!(
+        "  source PostgreSQL {}, schemas {} + data of {}",
+        m.source.server_version,
+        m.schemas.join(", "),
+        m.supabase_schemas.join(", ")
+    );
+    for f in &m.files {
+        println!(
+            "  {:<12} {:>12} bytes  sha256 {}",
+            f.name, f.bytes, f.sha256
+        );
+    }
+    let rows: i64 = m.tables.iter().map(|t| t.rows).sum();
+    println!("  {} tables, {rows} rows fingerprinted", m.tables.len());
+    for t in &m.data_not_backed_up {
+        println!("  warning: data not backed up: {t}");
+    }
+    println!(
+        "check that it restores: supamigrate backup verify {}",
+        b.dir.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn print_table_checks(checks: &[supamigrate::backup::restore::TableCheck]) {
+    println!("{:<44} {:>12} {:>12}  STATUS", "TABLE", "BACKUP", "NOW");
+    for c in checks {
+        println!(
+            "{:<44} {:>12} {:>12}  {}",
+            c.table.to_string(),
+            c.expected_rows,
+            c.rows.map(|n| n.to_string()).unwrap_or("missing".into()),
+            if c.matches {
+                "✓ MATCH"
+            } else {
+                "✗ DIFFERS"
+            }
+        );
+    }
+}
+
+pub(crate) async fn run_backup_verify(
+    dir: &std::path::Path,
+    server: Option<&connect::ConnInfo>,
+) -> anyhow::Result<()> {
+    use supamigrate::backup::restore;
+    let check = match server {
+        Some(s) => restore::verify_backup(dir, s).await,
+        None => restore::verify_backup_locally(dir).await,
+    }
+    .with_context(|| format!("verifying the backup {}", dir.display()))?;
+    for p in &check.file_problems {
+        println!("✗ {p}");
+    }
+    if !check.file_problems.is_empty() {
+        anyhow::bail!(
+            "the backup in {} is damaged: its files do not match the manifest",
+            dir.display()
+        );
+    }
+    print_table_checks(&check.tables);
+    for e in &check.restore_errors {
+        println!("note: pg_restore: {e}");
+    }
+    let bad = check.tables.iter().filter(|t| !t.matches).count();
+    if bad > 0 {
+        anyhow::bail!("{bad} table(s) did not restore to their backed-up content");
+    }
+    println!(
+        "✓ the backup restores: {} tables equal to the manifest",
+        check.tables.len()
+    );
+    Ok(())
+}
+
+pub(crate) async fn run_rollback(
+    dir: &std::path::Path,
+    yes: bool,
+    settings: &config::Settings,
+) -> anyhow::Result<()> {
+    use supamigrate::backup::{self, restore};
+    let source = settings.source()?;
+    let (manifest, problems) = backup::check(dir)?;
+    if !problems.is_empty() {
+        return Err(supamigrate::Error::invalid_input(format!(
+            "refusing to roll back from {}: its files do not match the manifest ({}); nothing was changed",
+            dir.display(),
+            problems.join("; ")
+        ))
+        .with_hint("use an intact backup; `supamigrate backup verify DIR` checks one")
+        .into());
+    }
+    let client = connect::connect(source).await?;
+    let plan = restore::prepare_rollback(&client, dir, &manifest).await?;
+    println!(
+        "Rollback of {source} from {} (taken {}):",
+        dir.display(),
+        manifest.created_at
+    );
+    if (
+        manifest.source.host.as_str(),
+        manifest.source.port,
+        manifest.source.database.as_str(),
+    ) != (source.host.as_str(), source.port, source.dbname.as_str())
+    {
+        println!(
+            "  warning: the backup was taken from {}:{}/{}",
+            manifest.source.host, manifest.source.port, manifest.source.database
+        );
+    }
+    println!(
+        "  drop and recreate {} object(s) in {} from the backup (tables with their rows)",
+        plan.restored.len(),
+        manifest.schemas.join(", ")
+    );
+    for t in &plan.merge {
+        println!("  merge back the rows of {t} (differs from the backup, or references a table that does)");
+    }
+    for (what, why) in &plan.kept {
+        println!("  keep {what}: {why}");
+    }
+    for t in &plan.not_in_backup {
+        println!("  leave {t} alone: it is not in the backup");
+    }
+    if !yes {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(supamigrate::Error::invalid_input(
+                "rollback needs a confirmation; nothing was changed",
+            )
+            .with_hint("run it in a terminal to answer, or pass --yes")
+            .into());
+        }
+        print!("Type 'rollback' to go ahead: ");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "rollback" {
+            return Err(
+                supamigrate::Error::invalid_input("not confirmed; nothing was changed").into(),
+            );
+        }
+    }
+    drop(client);
+    let client = connect::connect(source).await?;
+    restore::execute_rollback(&client, dir, &plan)
+        .await
+        .context("rolling back (the transaction was rolled back: nothing changed)")?;
+    println!("\nHealth check:");
+    client
+        .query_one("select 1", &[])
+        .await
+        .context("SELECT 1 on the source")?;
+    println!("✓ SELECT 1");
+    let checks = restore::check_tables(&client, &manifest.tables).await?;
+    print_table_checks(&checks);
+    let bad = restore::summarize(&checks);
+    if !bad.is_empty() {
+        anyhow::bail!(
+            "after the rollback {} table(s) differ from the backup: {}",
+            bad.len(),
+            bad.iter()
+                .map(|(t, why)| format!("{t} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!("✓ every table equals the backup\n");
+    println!("Point the application back at Supabase:");
+    let mut url = source.clone();
+    url.password = None;
+    println!(
+        "  export DATABASE_URL='{}'   # add the password",
+        url.to_url_with_password()
+    );
+    match &settings.project_ref {
+        Some(r) => println!("  export SUPABASE_URL='https://{r}.supabase.co'"),
+        None => println!("  export SUPABASE_URL='https://<project-ref>.supabase.co'"),
+    }
+    Ok(())
+}

@@ -12,6 +12,9 @@ use supamigrate::connect::connect;
 use supamigrate::sandbox::Sandbox;
 use supamigrate::verify::fingerprint;
 
+mod common;
+use common::{output_text, run};
+
 fn bin(sb: &Sandbox) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
     c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
@@ -21,20 +24,6 @@ fn bin(sb: &Sandbox) -> Command {
         .current_dir(std::env::temp_dir())
         .stdin(Stdio::null());
     c
-}
-
-async fn run(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn fingerprints(sb: &Sandbox) -> BTreeMap<String, (i64, String)> {
@@ -68,7 +57,7 @@ async fn backup_restores_and_rollback_brings_every_table_back() {
     let mut b = bin(&sb);
     b.args(["-v", "backup", "--out"]).arg(&out_dir);
     let out = run(b).await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let latest = out_dir.join("latest");
     let dir: PathBuf = out_dir.join(std::fs::read_link(&latest).unwrap());
     assert_eq!(mode(&out_dir), 0o700);
@@ -86,7 +75,7 @@ async fn backup_restores_and_rollback_brings_every_table_back() {
         assert_eq!(mode(&dir.join(n)), 0o600, "{n}");
     }
     let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
-    let logs = text(&out);
+    let logs = output_text(&out);
     for secret in [
         sb.source_url().password.unwrap().expose().to_string(),
         sb.target_url().password.unwrap().expose().to_string(),
@@ -118,8 +107,8 @@ async fn backup_restores_and_rollback_brings_every_table_back() {
         v.args(["backup", "verify"]).arg(&latest);
         v.args(extra);
         let out = run(v).await;
-        assert!(out.status.success(), "{extra:?}: {}", text(&out));
-        assert!(text(&out).contains("✓ the backup restores: 37 tables"));
+        assert!(out.status.success(), "{extra:?}: {}", output_text(&out));
+        assert!(output_text(&out).contains("✓ the backup restores: 37 tables"));
     }
     // …and leaves no scratch database behind.
     let tgt = connect(&sb.target_superuser("postgres")).await.unwrap();
@@ -166,16 +155,20 @@ async fn backup_restores_and_rollback_brings_every_table_back() {
         let mut v = bin(&sb);
         v.args(["backup", "verify"]).arg(&bad);
         let out = run(v).await;
-        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
-        assert!(text(&out).contains("full.dump"), "{name}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", output_text(&out));
+        assert!(
+            output_text(&out).contains("full.dump"),
+            "{name}: {}",
+            output_text(&out)
+        );
         let mut r = bin(&sb);
         r.args(["rollback", "--yes", "--backup"]).arg(&bad);
         let out = run(r).await;
-        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", output_text(&out));
         assert!(
-            text(&out).contains("refusing to roll back"),
+            output_text(&out).contains("refusing to roll back"),
             "{}",
-            text(&out)
+            output_text(&out)
         );
         assert_eq!(fingerprints(&sb).await, changed, "{name}: nothing changed");
     }
@@ -183,13 +176,13 @@ async fn backup_restores_and_rollback_brings_every_table_back() {
     let mut r = bin(&sb);
     r.args(["rollback", "--backup"]).arg(&latest);
     let out = run(r).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     assert_eq!(fingerprints(&sb).await, changed);
 
     let mut r = bin(&sb);
     r.args(["rollback", "--yes", "--backup"]).arg(&latest);
     let out = run(r).await;
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("merge back the rows of auth.users"), "{t}");
     assert!(t.contains("keep FUNCTION public.handle_new_user()"), "{t}");

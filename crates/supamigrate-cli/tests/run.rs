@@ -9,6 +9,9 @@ use std::process::Command;
 
 use supamigrate::sandbox::Sandbox;
 
+mod common;
+use common::{output_text, run};
+
 fn bin(sb: &Sandbox, work: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
     c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
@@ -25,20 +28,6 @@ fn bin(sb: &Sandbox, work: &Path) -> Command {
         .arg(work.join("s3"))
         .args(["--jobs", "2"]);
     c
-}
-
-async fn run(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn done_steps(work: &Path) -> usize {
@@ -60,7 +49,7 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
         .await
         .unwrap();
     let out = run(bin(&sb, w)).await;
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("→ preflight") && t.contains("pgcrypto"), "{t}");
     assert!(
@@ -83,13 +72,18 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
         let mut c = bin(&sb, w);
         c.env("SUPAMIGRATE_FAILPOINTS", "run-step-done@1");
         let out = run(c).await;
-        assert_eq!(out.status.signal(), Some(9), "run {k}: {}", text(&out));
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "run {k}: {}",
+            output_text(&out)
+        );
         assert_eq!(done_steps(w), k, "run {k} finished exactly one more step");
         let t = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(t.matches("(done by an earlier run)").count(), k - 1, "{t}");
     }
     let out = run(bin(&sb, w)).await;
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(out.status.success(), "{t}");
     assert_eq!(t.matches("(done by an earlier run)").count(), steps, "{t}");
     assert!(

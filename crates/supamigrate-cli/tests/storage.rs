@@ -16,6 +16,9 @@ use supamigrate::connect::connect;
 use supamigrate::sandbox::Sandbox;
 use supamigrate::storage::store::{self, Store};
 
+mod common;
+use common::{ok, output_text, run};
+
 const AK: &str = "supamigrate-test";
 const SK: &str = "supamigrate-test-secret";
 
@@ -90,26 +93,6 @@ fn bin(sb: &Sandbox, s3: &S3Server) -> Command {
     c
 }
 
-async fn run(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-async fn ok(cmd: Command, what: &str) -> std::process::Output {
-    let out = run(cmd).await;
-    assert!(out.status.success(), "{what}: {}", text(&out));
-    out
-}
-
 #[tokio::test]
 async fn storage_copies_resumes_verifies_and_rewrites_references() {
     let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
@@ -181,7 +164,7 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
         ])
         .env("SUPAMIGRATE_FAILPOINTS", "storage-object-uploaded@100");
     let out = run(killed).await;
-    assert_eq!(out.status.signal(), Some(9), "{}", text(&out));
+    assert_eq!(out.status.signal(), Some(9), "{}", output_text(&out));
     let mut resumed = bin(&sb, &s3);
     resumed.args([
         "storage",
@@ -303,9 +286,9 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
     verify.args(["storage", "verify", "--storage-class", "STANDARD"]);
     let out = ok(verify, "storage verify").await;
     assert!(
-        text(&out).contains("✓ every object's bytes are equal on both sides (625)"),
+        output_text(&out).contains("✓ every object's bytes are equal on both sides (625)"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // The rewrite changed nothing else: no trigger fired (updated_at kept),
@@ -314,9 +297,9 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
     v.args(["verify", "--storage-rewritten"]);
     let out = ok(v, "verify after the rewrite").await;
     assert!(
-        text(&out).contains("no value points at Supabase Storage"),
+        output_text(&out).contains("no value points at Supabase Storage"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // A corrupted object (same size, one byte changed at rest) is detected.
@@ -336,7 +319,7 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
     let mut verify = bin(&sb, &s3);
     verify.args(["storage", "verify", "--storage-class", "STANDARD"]);
     let out = run(verify).await;
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
     let line = t

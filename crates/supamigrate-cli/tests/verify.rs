@@ -11,6 +11,9 @@ use supamigrate::connect::connect;
 use supamigrate::sandbox::Sandbox;
 use tokio_postgres::Client;
 
+mod common;
+use common::{ok, run};
+
 fn bin(sb: &Sandbox) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
     c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
@@ -21,23 +24,6 @@ fn bin(sb: &Sandbox) -> Command {
         .current_dir(std::env::temp_dir())
         .arg("-q");
     c
-}
-
-async fn run(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-async fn ok(cmd: Command, what: &str) -> std::process::Output {
-    let out = run(cmd).await;
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 async fn verify_json(

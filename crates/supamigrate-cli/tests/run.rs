@@ -12,7 +12,8 @@ use supamigrate::sandbox::Sandbox;
 mod common;
 use common::{output_text, run};
 
-fn bin(sb: &Sandbox, work: &Path) -> Command {
+/// `supamigrate -q <command>` against the sandbox, in `work`.
+fn cli(sb: &Sandbox, work: &Path, command: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
     c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
         .env("RDS_URL", sb.target_url().to_url_with_password())
@@ -22,7 +23,13 @@ fn bin(sb: &Sandbox, work: &Path) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("AWS_ENDPOINT_URL_S3")
         .current_dir(work)
-        .args(["-q", "run", "--source-dir"])
+        .args(["-q", command]);
+    c
+}
+
+fn bin(sb: &Sandbox, work: &Path) -> Command {
+    let mut c = cli(sb, work, "run");
+    c.arg("--source-dir")
         .arg(sb.storage_dir())
         .arg("--dest-dir")
         .arg(work.join("s3"))
@@ -44,6 +51,25 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
 
+    // The plan names every step, object and reference, and changes nothing.
+    let mut plan = cli(&sb, w, "plan");
+    plan.arg("--source-dir").arg(sb.storage_dir());
+    let out = run(plan).await;
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    for want in [
+        "10. report",
+        "Added table public.app_users",
+        "foreign key to auth.users now references public.app_users",
+        "Storage: 625 objects",
+        "bucket pod-documents → tms-storage-pod-documents",
+        "references: 2 column(s) will be rewritten once the data is copied",
+        "Nothing was changed.",
+    ] {
+        assert!(t.contains(want), "plan shows {want:?}: {t}");
+    }
+    assert!(!sb.target_database_exists().await.unwrap());
+
     // A failing step: pgcrypto, which the source uses, is not offered by the target.
     sb.set_target_allowed_extensions(&["plpgsql", "uuid-ossp", "pg_trgm"])
         .await
@@ -57,6 +83,19 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
         "the fix is named: {t}"
     );
     assert!(!t.contains("→ backup"), "no later step ran: {t}");
+    let out = run(cli(&sb, w, "preflight")).await;
+    let t = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(
+            "✗ schema conversion: the source uses extensions the target does not offer: pgcrypto"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("    fix: ") && t.contains("✓ source connection") && t.contains("✓ pg_dump"),
+        "{t}"
+    );
     assert!(
         !sb.target_database_exists().await.unwrap(),
         "the target is untouched"

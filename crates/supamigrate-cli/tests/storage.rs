@@ -302,6 +302,29 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
         output_text(&out)
     );
 
+    // The source as an S3 endpoint (Supabase Storage's S3 protocol): an S3
+    // server over the same files, its own keys, into a directory.
+    let source_s3 = S3Server::start(&sb.storage_dir());
+    let from_s3 = tempfile::tempdir().unwrap();
+    for command in ["copy", "verify"] {
+        let mut c = bin(&sb, &s3);
+        c.args(["storage", command, "--source-endpoint"])
+            .arg(source_s3.endpoint())
+            .arg("--dest-dir")
+            .arg(from_s3.path())
+            .arg("--no-rewrite")
+            .env_remove("SUPAMIGRATE_STORAGE_DIR")
+            .env("SUPABASE_S3_ACCESS_KEY_ID", AK)
+            .env("SUPABASE_S3_SECRET_ACCESS_KEY", SK);
+        let out = ok(c, &format!("storage {command} from the S3 endpoint")).await;
+        let t = output_text(&out);
+        assert!(
+            t.contains("625 copied, 0 already there") || t.contains("equal on both sides (625)"),
+            "{t}"
+        );
+    }
+    drop(source_s3);
+
     // A corrupted object (same size, one byte changed at rest) is detected.
     let victim = root
         .path()

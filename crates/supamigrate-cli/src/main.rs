@@ -636,9 +636,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ref run,
         } => {
             let settings = settings(&cli)?;
-            let source = storage_source(storage, &settings).await?;
-            let dest = storage_dest(storage).await?;
-            run_run(convert, storage, run, &settings, source, dest).await
+            // A project without Storage needs no Storage configuration;
+            // the storage step decides, from the source.
+            let stores = match (
+                storage_source(storage, &settings).await,
+                storage_dest(storage).await,
+            ) {
+                (Ok(s), Ok(d)) => Ok((s, d)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            run_run(convert, storage, run, &settings, stores).await
         }
         Command::Demo { ref dir, scale } => run_demo(dir, scale).await,
         Command::Storage { ref action } => {

@@ -109,8 +109,10 @@ pub(crate) async fn run_run(
     storage: &StorageArgs,
     run: &RunArgs,
     settings: &config::Settings,
-    storage_source: supamigrate::storage::store::Store,
-    storage_dest: supamigrate::storage::store::Store,
+    stores: anyhow::Result<(
+        supamigrate::storage::store::Store,
+        supamigrate::storage::store::Store,
+    )>,
 ) -> anyhow::Result<()> {
     let source = settings.source()?;
     let target = settings.target()?;
@@ -121,8 +123,8 @@ pub(crate) async fn run_run(
         export: convert.export_options(),
         convert: convert.convert_options()?,
         storage: storage_options(storage)?,
-        storage_source,
-        storage_dest,
+        storage_missing: stores.as_ref().err().map(|e| format!("{e:#}")),
+        storage_stores: stores.ok(),
         jobs: storage.jobs.max(1),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
@@ -231,8 +233,7 @@ pub(crate) async fn run_demo(dir: &std::path::Path, scale: u32) -> anyhow::Resul
         &storage,
         &run,
         &settings,
-        Store::Dir(sb.storage_dir()),
-        Store::Dir(dir.join("s3")),
+        Ok((Store::Dir(sb.storage_dir()), Store::Dir(dir.join("s3")))),
     )
     .await;
     let removed = sb.remove();

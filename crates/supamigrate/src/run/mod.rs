@@ -83,10 +83,11 @@ pub struct RunOptions {
     pub convert: ConvertOptions,
     /// Storage options.
     pub storage: crate::storage::StorageOptions,
-    /// Storage source.
-    pub storage_source: crate::storage::store::Store,
-    /// Storage destination.
-    pub storage_dest: crate::storage::store::Store,
+    /// Storage source and destination; `None` when not configured, which
+    /// is fine only for a project without Storage objects.
+    pub storage_stores: Option<(crate::storage::store::Store, crate::storage::store::Store)>,
+    /// Why the stores are not configured (for the error when they are needed).
+    pub storage_missing: Option<String>,
     /// Workers for the copy and verify.
     pub jobs: usize,
     /// Progress bars.
@@ -357,15 +358,23 @@ async fn do_step(
             if !has_storage {
                 return Ok(serde_json::json!({"skipped": "the source has no storage.objects"}));
             }
-            let plan =
-                crate::storage::prepare(&client, &opts.storage_source, &opts.storage).await?;
-            let report = crate::storage::copy(
-                &opts.storage_source,
-                &opts.storage_dest,
-                &plan,
-                &opts.storage,
-            )
-            .await?;
+            let Some((from, to)) = &opts.storage_stores else {
+                let objects: i64 = client
+                    .query_one("select count(*) from storage.objects", &[])
+                    .await
+                    .map_err(|e| Error::postgres("counting storage.objects", e))?
+                    .get(0);
+                if objects == 0 {
+                    return Ok(serde_json::json!({"skipped": "storage.objects is empty"}));
+                }
+                return Err(Error::invalid_input(format!(
+                    "the project has {objects} Storage objects, but no Storage source or destination is configured: {}",
+                    opts.storage_missing.as_deref().unwrap_or("")
+                ))
+                .with_hint("give --source-dir or the SUPABASE_S3_* keys, and AWS_REGION (or --dest-dir); finished steps are kept"));
+            };
+            let plan = crate::storage::prepare(&client, from, &opts.storage).await?;
+            let report = crate::storage::copy(from, to, &plan, &opts.storage).await?;
             if !report.failed.is_empty() {
                 return Err(Error::new(
                     ErrorKind::ObjectStore,

@@ -107,16 +107,9 @@ impl S3 {
     pub fn new(config: &aws_config::SdkConfig, endpoint: Option<&str>, label: &str) -> S3 {
         let mut b = aws_sdk_s3::config::Builder::from(config);
         if let Some(url) = endpoint {
-            // aws-sdk-rust mis-joins endpoints with a path unless it ends in '/'.
-            let url = if url.contains("://")
-                && url.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty())
-                && !url.ends_with('/')
-            {
-                format!("{url}/")
-            } else {
-                url.to_string()
-            };
-            b = b.endpoint_url(url).force_path_style(true);
+            b = b
+                .endpoint_url(endpoint_with_slash(url))
+                .force_path_style(true);
         } else if config.endpoint_url().is_some() {
             b = b.force_path_style(true);
         }
@@ -135,6 +128,20 @@ fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https()
+}
+
+/// An endpoint with a path (Supabase's `…/storage/v1/s3`) must end in `/`:
+/// aws-sdk-rust mis-joins it otherwise (awslabs/aws-sdk-rust#1387).
+pub fn endpoint_with_slash(url: &str) -> String {
+    let has_path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .is_some_and(|(_, path)| !path.is_empty());
+    if has_path && !url.ends_with('/') {
+        format!("{url}/")
+    } else {
+        url.to_string()
+    }
 }
 
 /// The SDK configuration from the standard AWS chain (AWS_REGION,
@@ -677,6 +684,24 @@ mod tests {
         );
         assert!(to.head("nb", "absent").await.unwrap().is_none());
         assert!(to.head("nb", "../escape").await.is_err());
+    }
+
+    #[test]
+    fn endpoints_with_a_path_get_their_trailing_slash() {
+        for (url, want) in [
+            (
+                "https://ref.storage.supabase.co/storage/v1/s3",
+                "https://ref.storage.supabase.co/storage/v1/s3/",
+            ),
+            (
+                "https://ref.storage.supabase.co/storage/v1/s3/",
+                "https://ref.storage.supabase.co/storage/v1/s3/",
+            ),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+            ("http://127.0.0.1:9000/", "http://127.0.0.1:9000/"),
+        ] {
+            assert_eq!(endpoint_with_slash(url), want);
+        }
     }
 
     #[test]

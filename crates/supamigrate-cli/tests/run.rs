@@ -83,6 +83,11 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
         "the fix is named: {t}"
     );
     assert!(!t.contains("→ backup"), "no later step ran: {t}");
+    let stopped = std::fs::read_to_string(w.join("supamigrate-report/report.html")).unwrap();
+    assert!(
+        stopped.contains("✗ stopped at preflight") && stopped.contains("pgcrypto"),
+        "the report says where and why the run stopped"
+    );
     let out = run(cli(&sb, w, "preflight")).await;
     let t = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");

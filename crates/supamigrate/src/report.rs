@@ -242,6 +242,15 @@ pub fn html(state: &RunState) -> String {
         esc(&state.target)
     );
 
+    if let Some((step, msg)) = &state.failed {
+        let _ = write!(
+            h,
+            "<h2>Stopped</h2><p class=\"bad\">The run stopped at <strong>{}</strong>. \
+             Fix the cause and run again: finished steps are kept.</p><pre id=\"failure\">{}</pre>",
+            esc(step),
+            esc(msg)
+        );
+    }
     h.push_str("<h2>Migration Execution Checklist</h2>");
     let mut section = "";
     for i in checklist(state) {

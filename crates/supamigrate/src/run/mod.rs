@@ -197,6 +197,10 @@ pub async fn run(
             Err(e) => {
                 state.failed = Some((step.to_string(), e.to_string()));
                 save_state(&opts.state_dir, &state)?;
+                // The report shows where the run stopped, and why.
+                if let Err(re) = crate::report::write(&opts.report_dir, &state) {
+                    tracing::warn!(error = %re, "could not write the report of the stopped run");
+                }
                 return Err(e);
             }
         }

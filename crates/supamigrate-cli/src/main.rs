@@ -413,6 +413,29 @@ impl ConvertArgs {
                 .collect::<BTreeSet<_>>(),
         })
     }
+
+    /// Exports the source and converts it for the target (read-only): the
+    /// first half of copy, verify and plan.
+    async fn run<'a>(
+        &self,
+        settings: &'a config::Settings,
+    ) -> anyhow::Result<(
+        &'a connect::ConnInfo,
+        &'a connect::ConnInfo,
+        schema::export::SchemaSource,
+        schema::Conversion,
+    )> {
+        let source = settings.source()?;
+        let target = settings.target()?;
+        let (src, conv) = schema::export_and_convert(
+            source,
+            Some(target),
+            &self.export_options(),
+            self.convert_options()?,
+        )
+        .await?;
+        Ok((source, target, src, conv))
+    }
 }
 
 #[derive(Debug, Subcommand)]

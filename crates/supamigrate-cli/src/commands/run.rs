@@ -47,15 +47,7 @@ pub(crate) async fn run_plan(
     storage: &StorageArgs,
     settings: &config::Settings,
 ) -> anyhow::Result<()> {
-    let source = settings.source()?;
-    let target = settings.target()?;
-    let (src, conv) = schema::export_and_convert(
-        source,
-        Some(target),
-        &convert.export_options(),
-        convert.convert_options()?,
-    )
-    .await?;
+    let (source, target, src, conv) = convert.run(settings).await?;
     println!("Steps of `supamigrate run`:");
     for (i, s) in supamigrate::run::STEPS.iter().enumerate() {
         println!("  {}. {s}", i + 1);

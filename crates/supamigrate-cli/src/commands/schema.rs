@@ -183,15 +183,7 @@ pub(crate) async fn run_copy(
     args: &CopyArgs,
     settings: &config::Settings,
 ) -> anyhow::Result<()> {
-    let target = settings.target()?;
-    let source = settings.source()?;
-    let (src, conv) = schema::export_and_convert(
-        source,
-        Some(target),
-        &convert.export_options(),
-        convert.convert_options()?,
-    )
-    .await?;
+    let (source, target, src, conv) = convert.run(settings).await?;
     let jobs = default_jobs(args.jobs);
     let summary = supamigrate::copy::copy(
         source,

@@ -7,24 +7,8 @@ pub(crate) async fn run_verify(
     args: &VerifyArgs,
     settings: &config::Settings,
 ) -> anyhow::Result<()> {
-    let target = settings.target()?;
-    let source = settings.source()?;
-    let (src, conv) = schema::export_and_convert(
-        source,
-        Some(target),
-        &convert.export_options(),
-        convert.convert_options()?,
-    )
-    .await?;
-    let mut opts = supamigrate::verify::VerifyOptions::new(
-        src.schemas.clone(),
-        src.auth_users_columns.is_some(),
-        conv.pre_data
-            .iter()
-            .chain(&conv.post_data)
-            .cloned()
-            .collect(),
-    );
+    let (source, target, src, conv) = convert.run(settings).await?;
+    let mut opts = supamigrate::verify::VerifyOptions::for_conversion(&src, &conv);
     opts.jobs = default_jobs(args.jobs);
     opts.max_rows = args.max_rows;
     opts.chunk_rows = args.chunk_rows;

@@ -411,15 +411,7 @@ async fn do_step(
         }
         "verify" => {
             let (src, conv) = converted(source, target, opts, cache).await?;
-            let mut v = crate::verify::VerifyOptions::new(
-                src.schemas.clone(),
-                src.auth_users_columns.is_some(),
-                conv.pre_data
-                    .iter()
-                    .chain(&conv.post_data)
-                    .cloned()
-                    .collect(),
-            );
+            let mut v = crate::verify::VerifyOptions::for_conversion(src, conv);
             v.jobs = opts.jobs;
             v.progress = opts.progress;
             if state

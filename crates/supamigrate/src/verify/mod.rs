@@ -58,6 +58,23 @@ pub struct VerifyOptions {
 }
 
 impl VerifyOptions {
+    /// Defaults for what `src` exported and `conv` planned: its schemas,
+    /// `auth.users` when present, every planned statement.
+    pub fn for_conversion(
+        src: &crate::schema::export::SchemaSource,
+        conv: &crate::schema::Conversion,
+    ) -> VerifyOptions {
+        VerifyOptions::new(
+            src.schemas.clone(),
+            src.auth_users_columns.is_some(),
+            conv.pre_data
+                .iter()
+                .chain(&conv.post_data)
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// Defaults for `schemas` and `planned`.
     pub fn new(schemas: Vec<String>, users: bool, planned: Vec<String>) -> VerifyOptions {
         VerifyOptions {

@@ -351,6 +351,12 @@ struct VerifyArgs {
         requires = "storage_rewritten"
     )]
     references: Vec<String>,
+    /// The bucket prefix `storage copy` used.
+    #[arg(long, value_name = "PREFIX", default_value = supamigrate::storage::DEFAULT_BUCKET_PREFIX)]
+    bucket_prefix: String,
+    /// The URL prefix `storage copy` used, if any.
+    #[arg(long, value_name = "URL", requires = "storage_rewritten")]
+    url_prefix: Option<String>,
 }
 
 /// `verify` found differences: exit code 1 (the report says what).

@@ -297,9 +297,32 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
     v.args(["verify", "--storage-rewritten"]);
     let out = ok(v, "verify after the rewrite").await;
     assert!(
-        output_text(&out).contains("no value points at Supabase Storage"),
+        output_text(&out).contains(
+            "every value is the new location of the source's, none points at Supabase Storage"
+        ),
         "{}",
         output_text(&out)
+    );
+    // A reference pointing at the wrong object is named, with its key.
+    let wrong: String = tgt
+        .query_one(
+            "update public.driver_documents set file_path = 's3://tms-storage-driver-documents/wrong.pdf'
+             where id = (select min(id::text)::uuid from public.driver_documents) returning id::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut v = bin(&sb, &s3);
+    v.args(["verify", "--storage-rewritten"]);
+    let out = run(v).await;
+    let t = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "public.driver_documents.file_path [{wrong}]: 's3://tms-storage-driver-documents/wrong.pdf' is not where"
+        )),
+        "{t}"
     );
 
     // The source as an S3 endpoint (Supabase Storage's S3 protocol): an S3

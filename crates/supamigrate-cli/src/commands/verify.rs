@@ -14,6 +14,7 @@ pub(crate) async fn run_verify(
     opts.chunk_rows = args.chunk_rows;
     if args.storage_rewritten {
         opts.rewritten = parse_references(&args.references)?;
+        opts.rewrite_prefixes = (args.bucket_prefix.clone(), args.url_prefix.clone());
     }
     opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = supamigrate::verify::verify(source, target, &opts)

@@ -419,6 +419,10 @@ async fn do_step(
                 .is_some_and(|s| s.detail.get("skipped").is_none())
             {
                 v.rewritten = opts.storage.references.clone();
+                v.rewrite_prefixes = (
+                    opts.storage.bucket_prefix.clone(),
+                    opts.storage.url_prefix.clone(),
+                );
             }
             let report = crate::verify::verify(source, target, &v).await?;
             let n = report.mismatches();

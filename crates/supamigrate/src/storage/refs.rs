@@ -107,6 +107,29 @@ pub fn parse(value: &str, bucket: &str, moved: &dyn Fn(&str) -> bool) -> Referen
     Reference::Object(candidates)
 }
 
+/// The values `value` may have become after `storage copy` with these
+/// options: the new location of each candidate object, or `value` itself
+/// when it is not a Supabase Storage reference (or already moved).
+pub fn expected_after_rewrite(
+    value: &str,
+    bucket: &str,
+    bucket_prefix: &str,
+    url_prefix: Option<&str>,
+) -> Vec<String> {
+    let moved = |v: &str| {
+        v.starts_with(&format!("s3://{bucket_prefix}"))
+            || url_prefix.is_some_and(|p| v.starts_with(p))
+    };
+    match parse(value, bucket, &moved) {
+        Reference::Moved | Reference::Foreign => vec![value.to_string()],
+        Reference::Object(candidates) => candidates
+            .iter()
+            .map(|(b, k)| new_location(&format!("{bucket_prefix}{b}"), k, url_prefix))
+            .chain(std::iter::once(value.to_string()))
+            .collect(),
+    }
+}
+
 /// `value` with the `token` of a signed URL replaced, for display: a signed
 /// URL's token grants access to the object.
 pub fn redact_token(value: &str) -> String {
@@ -203,6 +226,24 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(parse(value, "driver-documents", &moved), want, "{value}");
         }
+    }
+
+    #[test]
+    fn expected_values_after_the_rewrite() {
+        let e = expected_after_rewrite(
+            "https://x.supabase.co/storage/v1/object/public/pod/a%20b.jpg",
+            "docs",
+            "tms-storage-",
+            None,
+        );
+        assert_eq!(e[0], "s3://tms-storage-pod/a b.jpg");
+        assert_eq!(
+            expected_after_rewrite("https://example.com/x", "docs", "tms-storage-", None),
+            vec!["https://example.com/x".to_string()]
+        );
+        let bare = expected_after_rewrite("d/f.pdf", "docs", "p-", Some("https://cdn"));
+        assert_eq!(bare[0], "https://cdn/p-docs/d/f.pdf");
+        assert_eq!(bare[1], "https://cdn/p-d/f.pdf");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct VerifyOptions {
     /// Reference columns `storage copy` rewrote: not compared with the
     /// source; checked instead for values still pointing at Supabase Storage.
     pub rewritten: Vec<crate::storage::refs::RefColumn>,
+    /// The bucket prefix and URL prefix `storage copy` used: each rewritten
+    /// value must be the new location of the source's value.
+    pub rewrite_prefixes: (String, Option<String>),
 }
 
 impl VerifyOptions {
@@ -86,6 +89,7 @@ impl VerifyOptions {
             planned,
             progress: false,
             rewritten: Vec::new(),
+            rewrite_prefixes: (crate::storage::DEFAULT_BUCKET_PREFIX.to_string(), None),
         }
     }
 }
@@ -165,6 +169,9 @@ pub struct VerifyReport {
     /// Rewritten reference columns with values still pointing at Supabase
     /// Storage: (column, rows).
     pub storage_references: Vec<(String, i64)>,
+    /// Rewritten values that are not the new location of the source's value
+    /// (at most `max_rows` per column listed): (column, key, source, target).
+    pub reference_mismatches: Vec<(String, String, Option<String>, Option<String>)>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -184,6 +191,7 @@ impl VerifyReport {
             + self.inventory.unexpected.len()
             + self.inventory.different.len()
             + self.storage_references.len()
+            + self.reference_mismatches.len()
     }
 
     /// Everything matches.
@@ -578,6 +586,69 @@ async fn compare_tables(
     Ok(results)
 }
 
+async fn key_values(c: &Client, sql: &str, what: &str) -> Result<BTreeMap<String, Option<String>>> {
+    Ok(c.query(sql, &[])
+        .await
+        .map_err(|e| Error::postgres(what.to_string(), e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Each rewritten reference on the target against the source's value: it
+/// must be one of the new locations that value could have become.
+async fn reference_mismatches(
+    source: &Client,
+    target: &Client,
+    opts: &VerifyOptions,
+) -> Result<Vec<(String, String, Option<String>, Option<String>)>> {
+    use crate::catalog::quote_ident;
+    let mut out = Vec::new();
+    for rc in &opts.rewritten {
+        let key = crate::catalog::primary_key(source, &rc.table).await?;
+        if key.is_empty() {
+            continue;
+        }
+        let key_expr = key
+            .iter()
+            .map(|k| format!("t.{}::text", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        let sql = format!(
+            "select {key_expr}, t.{}::text from {} t",
+            quote_ident(&rc.column),
+            rc.table.quoted()
+        );
+        let what = format!("reading {}.{}", rc.table, rc.column);
+        let (s, t) = tokio::try_join!(
+            key_values(source, &sql, &what),
+            key_values(target, &sql, &what)
+        )?;
+        let label = format!("{}.{}", rc.table, rc.column);
+        let mut listed = 0;
+        for (k, sv) in &s {
+            let tv = t.get(k).cloned().flatten();
+            let ok = match (sv, &tv) {
+                (None, None) => true,
+                (Some(v), Some(w)) => crate::storage::refs::expected_after_rewrite(
+                    v,
+                    &rc.bucket,
+                    &opts.rewrite_prefixes.0,
+                    opts.rewrite_prefixes.1.as_deref(),
+                )
+                .contains(w),
+                _ => false,
+            };
+            if !ok && t.contains_key(k) && listed < opts.max_rows {
+                listed += 1;
+                let red = |v: &Option<String>| v.as_deref().map(crate::storage::refs::redact_token);
+                out.push((label.clone(), k.clone(), red(sv), red(&tv)));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Verifies `target` against `source`.
 pub async fn verify(
     source: &ConnInfo,
@@ -617,16 +688,20 @@ pub async fn verify(
         let checks = checks::run(&src0, &tgt0, &checks::builtin()?).await?;
         let found = inventory::found(&tgt0, &inv_schemas).await?;
         let refs = crate::storage::remaining_supabase_references(&tgt0, &opts.rewritten).await?;
+        let ref_diffs = reference_mismatches(&src0, &tgt0, opts).await?;
         Ok::<_, Error>((
             orphans,
             sequences,
             checks,
             inventory::compare(&planned, &inherited, &found),
             refs,
+            ref_diffs,
         ))
     };
-    let (mut tables, (orphans, sequences, checks, inventory, storage_references)) =
-        tokio::try_join!(compare_tables(&workers, &pairs, opts), integrity)?;
+    let (
+        mut tables,
+        (orphans, sequences, checks, inventory, storage_references, reference_mismatches),
+    ) = tokio::try_join!(compare_tables(&workers, &pairs, opts), integrity)?;
     for (s, t, _) in absent {
         let rows: i64 = src0
             .query_one(&format!("select count(*) from {}", s.quoted()), &[])
@@ -655,6 +730,7 @@ pub async fn verify(
         checks,
         inventory,
         storage_references,
+        reference_mismatches,
         seconds: started.elapsed().as_secs_f64(),
     };
     tracing::info!(

@@ -155,11 +155,17 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
                 )
             })
             .collect();
+        for (c, k, s, t) in &r.reference_mismatches {
+            lines.push((
+                false,
+                format!("{c} [{k}]: {} is not where {} went", value(t), value(s)),
+            ));
+        }
         if lines.is_empty() {
             lines.push((
                 true,
                 format!(
-                    "{} rewritten by storage copy (not compared with the source): no value points at Supabase Storage",
+                    "{} rewritten by storage copy: every value is the new location of the source's, none points at Supabase Storage",
                     rewritten.join(", ")
                 ),
             ));

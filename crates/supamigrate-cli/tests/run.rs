@@ -182,3 +182,33 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
         assert!(!json.contains(&secret));
     }
 }
+
+#[tokio::test]
+async fn demo_ends_green_and_prints_the_report_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    c.args(["-q", "demo", "--dir"])
+        .arg(dir.path())
+        .env_remove("SUPABASE_DB_URL")
+        .env_remove("RDS_URL")
+        .env_remove("SUPAMIGRATE_FAILPOINTS")
+        .env_remove("RUST_LOG");
+    let out = run(c).await;
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("✓ migration complete: verify is all green"),
+        "{t}"
+    );
+    let report = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("report/report.html");
+    assert!(t.contains(&format!("report: {}", report.display())), "{t}");
+    assert!(report.exists());
+    assert!(
+        !dir.path().join("sandbox").exists(),
+        "the demo removes its sandbox"
+    );
+}

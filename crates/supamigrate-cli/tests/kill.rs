@@ -13,15 +13,7 @@ mod common;
 use common::run;
 
 fn bin(sb: &Sandbox) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
-    c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
-        .env("RDS_URL", sb.target_url().to_url_with_password())
-        .env("APP_DB_USER", "tms_app")
-        .env_remove("SUPAMIGRATE_FAILPOINTS")
-        .env_remove("RUST_LOG")
-        .current_dir(std::env::temp_dir())
-        .arg("-q");
-    c
+    common::supamigrate(sb)
 }
 
 async fn digest(c: &Client, table: &str) -> (i64, String) {

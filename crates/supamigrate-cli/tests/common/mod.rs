@@ -5,6 +5,22 @@
 
 use std::process::{Command, Output};
 
+use supamigrate::sandbox::Sandbox;
+
+/// `supamigrate -q` pointed at the sandbox (source, target, `APP_DB_USER`),
+/// with no failpoint or log filter inherited, run from the temp folder.
+pub fn supamigrate(sb: &Sandbox) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+        .env("RDS_URL", sb.target_url().to_url_with_password())
+        .env("APP_DB_USER", "tms_app")
+        .env_remove("SUPAMIGRATE_FAILPOINTS")
+        .env_remove("RUST_LOG")
+        .current_dir(std::env::temp_dir())
+        .arg("-q");
+    c
+}
+
 /// Runs `cmd` to completion on a blocking thread.
 pub async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("the binary starts"))

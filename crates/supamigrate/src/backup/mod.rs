@@ -166,17 +166,22 @@ fn run_tool(mut cmd: std::process::Command, what: &str) -> Result<()> {
         .stderr(std::process::Stdio::piped())
         .output()
         .map_err(|e| Error::new(ErrorKind::Tool, format!("starting {what}")).with_source(e))?;
-    if !out.status.success() {
-        return Err(Error::new(
-            ErrorKind::Tool,
-            format!(
-                "{what} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
+    tool_succeeded(out, what)
+}
+
+/// A finished tool's outcome: an error with its status and stderr unless it succeeded.
+pub(crate) fn tool_succeeded(out: std::process::Output, what: &str) -> Result<()> {
+    if out.status.success() {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::new(
+        ErrorKind::Tool,
+        format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    ))
 }
 
 /// Takes a backup of `source`.

@@ -478,16 +478,7 @@ fn finish_child(child: std::process::Child, what: &str) -> Result<()> {
     let out = child
         .wait_with_output()
         .map_err(|e| Error::new(ErrorKind::Tool, format!("waiting for {what}")).with_source(e))?;
-    if !out.status.success() {
-        return Err(Error::new(
-            ErrorKind::Tool,
-            format!(
-                "{what} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
-    }
-    Ok(())
+    super::tool_succeeded(out, what)
 }
 
 /// Runs `plan` on `client` (a fresh session on the source) in one

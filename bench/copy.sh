@@ -39,7 +39,7 @@ echo "== building the plain TMS source (scale $scale) =="
 plain="$src_admin/bench_plain"
 (
   export RDS_URL="postgresql://supabase_admin:$src_pw@127.0.0.1:$src_port/bench_plain" APP_DB_USER=tms_app
-  "$bin" -q provision --policies drop --secrets-dir "$base/secrets" >/dev/null
+  "$bin" -q provision --yes --policies drop --secrets-dir "$base/secrets" >/dev/null
   "$bin" -q schema apply --policies drop --section pre-data >/dev/null
   "$bin" -q copy --policies drop --jobs "$jobs" >/dev/null
 )
@@ -63,7 +63,7 @@ done
 echo "== supamigrate =="
 measure supamigrate env SUPABASE_DB_URL="postgresql://supabase_admin:$src_pw@127.0.0.1:$src_port/bench_plain" \
   RDS_URL="postgresql://rdsadmin:$tgt_pw@127.0.0.1:$tgt_port/dst_supamigrate" APP_DB_USER=tms_app \
-  bash -c "'$bin' -q provision --policies drop --secrets-dir '$base/secrets2' && '$bin' -q schema apply --policies drop --section pre-data && '$bin' -q copy --policies drop --jobs $jobs"
+  bash -c "'$bin' -q provision --yes --policies drop --secrets-dir '$base/secrets2' && '$bin' -q schema apply --policies drop --section pre-data && '$bin' -q copy --policies drop --jobs $jobs"
 
 echo "== pg_dump | pg_restore =="
 measure pgdump bash -c "pg_dump -Fc '$plain' | pg_restore --no-owner --no-acl -d '$tgt_admin/dst_pgdump'"

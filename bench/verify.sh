@@ -17,7 +17,7 @@ export APP_DB_USER=tms_app
 size=$(psql "$SUPABASE_DB_URL" -XAtc "select pg_database_size(current_database())")
 echo "source: scale $scale, $(numfmt --to=iec "$size")B database"
 
-"$bin" -q provision --secrets-dir "$base/secrets" >/dev/null
+"$bin" -q provision --yes --secrets-dir "$base/secrets" >/dev/null
 "$bin" -q schema apply --section pre-data >/dev/null
 
 secs() { # command…: prints its wall seconds; its output goes to a log

@@ -159,14 +159,14 @@ impl Settings {
 ///
 /// let env = |k: &str| match k {
 ///     "SUPABASE_DB_URL" => Some("postgresql://postgres@db.abc.supabase.co/postgres".to_string()),
-///     "RDS_HOST" => Some("tms.rds.amazonaws.com".to_string()),
-///     "RDS_DATABASE" => Some("tms_production".to_string()),
+///     "RDS_HOST" => Some("app.rds.amazonaws.com".to_string()),
+///     "RDS_DATABASE" => Some("app_production".to_string()),
 ///     "RDS_PASSWORD" => Some("pw".to_string()),
 ///     _ => None,
 /// };
 /// let flags = Flags { target_url: None, ..Flags::default() };
 /// let settings = resolve(&flags, &env, None)?;
-/// assert_eq!(settings.target()?.host, "tms.rds.amazonaws.com");
+/// assert_eq!(settings.target()?.host, "app.rds.amazonaws.com");
 /// assert_eq!(settings.source()?.dbname, "postgres");
 /// # Ok::<(), supamigrate::Error>(())
 /// ```
@@ -178,18 +178,35 @@ pub fn resolve(
     let env = |k: &str| env(k).filter(|v| !v.is_empty());
     let default_file = FileConfig::default();
     let file = file.unwrap_or(&default_file);
+    Ok(Settings {
+        source: resolve_source(flags, &env, file)?,
+        target: resolve_target(flags, &env, file)?,
+        project_ref: resolve_project_ref(flags, &env, file)?,
+    })
+}
 
-    let source = match flags
+fn resolve_source(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &FileConfig,
+) -> Result<Option<ConnInfo>> {
+    match flags
         .source_url
         .clone()
         .map(|u| (u, "--source-url"))
         .or_else(|| env("SUPABASE_DB_URL").map(|u| (u, "SUPABASE_DB_URL")))
         .or_else(|| file.source.url.clone().map(|u| (u, "[source] url")))
     {
-        Some((url, from)) => Some(parse_from(&url, from)?),
-        None => None,
-    };
+        Some((url, from)) => Ok(Some(parse_from(&url, from)?)),
+        None => Ok(None),
+    }
+}
 
+fn resolve_target(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &FileConfig,
+) -> Result<Option<ConnInfo>> {
     let password_fallback = env("RDS_PASSWORD").or_else(|| file.target.password.clone());
     let target = if let Some(url) = flags.target_url.clone() {
         Some(parse_from(&url, "--target-url")?)
@@ -223,13 +240,19 @@ pub fn resolve(
     } else {
         None
     };
-    let target = target.map(|mut t| {
+    Ok(target.map(|mut t| {
         if t.password.is_none() {
             t.password = password_fallback.map(Password::new);
         }
         t
-    });
+    }))
+}
 
+fn resolve_project_ref(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &FileConfig,
+) -> Result<Option<String>> {
     let project_ref = flags
         .project_ref
         .clone()
@@ -241,11 +264,7 @@ pub fn resolve(
                 .with_hint("the project ref is the id in https://<ref>.supabase.co, letters and digits only"));
         }
     }
-    Ok(Settings {
-        source,
-        target,
-        project_ref,
-    })
+    Ok(project_ref)
 }
 
 fn parse_from(url: &str, from: &str) -> Result<ConnInfo> {
@@ -304,16 +323,16 @@ mod tests {
             [source]
             url = "postgresql://f@file-src/postgres"
             [target]
-            url = "postgresql://f@file-tgt/tms_production"
+            url = "postgresql://f@file-tgt/app_production"
         "#;
         let env = [
             ("SUPABASE_DB_URL", "postgresql://e@env-src/postgres"),
-            ("RDS_URL", "postgresql://e@env-tgt/tms_production"),
+            ("RDS_URL", "postgresql://e@env-tgt/app_production"),
             ("SUPABASE_PROJECT_REF", "fromenv"),
         ];
         let flags = Flags {
             source_url: Some("postgresql://x@flag-src/postgres".into()),
-            target_url: Some("postgresql://x@flag-tgt/tms_production".into()),
+            target_url: Some("postgresql://x@flag-tgt/app_production".into()),
             project_ref: Some("fromflag".into()),
         };
         // (flags, env, file, source host, target host, ref)
@@ -356,7 +375,7 @@ mod tests {
         let env = [
             ("RDS_HOST", "db.abc.eu-west-1.rds.amazonaws.com"),
             ("RDS_PORT", "5433"),
-            ("RDS_DATABASE", "tms_production"),
+            ("RDS_DATABASE", "app_production"),
             ("RDS_USER", "postgres"),
             ("RDS_PASSWORD", "pw:with@chars"),
         ];
@@ -364,7 +383,7 @@ mod tests {
         let t = s.target().unwrap();
         assert_eq!(t.host, "db.abc.eu-west-1.rds.amazonaws.com");
         assert_eq!(t.port, 5433);
-        assert_eq!(t.dbname, "tms_production");
+        assert_eq!(t.dbname, "app_production");
         assert_eq!(t.user, "postgres");
         assert_eq!(t.password.as_ref().unwrap().expose(), "pw:with@chars");
     }
@@ -374,7 +393,7 @@ mod tests {
         let env = [
             (
                 "RDS_URL",
-                "postgresql://postgres@url-host:5432/tms_production",
+                "postgresql://postgres@url-host:5432/app_production",
             ),
             ("RDS_HOST", "parts-host"),
             ("RDS_PASSWORD", "pw"),

@@ -37,6 +37,10 @@ pub enum ErrorKind {
     Sandbox,
     /// An object store (S3, Supabase Storage) refused or failed a request.
     ObjectStore,
+    /// The two sides differ (verify, a restore test): the report says how.
+    Mismatch,
+    /// A bug in supamigrate (a worker that panicked, a broken invariant).
+    Internal,
 }
 
 /// Responses whose HTTP status an S3 error can report.
@@ -135,6 +139,13 @@ impl Error {
             ),
             _ => err,
         }
+    }
+
+    /// A bug: an invariant that should hold did not (a worker panicked…).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message).with_hint(
+            "this is a bug in supamigrate; please report it with the command and its output",
+        )
     }
 
     /// An I/O error with what we were doing.

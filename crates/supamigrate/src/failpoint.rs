@@ -6,6 +6,21 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+/// A batch of COPY data was sent to the target (inside the task's transaction).
+pub const COPY_CHUNK: &str = "copy-chunk";
+/// A copy task's rows and checkpoint are written, not yet committed.
+pub const COPY_BEFORE_COMMIT: &str = "copy-before-commit";
+/// A copy task has committed.
+pub const COPY_TASK_DONE: &str = "copy-task-done";
+/// A post-data statement ran, its record not yet committed.
+pub const POST_DATA_BEFORE_COMMIT: &str = "post-data-before-commit";
+/// A post-data statement and its record have committed.
+pub const POST_DATA_STATEMENT: &str = "post-data-statement";
+/// A Storage object was uploaded, not yet checked.
+pub const STORAGE_OBJECT_UPLOADED: &str = "storage-object-uploaded";
+/// A step of `run` finished and its state was saved.
+pub const RUN_STEP_DONE: &str = "run-step-done";
+
 static ENABLED: OnceLock<Option<HashMap<String, u64>>> = OnceLock::new();
 static COUNTS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
 static ANY: AtomicBool = AtomicBool::new(true);

@@ -1,56 +1,33 @@
-//! Provisioning the target (seed Phase 2.2 and the grants of 3.1): the database,
-//! its extensions, the application role and its privileges. Idempotent: a
-//! re-run creates what is missing and changes nothing else.
+//! Provisioning the target (seed Phase 2.2 and the grants of 3.1), as the
+//! plan says: the database, supamigrate's state store in it (with the
+//! plan), its extensions, the application role and its privileges.
+//! Idempotent: a re-run creates what is missing and changes nothing else.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
 
-use crate::catalog::quote_ident;
-use crate::connect::{connect, ConnInfo, Password};
+use crate::connect::{connect, random_hex, ConnInfo, Password};
 use crate::error::{Error, Result};
-use crate::schema::API_ROLES;
+use crate::pg::{quote_ident, quote_literal};
+use crate::plan::provision::ProvisionPlan;
+use crate::plan::MigrationPlan;
+use crate::supabase::API_ROLES;
 
-/// What to provision.
+/// What provisioning needs besides the plan.
 #[derive(Debug, Clone)]
-pub struct ProvisionOptions {
-    /// The application role (seed: `tms_app`).
-    pub app_role: String,
-    /// Its password; generated (and written to `secrets_dir`) when `None`.
-    pub app_password: Option<Password>,
+pub struct ProvisionRequest {
+    /// The application role's password (`APP_DB_PASSWORD`); generated (and
+    /// written to `secrets_dir`) when `None` and the role is new.
+    pub password: Option<Password>,
     /// Where a generated password is written, owner-only.
     pub secrets_dir: PathBuf,
-    /// Extensions to create (from the conversion).
-    pub extensions: Vec<String>,
-    /// Application schemas to create and grant on.
-    pub schemas: Vec<String>,
-    /// Create NOLOGIN anon/authenticated/service_role for the RLS shim.
-    pub shim_roles: bool,
-}
-
-impl ProvisionOptions {
-    /// What a converted schema needs: its extensions, its schemas, and the
-    /// shim roles when it keeps RLS. The password is generated unless set after.
-    pub fn for_conversion(
-        app_role: &str,
-        secrets_dir: &std::path::Path,
-        src: &crate::schema::SchemaSource,
-        conv: &crate::schema::Conversion,
-    ) -> ProvisionOptions {
-        ProvisionOptions {
-            app_role: app_role.to_string(),
-            app_password: None,
-            secrets_dir: secrets_dir.to_path_buf(),
-            extensions: conv.extensions.clone(),
-            schemas: src.schemas.clone(),
-            shim_roles: conv.shim,
-        }
-    }
 }
 
 /// What provisioning did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisionReport {
     /// The database was created now.
     pub database_created: bool,
@@ -58,6 +35,8 @@ pub struct ProvisionReport {
     pub extensions_created: Vec<String>,
     /// The application role was created now.
     pub role_created: bool,
+    /// Its password was set from the given one (new role, or an existing one).
+    pub password_set: bool,
     /// Where the generated password was written (never the password itself).
     pub password_file: Option<PathBuf>,
     /// Shim roles created now.
@@ -66,137 +45,29 @@ pub struct ProvisionReport {
     pub warnings: Vec<String>,
 }
 
-/// Provisions `target` (its database is created through the server's
-/// `postgres` database when missing).
-pub async fn provision(target: &ConnInfo, opts: &ProvisionOptions) -> Result<ProvisionReport> {
-    validate_role_name(&opts.app_role)?;
+/// Provisions `target` as `plan` says (its database is created through the
+/// server's `postgres` database when missing) and stores the plan there.
+pub async fn provision(
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    req: &ProvisionRequest,
+) -> Result<ProvisionReport> {
+    let p = &plan.provision;
     let mut report = ProvisionReport::default();
-    let db = &target.dbname;
-
     let maintenance = connect(&target.with_dbname("postgres")).await?;
-    let exists = maintenance
-        .query_opt("select 1 from pg_database where datname = $1", &[db])
-        .await
-        .map_err(|e| Error::postgres("looking for the target database", e))?
-        .is_some();
-    if !exists {
-        maintenance
-            .batch_execute(&format!("create database {}", quote_ident(db)))
-            .await
-            .map_err(|e| Error::postgres(format!("creating database {db}"), e))?;
-        report.database_created = true;
-        tracing::info!(database = %db, "database created");
-    }
-
-    let role_exists = maintenance
-        .query_opt(
-            "select 1 from pg_roles where rolname = $1",
-            &[&opts.app_role],
-        )
-        .await
-        .map_err(|e| Error::postgres("looking for the application role", e))?
-        .is_some();
-    let role = quote_ident(&opts.app_role);
-    if !role_exists {
-        let (password, generated) = match &opts.app_password {
-            Some(p) => (p.clone(), false),
-            None => (
-                Password::new(crate::sandbox::cluster::random_hex(24)?),
-                true,
-            ),
-        };
-        if generated {
-            report.password_file = Some(write_secret(opts, &password)?);
-        }
-        maintenance
-            .batch_execute(&format!(
-                "create role {role} login password {}",
-                crate::sandbox::quote_literal(&password.scram_verifier())
-            ))
-            .await
-            .map_err(|e| Error::postgres(format!("creating role {}", opts.app_role), e))?;
-        report.role_created = true;
-    } else if let Some(p) = &opts.app_password {
-        maintenance
-            .batch_execute(&format!(
-                "alter role {role} password {}",
-                crate::sandbox::quote_literal(&p.scram_verifier())
-            ))
-            .await
-            .map_err(|e| {
-                Error::postgres(format!("setting the password of {}", opts.app_role), e)
-            })?;
-    }
-
-    let client = connect(target).await?;
-    let mut sql = vec![format!(
-        "grant connect on database {} to {role}",
-        quote_ident(db)
-    )];
-    if !opts.extensions.is_empty() {
-        sql.push("create schema if not exists extensions".into());
-        sql.push(format!("grant usage on schema extensions to {role}"));
-        sql.push(format!(
-            "alter database {} set search_path to \"$user\", public, extensions",
-            quote_ident(db)
-        ));
-    }
-    for ext in &opts.extensions {
-        let present = client
-            .query_opt("select 1 from pg_extension where extname = $1", &[ext])
-            .await
-            .map_err(|e| Error::postgres("looking for extensions", e))?
-            .is_some();
-        if !present {
-            sql.push(format!(
-                "create extension if not exists {} with schema extensions",
-                quote_ident(ext)
-            ));
+    report.database_created = ensure_database(&maintenance, &p.database).await?;
+    ensure_role(&maintenance, p, req, &mut report).await?;
+    let mut client = connect(target).await?;
+    crate::store::migrate(&mut client).await?;
+    crate::store::store_plan(&client, plan).await?;
+    for ext in &p.extensions {
+        if !extension_present(&client, ext).await? {
             report.extensions_created.push(ext.clone());
         }
     }
-    for s in &opts.schemas {
-        let s = quote_ident(s);
-        sql.extend([
-            format!("create schema if not exists {s}"),
-            format!("grant usage on schema {s} to {role}"),
-            format!("grant select, insert, update, delete on all tables in schema {s} to {role}"),
-            format!("grant usage, select on all sequences in schema {s} to {role}"),
-            format!("alter default privileges in schema {s} grant select, insert, update, delete on tables to {role}"),
-            format!("alter default privileges in schema {s} grant usage, select on sequences to {role}"),
-        ]);
-    }
-    if opts.shim_roles {
-        for r in API_ROLES {
-            let exists = client
-                .query_opt("select 1 from pg_roles where rolname = $1", &[r])
-                .await
-                .map_err(|e| Error::postgres("looking for API roles", e))?
-                .is_some();
-            if !exists {
-                sql.push(format!("create role {} nologin", quote_ident(r)));
-                report.shim_roles_created.push(r.to_string());
-            }
-            sql.push(format!("grant {} to {role}", quote_ident(r)));
-        }
-        if !opts.extensions.is_empty() {
-            sql.push(
-                "grant usage on schema extensions to anon, authenticated, service_role".into(),
-            );
-        }
-        let can_bypass: bool = client
-            .query_one(
-                "select rolbypassrls or rolsuper from pg_roles where rolname = current_user",
-                &[],
-            )
-            .await
-            .map_err(|e| Error::postgres("reading the master role", e))?
-            .get(0);
-        if !can_bypass {
-            report.warnings.push(
-                "service_role was created without BYPASSRLS (only a superuser may grant it on PostgreSQL 15): it sees rows only through policies".into(),
-            );
-        }
+    let mut sql = grant_sql(p);
+    if p.shim_roles {
+        sql.extend(shim_sql(&client, p, &mut report).await?);
     }
     for st in &sql {
         client
@@ -207,32 +78,146 @@ pub async fn provision(target: &ConnInfo, opts: &ProvisionOptions) -> Result<Pro
     Ok(report)
 }
 
-fn validate_role_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if !ok
-        || crate::schema::is_supabase_role(name)
-        || name.starts_with("pg_")
-        || name.starts_with("rds")
-    {
-        return Err(Error::invalid_input(format!("{name:?} cannot be the application role"))
-            .with_hint("use lowercase letters, digits and _ (e.g. tms_app), not a Supabase, pg_ or rds role name"));
+async fn ensure_database(maintenance: &Client, db: &str) -> Result<bool> {
+    let exists = maintenance
+        .query_opt("select 1 from pg_database where datname = $1", &[&db])
+        .await
+        .map_err(|e| Error::postgres("looking for the target database", e))?
+        .is_some();
+    if exists {
+        return Ok(false);
     }
+    maintenance
+        .batch_execute(&format!("create database {}", quote_ident(db)))
+        .await
+        .map_err(|e| Error::postgres(format!("creating database {db}"), e))?;
+    tracing::info!(database = %db, "database created");
+    Ok(true)
+}
+
+async fn ensure_role(
+    maintenance: &Client,
+    p: &ProvisionPlan,
+    req: &ProvisionRequest,
+    report: &mut ProvisionReport,
+) -> Result<()> {
+    let exists = maintenance
+        .query_opt("select 1 from pg_roles where rolname = $1", &[&p.app_role])
+        .await
+        .map_err(|e| Error::postgres("looking for the application role", e))?
+        .is_some();
+    let role = quote_ident(&p.app_role);
+    let password = match (&req.password, exists) {
+        (Some(pw), _) => pw.clone(),
+        (None, true) => return Ok(()),
+        (None, false) => {
+            let pw = Password::new(random_hex(24)?);
+            report.password_file = Some(write_secret(&req.secrets_dir, &p.app_role, &pw)?);
+            pw
+        }
+    };
+    let verb = if exists { "alter" } else { "create" };
+    let login = if exists { "" } else { " login" };
+    maintenance
+        .batch_execute(&format!(
+            "{verb} role {role}{login} password {}",
+            quote_literal(&password.scram_verifier())
+        ))
+        .await
+        .map_err(|e| Error::postgres(format!("{verb} role {}", p.app_role), e))?;
+    report.role_created = !exists;
+    report.password_set = req.password.is_some();
     Ok(())
 }
 
-fn write_secret(opts: &ProvisionOptions, password: &Password) -> Result<PathBuf> {
-    let dir = &opts.secrets_dir;
+async fn extension_present(client: &Client, ext: &str) -> Result<bool> {
+    Ok(client
+        .query_opt("select 1 from pg_extension where extname = $1", &[&ext])
+        .await
+        .map_err(|e| Error::postgres("looking for extensions", e))?
+        .is_some())
+}
+
+/// The statements that create the extensions and schemas and give the
+/// application role its privileges (all idempotent).
+fn grant_sql(p: &ProvisionPlan) -> Vec<String> {
+    let role = quote_ident(&p.app_role);
+    let db = quote_ident(&p.database);
+    let mut sql = vec![format!("grant connect on database {db} to {role}")];
+    if !p.extensions.is_empty() {
+        sql.push("create schema if not exists extensions".into());
+        sql.push(format!("grant usage on schema extensions to {role}"));
+        sql.push(format!(
+            "alter database {db} set search_path to \"$user\", public, extensions"
+        ));
+    }
+    for ext in &p.extensions {
+        sql.push(format!(
+            "create extension if not exists {} with schema extensions",
+            quote_ident(ext)
+        ));
+    }
+    for s in &p.schemas {
+        let s = quote_ident(s);
+        sql.extend([
+            format!("create schema if not exists {s}"),
+            format!("grant usage on schema {s} to {role}"),
+            format!("grant select, insert, update, delete on all tables in schema {s} to {role}"),
+            format!("grant usage, select on all sequences in schema {s} to {role}"),
+            format!("alter default privileges in schema {s} grant select, insert, update, delete on tables to {role}"),
+            format!("alter default privileges in schema {s} grant usage, select on sequences to {role}"),
+        ]);
+    }
+    sql
+}
+
+/// The RLS shim's NOLOGIN roles, granted to the application role.
+async fn shim_sql(
+    client: &Client,
+    p: &ProvisionPlan,
+    report: &mut ProvisionReport,
+) -> Result<Vec<String>> {
+    let role = quote_ident(&p.app_role);
+    let mut sql = Vec::new();
+    for r in API_ROLES {
+        let exists = client
+            .query_opt("select 1 from pg_roles where rolname = $1", &[r])
+            .await
+            .map_err(|e| Error::postgres("looking for API roles", e))?
+            .is_some();
+        if !exists {
+            sql.push(format!("create role {} nologin", quote_ident(r)));
+            report.shim_roles_created.push(r.to_string());
+        }
+        sql.push(format!("grant {} to {role}", quote_ident(r)));
+    }
+    if !p.extensions.is_empty() {
+        sql.push("grant usage on schema extensions to anon, authenticated, service_role".into());
+    }
+    let can_bypass: bool = client
+        .query_one(
+            "select rolbypassrls or rolsuper from pg_roles where rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the master role", e))?
+        .get(0);
+    if !can_bypass {
+        report.warnings.push(
+            "service_role was created without BYPASSRLS (only a superuser may grant it on PostgreSQL 15): it sees rows only through policies".into(),
+        );
+    }
+    Ok(sql)
+}
+
+/// Writes a generated password to `<dir>/<role>.password`, owner-only.
+fn write_secret(dir: &Path, role: &str, password: &Password) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io(format!("chmod {}", dir.display()), e))?;
-    let path = dir.join(format!("{}.password", opts.app_role));
-    let tmp = dir.join(format!(".{}.password.tmp", opts.app_role));
+    let path = dir.join(format!("{role}.password"));
+    let tmp = dir.join(format!(".{role}.password.tmp"));
     {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -243,39 +228,10 @@ fn write_secret(opts: &ProvisionOptions, password: &Password) -> Result<PathBuf>
             .open(&tmp)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
         writeln!(f, "{}", password.expose())
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        f.sync_all()
+            .and_then(|_| f.sync_all())
             .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
     }
     std::fs::rename(&tmp, &path)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(path)
-}
-
-use std::os::unix::fs::OpenOptionsExt;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_names_are_checked() {
-        for good in ["tms_app", "app_user", "a1"] {
-            assert!(validate_role_name(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "Tms",
-            "1app",
-            "anon",
-            "supabase_x",
-            "pg_app",
-            "rds_superuser",
-            "a-b",
-            "x;drop",
-        ] {
-            let e = validate_role_name(bad).unwrap_err();
-            assert!(e.is_bad_input() && e.hint().is_some(), "{bad}");
-        }
-    }
 }

@@ -1,24 +1,26 @@
 //! The migration report: one self-contained HTML file (no scripts, no
-//! network: inline CSS and SVG) and the same facts as JSON, built from the
-//! run's state. Pure except for writing the two files.
+//! network: inline CSS and SVG) and the same facts as JSON, rendered from
+//! the run's journal and its plan. Pure except for writing the two files.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::run::RunState;
+use crate::copy::TableSummary;
+use crate::error::{Error, Result};
+use crate::journal::{ReportFiles, RunState, StorageOutcome};
+use crate::plan::MigrationPlan;
+use crate::steps::Step;
 
 /// A checklist item's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tick {
     /// Done by this step.
-    Done(String),
+    Done(Step),
     /// Not done yet; the step that does it.
-    Pending(String),
+    Pending(Step),
     /// No tool can do it: yours to do.
     Manual,
 }
@@ -34,76 +36,128 @@ pub struct Item {
     pub tick: Tick,
 }
 
-/// (section, item, the step that does it or "" when manual).
-const CHECKLIST: &[(&str, &str, &str)] = &[
-    ("Pre-Migration", "Backup Supabase database", "backup"),
-    ("Pre-Migration", "Test backup restoration", "backup"),
-    ("Pre-Migration", "Verify RDS instance is ready", "preflight"),
+/// (section, item, the step that does it; `None` when manual).
+const CHECKLIST: &[(&str, &str, Option<Step>)] = &[
+    (
+        "Pre-Migration",
+        "Backup Supabase database",
+        Some(Step::Backup),
+    ),
+    (
+        "Pre-Migration",
+        "Test backup restoration",
+        Some(Step::Backup),
+    ),
+    (
+        "Pre-Migration",
+        "Verify RDS instance is ready",
+        Some(Step::Preflight),
+    ),
     (
         "Pre-Migration",
         "Test network connectivity to RDS",
-        "preflight",
+        Some(Step::Preflight),
     ),
-    ("Pre-Migration", "Schedule maintenance window", ""),
+    ("Pre-Migration", "Schedule maintenance window", None),
     (
         "Schema Migration",
         "Export Supabase schema",
-        "schema-pre-data",
+        Some(Step::Preflight),
     ),
     (
         "Schema Migration",
         "Convert schema (auth.users → app_users)",
-        "schema-pre-data",
+        Some(Step::Plan),
     ),
-    ("Schema Migration", "Apply schema to RDS", "post-data"),
-    ("Schema Migration", "Verify all tables created", "verify"),
-    ("Schema Migration", "Verify all indexes created", "verify"),
-    ("Schema Migration", "Verify all functions created", "verify"),
-    ("Data Migration", "Export user data", "users-and-data"),
-    ("Data Migration", "Export all table data", "users-and-data"),
+    (
+        "Schema Migration",
+        "Apply schema to RDS",
+        Some(Step::PostData),
+    ),
+    (
+        "Schema Migration",
+        "Verify all tables created",
+        Some(Step::Verify),
+    ),
+    (
+        "Schema Migration",
+        "Verify all indexes created",
+        Some(Step::Verify),
+    ),
+    (
+        "Schema Migration",
+        "Verify all functions created",
+        Some(Step::Verify),
+    ),
+    (
+        "Data Migration",
+        "Export user data",
+        Some(Step::UsersAndData),
+    ),
+    (
+        "Data Migration",
+        "Export all table data",
+        Some(Step::UsersAndData),
+    ),
     (
         "Data Migration",
         "Import users to app_users",
-        "users-and-data",
+        Some(Step::UsersAndData),
     ),
-    ("Data Migration", "Import all table data", "users-and-data"),
-    ("Data Migration", "Reset sequences", "sequences"),
-    ("Data Migration", "Validate row counts", "verify"),
-    ("Data Migration", "Validate data integrity", "verify"),
+    (
+        "Data Migration",
+        "Import all table data",
+        Some(Step::UsersAndData),
+    ),
+    ("Data Migration", "Reset sequences", Some(Step::Sequences)),
+    ("Data Migration", "Validate row counts", Some(Step::Verify)),
+    (
+        "Data Migration",
+        "Validate data integrity",
+        Some(Step::Verify),
+    ),
     (
         "Storage Migration",
         "Download Supabase storage files",
-        "storage",
+        Some(Step::Storage),
     ),
-    ("Storage Migration", "Upload to S3", "storage"),
+    ("Storage Migration", "Upload to S3", Some(Step::Storage)),
     (
         "Storage Migration",
         "Update file path references",
-        "storage",
+        Some(Step::Storage),
     ),
-    ("Storage Migration", "Verify file accessibility", "storage"),
+    (
+        "Storage Migration",
+        "Verify file accessibility",
+        Some(Step::Storage),
+    ),
     (
         "Application Updates",
         "Update database connection strings",
-        "",
+        None,
     ),
     (
         "Application Updates",
         "Update authentication to use new user table",
-        "",
+        None,
     ),
     (
         "Application Updates",
         "Deploy updated Edge Functions to Lambda",
-        "",
+        None,
     ),
-    ("Application Updates", "Update storage references to S3", ""),
-    ("Application Updates", "Test all critical paths", ""),
-    ("Post-Migration", "Monitor error rates", ""),
-    ("Post-Migration", "Verify tracking functionality", ""),
-    ("Post-Migration", "Verify user authentication", ""),
-    ("Post-Migration", "Performance testing", ""),
-    ("Post-Migration", "Update documentation", ""),
+    (
+        "Application Updates",
+        "Update storage references to S3",
+        None,
+    ),
+    ("Application Updates", "Test all critical paths", None),
+    ("Post-Migration", "Monitor error rates", None),
+    ("Post-Migration", "Verify tracking functionality", None),
+    ("Post-Migration", "Verify user authentication", None),
+    ("Post-Migration", "Performance testing", None),
+    ("Post-Migration", "Update documentation", None),
 ];
 
 /// The checklist as `state` has it.
@@ -113,12 +167,10 @@ pub fn checklist(state: &RunState) -> Vec<Item> {
         .map(|(section, text, step)| Item {
             section,
             text,
-            tick: if step.is_empty() {
-                Tick::Manual
-            } else if state.get(step).is_some() {
-                Tick::Done(step.to_string())
-            } else {
-                Tick::Pending(step.to_string())
+            tick: match step {
+                None => Tick::Manual,
+                Some(s) if state.get(*s).is_some() => Tick::Done(*s),
+                Some(s) => Tick::Pending(*s),
             },
         })
         .collect()
@@ -150,33 +202,12 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Per-table copy figures: (table, rows, bytes, seconds).
-fn copy_tables(state: &RunState) -> Vec<(String, i64, i64, f64)> {
-    state
-        .get("users-and-data")
-        .and_then(|s| s.detail.get("tables"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|t| {
-                    (
-                        t["table"].as_str().unwrap_or("").to_string(),
-                        t["rows"].as_i64().unwrap_or(0),
-                        t["bytes"].as_i64().unwrap_or(0),
-                        t["seconds"].as_f64().unwrap_or(0.0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Horizontal bars of MB/s per table (largest tables first), as inline SVG.
-fn throughput_svg(tables: &[(String, i64, i64, f64)]) -> String {
-    let mut rows: Vec<&(String, i64, i64, f64)> = tables.iter().filter(|t| t.2 > 0).collect();
-    rows.sort_by_key(|b| std::cmp::Reverse(b.2));
+fn throughput_svg(tables: &[TableSummary]) -> String {
+    let mut rows: Vec<&TableSummary> = tables.iter().filter(|t| t.bytes > 0).collect();
+    rows.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     rows.truncate(15);
-    let rate = |t: &(String, i64, i64, f64)| t.2 as f64 / 1e6 / t.3.max(1e-3);
+    let rate = |t: &TableSummary| t.bytes as f64 / 1e6 / t.seconds.max(1e-3);
     let max = rows
         .iter()
         .map(|t| rate(t))
@@ -198,7 +229,7 @@ fn throughput_svg(tables: &[(String, i64, i64, f64)]) -> String {
              <text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{:.1} MB/s</text>",
             left - 6,
             y + 15,
-            esc(&t.0),
+            esc(&t.table),
             bar_h - 6,
             left as f64 + w + 4.0,
             y + 15,
@@ -209,24 +240,25 @@ fn throughput_svg(tables: &[(String, i64, i64, f64)]) -> String {
     s
 }
 
-/// The HTML report for `state`.
-pub fn html(state: &RunState) -> String {
-    let mut h = String::new();
-    let verify = state.get("verify");
-    let green = verify
-        .and_then(|v| v.detail.get("mismatches"))
-        .and_then(Value::as_u64)
-        == Some(0);
-    let headline = match (verify, &state.failed) {
-        (_, Some((step, msg))) => {
-            format!("✗ stopped at {step}: {}", msg.lines().next().unwrap_or(""))
-        }
+fn headline(state: &RunState) -> (bool, String) {
+    let green = state.all_green();
+    let text = match (state.verify(), &state.failed) {
+        (_, Some(f)) => format!(
+            "✗ stopped at {}: {}",
+            f.step,
+            f.message.lines().next().unwrap_or("")
+        ),
         (Some(_), None) if green => {
             "✓ Migration complete: verify found every table, object and check matching".to_string()
         }
         (Some(_), None) => "✗ verify found mismatches".to_string(),
         (None, None) => "Migration in progress".to_string(),
     };
+    (green && state.failed.is_none(), text)
+}
+
+fn head(state: &RunState, h: &mut String) {
+    let (ok, headline) = headline(state);
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>supamigrate report</title>\
@@ -236,21 +268,23 @@ pub fn html(state: &RunState) -> String {
          pre{{background:#f4f4f5;padding:1em;overflow-x:auto}}</style></head><body>\
          <h1>supamigrate report</h1><p id=\"headline\" class=\"{}\"><strong>{}</strong></p>\
          <p>Source: {} → target: {}</p>",
-        if green && state.failed.is_none() { "ok" } else { "bad" },
+        if ok { "ok" } else { "bad" },
         esc(&headline),
         esc(&state.source),
         esc(&state.target)
     );
-
-    if let Some((step, msg)) = &state.failed {
+    if let Some(f) = &state.failed {
         let _ = write!(
             h,
             "<h2>Stopped</h2><p class=\"bad\">The run stopped at <strong>{}</strong>. \
              Fix the cause and run again: finished steps are kept.</p><pre id=\"failure\">{}</pre>",
-            esc(step),
-            esc(msg)
+            esc(f.step.name()),
+            esc(&f.message)
         );
     }
+}
+
+fn checklist_html(state: &RunState, h: &mut String) {
     h.push_str("<h2>Migration Execution Checklist</h2>");
     let mut section = "";
     for i in checklist(state) {
@@ -274,22 +308,24 @@ pub fn html(state: &RunState) -> String {
         );
     }
     h.push_str("</ul>");
+}
 
+fn steps_html(state: &RunState, h: &mut String) {
     h.push_str(
         "<h2>Steps</h2><table id=\"steps\"><tr><th>Step</th><th>Seconds</th><th>State</th></tr>",
     );
-    for step in crate::run::STEPS {
+    for step in Step::ALL {
         let (secs, st) = match state.get(step) {
             Some(r) => (
                 format!("{:.1}", r.seconds),
                 "<span class=\"ok\">done</span>".to_string(),
             ),
             None => match &state.failed {
-                Some((f, _)) if f == step => (
+                Some(f) if f.step == step => (
                     String::new(),
                     "<span class=\"bad\">failed</span>".to_string(),
                 ),
-                _ if *step == "report" => (String::new(), "this report".to_string()),
+                _ if step == Step::Report => (String::new(), "this report".to_string()),
                 _ => (String::new(), "not run".to_string()),
             },
         };
@@ -299,129 +335,140 @@ pub fn html(state: &RunState) -> String {
         );
     }
     h.push_str("</table>");
+}
 
-    let tables = copy_tables(state);
-    if !tables.is_empty() {
-        h.push_str("<h2>Data copy</h2><table id=\"copy\"><tr><th>Table</th><th>Rows</th><th>MB</th><th>Seconds</th></tr>");
-        for (t, rows, bytes, secs) in &tables {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td class=\"n\">{rows}</td><td class=\"n\">{:.1}</td><td class=\"n\">{secs:.2}</td></tr>",
-                esc(t),
-                *bytes as f64 / 1e6
-            );
-        }
-        h.push_str("</table><h3>Throughput</h3>");
-        h.push_str(&throughput_svg(&tables));
+fn copy_html(state: &RunState, h: &mut String) {
+    let Some(copy) = state.copy() else { return };
+    if copy.tables.is_empty() {
+        return;
     }
-
-    if let Some(s) = state.get("storage") {
-        let c = &s.detail["copy"];
+    h.push_str("<h2>Data copy</h2><table id=\"copy\"><tr><th>Table</th><th>Rows</th><th>MB</th><th>Seconds</th></tr>");
+    for t in &copy.tables {
         let _ = write!(
             h,
-            "<h2>Storage</h2><p id=\"storage\">{} objects: {} copied, {} already there, {} failed; {:.1} MB uploaded; {} references rewritten.</p>",
-            c["objects"].as_u64().unwrap_or(0),
-            c["copied"].as_u64().unwrap_or(0),
-            c["skipped"].as_u64().unwrap_or(0),
-            c["failed"].as_array().map(Vec::len).unwrap_or(0),
-            c["bytes_copied"].as_f64().unwrap_or(0.0) / 1e6,
-            s.detail["rewritten"].as_u64().unwrap_or(0)
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.2}</td></tr>",
+            esc(&t.table),
+            t.rows,
+            t.bytes as f64 / 1e6,
+            t.seconds
         );
-        if let Some(notes) = s.detail["notes"].as_array() {
+    }
+    h.push_str("</table><h3>Throughput</h3>");
+    h.push_str(&throughput_svg(&copy.tables));
+}
+
+fn storage_html(state: &RunState, plan: Option<&MigrationPlan>, h: &mut String) {
+    match state.storage() {
+        Some(StorageOutcome::Copied(s)) => {
+            let _ = write!(
+                h,
+                "<h2>Storage</h2><p id=\"storage\">{} objects: {} copied, {} already there, {} failed; {:.1} MB uploaded; {} references rewritten.</p>",
+                s.copy.objects,
+                s.copy.copied,
+                s.copy.skipped,
+                s.copy.failed.len(),
+                s.copy.bytes_copied as f64 / 1e6,
+                s.rewritten.unwrap_or(0)
+            );
+            let notes = plan.map(|p| p.storage.notes.clone()).unwrap_or_default();
             h.push_str("<ul>");
-            for n in notes {
-                let _ = write!(h, "<li>{}</li>", esc(n.as_str().unwrap_or("")));
+            for n in notes.iter().chain(&s.objects.notes) {
+                let _ = write!(h, "<li>{}</li>", esc(n));
             }
             h.push_str("</ul>");
         }
-    }
-
-    if let Some(v) = verify {
-        h.push_str("<h2>Verify</h2><table id=\"verify\"><tr><th>Table</th><th>Source rows</th><th>Target rows</th><th>Status</th></tr>");
-        if let Some(ts) = v.detail["tables"].as_array() {
-            for t in ts {
-                let name = |x: &Value| {
-                    format!(
-                        "{}.{}",
-                        x["schema"].as_str().unwrap_or(""),
-                        x["name"].as_str().unwrap_or("")
-                    )
-                };
-                let (src, tgt) = (name(&t["source"]), name(&t["target"]));
-                let label = if src == tgt {
-                    src
-                } else {
-                    format!("{src} → {tgt}")
-                };
-                let ok = t["source_rows"] == t["target_rows"]
-                    && t["diffs"].as_array().is_none_or(Vec::is_empty)
-                    && t["differing_chunks"].as_u64() == Some(0);
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{}\">{}</td></tr>",
-                    esc(&label),
-                    t["source_rows"],
-                    t["target_rows"],
-                    if ok { "ok" } else { "bad" },
-                    if ok { "✓ MATCH" } else { "✗ MISMATCH" }
-                );
-            }
-        }
-        h.push_str("</table>");
-        let _ = write!(
-            h,
-            "<pre id=\"verify-text\">{}</pre>",
-            esc(v.detail["text"].as_str().unwrap_or(""))
-        );
-    }
-
-    if let Some(items) = state
-        .get("schema-pre-data")
-        .and_then(|s| s.detail.get("conversion"))
-        .and_then(Value::as_array)
-    {
-        let _ = write!(
-            h,
-            "<h2>Schema conversion</h2><p>{} objects kept, rewritten, dropped or added.</p>\
-             <table id=\"conversion\"><tr><th>Action</th><th>Object</th><th>Why</th></tr>",
-            items.len()
-        );
-        for i in items {
+        Some(StorageOutcome::Skipped { reason }) => {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(i["action"].as_str().unwrap_or("")),
-                esc(i["object"].as_str().unwrap_or("")),
-                esc(i["reason"].as_str().unwrap_or(""))
+                "<h2>Storage</h2><p id=\"storage\">Skipped: {}.</p>",
+                esc(reason)
             );
         }
-        h.push_str("</table>");
+        None => {}
     }
+}
+
+fn verify_html(state: &RunState, h: &mut String) {
+    let Some(v) = state.verify() else { return };
+    h.push_str("<h2>Verify</h2><table id=\"verify\"><tr><th>Table</th><th>Source rows</th><th>Target rows</th><th>Status</th></tr>");
+    for t in &v.tables {
+        let ok = t.matches();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{}\">{}</td></tr>",
+            esc(&t.label()),
+            t.source_rows,
+            t.target_rows,
+            if ok { "ok" } else { "bad" },
+            if ok { "✓ MATCH" } else { "✗ MISMATCH" }
+        );
+    }
+    h.push_str("</table>");
+    let _ = write!(
+        h,
+        "<pre id=\"verify-text\">{}</pre>",
+        esc(&crate::verify::render::text(v))
+    );
+}
+
+fn conversion_html(plan: Option<&MigrationPlan>, h: &mut String) {
+    let Some(plan) = plan else { return };
+    let items = &plan.conversion.report;
+    let _ = write!(
+        h,
+        "<h2>Schema conversion</h2><p>{} objects kept, rewritten, dropped or added (plan {}).</p>\
+         <table id=\"conversion\"><tr><th>Action</th><th>Object</th><th>Why</th></tr>",
+        items.len(),
+        esc(&plan.id)
+    );
+    for i in items {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&format!("{:?}", i.action).to_lowercase()),
+            esc(&i.object),
+            esc(&i.reason)
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// The HTML report for `state` (and its plan, when made).
+pub fn html(state: &RunState, plan: Option<&MigrationPlan>) -> String {
+    let mut h = String::new();
+    head(state, &mut h);
+    checklist_html(state, &mut h);
+    steps_html(state, &mut h);
+    copy_html(state, &mut h);
+    storage_html(state, plan, &mut h);
+    verify_html(state, &mut h);
+    conversion_html(plan, &mut h);
     h.push_str("</body></html>\n");
     h
 }
 
-/// The report files written.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReportFiles {
-    /// `report.html`.
-    pub html: PathBuf,
-    /// `report.json`.
-    pub json: PathBuf,
-}
-
 /// Writes `report.html` and `report.json` into `dir`.
-pub fn write(dir: &Path, state: &RunState) -> Result<ReportFiles> {
+pub fn write(dir: &Path, state: &RunState, plan: Option<&MigrationPlan>) -> Result<ReportFiles> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let files = ReportFiles {
         html: dir.join("report.html"),
         json: dir.join("report.json"),
     };
-    crate::fsutil::write_atomically(&files.html, html(state).as_bytes(), 0o644)?;
-    let json = serde_json::json!({"state": state, "checklist": checklist(state)});
+    crate::fsutil::write_atomically(&files.html, html(state, plan).as_bytes(), 0o644)?;
+    #[derive(Serialize)]
+    struct Json<'a> {
+        state: &'a RunState,
+        checklist: Vec<Item>,
+        decisions: Option<&'a [crate::plan::Decision]>,
+    }
+    let json = Json {
+        state,
+        checklist: checklist(state),
+        decisions: plan.map(|p| p.conversion.report.as_slice()),
+    };
     let text = serde_json::to_vec_pretty(&json)
-        .map_err(|e| Error::new(ErrorKind::Io, "writing the JSON report").with_source(e))?;
+        .map_err(|e| Error::internal(format!("serializing the JSON report: {e}")))?;
     crate::fsutil::write_atomically(&files.json, &text, 0o644)?;
     Ok(files)
 }
@@ -429,22 +476,27 @@ pub fn write(dir: &Path, state: &RunState) -> Result<ReportFiles> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::StepRecord;
+    use crate::journal::{BackupOutcome, StepOutcome, StepRecord};
 
     #[test]
     fn the_checklist_ticks_done_steps_and_lists_manual_items() {
         let mut st = RunState::default();
         st.done.push(StepRecord {
-            name: "backup".into(),
+            step: Step::Backup,
             seconds: 1.0,
             finished_at: 0,
-            detail: Value::Null,
+            outcome: StepOutcome::Backup(BackupOutcome {
+                dir: "b".into(),
+                files: vec![],
+                tables: 0,
+                restore_test: String::new(),
+            }),
         });
         let text = checklist_text(&st);
         assert!(text.contains("  [x] Backup Supabase database"));
         assert!(text.contains("  [ ] Reset sequences"));
         assert!(text.contains("  [manual] Deploy updated Edge Functions to Lambda"));
-        let html = html(&st);
+        let html = html(&st, None);
         assert!(html.contains("☑ Backup Supabase database"));
         assert!(!html.contains("<script"));
         assert_eq!(esc("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");

@@ -1,10 +1,46 @@
 //! `backup`, `backup verify`, `rollback`.
 
-use crate::*;
+use std::path::Path;
 
-pub(crate) async fn run_backup(
+use anyhow::Context as _;
+use supamigrate::backup::restore::TableCheck;
+use supamigrate::catalog::dump::SchemaSelection;
+use supamigrate::config::Settings;
+
+use crate::args::{BackupCommand, Cli};
+
+pub async fn backup(
+    cli: &Cli,
+    action: Option<&BackupCommand>,
+    out: &Path,
+    schemas: &[String],
+    exclude: &[String],
+) -> anyhow::Result<()> {
+    match action {
+        Some(BackupCommand::Verify { dir, sandbox }) => {
+            let server = if *sandbox {
+                None
+            } else {
+                Some(cli.settings()?.target()?.with_dbname("postgres"))
+            };
+            backup_verify(dir, server.as_ref()).await
+        }
+        None => {
+            let opts = supamigrate::backup::BackupOptions {
+                out: out.to_path_buf(),
+                schemas: SchemaSelection {
+                    schemas: schemas.to_vec(),
+                    exclude: exclude.to_vec(),
+                },
+            };
+            create(&opts, &cli.settings()?).await
+        }
+    }
+}
+
+async fn create(
     opts: &supamigrate::backup::BackupOptions,
-    settings: &config::Settings,
+    settings: &Settings,
 ) -> anyhow::Result<()> {
     let source = settings.source()?;
     let b = supamigrate::backup::create(source, opts)
@@ -36,7 +72,7 @@ pub(crate) async fn run_backup(
     Ok(())
 }
 
-pub(crate) fn print_table_checks(checks: &[supamigrate::backup::restore::TableCheck]) {
+fn print_table_checks(checks: &[TableCheck]) {
     println!("{:<44} {:>12} {:>12}  STATUS", "TABLE", "BACKUP", "NOW");
     for c in checks {
         println!(
@@ -53,9 +89,9 @@ pub(crate) fn print_table_checks(checks: &[supamigrate::backup::restore::TableCh
     }
 }
 
-pub(crate) async fn run_backup_verify(
-    dir: &std::path::Path,
-    server: Option<&connect::ConnInfo>,
+async fn backup_verify(
+    dir: &Path,
+    server: Option<&supamigrate::connect::ConnInfo>,
 ) -> anyhow::Result<()> {
     use supamigrate::backup::restore;
     let check = match server {
@@ -87,25 +123,12 @@ pub(crate) async fn run_backup_verify(
     Ok(())
 }
 
-pub(crate) async fn run_rollback(
-    dir: &std::path::Path,
-    yes: bool,
-    settings: &config::Settings,
-) -> anyhow::Result<()> {
-    use supamigrate::backup::{self, restore};
-    let source = settings.source()?;
-    let (manifest, problems) = backup::check(dir)?;
-    if !problems.is_empty() {
-        return Err(supamigrate::Error::invalid_input(format!(
-            "refusing to roll back from {}: its files do not match the manifest ({}); nothing was changed",
-            dir.display(),
-            problems.join("; ")
-        ))
-        .with_hint("use an intact backup; `supamigrate backup verify DIR` checks one")
-        .into());
-    }
-    let client = connect::connect(source).await?;
-    let plan = restore::prepare_rollback(&client, dir, &manifest).await?;
+fn describe_rollback(
+    source: &supamigrate::connect::ConnInfo,
+    dir: &Path,
+    r: &supamigrate::ops::Rollback,
+) {
+    let (manifest, plan) = (&r.manifest, &r.plan);
     println!(
         "Rollback of {source} from {} (taken {}):",
         dir.display(),
@@ -130,44 +153,47 @@ pub(crate) async fn run_rollback(
     for t in &plan.merge {
         println!("  merge back the rows of {t} (differs from the backup, or references a table that does)");
     }
-    for (what, why) in &plan.kept {
-        println!("  keep {what}: {why}");
+    for k in &plan.kept {
+        println!("  keep {}: {}", k.object, k.reason);
     }
     for t in &plan.not_in_backup {
         println!("  leave {t} alone: it is not in the backup");
     }
-    if !yes {
-        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            return Err(supamigrate::Error::invalid_input(
-                "rollback needs a confirmation; nothing was changed",
-            )
-            .with_hint("run it in a terminal to answer, or pass --yes")
-            .into());
-        }
-        print!("Type 'rollback' to go ahead: ");
-        std::io::Write::flush(&mut std::io::stdout())?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if answer.trim() != "rollback" {
-            return Err(
-                supamigrate::Error::invalid_input("not confirmed; nothing was changed").into(),
-            );
-        }
+}
+
+fn confirm_rollback(yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
     }
-    drop(client);
-    let client = connect::connect(source).await?;
-    restore::execute_rollback(&client, dir, &plan)
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(supamigrate::Error::invalid_input(
+            "rollback needs a confirmation; nothing was changed",
+        )
+        .with_hint("run it in a terminal to answer, or pass --yes")
+        .into());
+    }
+    print!("Type 'rollback' to go ahead: ");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() != "rollback" {
+        return Err(supamigrate::Error::invalid_input("not confirmed; nothing was changed").into());
+    }
+    Ok(())
+}
+
+pub async fn rollback(settings: &Settings, dir: &Path, yes: bool) -> anyhow::Result<()> {
+    let source = settings.source()?;
+    let r = supamigrate::ops::rollback_prepare(settings, dir).await?;
+    describe_rollback(source, dir, &r);
+    confirm_rollback(yes)?;
+    let checks = supamigrate::ops::rollback_execute(settings, dir, &r)
         .await
         .context("rolling back (the transaction was rolled back: nothing changed)")?;
     println!("\nHealth check:");
-    client
-        .query_one("select 1", &[])
-        .await
-        .context("SELECT 1 on the source")?;
     println!("✓ SELECT 1");
-    let checks = restore::check_tables(&client, &manifest.tables).await?;
     print_table_checks(&checks);
-    let bad = restore::summarize(&checks);
+    let bad = supamigrate::backup::restore::summarize(&checks);
     if !bad.is_empty() {
         anyhow::bail!(
             "after the rollback {} table(s) differ from the backup: {}",

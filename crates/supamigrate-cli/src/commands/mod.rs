@@ -1,8 +1,78 @@
-//! One module per group of commands; `main.rs` parses and dispatches.
+//! One module per group of commands. Each arm of [`dispatch`] maps its
+//! arguments to the library's options and calls one library function; the
+//! modules print what came back.
 
 pub mod backup;
 pub mod run;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schema;
 pub mod storage;
 pub mod verify;
+
+use supamigrate::ops::Context;
+
+use crate::args::{default_jobs, Cli, Command, PlanArgs};
+use crate::ui::{Confirm, Ui};
+
+/// The operations' context for a command with `plan` choices.
+fn context(cli: &Cli, plan: &PlanArgs, ui: &Ui) -> anyhow::Result<Context> {
+    Ok(Context {
+        settings: cli.settings()?,
+        state_dir: cli.state_dir.clone(),
+        overrides: plan.overrides()?,
+        observer: ui.observer(),
+    })
+}
+
+/// Runs the command.
+pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
+    match &cli.command {
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox { action } => sandbox::sandbox(action).await,
+        Command::Check => schema::check(&cli.settings()?).await,
+        Command::Plan { plan, json, out } => {
+            run::plan(&context(&cli, plan, ui)?, *json, out.as_deref()).await
+        }
+        Command::Preflight { plan, backup_dir } => {
+            run::preflight(&context(&cli, plan, ui)?, backup_dir).await
+        }
+        Command::Schema { action } => schema::schema(&cli, action, ui).await,
+        Command::Provision {
+            plan,
+            secrets_dir,
+            yes,
+        } => {
+            let ctx = context(&cli, plan, ui)?;
+            let dir = secrets_dir.clone().unwrap_or_else(|| cli.state_dir.clone());
+            schema::provision(&ctx, dir, &Confirm { yes: *yes }).await
+        }
+        Command::Copy { plan, copy } => {
+            let opts = supamigrate::copy::CopyOptions {
+                jobs: default_jobs(copy.jobs),
+                post_data: !copy.no_post_data,
+            };
+            schema::copy(&context(&cli, plan, ui)?, opts, copy.json).await
+        }
+        Command::Verify { plan, verify } => verify::verify(&context(&cli, plan, ui)?, verify).await,
+        Command::Backup {
+            action,
+            out,
+            schemas,
+            exclude_schemas,
+        } => backup::backup(&cli, action.as_ref(), out, schemas, exclude_schemas).await,
+        Command::Rollback { backup, yes } => backup::rollback(&cli.settings()?, backup, *yes).await,
+        Command::Storage { action } => storage::storage(&cli, action, ui).await,
+        Command::Run { plan, stores, run } => {
+            let ctx = context(&cli, plan, ui)?;
+            run::run(&ctx, stores, run).await
+        }
+        #[cfg(feature = "sandbox")]
+        Command::Demo { dir, scale } => run::demo(dir, *scale, ui).await,
+    }
+}
+
+/// JSON for `--json`.
+pub fn to_json<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(v)?)
+}

@@ -1,8 +1,13 @@
 //! `sandbox start|stop|status`.
 
-use crate::*;
+use std::path::PathBuf;
 
-pub(crate) async fn run_sandbox(action: &SandboxCommand) -> anyhow::Result<()> {
+use anyhow::Context as _;
+use supamigrate_sandbox::{Sandbox, SandboxOptions};
+
+use crate::args::SandboxCommand;
+
+pub async fn sandbox(action: &SandboxCommand) -> anyhow::Result<()> {
     let dir_or_default =
         |d: &Option<PathBuf>| d.clone().unwrap_or_else(SandboxOptions::default_dir);
     match action {
@@ -27,7 +32,7 @@ pub(crate) async fn run_sandbox(action: &SandboxCommand) -> anyhow::Result<()> {
         SandboxCommand::Stop { dir, remove } => {
             let dir = dir_or_default(dir);
             if *remove {
-                sandbox::remove_dir(&dir)
+                supamigrate_sandbox::remove_dir(&dir)
                     .with_context(|| format!("removing the sandbox in {}", dir.display()))?;
                 tracing::info!(dir = %dir.display(), "sandbox stopped and removed");
             } else {

@@ -1,27 +1,42 @@
 //! `verify`.
 
-use crate::*;
+use std::path::Path;
 
-pub(crate) async fn run_verify(
-    convert: &ConvertArgs,
-    args: &VerifyArgs,
-    settings: &config::Settings,
-) -> anyhow::Result<()> {
-    let (source, target, src, conv) = convert.run(settings).await?;
-    let mut opts = supamigrate::verify::VerifyOptions::for_conversion(&src, &conv);
-    opts.jobs = default_jobs(args.jobs);
-    opts.max_rows = args.max_rows;
-    opts.chunk_rows = args.chunk_rows;
-    if args.storage_rewritten {
-        opts.rewritten = parse_references(&args.references)?;
-        opts.rewrite_prefixes = (args.bucket_prefix.clone(), args.url_prefix.clone());
-    }
-    opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = supamigrate::verify::verify(source, target, &opts)
+use anyhow::Context as _;
+use supamigrate::ops::{self, Context, VerifyRequest};
+use supamigrate::verify::checks::Check;
+
+use super::to_json;
+use crate::args::{default_jobs, VerifyArgs};
+use crate::Mismatches;
+
+/// The application's checks from a `-- check: NAME` file.
+pub fn read_checks(path: &Path) -> anyhow::Result<Vec<Check>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        supamigrate::Error::invalid_input(format!("cannot read the checks file {}", path.display()))
+            .with_source(e)
+            .with_hint("give a file of `-- check: NAME` blocks, one query each")
+    })?;
+    Ok(supamigrate::verify::checks::parse(&text)?)
+}
+
+pub async fn verify(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
+    let req = VerifyRequest {
+        jobs: default_jobs(args.jobs),
+        max_rows: args.max_rows,
+        chunk_rows: args.chunk_rows,
+        storage_rewritten: args.storage_rewritten,
+        checks: match &args.checks {
+            Some(f) => read_checks(f)?,
+            None => Vec::new(),
+        },
+    };
+    let (source, target) = (ctx.source()?.clone(), ctx.target()?.clone());
+    let report = ops::verify(ctx, &req)
         .await
         .with_context(|| format!("verifying {target} against {source}"))?;
     if args.json {
-        println!("{}", serde_json(&report)?);
+        println!("{}", to_json(&report)?);
     } else {
         print!("{}", supamigrate::verify::render::text(&report));
     }

@@ -5,10 +5,11 @@
 
 use std::process::{Command, Output};
 
-use supamigrate::sandbox::Sandbox;
+use supamigrate_sandbox::Sandbox;
 
 /// `supamigrate -q` pointed at the sandbox (source, target, `APP_DB_USER`),
-/// with no failpoint or log filter inherited, run from the temp folder.
+/// with no failpoint or log filter inherited, run from the temp folder, with
+/// the sandbox's own state folder (tests run side by side).
 pub fn supamigrate(sb: &Sandbox) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
     c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
@@ -17,6 +18,8 @@ pub fn supamigrate(sb: &Sandbox) -> Command {
         .env_remove("SUPAMIGRATE_FAILPOINTS")
         .env_remove("RUST_LOG")
         .current_dir(std::env::temp_dir())
+        .arg("--state-dir")
+        .arg(sb.dir().join("cli-state"))
         .arg("-q");
     c
 }

@@ -20,10 +20,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{list_tables, quote_ident, TableName};
+use crate::catalog::dump::{application_schemas, SchemaSelection};
+use crate::catalog::{list_tables, Extension};
 use crate::connect::{connect, find_pg_tool, ConnInfo, PgCommand};
 use crate::error::{Error, ErrorKind, Result};
-use crate::schema::export::{application_schemas, ExportOptions};
+use crate::pg::{quote_ident, TableName};
 use crate::verify::fingerprint;
 
 /// Supabase schemas whose data a backup keeps (their definitions are
@@ -94,8 +95,8 @@ pub struct Manifest {
     pub schemas: Vec<String>,
     /// Supabase schemas whose data is kept.
     pub supabase_schemas: Vec<String>,
-    /// Extensions installed on the source: (name, schema).
-    pub extensions: Vec<(String, String)>,
+    /// Extensions installed on the source.
+    pub extensions: Vec<Extension>,
     /// Tables whose data is not in the backup (the login role may not read
     /// them), with the reason.
     pub data_not_backed_up: Vec<String>,
@@ -111,7 +112,7 @@ pub struct BackupOptions {
     /// The parent folder (`./backups` by default).
     pub out: PathBuf,
     /// Which application schemas.
-    pub schemas: ExportOptions,
+    pub schemas: SchemaSelection,
 }
 
 /// A finished backup.
@@ -184,11 +185,18 @@ pub(crate) fn tool_succeeded(out: std::process::Output, what: &str) -> Result<()
     ))
 }
 
-/// Takes a backup of `source`.
-pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
-    let client = connect(source).await?;
-    let schemas = application_schemas(&client, &opts.schemas).await?;
-    let all = crate::catalog::list_schemas(&client).await?;
+/// What a backup holds: the application schemas, the Supabase schemas whose
+/// data it keeps, and the tables the login role may not read.
+struct Scope {
+    schemas: Vec<String>,
+    supabase: Vec<String>,
+    every: Vec<String>,
+    unreadable: Vec<TableName>,
+}
+
+async fn scope(client: &tokio_postgres::Client, opts: &BackupOptions) -> Result<Scope> {
+    let schemas = application_schemas(client, &opts.schemas).await?;
+    let all = crate::catalog::list_schemas(client).await?;
     let supabase: Vec<String> = SUPABASE_DATA_SCHEMAS
         .iter()
         .filter(|s| all.iter().any(|a| a == *s))
@@ -196,44 +204,54 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
         .collect();
     let every: Vec<String> = schemas.iter().chain(&supabase).cloned().collect();
     let unreadable: Vec<TableName> = client
-        .query(
-            "select n.nspname::text, c.relname::text from pg_class c \
-             join pg_namespace n on n.oid = c.relnamespace \
-             where c.relkind in ('r', 'p') and n.nspname = any($1::text[]) \
-               and not has_table_privilege(c.oid, 'SELECT') order by 1, 2",
-            &[&every],
-        )
+        .query(include_str!("sql/unreadable_tables.sql"), &[&every])
         .await
         .map_err(|e| Error::postgres("checking which tables can be read", e))?
         .iter()
         .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
         .collect();
-    let source_major = crate::catalog::server_major(&client).await?;
-    let pg_dump = find_pg_tool("pg_dump")?;
-    crate::schema::export::check_pg_dump_version(&pg_dump, source_major)?;
-    let pg_restore = find_pg_tool("pg_restore")?;
+    Ok(Scope {
+        schemas,
+        supabase,
+        every,
+        unreadable,
+    })
+}
 
-    // One snapshot for the dump and the fingerprints.
-    fingerprint::pin_session(&client).await?;
-    client
-        .batch_execute("begin transaction isolation level repeatable read read only")
-        .await
-        .map_err(|e| Error::postgres("opening the backup snapshot", e))?;
+/// The snapshot pg_dump and the fingerprints read, with when and what.
+struct Snapshot {
+    id: String,
+    stamp: String,
+    created_at: String,
+    server_version: String,
+    user: String,
+}
+
+async fn open_snapshot(client: &tokio_postgres::Client) -> Result<Snapshot> {
+    fingerprint::pin_session(client).await?;
+    let id = crate::pg::export_snapshot(client, crate::pg::Access::ReadOnly).await?;
     let row = client
         .query_one(
-            "select pg_export_snapshot(), \
-                    to_char(now() at time zone 'UTC', 'YYYYMMDD_HH24MISS'), \
+            "select to_char(now() at time zone 'UTC', 'YYYYMMDD_HH24MISS'), \
                     to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
                     current_setting('server_version'), current_user::text",
             &[],
         )
         .await
         .map_err(|e| Error::postgres("opening the backup snapshot", e))?;
-    let (snapshot, stamp, created_at): (String, String, String) =
-        (row.get(0), row.get(1), row.get(2));
+    Ok(Snapshot {
+        id,
+        stamp: row.get(0),
+        created_at: row.get(1),
+        server_version: row.get(2),
+        user: row.get(3),
+    })
+}
 
-    mkdir_private(&opts.out)?;
-    let dir = opts.out.join(&stamp);
+/// The backup's folder and the hidden one it is built in.
+fn prepare_dirs(out: &Path, stamp: &str) -> Result<(PathBuf, PathBuf)> {
+    mkdir_private(out)?;
+    let dir = out.join(stamp);
     if dir.exists() {
         return Err(Error::invalid_input(format!(
             "{} already exists; nothing was changed",
@@ -241,27 +259,34 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
         ))
         .with_hint("wait a second and run backup again"));
     }
-    let partial = opts.out.join(format!(".partial-{stamp}"));
+    let partial = out.join(format!(".partial-{stamp}"));
     if partial.exists() {
         std::fs::remove_dir_all(&partial)
             .map_err(|e| Error::io(format!("removing {}", partial.display()), e))?;
     }
     mkdir_private(&partial)?;
+    Ok((dir, partial))
+}
 
-    tracing::info!(schemas = %every.join(", "), "dumping");
-    let mut dump = PgCommand::new(&pg_dump, source)?;
+/// `pg_dump -Fc` of the scope in the snapshot, into `partial/full.dump`.
+async fn dump(
+    source: &ConnInfo,
+    pg_dump: &Path,
+    snapshot: &str,
+    scope: &Scope,
+    partial: &Path,
+) -> Result<PathBuf> {
+    tracing::info!(schemas = %scope.every.join(", "), "dumping");
+    let mut dump = PgCommand::new(pg_dump, source)?;
     dump.command()
         .args(["--format=custom", "--no-sync"])
         .arg(format!("--snapshot={snapshot}"));
-    for s in &every {
+    for s in &scope.every {
         dump.command().arg(format!("--schema={}", quote_ident(s)));
     }
-    for t in &unreadable {
-        dump.command().arg(format!(
-            "--exclude-table-data={}.{}",
-            quote_ident(&t.schema),
-            quote_ident(&t.name)
-        ));
+    for t in &scope.unreadable {
+        dump.command()
+            .arg(format!("--exclude-table-data={}", t.quoted()));
     }
     let full = partial.join("full.dump");
     let file = create_private(&full)?;
@@ -270,19 +295,23 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
     // `dump` stays alive (it owns the passfile) until pg_dump has exited.
     let out = tokio::task::spawn_blocking(move || run_tool(cmd, "pg_dump"))
         .await
-        .map_err(|e| Error::new(ErrorKind::Tool, format!("pg_dump task: {e}")))?;
+        .map_err(|e| Error::internal(format!("the pg_dump task failed: {e}")))?;
     drop(dump);
     out.map_err(|e| {
         e.with_hint("pg_dump needs a session connection (not the transaction pooler on port 6543)")
     })?;
+    Ok(full)
+}
 
-    let every_ref: Vec<&str> = every.iter().map(String::as_str).collect();
+/// Every table's rows and fingerprint, in the open snapshot.
+async fn fingerprints(client: &tokio_postgres::Client, scope: &Scope) -> Result<Vec<TableEntry>> {
+    let every: Vec<&str> = scope.every.iter().map(String::as_str).collect();
     let mut tables = Vec::new();
-    for t in list_tables(&client, &every_ref).await? {
-        if unreadable.contains(&t) {
+    for t in list_tables(client, &every).await? {
+        if scope.unreadable.contains(&t) {
             continue;
         }
-        let f = fingerprint::table(&client, &t).await?;
+        let f = fingerprint::table(client, &t).await?;
         tables.push(TableEntry {
             schema: t.schema,
             name: t.name,
@@ -290,16 +319,15 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
             digest: f.digest,
         });
     }
-    let extensions = crate::catalog::list_extensions(&client).await?;
-    client
-        .batch_execute("commit")
-        .await
-        .map_err(|e| Error::postgres("closing the backup snapshot", e))?;
+    Ok(tables)
+}
 
+/// `schema.sql` and `data.sql` from the dump, and every file's size and SHA-256.
+fn derive_files(pg_restore: &Path, full: &Path, partial: &Path) -> Result<Vec<FileEntry>> {
     for (name, flag) in [("schema.sql", "--schema-only"), ("data.sql", "--data-only")] {
-        let mut cmd = std::process::Command::new(&pg_restore);
+        let mut cmd = std::process::Command::new(pg_restore);
         cmd.args([flag, "--file=-"])
-            .arg(&full)
+            .arg(full)
             .stdout(create_private(&partial.join(name))?);
         run_tool(cmd, &format!("pg_restore {flag}"))?;
     }
@@ -312,29 +340,51 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
             sha256,
         });
     }
+    Ok(files)
+}
+
+/// Takes a backup of `source`.
+pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
+    let client = connect(source).await?;
+    let scope = scope(&client, opts).await?;
+    let source_major = crate::pg::server_major(&client).await?;
+    let pg_dump = find_pg_tool("pg_dump")?;
+    crate::catalog::dump::check_pg_dump_version(&pg_dump, source_major)?;
+    let pg_restore = find_pg_tool("pg_restore")?;
+    // One snapshot for the dump and the fingerprints.
+    let snap = open_snapshot(&client).await?;
+    let (dir, partial) = prepare_dirs(&opts.out, &snap.stamp)?;
+    let full = dump(source, &pg_dump, &snap.id, &scope, &partial).await?;
+    let tables = fingerprints(&client, &scope).await?;
+    let extensions = crate::catalog::extensions(&client).await?;
+    client
+        .batch_execute("commit")
+        .await
+        .map_err(|e| Error::postgres("closing the backup snapshot", e))?;
     let manifest = Manifest {
         format: 1,
         supamigrate_version: env!("CARGO_PKG_VERSION").to_string(),
-        created_at,
+        created_at: snap.created_at,
         source: SourceInfo {
-            server_version: row.get(3),
+            server_version: snap.server_version,
             host: source.host.clone(),
             port: source.port,
             database: source.dbname.clone(),
-            user: row.get(4),
+            user: snap.user,
         },
-        schemas,
-        supabase_schemas: supabase,
-        extensions,
-        data_not_backed_up: unreadable
+        data_not_backed_up: scope
+            .unreadable
             .iter()
             .map(|t| format!("{t} (no SELECT privilege)"))
             .collect(),
-        files,
+        schemas: scope.schemas,
+        supabase_schemas: scope.supabase,
+        extensions,
+        files: derive_files(&pg_restore, &full, &partial)?,
         tables,
     };
     let text = serde_json::to_string_pretty(&manifest)
-        .map_err(|e| Error::new(ErrorKind::Io, "writing the manifest").with_source(e))?;
+        .map_err(|e| Error::internal(format!("serializing the manifest: {e}")))?;
     crate::fsutil::write_atomically(&partial.join(MANIFEST), text.as_bytes(), 0o600)?;
     std::fs::rename(&partial, &dir).map_err(|e| {
         Error::io(
@@ -342,7 +392,7 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
             e,
         )
     })?;
-    point_latest(&opts.out, &stamp)?;
+    point_latest(&opts.out, &snap.stamp)?;
     tracing::info!(dir = %dir.display(), tables = manifest.tables.len(), "backup complete");
     Ok(Backup { dir, manifest })
 }

@@ -23,9 +23,10 @@ use tokio_postgres::Client;
 
 use super::script::{parse_toc, retarget_copy, run_script, TocEntry};
 use super::{Manifest, TableEntry};
-use crate::catalog::{list_foreign_keys, quote_ident, TableName};
+use crate::catalog::list_foreign_keys;
 use crate::connect::{connect, find_pg_tool, ConnInfo, PgCommand};
 use crate::error::{Error, ErrorKind, Result};
+use crate::pg::{quote_ident, TableName};
 use crate::verify::fingerprint;
 
 /// One table's content against the manifest.
@@ -114,7 +115,7 @@ pub async fn verify_backup(dir: &Path, server: &ConnInfo) -> Result<RestoreCheck
     let admin = connect(server).await?;
     let name = format!(
         "supamigrate_restore_check_{}",
-        crate::sandbox::cluster::random_hex(6)?
+        crate::connect::random_hex(6)?
     );
     admin
         .batch_execute(&format!("create database {}", quote_ident(&name)))
@@ -148,13 +149,12 @@ pub async fn verify_backup_locally(dir: &Path) -> Result<RestoreCheck> {
     // The server may run as the `postgres` OS user, which must reach its folder.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(|e| Error::io(format!("chmod {}", tmp.path().display()), e))?;
-    let mut cluster =
-        crate::sandbox::cluster::Cluster::init(&crate::sandbox::cluster::ClusterSpec {
-            dir: tmp.path().join("cluster"),
-            superuser: "postgres".into(),
-            settings: Vec::new(),
-            tls: None,
-        })?;
+    let mut cluster = crate::cluster::Cluster::init(&crate::cluster::ClusterSpec {
+        dir: tmp.path().join("cluster"),
+        superuser: "postgres".into(),
+        settings: Vec::new(),
+        tls: None,
+    })?;
     cluster.start()?;
     let result = verify_backup(dir, &cluster.superuser_conninfo("postgres")).await;
     let stopped = cluster.stop();
@@ -171,7 +171,8 @@ async fn restore_and_compare(
     let client = connect(db).await?;
     let mut restore_errors = Vec::new();
     // Extensions first, in their schemas (defaults and types refer to them).
-    for (ext, schema) in &manifest.extensions {
+    for x in &manifest.extensions {
+        let (ext, schema) = (&x.name, &x.schema);
         let present: bool = client
             .query_one(
                 "select exists (select 1 from pg_extension where extname = $1)",
@@ -229,11 +230,20 @@ pub struct RollbackPlan {
     /// Application-schema objects restored (desc and name), for display.
     pub restored: Vec<String>,
     /// Objects left as they are, with the reason.
-    pub kept: Vec<(String, String)>,
+    pub kept: Vec<Kept>,
     /// Supabase tables merged back row by row, parents first.
     pub merge: Vec<TableName>,
     /// Application tables that exist now but not in the backup (left alone).
     pub not_in_backup: Vec<TableName>,
+}
+
+/// An object rollback leaves as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    /// The object (`TABLE public.orders`).
+    pub object: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// Entries that `pg_restore --clean` must not touch: schemas themselves,
@@ -250,6 +260,72 @@ fn restorable(e: &TocEntry, schemas: &[String], me: &str) -> std::result::Result
         _ if e.owner != me => Err(format!("owned by {}, not {me}", e.owner)),
         _ => Ok(()),
     }
+}
+
+/// The tables to merge: the differing ones and, transitively, every table
+/// whose foreign keys reference them (a delete cascades there); parents
+/// before children.
+fn merge_order(
+    differing: &BTreeSet<TableName>,
+    references: &[(TableName, TableName)],
+) -> Vec<TableName> {
+    let mut set: BTreeSet<TableName> = differing.clone();
+    loop {
+        let before = set.len();
+        for (child, parent) in references {
+            if set.contains(parent) {
+                set.insert(child.clone());
+            }
+        }
+        if set.len() == before {
+            break;
+        }
+    }
+    let mut ordered: Vec<TableName> = Vec::new();
+    while ordered.len() < set.len() {
+        let before = ordered.len();
+        for t in &set {
+            if ordered.contains(t) {
+                continue;
+            }
+            let waits = references
+                .iter()
+                .any(|(c, p)| c == t && p != t && set.contains(p) && !ordered.contains(p));
+            if !waits {
+                ordered.push(t.clone());
+            }
+        }
+        if ordered.len() == before {
+            // A cycle: the rest in name order.
+            ordered.extend(
+                set.iter()
+                    .filter(|t| !ordered.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    ordered
+}
+
+/// The object a TOC entry creates or decorates, as (kind, schema.name).
+fn toc_object(e: &TocEntry) -> Option<(String, String)> {
+    let base = e.name.split('(').next().unwrap_or(&e.name);
+    let (kind, name) = match e.desc.as_str() {
+        "FUNCTION" | "PROCEDURE" => ("function", base),
+        "TYPE" | "DOMAIN" => ("type", base),
+        "TABLE" | "TABLE DATA" => ("table", base),
+        "ACL" | "COMMENT" => {
+            let (k, n) = base.split_once(' ')?;
+            match k {
+                "FUNCTION" | "PROCEDURE" => ("function", n),
+                "TYPE" | "DOMAIN" => ("type", n),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some((kind.to_string(), format!("{}.{name}", e.schema)))
 }
 
 /// Decides the rollback (pure). `protected` are application objects that
@@ -275,83 +351,28 @@ pub fn plan_rollback(
         merge: Vec::new(),
         not_in_backup: Vec::new(),
     };
-    // The object an entry creates or decorates, as (kind, schema.name).
-    let object = |e: &TocEntry| -> Option<(String, String)> {
-        let base = e.name.split('(').next().unwrap_or(&e.name);
-        let (kind, name) = match e.desc.as_str() {
-            "FUNCTION" | "PROCEDURE" => ("function", base),
-            "TYPE" | "DOMAIN" => ("type", base),
-            "TABLE" | "TABLE DATA" => ("table", base),
-            "ACL" | "COMMENT" => {
-                let (k, n) = base.split_once(' ')?;
-                match k {
-                    "FUNCTION" | "PROCEDURE" => ("function", n),
-                    "TYPE" | "DOMAIN" => ("type", n),
-                    _ => return None,
-                }
-            }
-            _ => return None,
-        };
-        Some((kind.to_string(), format!("{}.{name}", e.schema)))
-    };
-    let protected = |e: &TocEntry| object(e).is_some_and(|o| protected.contains(&o));
+    let protected = |e: &TocEntry| toc_object(e).is_some_and(|o| protected.contains(&o));
     for e in toc {
         if !manifest.schemas.contains(&e.schema) {
             continue;
         }
         let label = format!("{} {}.{}", e.desc, e.schema, e.name);
         match restorable(e, &manifest.schemas, me) {
-            Err(why) => plan.kept.push((label, why)),
-            Ok(()) if protected(e) => plan.kept.push((
-                label,
-                "objects outside the application schemas depend on it (kept, not dropped); tables are merged row by row"
-                    .into(),
-            )),
+            Err(reason) => plan.kept.push(Kept {
+                object: label,
+                reason,
+            }),
+            Ok(()) if protected(e) => plan.kept.push(Kept {
+                object: label,
+                reason: "objects outside the application schemas depend on it (kept, not dropped); tables are merged row by row".into(),
+            }),
             Ok(()) => {
                 plan.restore_lines.push(e.line.clone());
                 plan.restored.push(label);
             }
         }
     }
-    // Supabase tables to merge: the differing ones and, transitively, every
-    // table whose foreign keys reference them (a delete cascades there).
-    let mut set: BTreeSet<TableName> = differing.clone();
-    loop {
-        let before = set.len();
-        for (child, parent) in references {
-            if set.contains(parent) {
-                set.insert(child.clone());
-            }
-        }
-        if set.len() == before {
-            break;
-        }
-    }
-    // Parents before children.
-    let mut ordered: Vec<TableName> = Vec::new();
-    while ordered.len() < set.len() {
-        let before = ordered.len();
-        for t in &set {
-            if ordered.contains(t) {
-                continue;
-            }
-            let waits = references
-                .iter()
-                .any(|(c, p)| c == t && p != t && set.contains(p) && !ordered.contains(p));
-            if !waits {
-                ordered.push(t.clone());
-            }
-        }
-        if ordered.len() == before {
-            // A cycle: the rest in name order.
-            ordered.extend(
-                set.iter()
-                    .filter(|t| !ordered.contains(t))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
-        }
-    }
+    let ordered = merge_order(differing, references);
     plan.merge = ordered;
     let backed: BTreeSet<TableName> = manifest.tables.iter().map(|t| t.table()).collect();
     plan.not_in_backup = current_tables
@@ -501,11 +522,29 @@ pub async fn execute_rollback(client: &Client, dir: &Path, plan: &RollbackPlan) 
     }
 }
 
-async fn rollback_steps(client: &Client, dir: &Path, plan: &RollbackPlan) -> Result<()> {
-    // 1. Supabase tables: load the backup's rows into temporary tables…
-    let mut merges: Vec<(TableName, String, Vec<String>, Vec<String>)> = Vec::new();
+/// A Supabase table being merged back: the backup's rows in a temporary table.
+struct Merge {
+    table: TableName,
+    tmp: String,
+    key: Vec<String>,
+    columns: Vec<String>,
+}
+
+impl Merge {
+    fn on(&self) -> String {
+        self.key
+            .iter()
+            .map(|k| format!("b.{c} = x.{c}", c = quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+}
+
+/// Loads the backup's rows of each table to merge into a temporary table.
+async fn load_backup_rows(client: &Client, dir: &Path, plan: &RollbackPlan) -> Result<Vec<Merge>> {
+    let mut merges = Vec::new();
     for (i, t) in plan.merge.iter().enumerate() {
-        let key = crate::catalog::primary_key(client, t).await?;
+        let key = crate::pg::primary_key(client, t).await?;
         if key.is_empty() {
             return Err(Error::invalid_input(format!(
                 "{t} differs from the backup and has no primary key to merge its rows by; nothing was changed"
@@ -531,59 +570,63 @@ async fn rollback_steps(client: &Client, dir: &Path, plan: &RollbackPlan) -> Res
         let retarget = move |header: &str| retarget_copy(header, &tmp_name).map(Some);
         run_script(client, std::io::BufReader::new(stdout), &retarget).await?;
         finish_child(child, &format!("pg_restore of {t}'s rows"))?;
-        merges.push((t.clone(), tmp, key, copy_columns(client, t).await?));
+        merges.push(Merge {
+            table: t.clone(),
+            tmp,
+            key,
+            columns: copy_columns(client, t).await?,
+        });
     }
-    // …delete rows the backup lacks, children first…
-    for (t, tmp, key, _) in merges.iter().rev() {
-        let on = key
-            .iter()
-            .map(|k| format!("b.{c} = x.{c}", c = quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" and ");
+    Ok(merges)
+}
+
+/// Deletes rows the backup lacks (children first), then puts back changed
+/// and missing rows (parents first).
+async fn merge_rows(client: &Client, merges: &[Merge]) -> Result<()> {
+    for m in merges.iter().rev() {
         client
             .batch_execute(&format!(
-                "delete from {} x where not exists (select 1 from {tmp} b where {on})",
-                t.quoted()
+                "delete from {} x where not exists (select 1 from {} b where {})",
+                m.table.quoted(),
+                m.tmp,
+                m.on()
             ))
             .await
             .map_err(|e| {
-                Error::postgres(format!("removing rows of {t} added since the backup"), e)
+                Error::postgres(
+                    format!("removing rows of {} added since the backup", m.table),
+                    e,
+                )
             })?;
     }
-    // …then put back changed and missing rows, parents first.
-    for (t, tmp, key, cols) in &merges {
-        let on = key
-            .iter()
-            .map(|k| format!("b.{c} = x.{c}", c = quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let list = cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>();
-        let b_list = cols
-            .iter()
-            .map(|c| format!("b.{}", quote_ident(c)))
-            .collect::<Vec<_>>();
-        let x_list = cols
-            .iter()
-            .map(|c| format!("x.{}", quote_ident(c)))
-            .collect::<Vec<_>>();
+    for m in merges {
+        let cols = |p: &str| {
+            m.columns
+                .iter()
+                .map(|c| format!("{p}{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (t, tmp, on) = (m.table.quoted(), &m.tmp, m.on());
         client
             .batch_execute(&format!(
-                "update {} x set ({}) = ({}) from {tmp} b where {on} and ({}) is distinct from ({}); \
-                 insert into {} ({}) select {} from {tmp} b where not exists (select 1 from {} x where {on})",
-                t.quoted(),
-                list.join(", "),
-                b_list.join(", "),
-                x_list.join(", "),
-                b_list.join(", "),
-                t.quoted(),
-                list.join(", "),
-                b_list.join(", "),
-                t.quoted(),
+                "update {t} x set ({}) = ({}) from {tmp} b where {on} and ({}) is distinct from ({}); \
+                 insert into {t} ({}) select {} from {tmp} b where not exists (select 1 from {t} x where {on})",
+                cols(""),
+                cols("b."),
+                cols("x."),
+                cols("b."),
+                cols(""),
+                cols("b."),
             ))
             .await
-            .map_err(|e| Error::postgres(format!("restoring rows of {t}"), e))?;
+            .map_err(|e| Error::postgres(format!("restoring rows of {}", m.table), e))?;
     }
-    // 2. Application schemas: drop and recreate what the login role owns.
+    Ok(())
+}
+
+/// Drops and recreates what the login role owns in the application schemas.
+async fn restore_application(client: &Client, dir: &Path, plan: &RollbackPlan) -> Result<()> {
     if plan.restore_lines.is_empty() {
         return Ok(());
     }
@@ -601,8 +644,15 @@ async fn rollback_steps(client: &Client, dir: &Path, plan: &RollbackPlan) -> Res
         .ok_or_else(|| Error::new(ErrorKind::Tool, "pg_restore gave no output stream"))?;
     let keep = |_: &str| Ok(None);
     run_script(client, std::io::BufReader::new(stdout), &keep).await?;
-    finish_child(child, "pg_restore of the application schemas")?;
-    Ok(())
+    finish_child(child, "pg_restore of the application schemas")
+}
+
+async fn rollback_steps(client: &Client, dir: &Path, plan: &RollbackPlan) -> Result<()> {
+    // 1. Supabase tables: merged back row by row.
+    let merges = load_backup_rows(client, dir, plan).await?;
+    merge_rows(client, &merges).await?;
+    // 2. Application schemas: drop and recreate what the login role owns.
+    restore_application(client, dir, plan).await
 }
 
 /// Tables whose fingerprints differ, by name: for messages.
@@ -701,7 +751,7 @@ mod tests {
                 "FK CONSTRAINT public.t t_fk"
             ]
         );
-        let kept: Vec<&str> = plan.kept.iter().map(|(k, _)| k.as_str()).collect();
+        let kept: Vec<&str> = plan.kept.iter().map(|k| k.object.as_str()).collect();
         assert_eq!(
             kept,
             [

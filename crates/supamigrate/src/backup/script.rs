@@ -10,7 +10,7 @@ use pg_query::NodeEnum;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::schema::sql::{track_dollar_quotes, Statement};
+use crate::sql::{track_dollar_quotes, Statement};
 
 /// One entry of `pg_restore -l`: `id; catalog oid DESC schema name owner`.
 #[derive(Debug, Clone, PartialEq, Eq)]

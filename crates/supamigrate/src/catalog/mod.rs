@@ -1,14 +1,21 @@
-//! Introspection of a PostgreSQL catalog. Queries live in `sql/*.sql`.
+//! Introspection: everything supamigrate learns about the source and the
+//! target comes from here. The queries live in `sql/*.sql`; [`inventory`]
+//! gathers them into the [`inventory::Inventory`] the plan is built from;
+//! [`dump`] runs the one schema dump a migration needs.
 
+pub mod dump;
+pub mod inventory;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-
-const LIST_TABLES: &str = include_str!("sql/list_tables.sql");
-const LIST_FOREIGN_KEYS: &str = include_str!("sql/list_foreign_keys.sql");
+use crate::pg::{strings, TableName};
 
 /// A foreign key constraint.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForeignKey {
     /// Constraint name.
     pub name: String,
@@ -28,7 +35,7 @@ pub struct ForeignKey {
 pub async fn list_foreign_keys(client: &Client, schemas: &[&str]) -> Result<Vec<ForeignKey>> {
     let schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
     let rows = client
-        .query(LIST_FOREIGN_KEYS, &[&schemas])
+        .query(include_str!("sql/list_foreign_keys.sql"), &[&schemas])
         .await
         .map_err(|e| Error::postgres("listing foreign keys", e))?;
     Ok(rows
@@ -44,73 +51,11 @@ pub async fn list_foreign_keys(client: &Client, schemas: &[&str]) -> Result<Vec<
         .collect())
 }
 
-/// A schema-qualified table name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct TableName {
-    /// Schema.
-    pub schema: String,
-    /// Table.
-    pub name: String,
-}
-
-impl TableName {
-    /// A name from its parts.
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        TableName {
-            schema: schema.into(),
-            name: name.into(),
-        }
-    }
-
-    /// `"schema"."name"`, quoted for SQL.
-    pub fn quoted(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
-    }
-}
-
-impl std::fmt::Display for TableName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.schema, self.name)
-    }
-}
-
-/// Quotes an identifier the way PostgreSQL's `quote_ident` does, always.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// `s` as an SQL string literal (standard_conforming_strings, the default
-/// since PostgreSQL 9.1).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// The primary key columns of `table`, in key order (empty when none).
-pub async fn primary_key(client: &Client, table: &TableName) -> Result<Vec<String>> {
-    Ok(client
-        .query(
-            "select a.attname::text from pg_index i \
-             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) \
-             where i.indrelid = $1::text::regclass and i.indisprimary \
-             order by array_position(i.indkey::int2[], a.attnum)",
-            &[&format!(
-                "{}.{}",
-                quote_ident(&table.schema),
-                quote_ident(&table.name)
-            )],
-        )
-        .await
-        .map_err(|e| Error::postgres(format!("reading the primary key of {table}"), e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
 /// The tables (not partitions) of `schemas`, sorted.
 pub async fn list_tables(client: &Client, schemas: &[&str]) -> Result<Vec<TableName>> {
     let schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
     let rows = client
-        .query(LIST_TABLES, &[&schemas])
+        .query(include_str!("sql/list_tables.sql"), &[&schemas])
         .await
         .map_err(|e| Error::postgres("listing tables", e))?;
     Ok(rows
@@ -119,18 +64,9 @@ pub async fn list_tables(client: &Client, schemas: &[&str]) -> Result<Vec<TableN
         .collect())
 }
 
-/// Runs a catalog query whose first column is text; returns that column.
-async fn strings(client: &Client, sql: &str, what: &str) -> Result<Vec<String>> {
-    let rows = client
-        .query(sql, &[])
-        .await
-        .map_err(|e| Error::postgres(format!("reading {what} from the catalog"), e))?;
-    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
-}
-
 /// Every schema except system schemas and schemas owned by extensions.
 pub async fn list_schemas(client: &Client) -> Result<Vec<String>> {
-    strings(client, include_str!("sql/list_schemas.sql"), "schemas").await
+    strings(client, include_str!("sql/list_schemas.sql"), &[], "schemas").await
 }
 
 /// The columns of `auth.users`, or `None` when the source has no `auth.users`.
@@ -138,6 +74,7 @@ pub async fn auth_users_columns(client: &Client) -> Result<Option<Vec<String>>> 
     let cols = strings(
         client,
         include_str!("sql/auth_users_columns.sql"),
+        &[],
         "auth.users columns",
     )
     .await?;
@@ -149,46 +86,81 @@ pub async fn auth_users_triggers(client: &Client) -> Result<Vec<String>> {
     strings(
         client,
         include_str!("sql/auth_users_triggers.sql"),
+        &[],
         "triggers on auth.users",
     )
     .await
 }
 
-/// Installed extensions: (name, schema).
-pub async fn list_extensions(client: &Client) -> Result<Vec<(String, String)>> {
+/// An installed extension and what outside it depends on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Name.
+    pub name: String,
+    /// Schema it is installed in.
+    pub schema: String,
+    /// Objects outside the extension that use it (`function public.f`, `column public.t.c`…).
+    pub dependents: Vec<String>,
+}
+
+/// Installed extensions with their dependents.
+pub async fn extensions(client: &Client) -> Result<Vec<Extension>> {
+    let what = |e| Error::postgres("reading extensions from the catalog", e);
+    let deps = client
+        .query(include_str!("sql/extension_dependents.sql"), &[])
+        .await
+        .map_err(what)?;
     let rows = client
         .query(include_str!("sql/list_extensions.sql"), &[])
         .await
-        .map_err(|e| Error::postgres("reading extensions from the catalog", e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-/// Objects depending on extensions: (extension, object).
-pub async fn extension_dependents(client: &Client) -> Result<Vec<(String, String)>> {
-    let rows = client
-        .query(include_str!("sql/extension_dependents.sql"), &[])
-        .await
-        .map_err(|e| Error::postgres("reading extension dependents from the catalog", e))?;
+        .map_err(what)?;
     Ok(rows
         .iter()
-        .filter_map(|r| Some((r.get(0), r.get::<_, Option<String>>(1)?)))
+        .map(|r| {
+            let name: String = r.get(0);
+            Extension {
+                dependents: deps
+                    .iter()
+                    .filter(|d| d.get::<_, String>(0) == name)
+                    .filter_map(|d| d.get::<_, Option<String>>(1))
+                    .collect(),
+                schema: r.get(1),
+                name,
+            }
+        })
         .collect())
 }
 
-/// Publications: (name, published tables).
-pub async fn list_publications(client: &Client) -> Result<Vec<(String, Vec<String>)>> {
+/// A publication and its tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    /// Name.
+    pub name: String,
+    /// `schema.table` of each published table.
+    pub tables: Vec<String>,
+}
+
+/// Publications.
+pub async fn publications(client: &Client) -> Result<Vec<Publication>> {
     let rows = client
         .query(include_str!("sql/list_publications.sql"), &[])
         .await
         .map_err(|e| Error::postgres("reading publications from the catalog", e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| Publication {
+            name: r.get(0),
+            tables: r.get(1),
+        })
+        .collect())
 }
 
 /// Event trigger names.
-pub async fn list_event_triggers(client: &Client) -> Result<Vec<String>> {
+pub async fn event_triggers(client: &Client) -> Result<Vec<String>> {
     strings(
         client,
         include_str!("sql/list_event_triggers.sql"),
+        &[],
         "event triggers",
     )
     .await
@@ -199,21 +171,43 @@ pub async fn storage_policies(client: &Client) -> Result<Vec<String>> {
     strings(
         client,
         include_str!("sql/storage_policies.sql"),
+        &[],
         "storage policies",
     )
     .await
 }
 
-/// Storage buckets: (id, name, public, file_size_limit, allowed_mime_types).
-pub async fn storage_buckets(
-    client: &Client,
-) -> Result<Vec<(String, String, bool, Option<i64>, Vec<String>)>> {
-    let exists: bool = client
-        .query_one("select to_regclass('storage.buckets') is not null", &[])
+/// A Supabase Storage bucket's definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// `storage.buckets.id`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Readable without authentication.
+    pub public: bool,
+    /// Upload size limit in bytes.
+    pub file_size_limit: Option<i64>,
+    /// Accepted MIME types (empty: any).
+    pub allowed_mime_types: Vec<String>,
+    /// Objects listed in `storage.objects`.
+    pub objects: i64,
+    /// Their bytes, by their metadata.
+    pub bytes: i64,
+}
+
+/// Whether the source has Supabase Storage (`storage.objects`).
+pub async fn has_storage(client: &Client) -> Result<bool> {
+    Ok(client
+        .query_one("select to_regclass('storage.objects') is not null", &[])
         .await
-        .map_err(|e| Error::postgres("looking for storage.buckets", e))?
-        .get(0);
-    if !exists {
+        .map_err(|e| Error::postgres("looking for storage.objects", e))?
+        .get(0))
+}
+
+/// Storage buckets with their object counts (empty without Storage).
+pub async fn storage_buckets(client: &Client) -> Result<Vec<Bucket>> {
+    if !has_storage(client).await? {
         return Ok(Vec::new());
     }
     let rows = client
@@ -222,49 +216,105 @@ pub async fn storage_buckets(
         .map_err(|e| Error::postgres("reading storage buckets", e))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .map(|r| Bucket {
+            id: r.get(0),
+            name: r.get(1),
+            public: r.get(2),
+            file_size_limit: r.get(3),
+            allowed_mime_types: r.get(4),
+            objects: r.get(5),
+            bytes: r.get(6),
+        })
         .collect())
-}
-
-/// The server's major version (e.g. 15).
-pub async fn server_major(client: &Client) -> Result<u32> {
-    let v: String = client
-        .query_one("select current_setting('server_version_num')", &[])
-        .await
-        .map_err(|e| Error::postgres("reading the server version", e))?
-        .get(0);
-    Ok(v.parse::<u32>().unwrap_or(0) / 10_000)
 }
 
 /// Extensions the connected role can create: on RDS, those in its allow-list
 /// `rds.extensions`; elsewhere all of `pg_available_extensions` for a superuser,
 /// only trusted ones for anyone else.
-pub async fn available_extensions(client: &Client) -> Result<std::collections::BTreeSet<String>> {
-    let rows = client
-        .query(include_str!("sql/available_extensions.sql"), &[])
-        .await
-        .map_err(|e| Error::postgres("reading available extensions", e))?;
-    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+pub async fn available_extensions(client: &Client) -> Result<BTreeSet<String>> {
+    Ok(strings(
+        client,
+        include_str!("sql/available_extensions.sql"),
+        &[],
+        "available extensions",
+    )
+    .await?
+    .into_iter()
+    .collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A table the copy reads, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableFacts {
+    /// The table.
+    pub name: TableName,
+    /// A partitioned parent (its partitions hold the rows).
+    pub partitioned: bool,
+    /// Pages (8 KiB blocks), from the catalog.
+    pub pages: i64,
+    /// Estimated rows (the catalog's `reltuples`; -1 when never analyzed).
+    pub est_rows: i64,
+    /// Size in bytes.
+    pub bytes: i64,
+    /// Columns the copy carries (generated ones left out), in physical order.
+    pub columns: Vec<String>,
+    /// Every column's binary COPY form is server-independent.
+    pub binary_safe: bool,
+}
 
-    #[test]
-    fn identifiers_are_quoted() {
-        let cases = [
-            ("users", "\"users\""),
-            ("Mixed Case", "\"Mixed Case\""),
-            ("we\"ird", "\"we\"\"ird\""),
-            ("select", "\"select\""),
-        ];
-        for (input, want) in cases {
-            assert_eq!(quote_ident(input), want);
-        }
-        assert_eq!(
-            TableName::new("public", "Trips").quoted(),
-            "\"public\".\"Trips\""
-        );
+/// The tables of `schemas` with their sizes and copyable columns.
+pub async fn table_facts(client: &Client, schemas: &[String]) -> Result<Vec<TableFacts>> {
+    let rows = client
+        .query(include_str!("sql/copy_tables.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("listing tables to copy", e))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let name = TableName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        let cols = client
+            .query(
+                include_str!("sql/copy_columns.sql"),
+                &[&name.schema, &name.name],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("listing columns of {name}"), e))?;
+        out.push(TableFacts {
+            binary_safe: cols.iter().all(|c| c.get::<_, bool>(1)),
+            columns: cols.iter().map(|c| c.get(0)).collect(),
+            partitioned: r.get::<_, String>(2) == "p",
+            pages: r.get(3),
+            est_rows: r.get(4),
+            bytes: r.get(5),
+            name,
+        });
     }
+    Ok(out)
+}
+
+/// The sequences of `schemas` (identity and serial ones included).
+pub async fn sequences(client: &Client, schemas: &[String]) -> Result<Vec<TableName>> {
+    let rows = client
+        .query(include_str!("sql/list_sequences.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("listing sequences", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
+/// A digest of every definition in `schemas` (and of `auth.users`' columns
+/// and triggers): it changes when the source's schema changes, and not when
+/// only its data does. Sets the session's `search_path` to empty, so the
+/// definitions are written the same way whatever the session had.
+pub async fn schema_fingerprint(client: &Client, schemas: &[String]) -> Result<String> {
+    client
+        .batch_execute("set search_path = ''")
+        .await
+        .map_err(|e| Error::postgres("preparing the catalog session", e))?;
+    Ok(client
+        .query_one(include_str!("sql/schema_fingerprint.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("fingerprinting the source's schema", e))?
+        .get(0))
 }

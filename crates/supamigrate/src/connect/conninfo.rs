@@ -155,7 +155,7 @@ impl ConnInfo {
     /// use supamigrate::connect::{ConnInfo, SslMode};
     ///
     /// let rds = ConnInfo::parse(
-    ///     "postgresql://postgres:s%40cret@db.example.rds.amazonaws.com/tms_production\
+    ///     "postgresql://postgres:s%40cret@db.example.rds.amazonaws.com/app_production\
     ///      ?sslmode=verify-full&sslrootcert=/etc/rds/global-bundle.pem",
     /// )?;
     /// assert_eq!(rds.sslmode, SslMode::VerifyFull);
@@ -201,55 +201,7 @@ impl ConnInfo {
             options: None,
         };
         for (key, value) in pairs {
-            match key.as_str() {
-                "host" | "hostaddr" => {
-                    if value.contains(',') {
-                        return Err(Error::invalid_input(format!(
-                            "several hosts in one connection string ({value}) are not supported"
-                        ))
-                        .with_hint("name the one primary server to migrate from or to"));
-                    }
-                    if !value.is_empty() {
-                        info.host = value;
-                    }
-                }
-                "port" => {
-                    info.port = value.parse().map_err(|_| {
-                        Error::invalid_input(format!("invalid port {value:?} in connection string"))
-                            .with_hint("the port is a number such as 5432")
-                    })?;
-                }
-                "user" => info.user = value,
-                "password" => info.password = Some(Password(value)),
-                "dbname" => info.dbname = value,
-                "sslmode" => info.sslmode = SslMode::parse(&value)?,
-                "sslrootcert" => {
-                    if value == "system" {
-                        return Err(Error::invalid_input(
-                            "sslrootcert=system is not supported",
-                        )
-                        .with_hint("give the path of the CA bundle file (for RDS: the global-bundle.pem AWS publishes)"));
-                    }
-                    info.sslrootcert = Some(PathBuf::from(value));
-                }
-                "connect_timeout" => {
-                    info.connect_timeout = Some(value.parse().map_err(|_| {
-                        Error::invalid_input(format!("invalid connect_timeout {value:?}"))
-                            .with_hint("connect_timeout is a number of seconds")
-                    })?);
-                }
-                "application_name" => info.application_name = Some(value),
-                "options" => info.options = Some(value),
-                k if IGNORED_PARAMS.contains(&k) => {
-                    tracing::debug!(parameter = k, "ignoring connection parameter");
-                }
-                other => {
-                    return Err(Error::invalid_input(format!(
-                        "unknown connection parameter {other:?}"
-                    ))
-                    .with_hint("remove it; supported are host, port, user, password, dbname, sslmode, sslrootcert, connect_timeout, application_name, options"));
-                }
-            }
+            info.set(&key, value)?;
         }
         if info.user.is_empty() {
             info.user = default_user();
@@ -267,6 +219,60 @@ impl ConnInfo {
             ));
         }
         Ok(info)
+    }
+
+    /// Sets one libpq parameter.
+    fn set(&mut self, key: &str, value: String) -> Result<()> {
+        match key {
+            "host" | "hostaddr" => {
+                if value.contains(',') {
+                    return Err(Error::invalid_input(format!(
+                        "several hosts in one connection string ({value}) are not supported"
+                    ))
+                    .with_hint("name the one primary server to migrate from or to"));
+                }
+                if !value.is_empty() {
+                    self.host = value;
+                }
+            }
+            "port" => {
+                self.port = value.parse().map_err(|_| {
+                    Error::invalid_input(format!("invalid port {value:?} in connection string"))
+                        .with_hint("the port is a number such as 5432")
+                })?;
+            }
+            "user" => self.user = value,
+            "password" => self.password = Some(Password(value)),
+            "dbname" => self.dbname = value,
+            "sslmode" => self.sslmode = SslMode::parse(&value)?,
+            "sslrootcert" => {
+                if value == "system" {
+                    return Err(Error::invalid_input(
+                        "sslrootcert=system is not supported",
+                    )
+                    .with_hint("give the path of the CA bundle file (for RDS: the global-bundle.pem AWS publishes)"));
+                }
+                self.sslrootcert = Some(PathBuf::from(value));
+            }
+            "connect_timeout" => {
+                self.connect_timeout = Some(value.parse().map_err(|_| {
+                    Error::invalid_input(format!("invalid connect_timeout {value:?}"))
+                        .with_hint("connect_timeout is a number of seconds")
+                })?);
+            }
+            "application_name" => self.application_name = Some(value),
+            "options" => self.options = Some(value),
+            k if IGNORED_PARAMS.contains(&k) => {
+                tracing::debug!(parameter = k, "ignoring connection parameter");
+            }
+            other => {
+                return Err(Error::invalid_input(format!(
+                    "unknown connection parameter {other:?}"
+                ))
+                .with_hint("remove it; supported are host, port, user, password, dbname, sslmode, sslrootcert, connect_timeout, application_name, options"));
+            }
+        }
+        Ok(())
     }
 
     /// The same server and credentials, another database.
@@ -592,12 +598,12 @@ mod tests {
                 SslMode::Prefer,
             ),
             (
-                "postgresql://m:pw@db.x.rds.amazonaws.com:5432/tms_production?sslmode=verify-full&sslrootcert=/etc/rds.pem",
+                "postgresql://m:pw@db.x.rds.amazonaws.com:5432/app_production?sslmode=verify-full&sslrootcert=/etc/rds.pem",
                 "db.x.rds.amazonaws.com",
                 5432,
                 "m",
                 Some("pw"),
-                "tms_production",
+                "app_production",
                 SslMode::VerifyFull,
             ),
             (

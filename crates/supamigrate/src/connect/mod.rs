@@ -61,7 +61,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
 }
 
 /// What [`probe`] found about a server.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Probe {
     /// `server_version`.
     pub server_version: String,
@@ -227,6 +227,17 @@ const INHERITED_PG_VARS: &[&str] = &[
     "PGSSLKEY",
     "PGREQUIRESSL",
 ];
+
+/// `n` random bytes from the OS, hex-encoded (generated passwords, scratch
+/// database names).
+pub fn random_hex(n: usize) -> Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("reading /dev/urandom", e))?;
+    Ok(hex::encode(buf))
+}
 
 fn escape_passfile(s: &str) -> String {
     s.replace('\\', "\\\\").replace(':', "\\:")

@@ -11,59 +11,17 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use pg_query::protobuf::{AlterTableType, ConstrType};
-use pg_query::NodeEnum;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
+use crate::apply::{digest, Applied};
 use crate::connect::{connect, ConnInfo};
-use crate::error::{Error, ErrorKind, Result};
-use crate::schema::apply::{digest, recorded, Applied, Section, MARKER};
-use crate::schema::sql::{excerpt, rangevar_name, Statement};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Session settings every connection runs first.
-    Prelude,
-    /// Keys, checks, indexes: parallel.
-    Keys,
-    /// Foreign keys: parallel, after the keys they reference.
-    ForeignKeys,
-    /// Everything else, in order.
-    Rest,
-}
-
-/// The phase of a statement, and for keys and indexes the table they are on.
-fn phase(sql: &str) -> Result<(Phase, Option<String>)> {
-    let st = Statement::parse(sql.trim_end_matches(';'))?;
-    Ok(match st.node() {
-        Some(NodeEnum::VariableSetStmt(_)) | Some(NodeEnum::SelectStmt(_)) => {
-            (Phase::Prelude, None)
-        }
-        Some(NodeEnum::IndexStmt(i)) => (Phase::Keys, i.relation.as_ref().map(rangevar_name)),
-        Some(NodeEnum::AlterTableStmt(a)) => {
-            let mut p = Phase::Rest;
-            for c in &a.cmds {
-                if let Some(NodeEnum::AlterTableCmd(cmd)) = c.node.as_ref() {
-                    if cmd.subtype == AlterTableType::AtAddConstraint as i32 {
-                        if let Some(NodeEnum::Constraint(con)) =
-                            cmd.def.as_ref().and_then(|d| d.node.as_ref())
-                        {
-                            p = if con.contype == ConstrType::ConstrForeign as i32 {
-                                Phase::ForeignKeys
-                            } else {
-                                Phase::Keys
-                            };
-                        }
-                    }
-                }
-            }
-            (p, a.relation.as_ref().map(rangevar_name))
-        }
-        _ => (Phase::Rest, None),
-    })
-}
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::pg::TableName;
+use crate::plan::{MigrationPlan, Phase, Section};
+use crate::sql::excerpt;
 
 fn sha(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
@@ -75,32 +33,22 @@ pub struct Pending {
     total_sha: String,
     total: usize,
     prelude: Vec<String>,
-    /// (table, statement) of keys and indexes.
-    keys: Vec<(String, String)>,
+    /// Keys and indexes, with their table.
+    keys: Vec<(TableName, String)>,
     foreign_keys: Vec<String>,
     rest: Vec<String>,
 }
 
-/// Classifies `statements` and leaves out those built by an earlier run.
-/// `None` when the whole section was recorded before.
-pub async fn prepare(target: &ConnInfo, statements: &[String]) -> Result<Option<Pending>> {
+/// The plan's post-data, less what an earlier run built. `None` when the
+/// whole section was recorded before.
+pub async fn prepare(target: &ConnInfo, plan: &MigrationPlan) -> Result<Option<Pending>> {
     let client = connect(target).await?;
-    let total_sha = digest(statements);
-    if let Some(done) = recorded(&client, Section::PostData).await? {
-        if done == total_sha {
-            return Ok(None);
-        }
-        return Err(Error::invalid_input(
-            "the target already has a different post-data applied; nothing was changed",
-        )
-        .with_hint("convert with the same options as before"));
+    crate::store::require(&client, "post-data").await?;
+    match crate::apply::state(&client, plan, Section::PostData).await? {
+        Some(true) => return Ok(None),
+        Some(false) => return Err(crate::apply::different_section(Section::PostData)),
+        None => {}
     }
-    client
-        .batch_execute(&format!(
-            "{MARKER}; create table if not exists supamigrate.post_data_done (sha256 text primary key, done_at timestamptz not null default now())"
-        ))
-        .await
-        .map_err(|e| Error::postgres("creating the post-data state table", e))?;
     let done: BTreeSet<String> = client
         .query("select sha256 from supamigrate.post_data_done", &[])
         .await
@@ -108,8 +56,9 @@ pub async fn prepare(target: &ConnInfo, statements: &[String]) -> Result<Option<
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let statements = plan.statements(Section::PostData);
     let mut p = Pending {
-        total_sha,
+        total_sha: digest(statements.iter().copied()),
         total: statements.len(),
         prelude: Vec::new(),
         keys: Vec::new(),
@@ -117,15 +66,14 @@ pub async fn prepare(target: &ConnInfo, statements: &[String]) -> Result<Option<
         rest: Vec::new(),
     };
     for s in statements {
-        let (ph, table) = phase(s)?;
-        if ph != Phase::Prelude && done.contains(&sha(s)) {
+        if s.phase != Phase::Prelude && done.contains(&sha(&s.sql)) {
             continue;
         }
-        match ph {
-            Phase::Prelude => p.prelude.push(s.clone()),
-            Phase::Keys => p.keys.push((table.unwrap_or_default(), s.clone())),
-            Phase::ForeignKeys => p.foreign_keys.push(s.clone()),
-            Phase::Rest => p.rest.push(s.clone()),
+        match (s.phase, &s.table) {
+            (Phase::Prelude, _) => p.prelude.push(s.sql.clone()),
+            (Phase::Keys, Some(t)) => p.keys.push((t.clone(), s.sql.clone())),
+            (Phase::Keys, None) | (Phase::Rest, _) => p.rest.push(s.sql.clone()),
+            (Phase::ForeignKeys, _) => p.foreign_keys.push(s.sql.clone()),
         }
     }
     Ok(Some(p))
@@ -142,8 +90,8 @@ impl Pending {
         &self.prelude
     }
 
-    /// Takes the keys and indexes of `table` (`schema.name`) to build now.
-    pub fn take_keys_for(&mut self, table: &str) -> Vec<String> {
+    /// Takes the keys and indexes of `table` to build now.
+    pub fn take_keys_for(&mut self, table: &TableName) -> Vec<String> {
         let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.keys)
             .into_iter()
             .partition(|(t, _)| t == table);
@@ -158,22 +106,15 @@ impl Pending {
         run_statements(target, &self.prelude, keys, jobs.max(1)).await?;
         run_statements(target, &self.prelude, self.foreign_keys.into(), jobs.max(1)).await?;
         run_statements(target, &self.prelude, self.rest.into(), 1).await?;
-        connect(target)
-            .await?
-            .execute(
-                "insert into supamigrate.schema_sections (section, sha256, statements) values ('post-data', $1, $2)",
-                &[&self.total_sha, &(self.total as i32)],
-            )
-            .await
-            .map_err(|e| Error::postgres("recording post-data", e))?;
-        Ok(())
+        let client = connect(target).await?;
+        crate::store::record_section(&client, Section::PostData, &self.total_sha, self.total).await
     }
 }
 
-/// Builds `statements` (a conversion's post-data) on `target` with `jobs`
-/// connections. Returns [`Applied::Earlier`] when the section was recorded before.
-pub async fn build(target: &ConnInfo, statements: &[String], jobs: usize) -> Result<Applied> {
-    match prepare(target, statements).await? {
+/// Builds the plan's post-data on `target` with `jobs` connections.
+/// Returns [`Applied::Earlier`] when the section was recorded before.
+pub async fn build(target: &ConnInfo, plan: &MigrationPlan, jobs: usize) -> Result<Applied> {
+    match prepare(target, plan).await? {
         None => Ok(Applied::Earlier),
         Some(p) => {
             let n = p.remaining();
@@ -217,8 +158,7 @@ pub async fn run_statements(
     }
     let mut first = None;
     while let Some(j) = set.join_next().await {
-        let r =
-            j.map_err(|e| Error::new(ErrorKind::Io, format!("post-data worker crashed: {e}")))?;
+        let r = j.map_err(|e| Error::internal(format!("a post-data worker failed: {e}")))?;
         if let Err(e) = r {
             first.get_or_insert(e);
         }
@@ -235,7 +175,7 @@ async fn run_one(c: &Client, sql: &str) -> Result<()> {
         let result = async {
             c.batch_execute("begin").await?;
             c.batch_execute(sql).await?;
-            crate::failpoint::hit("post-data-before-commit");
+            failpoint::hit(failpoint::POST_DATA_BEFORE_COMMIT);
             c.execute(
                 "insert into supamigrate.post_data_done (sha256) values ($1)",
                 &[&sha(sql)],
@@ -246,7 +186,7 @@ async fn run_one(c: &Client, sql: &str) -> Result<()> {
         .await;
         match result {
             Ok(()) => {
-                crate::failpoint::hit("post-data-statement");
+                failpoint::hit(failpoint::POST_DATA_STATEMENT);
                 tracing::debug!(statement = %excerpt(sql), "post-data built");
                 return Ok(());
             }
@@ -259,47 +199,6 @@ async fn run_one(c: &Client, sql: &str) -> Result<()> {
                 }
                 return Err(err);
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_know_their_table() {
-        assert_eq!(
-            phase("CREATE INDEX i ON public.\"T t\" USING btree (k);")
-                .unwrap()
-                .1
-                .as_deref(),
-            Some("public.T t")
-        );
-        assert_eq!(
-            phase("ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);")
-                .unwrap()
-                .1
-                .as_deref(),
-            Some("public.t")
-        );
-    }
-
-    #[test]
-    fn statements_are_phased() {
-        let cases = [
-            ("SELECT pg_catalog.set_config('search_path', '', false);", Phase::Prelude),
-            ("SET statement_timeout = 0;", Phase::Prelude),
-            ("ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);", Phase::Keys),
-            ("ALTER TABLE ONLY public.t ADD CONSTRAINT t_k UNIQUE (k);", Phase::Keys),
-            ("CREATE INDEX i ON public.t USING btree (k);", Phase::Keys),
-            ("ALTER TABLE ONLY public.t ADD CONSTRAINT t_fk FOREIGN KEY (p) REFERENCES public.p(id);", Phase::ForeignKeys),
-            ("CREATE TRIGGER tr BEFORE UPDATE ON public.t FOR EACH ROW EXECUTE FUNCTION public.f();", Phase::Rest),
-            ("ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;", Phase::Rest),
-            ("CREATE POLICY p ON public.t USING (true);", Phase::Rest),
-        ];
-        for (sql, want) in cases {
-            assert_eq!(phase(sql).unwrap().0, want, "{sql}");
         }
     }
 }

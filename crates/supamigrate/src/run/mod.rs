@@ -1,455 +1,403 @@
-//! The one-command migration: preflight → backup → provision → schema
+//! The one-command migration, as a step machine over the journal:
+//! preflight (and the plan) → plan confirmed → backup → provision → schema
 //! pre-data → users and data → storage → post-data → sequences → verify →
-//! report, over a state file, so a re-run after a failure or a kill resumes at
-//! the first step that did not finish.
+//! report. A re-run after a failure or a kill resumes at the first step that
+//! did not finish.
 //!
 //! Each step is idempotent on its own (provision, apply and post-data record
 //! what they did on the target, the copy keeps per-task checkpoints, storage
-//! skips objects already there, verify only reads); the state file adds the
-//! order and each step's result for the report. It is written atomically after
-//! every step.
+//! skips objects already there, verify only reads); the journal adds the
+//! order and each step's typed outcome. It is written atomically after every
+//! step. Nothing is written to the target before the plan step, where the
+//! user sees the plan and confirms it.
 
-pub mod preflight;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use tracing::Instrument;
 
-use crate::connect::{connect, ConnInfo};
+use crate::connect::Password;
 use crate::error::{Error, ErrorKind, Result};
-use crate::schema::{export::ExportOptions, ConvertOptions};
-
-/// The steps, in order.
-pub const STEPS: &[&str] = &[
-    "preflight",
-    "backup",
-    "provision",
-    "schema-pre-data",
-    "users-and-data",
-    "storage",
-    "post-data",
-    "sequences",
-    "verify",
-    "report",
-];
-
-/// One step's record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepRecord {
-    /// Step name.
-    pub name: String,
-    /// Seconds it took (the run that finished it).
-    pub seconds: f64,
-    /// When it finished (UTC, seconds since the epoch).
-    pub finished_at: u64,
-    /// What it produced, for the report.
-    pub detail: Value,
-}
-
-/// The state file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RunState {
-    /// Which migration (source and target, without passwords).
-    pub source: String,
-    /// Target.
-    pub target: String,
-    /// Finished steps, in order.
-    pub done: Vec<StepRecord>,
-    /// The last failure: (step, message).
-    pub failed: Option<(String, String)>,
-}
-
-impl RunState {
-    /// The record of `step`, when finished.
-    pub fn get(&self, step: &str) -> Option<&StepRecord> {
-        self.done.iter().find(|s| s.name == step)
-    }
-}
+use crate::events::Event;
+use crate::journal::{
+    self, BackupOutcome, PlanConfirmed, RunState, StepOutcome, StepRecord, Stopped, StorageOutcome,
+};
+use crate::ops::{Approver, Context};
+use crate::plan::{MigrationPlan, Section};
+use crate::steps::Step;
+use crate::storage::config::StoreConfig;
+use crate::storage::transfer::TransferOptions;
 
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
-    /// Where `run.json` and secrets live.
-    pub state_dir: PathBuf,
     /// Backups go here.
     pub backup_dir: PathBuf,
     /// The HTML and JSON report go here.
     pub report_dir: PathBuf,
-    /// Which schemas.
-    pub export: ExportOptions,
-    /// Conversion options.
-    pub convert: ConvertOptions,
-    /// Storage options.
-    pub storage: crate::storage::StorageOptions,
-    /// Storage source and destination; `None` when not configured, which
-    /// is fine only for a project without Storage objects.
-    pub storage_stores: Option<(crate::storage::store::Store, crate::storage::store::Store)>,
+    /// Workers for the data copy and post-data.
+    pub copy_jobs: usize,
+    /// Workers for verify.
+    pub verify_jobs: usize,
+    /// Where Storage objects come from and go to; `None` is fine only for a
+    /// project without Storage objects.
+    pub stores: Option<StoreConfig>,
     /// Why the stores are not configured (for the error when they are needed).
-    pub storage_missing: Option<String>,
-    /// Workers for the copy and verify.
-    pub jobs: usize,
-    /// Progress bars.
-    pub progress: bool,
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Reads the state of `dir`, checking it belongs to this source and target.
-pub fn load_state(dir: &Path, source: &ConnInfo, target: &ConnInfo) -> Result<RunState> {
-    let path = dir.join("run.json");
-    let (s, t) = (source.to_string(), target.to_string());
-    let state = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<RunState>(&bytes).map_err(|e| {
-            Error::invalid_input(format!(
-                "{} is not a supamigrate run state: {e}",
-                path.display()
-            ))
-            .with_hint("move it away to start over")
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RunState {
-            source: s.clone(),
-            target: t.clone(),
-            ..RunState::default()
-        },
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-    };
-    if state.source != s || state.target != t {
-        return Err(Error::invalid_input(format!(
-            "{} records a migration from {} to {}, not from {s} to {t}; nothing was changed",
-            path.display(),
-            state.source,
-            state.target
-        ))
-        .with_hint("use another --state-dir for another migration"));
-    }
-    Ok(state)
-}
-
-fn save_state(dir: &Path, state: &RunState) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let text = serde_json::to_vec_pretty(state)
-        .map_err(|e| Error::new(ErrorKind::Io, "writing the run state").with_source(e))?;
-    crate::fsutil::write_atomically(&dir.join("run.json"), &text, 0o600)
-}
-
-fn json<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    pub stores_missing: Option<String>,
+    /// How objects move.
+    pub transfer: TransferOptions,
+    /// The application role's password (`APP_DB_PASSWORD`).
+    pub app_password: Option<Password>,
+    /// The application's own checks for verify.
+    pub checks: Vec<crate::verify::checks::Check>,
 }
 
 /// What `run` reports back.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
-    /// The final state.
+    /// The final journal.
     pub state: RunState,
     /// Steps this invocation did.
-    pub done_now: Vec<String>,
+    pub done_now: Vec<Step>,
     /// The HTML report.
     pub report_html: PathBuf,
     /// Verify matched everything.
     pub all_green: bool,
 }
 
-/// Runs (or resumes) the migration. `on_step` is told each step as it starts
-/// (name, whether it was done before).
-pub async fn run(
-    source: &ConnInfo,
-    target: &ConnInfo,
-    opts: &RunOptions,
-    on_step: &dyn Fn(&str, bool),
-) -> Result<RunOutcome> {
-    let mut state = load_state(&opts.state_dir, source, target)?;
+struct Runner<'a> {
+    ctx: &'a Context,
+    opts: &'a RunOptions,
+    approver: &'a dyn Approver,
+    state: RunState,
+    plan: Option<MigrationPlan>,
+}
+
+/// Runs (or resumes) the migration.
+pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> Result<RunOutcome> {
+    let state = journal::load(&ctx.state_dir, ctx.source()?, ctx.target()?)?;
+    let mut r = Runner {
+        ctx,
+        opts,
+        approver,
+        state,
+        plan: None,
+    };
     let mut done_now = Vec::new();
-    // The conversion is needed by several steps; it is cheap and pure
-    // given the source, so it is made again on every run.
-    let mut conversion: Option<(
-        crate::schema::export::SchemaSource,
-        crate::schema::Conversion,
-    )> = None;
-    for &step in STEPS {
-        if state.get(step).is_some() {
-            on_step(step, true);
+    for step in Step::ALL {
+        if r.state.get(step).is_some() {
+            ctx.observer.event(Event::Step {
+                name: step.name(),
+                earlier: true,
+            });
             continue;
         }
-        on_step(step, false);
+        ctx.observer.event(Event::Step {
+            name: step.name(),
+            earlier: false,
+        });
         let started = Instant::now();
-        let result = do_step(step, source, target, opts, &state, &mut conversion).await;
-        match result {
-            Ok(detail) => {
-                state.done.push(StepRecord {
-                    name: step.to_string(),
+        let span = tracing::info_span!("step", step = step.name());
+        match r.step(step).instrument(span).await {
+            Ok(outcome) => {
+                r.state.done.push(StepRecord {
+                    step,
                     seconds: started.elapsed().as_secs_f64(),
-                    finished_at: now_secs(),
-                    detail,
+                    finished_at: crate::clock::epoch_seconds(),
+                    outcome,
                 });
-                state.failed = None;
-                save_state(&opts.state_dir, &state)?;
-                done_now.push(step.to_string());
-                crate::failpoint::hit("run-step-done");
+                r.state.failed = None;
+                journal::save(&ctx.state_dir, &r.state)?;
+                done_now.push(step);
+                crate::failpoint::hit(crate::failpoint::RUN_STEP_DONE);
             }
-            Err(e) => {
-                state.failed = Some((step.to_string(), e.to_string()));
-                save_state(&opts.state_dir, &state)?;
-                // The report shows where the run stopped, and why.
-                if let Err(re) = crate::report::write(&opts.report_dir, &state) {
-                    tracing::warn!(error = %re, "could not write the report of the stopped run");
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(r.stop(step, e)),
         }
     }
-    let all_green = state
-        .get("verify")
-        .and_then(|r| r.detail.get("mismatches"))
-        .and_then(Value::as_u64)
-        == Some(0);
     Ok(RunOutcome {
-        state,
-        done_now,
+        all_green: r.state.all_green(),
         report_html: opts.report_dir.join("report.html"),
-        all_green,
+        state: r.state,
+        done_now,
     })
 }
 
-async fn converted<'a>(
-    source: &ConnInfo,
-    target: &ConnInfo,
-    opts: &RunOptions,
-    cache: &'a mut Option<(
-        crate::schema::export::SchemaSource,
-        crate::schema::Conversion,
-    )>,
-) -> Result<&'a (
-    crate::schema::export::SchemaSource,
-    crate::schema::Conversion,
-)> {
-    if cache.is_none() {
-        *cache = Some(
-            crate::schema::export_and_convert(
-                source,
-                Some(target),
-                &opts.export,
-                opts.convert.clone(),
-            )
-            .await?,
-        );
+impl Runner<'_> {
+    /// Records where the run stopped and writes the report of the stopped run.
+    fn stop(&mut self, step: Step, e: Error) -> Error {
+        self.state.failed = Some(Stopped {
+            step,
+            message: e.to_string(),
+        });
+        if let Err(se) = journal::save(&self.ctx.state_dir, &self.state) {
+            tracing::warn!(error = %se, "could not save the run state");
+        }
+        if let Err(re) =
+            crate::report::write(&self.opts.report_dir, &self.state, self.plan.as_ref())
+        {
+            tracing::warn!(error = %re, "could not write the report of the stopped run");
+        }
+        e
     }
-    cache
-        .as_ref()
-        .ok_or_else(|| Error::new(ErrorKind::Io, "conversion missing"))
+
+    /// The plan, loaded once per run.
+    async fn plan(&mut self) -> Result<&MigrationPlan> {
+        if self.plan.is_none() {
+            let planned = self.ctx.plan().await?;
+            if let Some(id) = &self.state.plan_id {
+                if *id != planned.plan.id {
+                    return Err(Error::invalid_input(format!(
+                        "this run executes plan {id}, but the plan found now is {}; nothing was changed",
+                        planned.plan.id
+                    ))
+                    .with_hint("run with the options the run started with, or use another --state-dir"));
+                }
+            }
+            self.plan = Some(planned.plan);
+        }
+        self.plan
+            .as_ref()
+            .ok_or_else(|| Error::internal("the plan was not loaded"))
+    }
+
+    async fn step(&mut self, step: Step) -> Result<StepOutcome> {
+        match step {
+            Step::Preflight => self.preflight().await,
+            Step::Plan => self.confirm().await,
+            Step::Backup => self.backup().await,
+            Step::Provision => self.provision().await,
+            Step::SchemaPreData => {
+                let plan = self.plan().await?.clone();
+                crate::apply::apply(self.ctx.target()?, &plan, Section::PreData)
+                    .await
+                    .map(StepOutcome::SchemaPreData)
+            }
+            Step::UsersAndData => self.copy().await,
+            Step::Storage => self.storage().await,
+            Step::PostData => {
+                let plan = self.plan().await?.clone();
+                crate::copy::post_data::build(self.ctx.target()?, &plan, self.opts.copy_jobs)
+                    .await
+                    .map(StepOutcome::PostData)
+            }
+            Step::Sequences => {
+                let plan = self.plan().await?.clone();
+                crate::copy::sync_sequences(self.ctx.source()?, self.ctx.target()?, &plan)
+                    .await
+                    .map(StepOutcome::Sequences)
+            }
+            Step::Verify => self.verify().await,
+            Step::Report => {
+                let plan = self.plan().await?.clone();
+                crate::report::write(&self.opts.report_dir, &self.state, Some(&plan))
+                    .map(StepOutcome::Report)
+            }
+        }
+    }
+
+    async fn preflight(&mut self) -> Result<StepOutcome> {
+        let planned = self.ctx.plan().await;
+        let plan = planned
+            .as_ref()
+            .map(|p| p.plan.clone())
+            .map_err(clone_error);
+        let facts = crate::preflight::gather(
+            self.ctx.source()?,
+            self.ctx.target()?,
+            &self.opts.backup_dir,
+            &plan,
+        )
+        .await;
+        let mut checks = crate::preflight::evaluate(&facts);
+        if let Ok(p) = &plan {
+            checks.push(self.storage_check(p));
+        }
+        if let Some(e) = crate::preflight::failure(&checks) {
+            return Err(e);
+        }
+        let plan = planned?.plan;
+        self.ctx.save_plan(&plan)?;
+        self.state.plan_id = Some(plan.id.clone());
+        self.plan = Some(plan);
+        Ok(StepOutcome::Preflight(checks))
+    }
+
+    /// A project with Storage objects needs both stores configured.
+    fn storage_check(&self, plan: &MigrationPlan) -> crate::preflight::Check {
+        use crate::preflight::{Check, Status};
+        let objects = plan.storage.objects();
+        let (status, detail, hint) = match (&self.opts.stores, objects) {
+            (_, 0) => (Status::Pass, "no Storage objects to copy".to_string(), None),
+            (Some(_), n) => (Status::Pass, format!("{n} objects to copy; source and destination configured"), None),
+            (None, n) => (
+                Status::Fail,
+                format!(
+                    "the project has {n} Storage objects, but no Storage source or destination is configured: {}",
+                    self.opts.stores_missing.as_deref().unwrap_or("")
+                ),
+                Some("give --source-dir or the SUPABASE_S3_* keys, and AWS_REGION (or --dest-dir)".to_string()),
+            ),
+        };
+        Check {
+            name: "storage".into(),
+            status,
+            detail,
+            hint,
+        }
+    }
+
+    async fn confirm(&mut self) -> Result<StepOutcome> {
+        let plan = self.plan().await?.clone();
+        let confirmed = self
+            .approver
+            .approve(&crate::plan::describe::describe(&plan))?;
+        Ok(StepOutcome::Plan(PlanConfirmed {
+            plan_id: plan.id,
+            confirmed,
+        }))
+    }
+
+    async fn backup(&mut self) -> Result<StepOutcome> {
+        let plan = self.plan().await?.clone();
+        let b = crate::backup::create(
+            self.ctx.source()?,
+            &crate::backup::BackupOptions {
+                out: self.opts.backup_dir.clone(),
+                schemas: plan.options.schemas.clone(),
+            },
+        )
+        .await?;
+        // The checklist's "Test backup restoration", on the target server.
+        let check = crate::backup::restore::verify_backup(
+            &b.dir,
+            &self.ctx.target()?.with_dbname("postgres"),
+        )
+        .await?;
+        if !check.ok() {
+            return Err(Error::new(
+                ErrorKind::Mismatch,
+                format!(
+                    "the backup in {} does not restore to its manifest: {}",
+                    b.dir.display(),
+                    crate::backup::restore::summarize(&check.tables)
+                        .into_iter()
+                        .map(|(t, why)| format!("{t} ({why})"))
+                        .chain(check.file_problems.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(StepOutcome::Backup(BackupOutcome {
+            dir: b.dir,
+            files: b.manifest.files,
+            tables: b.manifest.tables.len(),
+            restore_test: "every table restored equal to the manifest".into(),
+        }))
+    }
+
+    async fn provision(&mut self) -> Result<StepOutcome> {
+        let plan = self.plan().await?.clone();
+        let req = crate::provision::ProvisionRequest {
+            password: self.opts.app_password.clone(),
+            secrets_dir: self.ctx.state_dir.clone(),
+        };
+        crate::provision::provision(self.ctx.target()?, &plan, &req)
+            .await
+            .map(StepOutcome::Provision)
+    }
+
+    async fn copy(&mut self) -> Result<StepOutcome> {
+        let plan = self.plan().await?.clone();
+        let opts = crate::copy::CopyOptions {
+            jobs: self.opts.copy_jobs,
+            post_data: false,
+        };
+        crate::copy::copy(
+            self.ctx.source()?,
+            self.ctx.target()?,
+            &plan,
+            opts,
+            &self.ctx.observer,
+        )
+        .await
+        .map(StepOutcome::UsersAndData)
+    }
+
+    async fn storage(&mut self) -> Result<StepOutcome> {
+        let plan = self.plan().await?.clone();
+        if !plan.storage.present {
+            return Ok(StepOutcome::Storage(StorageOutcome::Skipped {
+                reason: "the source has no storage.objects".into(),
+            }));
+        }
+        let Some(config) = &self.opts.stores else {
+            if plan.storage.objects() == 0 {
+                return Ok(StepOutcome::Storage(StorageOutcome::Skipped {
+                    reason: "storage.objects is empty".into(),
+                }));
+            }
+            return Err(Error::invalid_input(format!(
+                "the project has {} Storage objects, but no Storage source or destination is configured: {}",
+                plan.storage.objects(),
+                self.opts.stores_missing.as_deref().unwrap_or("")
+            ))
+            .with_hint("give --source-dir or the SUPABASE_S3_* keys, and AWS_REGION (or --dest-dir); finished steps are kept"));
+        };
+        let stores = config.open().await?;
+        let s = crate::storage::migrate(
+            self.ctx.source()?,
+            self.ctx.target()?,
+            &stores,
+            &plan.storage,
+            self.opts.transfer,
+            &self.ctx.observer,
+        )
+        .await?;
+        let problems = s.problems();
+        if !problems.is_empty() {
+            return Err(Error::new(
+                ErrorKind::ObjectStore,
+                format!(
+                    "{} Storage problem(s), first: {}; run again to resume",
+                    problems.len(),
+                    problems[0]
+                ),
+            ));
+        }
+        Ok(StepOutcome::Storage(StorageOutcome::Copied(Box::new(s))))
+    }
+
+    async fn verify(&mut self) -> Result<StepOutcome> {
+        let plan = self.plan().await?.clone();
+        let mut v = crate::verify::VerifyOptions::for_plan(&plan, self.ctx.observer.clone());
+        if matches!(self.state.storage(), Some(StorageOutcome::Copied(_))) {
+            v = v.after_rewrite(&plan);
+        }
+        v.jobs = self.opts.verify_jobs;
+        v.checks = self.opts.checks.clone();
+        let report = crate::verify::verify(self.ctx.source()?, self.ctx.target()?, &v).await?;
+        let n = report.mismatches();
+        if n > 0 {
+            return Err(Error::new(
+                ErrorKind::Mismatch,
+                format!(
+                    "verify found {n} mismatch(es):\n{}",
+                    crate::verify::render::text(&report)
+                ),
+            )
+            .with_hint("fix the cause and run again: the finished steps are kept"));
+        }
+        Ok(StepOutcome::Verify(Box::new(report)))
+    }
 }
 
-async fn do_step(
-    step: &str,
-    source: &ConnInfo,
-    target: &ConnInfo,
-    opts: &RunOptions,
-    state: &RunState,
-    cache: &mut Option<(
-        crate::schema::export::SchemaSource,
-        crate::schema::Conversion,
-    )>,
-) -> Result<Value> {
-    match step {
-        "preflight" => {
-            let checks = preflight::run(
-                source,
-                target,
-                &opts.backup_dir,
-                &opts.export,
-                &opts.convert,
-            )
-            .await?;
-            let failed: Vec<String> = checks
-                .iter()
-                .filter(|c| c.status == preflight::Status::Fail)
-                .map(|c| match &c.hint {
-                    Some(h) => format!("{}: {} (fix: {h})", c.name, c.detail),
-                    None => format!("{}: {}", c.name, c.detail),
-                })
-                .collect();
-            if !failed.is_empty() {
-                return Err(Error::invalid_input(format!(
-                    "preflight failed, nothing was changed: {}",
-                    failed.join("; ")
-                ))
-                .with_hint("fix what `supamigrate preflight` marks ✗, then run again: finished steps are kept"));
-            }
-            Ok(json(&checks))
-        }
-        "backup" => {
-            let b = crate::backup::create(
-                source,
-                &crate::backup::BackupOptions {
-                    out: opts.backup_dir.clone(),
-                    schemas: opts.export.clone(),
-                },
-            )
-            .await?;
-            // The checklist's "Test backup restoration", on the target server.
-            let check =
-                crate::backup::restore::verify_backup(&b.dir, &target.with_dbname("postgres"))
-                    .await?;
-            if !check.ok() {
-                return Err(Error::new(
-                    ErrorKind::Tool,
-                    format!(
-                        "the backup in {} does not restore to its manifest: {}",
-                        b.dir.display(),
-                        crate::backup::restore::summarize(&check.tables)
-                            .into_iter()
-                            .map(|(t, why)| format!("{t} ({why})"))
-                            .chain(check.file_problems.iter().cloned())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            Ok(serde_json::json!({
-                "dir": b.dir, "files": b.manifest.files, "tables": b.manifest.tables.len(),
-                "restore_test": "every table restored equal to the manifest",
-            }))
-        }
-        "provision" => {
-            let (src, conv) = converted(source, target, opts, cache).await?;
-            let p = crate::provision::ProvisionOptions::for_conversion(
-                &opts.convert.app_role,
-                &opts.state_dir,
-                src,
-                conv,
-            );
-            let r = crate::provision::provision(target, &p).await?;
-            Ok(json(&r))
-        }
-        "schema-pre-data" => {
-            let (_, conv) = converted(source, target, opts, cache).await?;
-            let a =
-                crate::schema::apply::apply(target, conv, crate::schema::apply::Section::PreData)
-                    .await?;
-            Ok(serde_json::json!({"applied": a, "conversion": conv.report}))
-        }
-        "users-and-data" => {
-            let (src, _) = converted(source, target, opts, cache).await?;
-            let summary = crate::copy::copy(
-                source,
-                target,
-                &crate::copy::CopyOptions {
-                    schemas: src.schemas.clone(),
-                    jobs: opts.jobs,
-                    plan: crate::copy::PlanOptions::default(),
-                    users: src.auth_users_columns.is_some(),
-                    progress: opts.progress,
-                    post_data: None,
-                },
-            )
-            .await?;
-            Ok(json(&summary))
-        }
-        "storage" => {
-            let client = connect(source).await?;
-            let has_storage: bool = client
-                .query_one("select to_regclass('storage.objects') is not null", &[])
-                .await
-                .map_err(|e| Error::postgres("looking for storage.objects", e))?
-                .get(0);
-            if !has_storage {
-                return Ok(serde_json::json!({"skipped": "the source has no storage.objects"}));
-            }
-            let Some((from, to)) = &opts.storage_stores else {
-                let objects: i64 = client
-                    .query_one("select count(*) from storage.objects", &[])
-                    .await
-                    .map_err(|e| Error::postgres("counting storage.objects", e))?
-                    .get(0);
-                if objects == 0 {
-                    return Ok(serde_json::json!({"skipped": "storage.objects is empty"}));
-                }
-                return Err(Error::invalid_input(format!(
-                    "the project has {objects} Storage objects, but no Storage source or destination is configured: {}",
-                    opts.storage_missing.as_deref().unwrap_or("")
-                ))
-                .with_hint("give --source-dir or the SUPABASE_S3_* keys, and AWS_REGION (or --dest-dir); finished steps are kept"));
-            };
-            let plan = crate::storage::prepare(&client, from, &opts.storage).await?;
-            let report = crate::storage::copy(from, to, &plan, &opts.storage).await?;
-            if !report.failed.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::ObjectStore,
-                    format!(
-                        "{} object(s) failed, first: {} ({}); run again to resume",
-                        report.failed.len(),
-                        report.failed[0].0,
-                        report.failed[0].1
-                    ),
-                ));
-            }
-            let mut tgt = connect(target).await?;
-            let r = crate::storage::plan_rewrite(&tgt, &plan, &opts.storage).await?;
-            let rewritten = crate::storage::rewrite(&mut tgt, &r, &opts.storage).await?;
-            Ok(serde_json::json!({
-                "copy": report, "mb_per_s": report.mb_per_s(), "rewritten": rewritten,
-                "unresolved": r.unresolved, "missing_in_store": plan.missing_in_store,
-                "not_in_table": plan.not_in_table, "notes": plan.notes,
-            }))
-        }
-        "post-data" => {
-            let (_, conv) = converted(source, target, opts, cache).await?;
-            let a = crate::copy::post_data::build(target, &conv.post_data, opts.jobs).await?;
-            Ok(serde_json::json!({"applied": a}))
-        }
-        "sequences" => {
-            let (src, _) = converted(source, target, opts, cache).await?;
-            let n = crate::copy::sync_sequences(source, target, &src.schemas).await?;
-            Ok(serde_json::json!({"sequences": n}))
-        }
-        "verify" => {
-            let (src, conv) = converted(source, target, opts, cache).await?;
-            let mut v = crate::verify::VerifyOptions::for_conversion(src, conv);
-            v.jobs = opts.jobs;
-            v.progress = opts.progress;
-            if state
-                .get("storage")
-                .is_some_and(|s| s.detail.get("skipped").is_none())
-            {
-                v.rewritten = opts.storage.references.clone();
-                v.rewrite_prefixes = (
-                    opts.storage.bucket_prefix.clone(),
-                    opts.storage.url_prefix.clone(),
-                );
-            }
-            let report = crate::verify::verify(source, target, &v).await?;
-            let n = report.mismatches();
-            let mut detail = json(&report);
-            if let Value::Object(m) = &mut detail {
-                m.insert("mismatches".into(), Value::from(n));
-                m.insert(
-                    "text".into(),
-                    Value::from(crate::verify::render::text(&report)),
-                );
-            }
-            if n > 0 {
-                return Err(Error::new(
-                    ErrorKind::Database,
-                    format!(
-                        "verify found {n} mismatch(es):\n{}",
-                        crate::verify::render::text(&report)
-                    ),
-                )
-                .with_hint("fix the cause and run again: the finished steps are kept"));
-            }
-            Ok(detail)
-        }
-        "report" => {
-            let files = crate::report::write(&opts.report_dir, state)?;
-            Ok(json(&files))
-        }
-        other => Err(Error::invalid_input(format!("unknown step {other}"))),
+/// Errors are not `Clone`; preflight needs the plan's error as a fact and
+/// again as the step's outcome.
+fn clone_error(e: &Error) -> Error {
+    let mut c = Error::new(e.kind(), e.message());
+    if let Some(h) = e.hint() {
+        c = c.with_hint(h);
     }
+    c
 }

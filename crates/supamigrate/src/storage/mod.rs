@@ -1,42 +1,42 @@
 //! Storage (seed Step 4.4): Supabase Storage buckets to S3, each object
 //! verified, resumable, and the database's references rewritten.
 //!
-//! - The inventory is `storage.objects` (bucket, name, size, Content-Type,
-//!   Cache-Control, user metadata); the source store is listed too, so
-//!   objects missing from either side are reported ([`plan`] is pure).
-//! - [`copy`] streams each object in parts (bounded memory) with SHA-256
-//!   checksums, several at a time. An object already at the destination with
-//!   the same size, checksum and metadata is skipped, so a re-run resumes.
-//!   Every upload is checked afterwards (size and checksum).
+//! - The plan says which buckets go where and which columns hold references
+//!   ([`crate::plan::storage`]). When the step runs, the object list is read
+//!   from `storage.objects` and compared with the source store's own
+//!   listing: objects missing from either side are reported
+//!   ([`plan_objects`] is pure).
+//! - [`transfer::copy`] streams each object in parts (bounded memory) with
+//!   SHA-256 checksums, several at a time. An object already at the
+//!   destination with the same size, checksum and metadata is skipped, so a
+//!   re-run resumes. Every upload is checked afterwards (size and checksum).
 //! - [`rewrite`] turns the reference columns' Supabase paths and URLs into
 //!   the new locations, on the target, in one transaction.
+//! - [`migrate`] is the whole step, for `storage copy` and `run` alike.
 
-pub mod refs;
+pub mod config;
+pub mod rewrite;
 pub mod store;
+pub mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
-use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use crate::catalog::quote_ident;
+use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, Result};
-use refs::{RefColumn, Reference};
-use store::{ObjectMeta, Store};
+use crate::events::SharedObserver;
+use crate::plan::storage::StoragePlan;
+use store::{Listed, ObjectMeta, ObjectStore, Store};
 
-/// The seed's bucket prefix: `driver-documents` → `tms-storage-driver-documents`.
-pub const DEFAULT_BUCKET_PREFIX: &str = "tms-storage-";
-/// The seed's storage class.
-pub const DEFAULT_STORAGE_CLASS: &str = "STANDARD_IA";
 /// The user-metadata key that carries Supabase's `user_metadata` (as JSON).
 pub const USER_METADATA_KEY: &str = "supabase-user-metadata";
 /// S3's limit on user metadata (all keys and values).
 const METADATA_LIMIT: usize = 2048;
 
 /// A `storage.objects` row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredObject {
     /// Bucket id.
     pub bucket: String,
@@ -52,29 +52,25 @@ pub struct StoredObject {
     pub user_metadata: Option<String>,
 }
 
-/// A `storage.buckets` row and the policies on `storage.objects`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BucketInfo {
-    /// Bucket id.
-    pub id: String,
-    /// Public bucket.
-    pub public: bool,
-    /// Size limit in bytes.
-    pub file_size_limit: Option<i64>,
-    /// Allowed MIME types.
-    pub allowed_mime_types: Option<Vec<String>>,
+/// An object by bucket and key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
 }
 
-/// Reads the inventory from the source database.
-pub async fn inventory(client: &Client) -> Result<(Vec<StoredObject>, Vec<BucketInfo>, i64)> {
-    let objects = client
-        .query(
-            "select o.bucket_id::text, o.name::text, (o.metadata->>'size')::bigint, \
-                    o.metadata->>'mimetype', o.metadata->>'cacheControl', \
-                    nullif(to_jsonb(o)->'user_metadata', 'null'::jsonb)::text \
-             from storage.objects o order by 1, 2",
-            &[],
-        )
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.bucket, self.key)
+    }
+}
+
+/// Reads `storage.objects`.
+pub async fn objects(client: &Client) -> Result<Vec<StoredObject>> {
+    Ok(client
+        .query(include_str!("sql/objects.sql"), &[])
         .await
         .map_err(|e| {
             Error::postgres("reading storage.objects", e)
@@ -89,81 +85,11 @@ pub async fn inventory(client: &Client) -> Result<(Vec<StoredObject>, Vec<Bucket
             cache_control: r.get(4),
             user_metadata: r.get(5),
         })
-        .collect();
-    let buckets = client
-        .query(
-            "select id::text, public, file_size_limit::bigint, allowed_mime_types::text[] \
-             from storage.buckets order by 1",
-            &[],
-        )
-        .await
-        .map_err(|e| Error::postgres("reading storage.buckets", e))?
-        .iter()
-        .map(|r| BucketInfo {
-            id: r.get(0),
-            public: r.get::<_, Option<bool>>(1).unwrap_or(false),
-            file_size_limit: r.get(2),
-            allowed_mime_types: r.get(3),
-        })
-        .collect();
-    let policies: i64 = client
-        .query_one(
-            "select count(*) from pg_policies where schemaname = 'storage' and tablename = 'objects'",
-            &[],
-        )
-        .await
-        .map_err(|e| Error::postgres("counting storage policies", e))?
-        .get(0);
-    Ok((objects, buckets, policies))
-}
-
-/// How to map and copy.
-#[derive(Debug, Clone)]
-pub struct StorageOptions {
-    /// Destination bucket = prefix + source bucket.
-    pub bucket_prefix: String,
-    /// S3 storage class.
-    pub storage_class: Option<String>,
-    /// Part size for streaming and multipart uploads.
-    pub part_size: usize,
-    /// Objects copied at once.
-    pub jobs: usize,
-    /// Reference columns to rewrite.
-    pub references: Vec<RefColumn>,
-    /// New references are `URL/bucket/key` instead of `s3://bucket/key`.
-    pub url_prefix: Option<String>,
-    /// Progress bar on a terminal.
-    pub progress: bool,
-}
-
-impl StorageOptions {
-    /// The seed's defaults.
-    pub fn new() -> StorageOptions {
-        StorageOptions {
-            bucket_prefix: DEFAULT_BUCKET_PREFIX.into(),
-            storage_class: Some(DEFAULT_STORAGE_CLASS.into()),
-            part_size: 16 * 1024 * 1024,
-            jobs: 4,
-            references: refs::tms_defaults(),
-            url_prefix: None,
-            progress: false,
-        }
-    }
-
-    /// The destination bucket of `bucket`.
-    pub fn dest_bucket(&self, bucket: &str) -> String {
-        format!("{}{bucket}", self.bucket_prefix)
-    }
-}
-
-impl Default for StorageOptions {
-    fn default() -> Self {
-        Self::new()
-    }
+        .collect())
 }
 
 /// One object to copy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectPlan {
     /// Source bucket.
     pub bucket: String,
@@ -177,19 +103,26 @@ pub struct ObjectPlan {
     pub meta: ObjectMeta,
 }
 
-/// What will be copied, and what the source's two views disagree on.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StoragePlan {
+/// The objects to copy now, and what the source's two views disagree on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectsPlan {
     /// Objects to copy (in `storage.objects` and in the store).
     pub objects: Vec<ObjectPlan>,
     /// In `storage.objects` but not in the store: nothing to copy.
-    pub missing_in_store: Vec<(String, String)>,
+    pub missing_in_store: Vec<ObjectRef>,
     /// In the store but not in `storage.objects`: not copied.
-    pub not_in_table: Vec<(String, String)>,
-    /// Source bucket → destination bucket.
-    pub buckets: Vec<(String, String)>,
-    /// Bucket settings S3 has no equivalent for, and metadata notes.
+    pub not_in_table: Vec<ObjectRef>,
+    /// Every destination bucket (empty ones included: they are created too).
+    pub dest_buckets: Vec<String>,
+    /// Per-object notes (metadata too large, placeholders).
     pub notes: Vec<String>,
+}
+
+impl ObjectsPlan {
+    /// Bytes to copy, by the inventory.
+    pub fn bytes(&self) -> i64 {
+        self.objects.iter().map(|o| o.size.unwrap_or(0)).sum()
+    }
 }
 
 /// JSON with every non-ASCII character escaped, so it is a valid header value.
@@ -236,17 +169,15 @@ pub fn object_meta(o: &StoredObject, storage_class: Option<&str>) -> (ObjectMeta
 
 /// Decides the copy (pure): objects in both views are copied; the others are
 /// reported. `listed` is the store's keys per bucket.
-pub fn plan(
+pub fn plan_objects(
     objects: &[StoredObject],
-    buckets: &[BucketInfo],
-    policies: i64,
-    listed: &BTreeMap<String, Vec<(String, u64)>>,
-    opts: &StorageOptions,
-) -> StoragePlan {
-    let mut p = StoragePlan::default();
+    listed: &BTreeMap<String, Vec<Listed>>,
+    plan: &StoragePlan,
+) -> ObjectsPlan {
+    let mut p = ObjectsPlan::default();
     let in_store: BTreeSet<(&str, &str)> = listed
         .iter()
-        .flat_map(|(b, keys)| keys.iter().map(move |(k, _)| (b.as_str(), k.as_str())))
+        .flat_map(|(b, keys)| keys.iter().map(move |l| (b.as_str(), l.key.as_str())))
         .collect();
     let in_table: BTreeSet<(&str, &str)> = objects
         .iter()
@@ -254,59 +185,37 @@ pub fn plan(
         .collect();
     for o in objects {
         if !in_store.contains(&(o.bucket.as_str(), o.name.as_str())) {
-            p.missing_in_store.push((o.bucket.clone(), o.name.clone()));
+            p.missing_in_store.push(ObjectRef {
+                bucket: o.bucket.clone(),
+                key: o.name.clone(),
+            });
             continue;
         }
-        let (meta, note) = object_meta(o, opts.storage_class.as_deref());
+        let (meta, note) = object_meta(o, plan.storage_class.as_deref());
         p.notes.extend(note);
         p.objects.push(ObjectPlan {
             bucket: o.bucket.clone(),
             key: o.name.clone(),
-            dest_bucket: opts.dest_bucket(&o.bucket),
+            dest_bucket: plan.dest_bucket(&o.bucket),
             size: o.size,
             meta,
         });
     }
     for (b, k) in &in_store {
         if !in_table.contains(&(*b, *k)) {
-            p.not_in_table.push((b.to_string(), k.to_string()));
+            p.not_in_table.push(ObjectRef {
+                bucket: b.to_string(),
+                key: k.to_string(),
+            });
         }
     }
-    let names: BTreeSet<&str> = buckets
+    let dest: BTreeSet<String> = plan
+        .buckets
         .iter()
-        .map(|b| b.id.as_str())
-        .chain(objects.iter().map(|o| o.bucket.as_str()))
+        .map(|b| b.dest.clone())
+        .chain(p.objects.iter().map(|o| o.dest_bucket.clone()))
         .collect();
-    p.buckets = names
-        .iter()
-        .map(|b| (b.to_string(), opts.dest_bucket(b)))
-        .collect();
-    for b in buckets {
-        if b.public {
-            p.notes.push(format!(
-                "bucket {} is public: S3 buckets are private; grant read access with a bucket policy or serve through CloudFront",
-                b.id
-            ));
-        }
-        if let Some(n) = b.file_size_limit {
-            p.notes.push(format!(
-                "bucket {} limits files to {n} bytes: S3 has no such limit; enforce it in the uploader",
-                b.id
-            ));
-        }
-        if let Some(m) = b.allowed_mime_types.as_ref().filter(|m| !m.is_empty()) {
-            p.notes.push(format!(
-                "bucket {} allows only {}: S3 has no MIME rules; enforce them in the uploader",
-                b.id,
-                m.join(", ")
-            ));
-        }
-    }
-    if policies > 0 {
-        p.notes.push(format!(
-            "{policies} RLS policies on storage.objects do not carry over: use IAM, bucket policies or presigned URLs"
-        ));
-    }
+    p.dest_buckets = dest.into_iter().collect();
     let placeholders = p
         .objects
         .iter()
@@ -320,14 +229,11 @@ pub fn plan(
     p
 }
 
-/// Reads the plan's inputs (inventory, the store's listing) and plans.
-pub async fn prepare(
-    client: &Client,
-    source: &Store,
-    opts: &StorageOptions,
-) -> Result<StoragePlan> {
-    let (objects, buckets, policies) = inventory(client).await?;
-    let names: BTreeSet<String> = buckets
+/// Reads the object list and the store's listing, and plans the copy.
+pub async fn prepare(client: &Client, source: &Store, plan: &StoragePlan) -> Result<ObjectsPlan> {
+    let objects = objects(client).await?;
+    let names: BTreeSet<String> = plan
+        .buckets
         .iter()
         .map(|b| b.id.clone())
         .chain(objects.iter().map(|o| o.bucket.clone()))
@@ -337,469 +243,112 @@ pub async fn prepare(
         let keys = source.list(&b).await?;
         listed.insert(b, keys);
     }
-    Ok(plan(&objects, &buckets, policies, &listed, opts))
+    Ok(plan_objects(&objects, &listed, plan))
 }
 
-/// What happened to one object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Uploaded and verified.
-    Copied,
-    /// Already there, same size, checksum and metadata.
-    Skipped,
-    /// Not copied, or not verified: why.
-    Failed(String),
+/// What the Storage step did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageSummary {
+    /// What was to be copied.
+    pub objects: ObjectsPlan,
+    /// What the copy did.
+    pub copy: transfer::CopyReport,
+    /// Rows whose references were rewritten (`None`: no rewrite planned, or
+    /// objects failed).
+    pub rewritten: Option<u64>,
+    /// References that match no copied object, left as they were.
+    pub unresolved: Vec<rewrite::Unresolved>,
+    /// Rewritten columns with values still pointing at Supabase Storage.
+    pub remaining: Vec<RemainingReferences>,
 }
 
-/// One object's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectResult {
-    /// Destination bucket.
-    pub bucket: String,
-    /// Key.
-    pub key: String,
-    /// Bytes.
-    pub bytes: u64,
-    /// Outcome.
-    pub outcome: Outcome,
-}
-
-/// What the copy did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CopyReport {
-    /// Objects planned.
-    pub objects: usize,
-    /// Uploaded and verified by this run.
-    pub copied: usize,
-    /// Already at the destination.
-    pub skipped: usize,
-    /// Failed, with the reason.
-    pub failed: Vec<(String, String)>,
-    /// Bytes uploaded by this run.
-    pub bytes_copied: u64,
-    /// Buckets created.
-    pub buckets_created: Vec<String>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
-
-impl CopyReport {
-    /// Upload throughput.
-    pub fn mb_per_s(&self) -> f64 {
-        self.bytes_copied as f64 / 1e6 / self.seconds.max(1e-3)
-    }
-}
-
-fn same_meta(found: &ObjectMeta, want: &ObjectMeta) -> bool {
-    found.content_type == want.content_type
-        && found.cache_control == want.cache_control
-        && found.metadata == want.metadata
-}
-
-async fn copy_one(
-    source: &Store,
-    dest: &Store,
-    o: &ObjectPlan,
-    part: usize,
-) -> Result<(u64, Outcome)> {
-    if let Some(h) = dest.head(&o.dest_bucket, &o.key).await? {
-        if same_meta(&h.meta, &o.meta) {
-            let Some(src) = source.digest(&o.bucket, &o.key, part).await? else {
-                return Ok((0, Outcome::Failed("missing from the source store".into())));
-            };
-            let same = match &h.checksum {
-                Some(c) => h.size == src.bytes && *c == src.form(dest, part),
-                None => dest
-                    .digest(&o.dest_bucket, &o.key, part)
-                    .await?
-                    .is_some_and(|d| d.bytes == src.bytes && d.sha256_hex() == src.sha256_hex()),
-            };
-            if same {
-                return Ok((src.bytes, Outcome::Skipped));
-            }
-        }
-    }
-    let Some(mut reader) = source.open(&o.bucket, &o.key).await? else {
-        return Ok((0, Outcome::Failed("missing from the source store".into())));
-    };
-    let sent = dest
-        .put(&o.dest_bucket, &o.key, &mut reader, part, &o.meta)
-        .await?;
-    crate::failpoint::hit("storage-object-uploaded");
-    // Verify what the destination holds now.
-    let Some(h) = dest.head(&o.dest_bucket, &o.key).await? else {
-        return Ok((
-            0,
-            Outcome::Failed("not found at the destination after upload".into()),
-        ));
-    };
-    if h.size != sent.bytes {
-        return Ok((
-            0,
-            Outcome::Failed(format!(
-                "destination has {} bytes, {} were sent",
-                h.size, sent.bytes
-            )),
-        ));
-    }
-    let ok = match &h.checksum {
-        Some(c) => *c == sent.form(dest, part),
-        None => dest
-            .digest(&o.dest_bucket, &o.key, part)
-            .await?
-            .is_some_and(|d| d.sha256_hex() == sent.sha256_hex()),
-    };
-    if !ok {
-        return Ok((0, Outcome::Failed("checksum differs after upload".into())));
-    }
-    Ok((sent.bytes, Outcome::Copied))
-}
-
-/// Copies the plan's objects from `source` to `dest`.
-pub async fn copy(
-    source: &Store,
-    dest: &Store,
-    plan: &StoragePlan,
-    opts: &StorageOptions,
-) -> Result<CopyReport> {
-    let started = Instant::now();
-    let mut report = CopyReport {
-        objects: plan.objects.len(),
-        ..CopyReport::default()
-    };
-    for (_, d) in &plan.buckets {
-        if dest.ensure_bucket(d).await? {
-            report.buckets_created.push(d.clone());
-        }
-    }
-    let total: u64 = plan
-        .objects
-        .iter()
-        .map(|o| o.size.unwrap_or(0).max(0) as u64)
-        .sum();
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(total).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+impl StorageSummary {
+    /// Objects failed, references unresolved or left pointing at Supabase.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .copy
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.object, f.reason))
+            .collect();
+        out.extend(self.unresolved.iter().map(|u| {
+            format!(
+                "{} [{}]: {:?} matches no copied object; left as it is",
+                u.column, u.key, u.value
             )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        )
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_message("storage");
-    let part = opts.part_size.max(5 * 1024 * 1024);
-    let mut results = futures_util::stream::iter(plan.objects.iter())
-        .map(|o| async move {
-            let r = copy_one(source, dest, o, part).await;
-            (o, r)
-        })
-        .buffer_unordered(opts.jobs.max(1));
-    while let Some((o, r)) = results.next().await {
-        bar.inc(o.size.unwrap_or(0).max(0) as u64);
-        let name = format!("{}/{}", o.dest_bucket, o.key);
-        match r {
-            Ok((bytes, Outcome::Copied)) => {
-                report.copied += 1;
-                report.bytes_copied += bytes;
-            }
-            Ok((_, Outcome::Skipped)) => report.skipped += 1,
-            Ok((_, Outcome::Failed(why))) => report.failed.push((name, why)),
-            Err(e) if e.is_retryable() || e.kind() == crate::error::ErrorKind::ObjectStore => {
-                report.failed.push((name, e.to_string()))
-            }
-            Err(e) => return Err(e),
-        }
+        }));
+        out.extend(self.remaining.iter().map(|r| {
+            format!(
+                "{}: {} value(s) still point at Supabase Storage",
+                r.column, r.rows
+            )
+        }));
+        out
     }
-    bar.finish_and_clear();
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
-/// One object compared byte for byte.
-#[derive(Debug, Clone, Serialize)]
-pub struct Mismatch {
-    /// `bucket/key` at the destination.
-    pub object: String,
-    /// What differs.
-    pub problem: String,
-}
-
-/// Reads every planned object on both sides and compares SHA-256 and size:
-/// catches what a checksum kept beside the data cannot (bytes changed at rest).
-pub async fn verify(
-    source: &Store,
-    dest: &Store,
+/// The whole Storage step: plan the objects, copy them, then (when the plan
+/// says so and every object copied) rewrite the references on the target and
+/// check none still points at Supabase Storage.
+pub async fn migrate(
+    source_db: &ConnInfo,
+    target: &ConnInfo,
+    stores: &config::Stores,
     plan: &StoragePlan,
-    opts: &StorageOptions,
-) -> Result<Vec<Mismatch>> {
-    let part = opts.part_size.max(5 * 1024 * 1024);
-    let mut out = Vec::new();
-    let mut checks = futures_util::stream::iter(plan.objects.iter())
-        .map(|o| async move {
-            let s = source.digest(&o.bucket, &o.key, part).await;
-            let d = dest.digest(&o.dest_bucket, &o.key, part).await;
-            (o, s, d)
-        })
-        .buffer_unordered(opts.jobs.max(1));
-    while let Some((o, s, d)) = checks.next().await {
-        let object = format!("{}/{}", o.dest_bucket, o.key);
-        // A store that checks its own checksums may refuse to return bytes
-        // that no longer match them: that is a finding, not a failure of verify.
-        let unreadable = |e: Error, side: &str| -> Result<Option<String>> {
-            if e.is_bad_input() {
-                return Err(e);
-            }
-            Ok(Some(format!("cannot be read back from the {side}: {e}")))
-        };
-        let problem = match (s, d) {
-            (Err(e), _) => unreadable(e, "source")?,
-            (_, Err(e)) => unreadable(e, "destination")?,
-            (Ok(None), _) => Some("missing from the source store".to_string()),
-            (_, Ok(None)) => Some("missing at the destination".to_string()),
-            (Ok(Some(s)), Ok(Some(d))) if s.bytes != d.bytes => Some(format!(
-                "{} bytes at the destination, {} at the source",
-                d.bytes, s.bytes
-            )),
-            (Ok(Some(s)), Ok(Some(d))) if s.sha256_hex() != d.sha256_hex() => {
-                Some("content differs (SHA-256)".to_string())
-            }
-            _ => None,
-        };
-        if let Some(problem) = problem {
-            out.push(Mismatch { object, problem });
-        }
+    opts: transfer::TransferOptions,
+    observer: &SharedObserver,
+) -> Result<StorageSummary> {
+    let client = connect(source_db).await?;
+    let objects = prepare(&client, &stores.source, plan).await?;
+    let copy = transfer::copy(&stores.source, &stores.dest, &objects, opts, observer).await?;
+    let mut summary = StorageSummary {
+        objects,
+        copy,
+        ..StorageSummary::default()
+    };
+    if !summary.copy.failed.is_empty() || plan.rewrite.is_none() {
+        return Ok(summary);
     }
-    out.sort_by(|a, b| a.object.cmp(&b.object));
-    Ok(out)
+    let mut tgt = connect(target).await?;
+    let r = rewrite::plan_rewrite(&tgt, &summary.objects, plan).await?;
+    summary.rewritten = Some(rewrite::rewrite(&mut tgt, &r, plan).await?);
+    summary.unresolved = r.unresolved;
+    summary.remaining = remaining_supabase_references(&tgt, &plan.references).await?;
+    Ok(summary)
 }
 
-/// One reference rewritten.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Change {
+/// Values of a reference column that still point at Supabase Storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemainingReferences {
     /// `schema.table.column`.
     pub column: String,
-    /// The row's primary key (as text).
-    pub key: String,
-    /// Old value (signed URLs' tokens are shown redacted).
-    #[serde(serialize_with = "redacted")]
-    pub old: String,
-    /// New value.
-    pub new: String,
-}
-
-fn redacted<S: serde::Serializer>(v: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&refs::redact_token(v))
-}
-
-/// The rewrite of the reference columns.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RewritePlan {
-    /// Every change.
-    pub changes: Vec<Change>,
-    /// Values that look like Storage references but match no object: (column, key, value).
-    pub unresolved: Vec<(String, String, String)>,
-    /// Values already pointing at the new location.
-    pub already_moved: usize,
-    /// Other URLs, left alone.
-    pub foreign: usize,
-}
-
-/// Plans the rewrite of `opts.references` on `target` (reads only). Only
-/// objects the plan copies are new locations; a reference to an object
-/// missing from the store stays as it is, reported.
-pub async fn plan_rewrite(
-    target: &Client,
-    plan: &StoragePlan,
-    opts: &StorageOptions,
-) -> Result<RewritePlan> {
-    let known: BTreeSet<(&str, &str)> = plan
-        .objects
-        .iter()
-        .map(|o| (o.bucket.as_str(), o.key.as_str()))
-        .collect();
-    let moved = |v: &str| {
-        v.starts_with(&format!("s3://{}", opts.bucket_prefix))
-            || opts.url_prefix.as_deref().is_some_and(|p| v.starts_with(p))
-    };
-    let mut out = RewritePlan::default();
-    for rc in &opts.references {
-        let exists: bool = target
-            .query_one(
-                "select exists (select 1 from information_schema.columns \
-                 where table_schema = $1 and table_name = $2 and column_name = $3)",
-                &[&rc.table.schema, &rc.table.name, &rc.column],
-            )
-            .await
-            .map_err(|e| Error::postgres("looking up a reference column", e))?
-            .get(0);
-        if !exists {
-            return Err(Error::invalid_input(format!(
-                "reference column {}.{} does not exist on the target",
-                rc.table, rc.column
-            ))
-            .with_hint("name the columns that hold Storage paths with --reference SCHEMA.TABLE.COLUMN=BUCKET"));
-        }
-        let key = crate::catalog::primary_key(target, &rc.table).await?;
-        let key_expr = if key.is_empty() {
-            "t.ctid::text".to_string()
-        } else {
-            key.iter()
-                .map(|k| format!("t.{}::text", quote_ident(k)))
-                .collect::<Vec<_>>()
-                .join(" || ',' || ")
-        };
-        let label = format!("{}.{}", rc.table, rc.column);
-        let rows = target
-            .query(
-                &format!(
-                    "select {key_expr}, t.{col}::text from {} t where t.{col} is not null order by 1",
-                    rc.table.quoted(),
-                    col = quote_ident(&rc.column)
-                ),
-                &[],
-            )
-            .await
-            .map_err(|e| Error::postgres(format!("reading {label}"), e))?;
-        for r in rows {
-            let (k, v): (String, String) = (r.get(0), r.get(1));
-            match refs::parse(&v, &rc.bucket, &moved) {
-                Reference::Moved => out.already_moved += 1,
-                Reference::Foreign => out.foreign += 1,
-                Reference::Object(candidates) => {
-                    match candidates
-                        .iter()
-                        .find(|(b, key)| known.contains(&(b.as_str(), key.as_str())))
-                    {
-                        Some((b, obj)) => out.changes.push(Change {
-                            column: label.clone(),
-                            key: k,
-                            new: refs::new_location(
-                                &opts.dest_bucket(b),
-                                obj,
-                                opts.url_prefix.as_deref(),
-                            ),
-                            old: v,
-                        }),
-                        None => out
-                            .unresolved
-                            .push((label.clone(), k, refs::redact_token(&v))),
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Applies `plan` on `target` in one transaction; returns rows updated.
-pub async fn rewrite(
-    target: &mut Client,
-    plan: &RewritePlan,
-    opts: &StorageOptions,
-) -> Result<u64> {
-    let tx = target
-        .transaction()
-        .await
-        .map_err(|e| Error::postgres("starting the reference rewrite", e))?;
-    let mut n = 0;
-    for rc in &opts.references {
-        let label = format!("{}.{}", rc.table, rc.column);
-        let pairs: BTreeMap<&str, &str> = plan
-            .changes
-            .iter()
-            .filter(|c| c.column == label)
-            .map(|c| (c.old.as_str(), c.new.as_str()))
-            .collect();
-        if pairs.is_empty() {
-            continue;
-        }
-        let (old, new): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
-        // A path is not an application change: the table's own triggers
-        // (updated_at = now() and the like) must not fire. Those enabled are
-        // switched off for this transaction only (owner's right; no
-        // superuser, no session_replication_role).
-        let triggers: Vec<String> = tx
-            .query(
-                "select tgname::text from pg_trigger \
-                 where tgrelid = $1::text::regclass and not tgisinternal and tgenabled = 'O'",
-                &[&format!(
-                    "{}.{}",
-                    quote_ident(&rc.table.schema),
-                    quote_ident(&rc.table.name)
-                )],
-            )
-            .await
-            .map_err(|e| Error::postgres(format!("reading the triggers of {}", rc.table), e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let toggle = |how: &str| {
-            triggers
-                .iter()
-                .map(|t| {
-                    format!(
-                        "alter table {} {how} trigger {};",
-                        rc.table.quoted(),
-                        quote_ident(t)
-                    )
-                })
-                .collect::<String>()
-        };
-        if !triggers.is_empty() {
-            tx.batch_execute(&toggle("disable"))
-                .await
-                .map_err(|e| Error::postgres(format!("pausing the triggers of {}", rc.table), e))?;
-        }
-        n += tx
-            .execute(
-                &format!(
-                    "update {} t set {col} = m.new from unnest($1::text[], $2::text[]) as m(old, new) \
-                     where t.{col} = m.old",
-                    rc.table.quoted(),
-                    col = quote_ident(&rc.column)
-                ),
-                &[&old, &new],
-            )
-            .await
-            .map_err(|e| Error::postgres(format!("rewriting {label}"), e))?;
-        if !triggers.is_empty() {
-            tx.batch_execute(&toggle("enable")).await.map_err(|e| {
-                Error::postgres(format!("restoring the triggers of {}", rc.table), e)
-            })?;
-        }
-    }
-    tx.commit()
-        .await
-        .map_err(|e| Error::postgres("committing the reference rewrite", e))?;
-    Ok(n)
+    /// Rows.
+    pub rows: i64,
 }
 
 /// Values in the reference columns that still point at Supabase Storage.
 pub async fn remaining_supabase_references(
     target: &Client,
-    references: &[RefColumn],
-) -> Result<Vec<(String, i64)>> {
+    references: &[crate::plan::refs::RefColumn],
+) -> Result<Vec<RemainingReferences>> {
     let mut out = Vec::new();
     for rc in references {
-        let label = format!("{}.{}", rc.table, rc.column);
-        let n: i64 = target
+        let column = format!("{}.{}", rc.table, rc.column);
+        let rows: i64 = target
             .query_one(
                 &format!(
                     "select count(*) from {} t where t.{col} is not null and t.{col}::text not like 's3://%' \
                      and (t.{col}::text like '%/storage/v1/%' or t.{col}::text not like '%://%')",
                     rc.table.quoted(),
-                    col = quote_ident(&rc.column)
+                    col = crate::pg::quote_ident(&rc.column)
                 ),
                 &[],
             )
             .await
-            .map_err(|e| Error::postgres(format!("checking {label}"), e))?
+            .map_err(|e| Error::postgres(format!("checking {column}"), e))?
             .get(0);
-        if n > 0 {
-            out.push((label, n));
+        if rows > 0 {
+            out.push(RemainingReferences { column, rows });
         }
     }
     Ok(out)
@@ -808,6 +357,7 @@ pub async fn remaining_supabase_references(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::storage::{plan, StorageChoices};
 
     fn obj(b: &str, n: &str, um: Option<&str>) -> StoredObject {
         StoredObject {
@@ -821,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn plan_maps_buckets_and_reports_both_kinds_of_strays() {
+    fn objects_are_planned_and_both_kinds_of_strays_reported() {
         let objects = vec![
             obj(
                 "docs",
@@ -831,24 +381,37 @@ mod tests {
             obj("docs", "gone.png", None),
             obj("docs", "f/.emptyFolderPlaceholder", None),
         ];
-        let buckets = vec![BucketInfo {
-            id: "docs".into(),
-            public: true,
-            file_size_limit: Some(100),
-            allowed_mime_types: Some(vec!["image/png".into()]),
-        }];
-        let listed: BTreeMap<String, Vec<(String, u64)>> = [(
+        let listed: BTreeMap<String, Vec<Listed>> = [(
             "docs".to_string(),
             vec![
-                ("a/b c.png".to_string(), 10),
-                ("f/.emptyFolderPlaceholder".to_string(), 0),
-                ("stray.bin".to_string(), 3),
+                Listed {
+                    key: "a/b c.png".into(),
+                    size: 10,
+                },
+                Listed {
+                    key: "f/.emptyFolderPlaceholder".into(),
+                    size: 0,
+                },
+                Listed {
+                    key: "stray.bin".into(),
+                    size: 3,
+                },
             ],
         )]
         .into();
-        let p = plan(&objects, &buckets, 2, &listed, &StorageOptions::new());
+        let sp = plan(
+            true,
+            &[],
+            0,
+            &StorageChoices {
+                bucket_prefix: Some("app-".into()),
+                ..StorageChoices::default()
+            },
+            None,
+        );
+        let p = plan_objects(&objects, &listed, &sp);
         assert_eq!(p.objects.len(), 2);
-        assert_eq!(p.objects[0].dest_bucket, "tms-storage-docs");
+        assert_eq!(p.objects[0].dest_bucket, "app-docs");
         assert_eq!(
             p.objects[0].meta.metadata[USER_METADATA_KEY],
             r#"{"original name": "\u00fc.png", "tags": ["x"]}"#
@@ -857,10 +420,10 @@ mod tests {
             p.objects[0].meta.storage_class.as_deref(),
             Some("STANDARD_IA")
         );
-        assert_eq!(p.missing_in_store, vec![("docs".into(), "gone.png".into())]);
-        assert_eq!(p.not_in_table, vec![("docs".into(), "stray.bin".into())]);
-        assert_eq!(p.buckets, vec![("docs".into(), "tms-storage-docs".into())]);
-        assert_eq!(p.notes.len(), 5, "{:?}", p.notes);
+        let strays = |v: &[ObjectRef]| v.iter().map(|o| o.to_string()).collect::<Vec<_>>();
+        assert_eq!(strays(&p.missing_in_store), ["docs/gone.png"]);
+        assert_eq!(strays(&p.not_in_table), ["docs/stray.bin"]);
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
         let big = obj(
             "docs",
             "x",

@@ -1,14 +1,15 @@
-//! The runbook's data integrity queries (Step 5.2), run on both databases and
-//! compared row for row.
+//! The application's own integrity queries (the runbook's Step 5.2 is one
+//! such set), run on both databases and compared row for row. They come from
+//! a file of `-- check: <name>` blocks (`verify --checks FILE`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::error::{Error, Result};
-use crate::schema::sql::Statement;
+use crate::sql::Statement;
 
 /// A named query.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     /// Its name.
     pub name: String,
@@ -16,11 +17,6 @@ pub struct Check {
     pub sql: String,
     /// The tables it reads (`schema.table`).
     pub tables: Vec<String>,
-}
-
-/// The built-in checks, parsed from `sql/seed_checks.sql`.
-pub fn builtin() -> Result<Vec<Check>> {
-    parse(include_str!("sql/seed_checks.sql"))
 }
 
 /// Parses `-- check: <name>` blocks, one query each; the tables each reads
@@ -55,7 +51,7 @@ pub fn parse(text: &str) -> Result<Vec<Check>> {
 }
 
 /// One check's outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// The check.
     pub name: String,
@@ -140,22 +136,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_checks_parse_with_their_tables() {
-        let checks = builtin().unwrap();
+    fn checks_parse_with_their_tables() {
+        let checks = parse(
+            "-- a file of checks\n\n-- check: orders_per_customer\n-- comment\nselect c.id, count(o.id) from public.customers c\nleft join public.orders o on o.customer_id = c.id group by c.id order by 1;\n\n-- check: total\nselect sum(amount) from app.invoices;\n",
+        )
+        .unwrap();
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "trips_with_shipments",
-                "customer_location_counts",
-                "user_roles_distribution",
-                "orphan_shipments",
-                "tracking_last_7_days"
-            ]
-        );
+        assert_eq!(names, ["orders_per_customer", "total"]);
         let mut t = checks[0].tables.clone();
         t.sort();
-        assert_eq!(t, ["public.trip_shipment_map", "public.trips"]);
+        assert_eq!(t, ["public.customers", "public.orders"]);
+        assert_eq!(checks[1].tables, ["app.invoices"]);
         assert!(checks.iter().all(|c| !c.sql.ends_with(';')));
+        assert!(parse("-- check: bad\nselect from where;").is_err());
     }
 }

@@ -16,11 +16,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use crate::catalog::{quote_ident, quote_literal, TableName};
 use crate::error::{Error, Result};
+use crate::pg::{quote_ident, quote_literal, TableName};
+use crate::plan::users::ColumnPair;
 
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +53,8 @@ pub struct Pair {
     /// `FROM ONLY` (ordinary tables) rather than `FROM` (partitioned parents,
     /// whose partitions hold the rows).
     pub only: bool,
-    /// Compared columns: (source name, target name), in source order.
-    pub columns: Vec<(String, String)>,
+    /// Compared columns, in source order.
+    pub columns: Vec<ColumnPair>,
     /// Source columns that the target table lacks (not compared).
     pub missing_columns: Vec<String>,
     /// Hash rows in binary form (both servers of one major version):
@@ -77,10 +78,10 @@ impl Pair {
         format!("{}{} t", if self.only { "only " } else { "" }, t.quoted())
     }
 
-    fn col(side: Side, c: &(String, String)) -> &str {
+    fn col(side: Side, c: &ColumnPair) -> &str {
         match side {
-            Side::Source => &c.0,
-            Side::Target => &c.1,
+            Side::Source => &c.source,
+            Side::Target => &c.target,
         }
     }
 
@@ -258,11 +259,11 @@ impl Pair {
 
     /// Column names as reported: `a`, or `a → b` where the target renamed it.
     pub fn column_label(&self, i: usize) -> String {
-        let (s, t) = &self.columns[i];
-        if s == t {
-            s.clone()
+        let c = &self.columns[i];
+        if c.source == c.target {
+            c.source.clone()
         } else {
-            format!("{s} → {t}")
+            format!("{} → {}", c.source, c.target)
         }
     }
 }
@@ -403,7 +404,7 @@ fn opt_texts(r: &tokio_postgres::Row, from: usize, n: usize) -> Vec<Option<Strin
 }
 
 /// What differs in one row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiffKind {
     /// On the source, not on the target.
@@ -415,7 +416,7 @@ pub enum DiffKind {
 }
 
 /// One column's two values (text form; `None` is NULL).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnDiff {
     /// The column (`a → b` when renamed).
     pub column: String,
@@ -425,14 +426,23 @@ pub struct ColumnDiff {
     pub target: Option<String>,
 }
 
+/// One column's value in a row's key (or, without a key, in the row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    /// The column.
+    pub column: String,
+    /// Its value (`None`: NULL).
+    pub value: Option<String>,
+}
+
 /// One differing row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowDiff {
     /// Missing, extra or changed.
     pub kind: DiffKind,
     /// The row's primary key as `column = value`; for tables without a key,
     /// every column of the (source's, when changed) row.
-    pub key: Vec<(String, Option<String>)>,
+    pub key: Vec<KeyValue>,
     /// For changed rows, the columns that differ.
     pub columns: Vec<ColumnDiff>,
     /// Copies of this row that differ (more than 1 only without a key).
@@ -614,11 +624,14 @@ pub async fn changed_rows(w: &Worker, pair: &Pair, keys: &[Vec<String>]) -> Resu
 }
 
 /// `column = value` for a key.
-pub fn key_pairs(pair: &Pair, key: &[String]) -> Vec<(String, Option<String>)> {
+pub fn key_pairs(pair: &Pair, key: &[String]) -> Vec<KeyValue> {
     pair.key
         .iter()
         .zip(key)
-        .map(|(k, v)| (k.source.clone(), Some(v.clone())))
+        .map(|(k, v)| KeyValue {
+            column: k.source.clone(),
+            value: Some(v.clone()),
+        })
         .collect()
 }
 
@@ -721,9 +734,12 @@ pub fn pair_rows(
     missing: Vec<(Vec<Option<String>>, i64)>,
     mut extra: Vec<(Vec<Option<String>>, i64)>,
 ) -> Vec<RowDiff> {
-    let whole = |v: &[Option<String>]| -> Vec<(String, Option<String>)> {
+    let whole = |v: &[Option<String>]| -> Vec<KeyValue> {
         (0..v.len())
-            .map(|i| (pair.column_label(i), v[i].clone()))
+            .map(|i| KeyValue {
+                column: pair.column_label(i),
+                value: v[i].clone(),
+            })
             .collect()
     };
     let mut out = Vec::new();
@@ -788,8 +804,14 @@ mod tests {
             target: TableName::new("public", "app_users"),
             only: true,
             columns: vec![
-                ("id".into(), "id".into()),
-                ("email_change_token_new".into(), "email_change_token".into()),
+                ColumnPair {
+                    source: "id".into(),
+                    target: "id".into(),
+                },
+                ColumnPair {
+                    source: "email_change_token_new".into(),
+                    target: "email_change_token".into(),
+                },
             ],
             missing_columns: vec![],
             binary_hash: false,

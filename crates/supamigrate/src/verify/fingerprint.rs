@@ -8,8 +8,9 @@
 
 use tokio_postgres::Client;
 
-use crate::catalog::{list_tables, TableName};
+use crate::catalog::list_tables;
 use crate::error::{Error, Result};
+use crate::pg::TableName;
 
 /// Settings that make the text form of values canonical.
 pub const PINNED_SESSION: &str = "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; \

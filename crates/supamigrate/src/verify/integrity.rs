@@ -7,14 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use crate::catalog::{list_foreign_keys, quote_ident, ForeignKey, TableName};
+use crate::catalog::{list_foreign_keys, ForeignKey};
 use crate::error::{Error, Result};
+use crate::pg::{quote_ident, SequenceState, TableName};
 
 /// A foreign key and how many rows violate it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Orphans {
     /// The constraint.
     pub foreign_key: ForeignKey,
@@ -70,7 +71,7 @@ pub async fn foreign_key_orphans(client: &Client, schemas: &[&str]) -> Result<Ve
 /// One foreign key on the target with orphans, and the source's count for
 /// the same constraint (orphans the source already had are not a migration
 /// fault).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrphanCheck {
     /// The target's constraint.
     pub foreign_key: ForeignKey,
@@ -135,28 +136,8 @@ pub async fn orphan_checks(
     Ok(out)
 }
 
-/// A sequence's state: `last_value` and `is_called`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SequenceState {
-    /// `last_value`.
-    pub last_value: i64,
-    /// `is_called`: whether `last_value` was handed out already.
-    pub is_called: bool,
-}
-
-impl SequenceState {
-    /// The value `nextval` returns next.
-    pub fn next(&self, increment: i64) -> i64 {
-        if self.is_called {
-            self.last_value.saturating_add(increment)
-        } else {
-            self.last_value
-        }
-    }
-}
-
 /// One sequence compared.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceCheck {
     /// The sequence.
     pub sequence: TableName,

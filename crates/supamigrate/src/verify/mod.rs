@@ -24,78 +24,92 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-use crate::catalog::TableName;
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, Result};
-use crate::schema::convert::USER_COLUMNS;
+use crate::events::{Bar, SharedObserver, Unit};
+use crate::pg::{export_snapshot, import_snapshot, key_text_expr, primary_key, Access, TableName};
+use crate::plan::refs::RefColumn;
+use crate::plan::users::ColumnPair;
+use crate::plan::{MigrationPlan, PlannedStatement};
+use crate::storage::RemainingReferences;
 use content::{Bisect, DiffKind, KeyColumn, KeyDiffs, Pair, Range, RowDiff, Sum, Worker};
 
 /// What to verify and how.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifyOptions {
     /// Migrated schemas (same names on both sides).
     pub schemas: Vec<String>,
-    /// Compare `auth.users` with `app_users`.
-    pub users: bool,
+    /// `auth.users` → `app_users` on these column pairs, when the source has
+    /// Supabase Auth.
+    pub users: Option<(TableName, Vec<ColumnPair>)>,
     /// Concurrent workers (a source and a target session each).
     pub jobs: usize,
     /// List at most this many differing rows per table.
     pub max_rows: usize,
     /// Rows per first-level chunk.
     pub chunk_rows: i64,
-    /// The conversion's statements (pre-data and post-data): the planned
-    /// schema inventory.
-    pub planned: Vec<String>,
-    /// Show a progress bar (on a terminal).
-    pub progress: bool,
+    /// The plan's statements (pre-data and post-data): the planned schema
+    /// inventory.
+    pub planned: Vec<PlannedStatement>,
+    /// The application's own checks (queries run on both sides).
+    pub checks: Vec<checks::Check>,
     /// Reference columns `storage copy` rewrote: not compared with the
     /// source; checked instead for values still pointing at Supabase Storage.
-    pub rewritten: Vec<crate::storage::refs::RefColumn>,
+    pub rewritten: Vec<RefColumn>,
     /// The bucket prefix and URL prefix `storage copy` used: each rewritten
     /// value must be the new location of the source's value.
-    pub rewrite_prefixes: (String, Option<String>),
+    pub rewrite_prefixes: RewritePrefixes,
+    /// Where progress goes.
+    pub observer: SharedObserver,
+}
+
+/// Where rewritten references point.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewritePrefixes {
+    /// Destination bucket = prefix + Supabase bucket.
+    pub bucket_prefix: String,
+    /// `URL/bucket/key` instead of `s3://bucket/key`.
+    pub url_prefix: Option<String>,
 }
 
 impl VerifyOptions {
-    /// Defaults for what `src` exported and `conv` planned: its schemas,
-    /// `auth.users` when present, every planned statement.
-    pub fn for_conversion(
-        src: &crate::schema::export::SchemaSource,
-        conv: &crate::schema::Conversion,
-    ) -> VerifyOptions {
-        VerifyOptions::new(
-            src.schemas.clone(),
-            src.auth_users_columns.is_some(),
-            conv.pre_data
-                .iter()
-                .chain(&conv.post_data)
-                .cloned()
-                .collect(),
-        )
-    }
-
-    /// Defaults for `schemas` and `planned`.
-    pub fn new(schemas: Vec<String>, users: bool, planned: Vec<String>) -> VerifyOptions {
+    /// What `plan` migrated: its schemas, `auth.users` when present, every
+    /// planned statement. References are compared as plain values until
+    /// [`VerifyOptions::after_rewrite`] says they were rewritten.
+    pub fn for_plan(plan: &MigrationPlan, observer: SharedObserver) -> VerifyOptions {
         VerifyOptions {
-            schemas,
-            users,
+            schemas: plan.schemas.clone(),
+            users: plan.users().map(|u| (u.target.clone(), u.columns.clone())),
             jobs: 2,
             max_rows: 20,
             chunk_rows: 100_000,
-            planned,
-            progress: false,
+            planned: plan.conversion.statements.clone(),
+            checks: Vec::new(),
             rewritten: Vec::new(),
-            rewrite_prefixes: (crate::storage::DEFAULT_BUCKET_PREFIX.to_string(), None),
+            rewrite_prefixes: RewritePrefixes::default(),
+            observer,
         }
+    }
+
+    /// The plan's reference columns were rewritten by the Storage step.
+    pub fn after_rewrite(mut self, plan: &MigrationPlan) -> VerifyOptions {
+        if let Some(r) = &plan.storage.rewrite {
+            self.rewritten = plan.storage.references.clone();
+            self.rewrite_prefixes = RewritePrefixes {
+                bucket_prefix: plan.storage.bucket_prefix.clone(),
+                url_prefix: r.url_prefix.clone(),
+            };
+        }
+        self
     }
 }
 
 /// How a table was compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Checksums of primary-key ranges, bisected.
@@ -107,7 +121,7 @@ pub enum Method {
 }
 
 /// One table's comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableResult {
     /// The source table.
     pub source: TableName,
@@ -153,8 +167,21 @@ impl TableResult {
     }
 }
 
+/// A rewritten value that is not the new location of the source's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceMismatch {
+    /// `schema.table.column`.
+    pub column: String,
+    /// The row's key.
+    pub key: String,
+    /// The source's value (signed URLs' tokens redacted).
+    pub source: Option<String>,
+    /// The target's.
+    pub target: Option<String>,
+}
+
 /// Everything verify found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// Per table.
     pub tables: Vec<TableResult>,
@@ -166,12 +193,11 @@ pub struct VerifyReport {
     pub checks: Vec<checks::CheckResult>,
     /// The target's schema against the conversion.
     pub inventory: inventory::InventoryDiff,
-    /// Rewritten reference columns with values still pointing at Supabase
-    /// Storage: (column, rows).
-    pub storage_references: Vec<(String, i64)>,
+    /// Rewritten reference columns with values still pointing at Supabase Storage.
+    pub storage_references: Vec<RemainingReferences>,
     /// Rewritten values that are not the new location of the source's value
-    /// (at most `max_rows` per column listed): (column, key, source, target).
-    pub reference_mismatches: Vec<(String, String, Option<String>, Option<String>)>,
+    /// (at most `max_rows` per column listed).
+    pub reference_mismatches: Vec<ReferenceMismatch>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -217,8 +243,8 @@ fn redact(diffs: &mut [RowDiff]) {
         }
     };
     for d in diffs {
-        for (name, v) in &mut d.key {
-            hide(name, v);
+        for kv in &mut d.key {
+            hide(&kv.column, &mut kv.value);
         }
         for c in &mut d.columns {
             hide(&c.column, &mut c.source);
@@ -230,26 +256,17 @@ fn redact(diffs: &mut [RowDiff]) {
 /// Sessions on one side, all reading one snapshot: the coordinator first.
 async fn snapshot_sessions(info: &ConnInfo, workers: usize, side: &str) -> Result<Vec<Client>> {
     let what = |e| Error::postgres(format!("opening a read-only snapshot on the {side}"), e);
-    let start = "set statement_timeout = 0; set idle_in_transaction_session_timeout = 0; \
-                 begin transaction isolation level repeatable read read only";
+    let settings = "set statement_timeout = 0; set idle_in_transaction_session_timeout = 0";
     let first = connect(info).await?;
     fingerprint::pin_session(&first).await?;
-    first.batch_execute(start).await.map_err(what)?;
-    let snapshot: String = first
-        .query_one("select pg_export_snapshot()", &[])
-        .await
-        .map_err(what)?
-        .get(0);
+    first.batch_execute(settings).await.map_err(what)?;
+    let snapshot = export_snapshot(&first, Access::ReadOnly).await?;
     let mut out = vec![first];
     let others = futures_util::future::join_all((0..workers).map(|_| async {
         let c = connect(info).await?;
         fingerprint::pin_session(&c).await?;
-        c.batch_execute(&format!(
-            "{start}; set transaction snapshot {}",
-            crate::catalog::quote_literal(&snapshot)
-        ))
-        .await
-        .map_err(what)?;
+        c.batch_execute(settings).await.map_err(what)?;
+        import_snapshot(&c, &snapshot, Access::ReadOnly).await?;
         Ok::<Client, Error>(c)
     }))
     .await;
@@ -298,35 +315,30 @@ fn key_of(cols: &Columns) -> Vec<(String, String)> {
     key.into_iter().map(|(_, n, t)| (n, t)).collect()
 }
 
-/// Pairs each source table with its target table (same name; `auth.users`
-/// with `app_users` on the mapped columns). Tables missing on the target
-/// come back separately.
-async fn pairs(
-    source: &Client,
-    target: &Client,
-    opts: &VerifyOptions,
-) -> Result<(Vec<Pair>, Vec<(TableName, TableName, i64)>)> {
-    let src = columns(source, &opts.schemas, "source").await?;
-    let mut target_schemas = opts.schemas.clone();
-    let app_users = TableName::new("public", "app_users");
-    if opts.users && !target_schemas.iter().any(|s| s == "public") {
-        target_schemas.push("public".into());
-    }
-    let tgt = columns(target, &target_schemas, "target").await?;
-    let same_major =
-        crate::catalog::server_major(source).await? == crate::catalog::server_major(target).await?;
-    let mut out = Vec::new();
-    let mut absent = Vec::new();
-    let skipped = |t: &TableName, c: &str| {
-        opts.rewritten
-            .iter()
-            .any(|r| &r.table == t && r.column == c)
-    };
-    let mut add = |s: TableName, sc: &Columns, t: TableName, mapping: Option<&[(&str, &str)]>| {
-        let Some(tc) = tgt.get(&t) else {
-            absent.push((s, t, sc.est_rows));
-            return;
-        };
+/// A source table the target lacks.
+struct Absent {
+    source: TableName,
+    target: TableName,
+}
+
+/// What pairing a table needs to know about the target.
+struct Pairing<'a> {
+    target: &'a BTreeMap<TableName, Columns>,
+    same_major: bool,
+    opts: &'a VerifyOptions,
+}
+
+impl Pairing<'_> {
+    /// The pair of `s` and `t` (columns renamed by `mapping`), or `None`
+    /// when the target has no `t`.
+    fn pair(
+        &self,
+        s: TableName,
+        sc: &Columns,
+        t: TableName,
+        mapping: Option<&[ColumnPair]>,
+    ) -> Option<Pair> {
+        let tc = self.target.get(&t)?;
         let has = |c: &str| tc.columns.iter().any(|(n, _, _, _)| n == c);
         let portable = |c: &str, ty: &str, builtin: bool| {
             builtin
@@ -335,31 +347,35 @@ async fn pairs(
                     .iter()
                     .any(|(n, _, t, b)| n == c && t == ty && *b)
         };
-        let mut columns = Vec::new();
-        let mut portables = Vec::new();
-        let mut missing = Vec::new();
         let rename = |c: &str| -> Option<String> {
             match mapping {
                 None => Some(c.to_string()),
-                Some(m) => m
-                    .iter()
-                    .find(|(f, _)| *f == c)
-                    .map(|(_, to)| to.to_string()),
+                Some(m) => m.iter().find(|p| p.source == c).map(|p| p.target.clone()),
             }
         };
+        let skipped = |c: &str| {
+            self.opts
+                .rewritten
+                .iter()
+                .any(|r| r.table == s && r.column == c)
+        };
+        let (mut columns, mut portables, mut missing) = (Vec::new(), Vec::new(), Vec::new());
         for (c, _, ty, builtin) in &sc.columns {
             let Some(to) = rename(c) else { continue };
-            if skipped(&s, c) {
+            if skipped(c) {
                 continue;
             }
             if has(&to) {
                 portables.push(portable(&to, ty, *builtin));
-                columns.push((c.clone(), to));
+                columns.push(ColumnPair {
+                    source: c.clone(),
+                    target: to,
+                });
             } else {
                 missing.push(c.clone());
             }
         }
-        let key = key_of(sc)
+        let key: Vec<KeyColumn> = key_of(sc)
             .into_iter()
             .filter_map(|(n, ty)| {
                 rename(&n).filter(|to| has(to)).map(|to| KeyColumn {
@@ -368,32 +384,69 @@ async fn pairs(
                     sql_type: ty,
                 })
             })
-            .collect::<Vec<_>>();
-        let key = if key.len() == key_of(sc).len() {
-            key
-        } else {
-            Vec::new()
-        };
-        out.push(Pair {
+            .collect();
+        let whole_key = key.len() == key_of(sc).len();
+        Some(Pair {
             source: s,
             target: t,
             only: sc.only,
             columns,
             missing_columns: missing,
-            binary_hash: same_major,
+            binary_hash: self.same_major,
             portable: portables,
-            key,
+            key: if whole_key { key } else { Vec::new() },
             est_rows: sc.est_rows,
-        });
-    };
-    for (name, sc) in &src {
-        add(name.clone(), sc, name.clone(), None);
+        })
     }
-    if opts.users {
+}
+
+/// Pairs each source table with its target table (same name; `auth.users`
+/// with `app_users` on the mapped columns). Tables missing on the target
+/// come back separately.
+async fn pairs(
+    source: &Client,
+    target: &Client,
+    opts: &VerifyOptions,
+) -> Result<(Vec<Pair>, Vec<Absent>)> {
+    let src = columns(source, &opts.schemas, "source").await?;
+    let mut target_schemas = opts.schemas.clone();
+    if let Some((users, _)) = &opts.users {
+        if !target_schemas.contains(&users.schema) {
+            target_schemas.push(users.schema.clone());
+        }
+    }
+    let tgt = columns(target, &target_schemas, "target").await?;
+    let same_major =
+        crate::pg::server_major(source).await? == crate::pg::server_major(target).await?;
+    let pairing = Pairing {
+        target: &tgt,
+        same_major,
+        opts,
+    };
+    let mut candidates: Vec<(TableName, Columns, TableName, Option<&[ColumnPair]>)> = src
+        .into_iter()
+        .map(|(name, sc)| (name.clone(), sc, name, None))
+        .collect();
+    if let Some((app_users, mapping)) = &opts.users {
         let auth = columns(source, &["auth".to_string()], "source").await?;
         let users = TableName::new("auth", "users");
         if let Some(sc) = auth.get(&users) {
-            add(users, sc, app_users, Some(USER_COLUMNS));
+            candidates.push((
+                users,
+                sc.clone(),
+                app_users.clone(),
+                Some(mapping.as_slice()),
+            ));
+        }
+    }
+    let (mut out, mut absent) = (Vec::new(), Vec::new());
+    for (s, sc, t, mapping) in candidates {
+        match pairing.pair(s.clone(), &sc, t.clone(), mapping) {
+            Some(p) => out.push(p),
+            None => absent.push(Absent {
+                source: s,
+                target: t,
+            }),
         }
     }
     Ok((out, absent))
@@ -406,7 +459,7 @@ type Job<'a, R> = Pin<Box<dyn Future<Output = Result<R>> + 'a>>;
 async fn on_workers<'w, I, R>(
     workers: &'w [Worker],
     items: Vec<I>,
-    progress: &indicatif::ProgressBar,
+    progress: &Bar,
     f: impl Fn(&'w Worker, I) -> Job<'w, R>,
 ) -> Result<Vec<R>> {
     let queue = Mutex::new(VecDeque::from(items));
@@ -436,32 +489,20 @@ struct ChunkOutcome {
     rows: Vec<RowDiff>,
 }
 
-fn progress_bar(show: bool, len: usize, msg: &'static str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64).with_style(
-        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(msg);
-    bar
-}
-
-/// Compares every table's content.
-async fn compare_tables(
+/// Cuts every table into first-level chunks, largest tables first:
+/// (table, range) items and each table's chunk count.
+async fn chunk_items(
     workers: &[Worker],
     pairs: &[Pair],
     opts: &VerifyOptions,
-) -> Result<Vec<TableResult>> {
+) -> Result<(Vec<(usize, Range)>, Vec<usize>)> {
     let cut: Vec<usize> = (0..pairs.len())
         .filter(|&i| {
             !pairs[i].key.is_empty()
                 && (pairs[i].est_rows < 0 || pairs[i].est_rows > opts.chunk_rows)
         })
         .collect();
-    let bar = progress_bar(opts.progress, cut.len(), "chunking");
+    let bar = Bar::new(&opts.observer, "chunking", cut.len() as u64, Unit::Items);
     let step = opts.chunk_rows.max(1);
     let bounds: BTreeMap<usize, Vec<Vec<String>>> = on_workers(workers, cut, &bar, |w, i| {
         Box::pin(async move {
@@ -474,8 +515,6 @@ async fn compare_tables(
     .await?
     .into_iter()
     .collect();
-    bar.finish_and_clear();
-
     let mut items: Vec<(usize, Range)> = Vec::new();
     let mut chunks = vec![0usize; pairs.len()];
     let mut order: Vec<usize> = (0..pairs.len()).collect();
@@ -485,13 +524,23 @@ async fn compare_tables(
         chunks[i] = ranges.len();
         items.extend(ranges.into_iter().map(|r| (i, r)));
     }
-    let bar = progress_bar(opts.progress, items.len(), "comparing");
+    Ok((items, chunks))
+}
+
+/// Checksums every chunk on both sides; bisects those that differ.
+async fn compare_chunks(
+    workers: &[Worker],
+    pairs: &[Pair],
+    items: Vec<(usize, Range)>,
+    opts: &VerifyOptions,
+) -> Result<Vec<ChunkOutcome>> {
+    let bar = Bar::new(&opts.observer, "comparing", items.len() as u64, Unit::Items);
     let cfg = Bisect {
         factor: 16,
         leaf_rows: 512,
         max_rows: opts.max_rows.max(1),
     };
-    let outcomes = on_workers(workers, items, &bar, |w, (i, range)| {
+    on_workers(workers, items, &bar, |w, (i, range)| {
         Box::pin(async move {
             let pair = &pairs[i];
             let sums = w.checksums(pair, &range).await?;
@@ -513,34 +562,74 @@ async fn compare_tables(
             Ok(out)
         })
     })
-    .await?;
-    bar.finish_and_clear();
+    .await
+}
 
+fn empty_result(p: &Pair, chunks: usize, opts: &VerifyOptions) -> TableResult {
+    TableResult {
+        source: p.source.clone(),
+        target: p.target.clone(),
+        method: if p.key.is_empty() {
+            Method::Multiset
+        } else {
+            Method::KeyRanges
+        },
+        source_rows: 0,
+        target_rows: 0,
+        chunks,
+        differing_chunks: 0,
+        missing_columns: p.missing_columns.clone(),
+        not_compared: opts
+            .rewritten
+            .iter()
+            .filter(|r| r.table == p.source)
+            .map(|r| r.column.clone())
+            .collect(),
+        diffs: Vec::new(),
+        truncated: false,
+    }
+}
+
+/// Lists the rows behind one table's differing keys.
+async fn list_key_diffs(
+    w: &Worker,
+    pair: &Pair,
+    k: KeyDiffs,
+    r: &mut TableResult,
+    max_rows: usize,
+) -> Result<()> {
+    let total = k.len();
+    let changed: Vec<Vec<String>> = k.changed.iter().take(max_rows).cloned().collect();
+    r.diffs
+        .extend(content::changed_rows(w, pair, &changed).await?);
+    for (kind, map) in [(DiffKind::Missing, &k.missing), (DiffKind::Extra, &k.extra)] {
+        for key in map.keys() {
+            r.diffs.push(RowDiff {
+                kind: kind.clone(),
+                key: content::key_pairs(pair, key),
+                columns: Vec::new(),
+                copies: 1,
+            });
+        }
+    }
+    if r.diffs.len() > max_rows || total > max_rows {
+        r.truncated = true;
+    }
+    Ok(())
+}
+
+/// Compares every table's content.
+async fn compare_tables(
+    workers: &[Worker],
+    pairs: &[Pair],
+    opts: &VerifyOptions,
+) -> Result<Vec<TableResult>> {
+    let (items, chunks) = chunk_items(workers, pairs, opts).await?;
+    let outcomes = compare_chunks(workers, pairs, items, opts).await?;
     let mut results: Vec<TableResult> = pairs
         .iter()
         .enumerate()
-        .map(|(i, p)| TableResult {
-            source: p.source.clone(),
-            target: p.target.clone(),
-            method: if p.key.is_empty() {
-                Method::Multiset
-            } else {
-                Method::KeyRanges
-            },
-            source_rows: 0,
-            target_rows: 0,
-            chunks: chunks[i],
-            differing_chunks: 0,
-            missing_columns: p.missing_columns.clone(),
-            not_compared: opts
-                .rewritten
-                .iter()
-                .filter(|r| r.table == p.source)
-                .map(|r| r.column.clone())
-                .collect(),
-            diffs: Vec::new(),
-            truncated: false,
-        })
+        .map(|(i, p)| empty_result(p, chunks[i], opts))
         .collect();
     let mut keys: Vec<KeyDiffs> = vec![KeyDiffs::default(); pairs.len()];
     for o in outcomes {
@@ -554,29 +643,9 @@ async fn compare_tables(
         r.truncated |= o.keys.truncated;
         keys[o.table].merge(o.keys);
     }
-    let w = &workers[0];
     for (i, k) in keys.into_iter().enumerate() {
-        if k.is_empty() {
-            continue;
-        }
-        let pair = &pairs[i];
-        let r = &mut results[i];
-        let total = k.len();
-        let changed: Vec<Vec<String>> = k.changed.iter().take(opts.max_rows).cloned().collect();
-        r.diffs
-            .extend(content::changed_rows(w, pair, &changed).await?);
-        for (kind, map) in [(DiffKind::Missing, &k.missing), (DiffKind::Extra, &k.extra)] {
-            for key in map.keys() {
-                r.diffs.push(RowDiff {
-                    kind: kind.clone(),
-                    key: content::key_pairs(pair, key),
-                    columns: Vec::new(),
-                    copies: 1,
-                });
-            }
-        }
-        if r.diffs.len() > opts.max_rows || total > opts.max_rows {
-            r.truncated = true;
+        if !k.is_empty() {
+            list_key_diffs(&workers[0], &pairs[i], k, &mut results[i], opts.max_rows).await?;
         }
     }
     for r in &mut results {
@@ -601,22 +670,18 @@ async fn reference_mismatches(
     source: &Client,
     target: &Client,
     opts: &VerifyOptions,
-) -> Result<Vec<(String, String, Option<String>, Option<String>)>> {
-    use crate::catalog::quote_ident;
+) -> Result<Vec<ReferenceMismatch>> {
+    use crate::plan::refs::{expected_after_rewrite, redact_token};
     let mut out = Vec::new();
     for rc in &opts.rewritten {
-        let key = crate::catalog::primary_key(source, &rc.table).await?;
+        let key = primary_key(source, &rc.table).await?;
         if key.is_empty() {
             continue;
         }
-        let key_expr = key
-            .iter()
-            .map(|k| format!("t.{}::text", quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" || ',' || ");
         let sql = format!(
-            "select {key_expr}, t.{}::text from {} t",
-            quote_ident(&rc.column),
+            "select {}, t.{}::text from {} t",
+            key_text_expr("t", &key),
+            crate::pg::quote_ident(&rc.column),
             rc.table.quoted()
         );
         let what = format!("reading {}.{}", rc.table, rc.column);
@@ -624,29 +689,88 @@ async fn reference_mismatches(
             key_values(source, &sql, &what),
             key_values(target, &sql, &what)
         )?;
-        let label = format!("{}.{}", rc.table, rc.column);
+        let column = format!("{}.{}", rc.table, rc.column);
+        let p = &opts.rewrite_prefixes;
         let mut listed = 0;
         for (k, sv) in &s {
             let tv = t.get(k).cloned().flatten();
             let ok = match (sv, &tv) {
                 (None, None) => true,
-                (Some(v), Some(w)) => crate::storage::refs::expected_after_rewrite(
-                    v,
-                    &rc.bucket,
-                    &opts.rewrite_prefixes.0,
-                    opts.rewrite_prefixes.1.as_deref(),
-                )
-                .contains(w),
+                (Some(v), Some(w)) => {
+                    expected_after_rewrite(v, &rc.bucket, &p.bucket_prefix, p.url_prefix.as_deref())
+                        .contains(w)
+                }
                 _ => false,
             };
             if !ok && t.contains_key(k) && listed < opts.max_rows {
                 listed += 1;
-                let red = |v: &Option<String>| v.as_deref().map(crate::storage::refs::redact_token);
-                out.push((label.clone(), k.clone(), red(sv), red(&tv)));
+                let red = |v: &Option<String>| v.as_deref().map(redact_token);
+                out.push(ReferenceMismatch {
+                    column: column.clone(),
+                    key: k.clone(),
+                    source: red(sv),
+                    target: red(&tv),
+                });
             }
         }
     }
     Ok(out)
+}
+
+/// The checks that do not compare table content: integrity, the
+/// application's queries, the schema inventory, the references.
+struct Checks {
+    orphans: Vec<integrity::OrphanCheck>,
+    sequences: Vec<integrity::SequenceCheck>,
+    checks: Vec<checks::CheckResult>,
+    inventory: inventory::InventoryDiff,
+    storage_references: Vec<RemainingReferences>,
+    reference_mismatches: Vec<ReferenceMismatch>,
+}
+
+async fn other_checks(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Result<Checks> {
+    let schemas: Vec<&str> = opts.schemas.iter().map(String::as_str).collect();
+    let planned_refs: Vec<&PlannedStatement> = opts.planned.iter().collect();
+    let (planned, inherited) = inventory::planned(&planned_refs);
+    let mut inv_schemas = inventory::schemas(&planned);
+    for s in &opts.schemas {
+        if !inv_schemas.contains(s) {
+            inv_schemas.push(s.clone());
+        }
+    }
+    let target_fk_schemas: Vec<&str> = inv_schemas.iter().map(String::as_str).collect();
+    let found = inventory::found(tgt, &inv_schemas).await?;
+    Ok(Checks {
+        orphans: integrity::orphan_checks(src, tgt, &schemas, &target_fk_schemas).await?,
+        sequences: integrity::sequence_checks(src, tgt, &schemas).await?,
+        checks: checks::run(src, tgt, &opts.checks).await?,
+        inventory: inventory::compare(&planned, &inherited, &found),
+        storage_references: crate::storage::remaining_supabase_references(tgt, &opts.rewritten)
+            .await?,
+        reference_mismatches: reference_mismatches(src, tgt, opts).await?,
+    })
+}
+
+/// A table the target lacks, with the source's row count.
+async fn absent_result(src: &Client, a: Absent) -> Result<TableResult> {
+    let rows: i64 = src
+        .query_one(&format!("select count(*) from {}", a.source.quoted()), &[])
+        .await
+        .map_err(|e| Error::postgres(format!("counting {} on the source", a.source), e))?
+        .get(0);
+    Ok(TableResult {
+        source: a.source,
+        target: a.target,
+        method: Method::NotOnTarget,
+        source_rows: rows,
+        target_rows: 0,
+        chunks: 0,
+        differing_chunks: 0,
+        missing_columns: Vec::new(),
+        not_compared: Vec::new(),
+        diffs: Vec::new(),
+        truncated: false,
+    })
 }
 
 /// Verifies `target` against `source`.
@@ -671,66 +795,23 @@ pub async fn verify(
         .zip(tgt)
         .map(|(source, target)| Worker { source, target })
         .collect();
-
     let (pairs, absent) = pairs(&src0, &tgt0, opts).await?;
-    let schemas: Vec<&str> = opts.schemas.iter().map(String::as_str).collect();
-    let (planned, inherited) = inventory::planned(&opts.planned)?;
-    let mut inv_schemas = inventory::schemas(&planned);
-    for s in &opts.schemas {
-        if !inv_schemas.contains(s) {
-            inv_schemas.push(s.clone());
-        }
-    }
-    let target_fk_schemas: Vec<&str> = inv_schemas.iter().map(String::as_str).collect();
-    let integrity = async {
-        let orphans = integrity::orphan_checks(&src0, &tgt0, &schemas, &target_fk_schemas).await?;
-        let sequences = integrity::sequence_checks(&src0, &tgt0, &schemas).await?;
-        let checks = checks::run(&src0, &tgt0, &checks::builtin()?).await?;
-        let found = inventory::found(&tgt0, &inv_schemas).await?;
-        let refs = crate::storage::remaining_supabase_references(&tgt0, &opts.rewritten).await?;
-        let ref_diffs = reference_mismatches(&src0, &tgt0, opts).await?;
-        Ok::<_, Error>((
-            orphans,
-            sequences,
-            checks,
-            inventory::compare(&planned, &inherited, &found),
-            refs,
-            ref_diffs,
-        ))
-    };
-    let (
-        mut tables,
-        (orphans, sequences, checks, inventory, storage_references, reference_mismatches),
-    ) = tokio::try_join!(compare_tables(&workers, &pairs, opts), integrity)?;
-    for (s, t, _) in absent {
-        let rows: i64 = src0
-            .query_one(&format!("select count(*) from {}", s.quoted()), &[])
-            .await
-            .map_err(|e| Error::postgres(format!("counting {s} on the source"), e))?
-            .get(0);
-        tables.push(TableResult {
-            source: s,
-            target: t,
-            method: Method::NotOnTarget,
-            source_rows: rows,
-            target_rows: 0,
-            chunks: 0,
-            differing_chunks: 0,
-            missing_columns: Vec::new(),
-            not_compared: Vec::new(),
-            diffs: Vec::new(),
-            truncated: false,
-        });
+    let (mut tables, checks) = tokio::try_join!(
+        compare_tables(&workers, &pairs, opts),
+        other_checks(&src0, &tgt0, opts)
+    )?;
+    for a in absent {
+        tables.push(absent_result(&src0, a).await?);
     }
     tables.sort_by(|a, b| a.source.cmp(&b.source));
     let report = VerifyReport {
         tables,
-        orphans,
-        sequences,
-        checks,
-        inventory,
-        storage_references,
-        reference_mismatches,
+        orphans: checks.orphans,
+        sequences: checks.sequences,
+        checks: checks.checks,
+        inventory: checks.inventory,
+        storage_references: checks.storage_references,
+        reference_mismatches: checks.reference_mismatches,
         seconds: started.elapsed().as_secs_f64(),
     };
     tracing::info!(

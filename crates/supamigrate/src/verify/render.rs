@@ -24,7 +24,7 @@ pub fn row_line(d: &RowDiff) -> String {
     let key = d
         .key
         .iter()
-        .map(|(c, v)| format!("{c}={}", value(v)))
+        .map(|kv| format!("{}={}", kv.column, value(&kv.value)))
         .collect::<Vec<_>>()
         .join(", ");
     let copies = if d.copies > 1 {
@@ -59,10 +59,10 @@ fn status(t: &TableResult) -> &'static str {
     }
 }
 
-/// Findings other than the per-table ones, as (ok, line) pairs.
-fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
-    let mut out = Vec::new();
+/// One group of findings: a title and (ok, line) pairs.
+type Group = (&'static str, Vec<(bool, String)>);
 
+fn foreign_keys(r: &VerifyReport) -> Group {
     let mut fk = Vec::new();
     let bad: Vec<_> = r.orphans.iter().filter(|o| !o.matches()).collect();
     for o in &bad {
@@ -96,12 +96,16 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
             ),
         ));
     }
-    out.push(("Foreign keys", fk));
+    ("Foreign keys", fk)
+}
 
-    let mut seq = Vec::new();
-    for s in r.sequences.iter().filter(|s| !s.problems.is_empty()) {
-        seq.push((false, format!("{}: {}", s.sequence, s.problems.join("; "))));
-    }
+fn sequences(r: &VerifyReport) -> Group {
+    let mut seq: Vec<(bool, String)> = r
+        .sequences
+        .iter()
+        .filter(|s| !s.problems.is_empty())
+        .map(|s| (false, format!("{}: {}", s.sequence, s.problems.join("; "))))
+        .collect();
     if seq.is_empty() {
         seq.push((
             true,
@@ -111,9 +115,11 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
             ),
         ));
     }
-    out.push(("Sequences", seq));
+    ("Sequences", seq)
+}
 
-    let checks = r
+fn checks(r: &VerifyReport) -> Group {
+    let lines = r
         .checks
         .iter()
         .map(|c| match &c.skipped {
@@ -133,8 +139,10 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
             ),
         })
         .collect();
-    out.push(("Runbook checks (Step 5.2)", checks));
+    ("Application checks", lines)
+}
 
+fn references(r: &VerifyReport) -> Option<Group> {
     let rewritten: Vec<String> = r
         .tables
         .iter()
@@ -144,35 +152,47 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
                 .map(move |c| format!("{}.{c}", t.source))
         })
         .collect();
-    if !rewritten.is_empty() {
-        let mut lines: Vec<(bool, String)> = r
-            .storage_references
-            .iter()
-            .map(|(c, n)| {
-                (
-                    false,
-                    format!("{c}: {n} value(s) still point at Supabase Storage"),
-                )
-            })
-            .collect();
-        for (c, k, s, t) in &r.reference_mismatches {
-            lines.push((
-                false,
-                format!("{c} [{k}]: {} is not where {} went", value(t), value(s)),
-            ));
-        }
-        if lines.is_empty() {
-            lines.push((
-                true,
-                format!(
-                    "{} rewritten by storage copy: every value is the new location of the source's, none points at Supabase Storage",
-                    rewritten.join(", ")
-                ),
-            ));
-        }
-        out.push(("Storage references", lines));
+    if rewritten.is_empty() {
+        return None;
     }
+    let mut lines: Vec<(bool, String)> = r
+        .storage_references
+        .iter()
+        .map(|r| {
+            (
+                false,
+                format!(
+                    "{}: {} value(s) still point at Supabase Storage",
+                    r.column, r.rows
+                ),
+            )
+        })
+        .collect();
+    for m in &r.reference_mismatches {
+        lines.push((
+            false,
+            format!(
+                "{} [{}]: {} is not where {} went",
+                m.column,
+                m.key,
+                value(&m.target),
+                value(&m.source)
+            ),
+        ));
+    }
+    if lines.is_empty() {
+        lines.push((
+            true,
+            format!(
+                "{} rewritten by storage copy: every value is the new location of the source's, none points at Supabase Storage",
+                rewritten.join(", ")
+            ),
+        ));
+    }
+    Some(("Storage references", lines))
+}
 
+fn inventory(r: &VerifyReport) -> Group {
     let inv = &r.inventory;
     let mut lines = Vec::new();
     for o in &inv.missing {
@@ -181,7 +201,8 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
     for o in &inv.unexpected {
         lines.push((false, format!("not planned by the conversion: {o}")));
     }
-    for (o, planned, found) in &inv.different {
+    for d in &inv.different {
+        let (o, planned, found) = (&d.object, &d.planned, &d.found);
         let show = |s: &str| {
             if s.is_empty() {
                 "(plain)".to_string()
@@ -200,7 +221,17 @@ fn findings(r: &VerifyReport) -> Vec<(&'static str, Vec<(bool, String)>)> {
             format!("all {} planned objects present, nothing else", inv.planned),
         ));
     }
-    out.push(("Schema inventory", lines));
+    ("Schema inventory", lines)
+}
+
+/// Findings other than the per-table ones.
+fn findings(r: &VerifyReport) -> Vec<Group> {
+    let mut out = vec![foreign_keys(r), sequences(r)];
+    if !r.checks.is_empty() {
+        out.push(checks(r));
+    }
+    out.extend(references(r));
+    out.push(inventory(r));
     out
 }
 
@@ -325,13 +356,16 @@ pub fn markdown(r: &VerifyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::content::ColumnDiff;
+    use crate::verify::content::{ColumnDiff, KeyValue};
 
     #[test]
     fn row_lines_name_the_key_and_each_column() {
         let d = RowDiff {
             kind: DiffKind::Changed,
-            key: vec![("id".into(), Some("7".into()))],
+            key: vec![KeyValue {
+                column: "id".into(),
+                value: Some("7".into()),
+            }],
             columns: vec![
                 ColumnDiff {
                     column: "note".into(),
@@ -355,7 +389,10 @@ mod tests {
         );
         let m = RowDiff {
             kind: DiffKind::Extra,
-            key: vec![("a".into(), None)],
+            key: vec![KeyValue {
+                column: "a".into(),
+                value: None,
+            }],
             columns: vec![],
             copies: 3,
         };

@@ -1,0 +1,590 @@
+//! The command line: every command and flag (clap derive; the doc comments
+//! are the help), and their mapping to the library's option structs.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use supamigrate::config::{self, FileConfig, Flags, Settings};
+use supamigrate::plan::refs::RefColumn;
+use supamigrate::plan::{PlanOverrides, PolicyMode, Section};
+use supamigrate::storage::config::StoreConfig;
+use supamigrate::storage::transfer::TransferOptions;
+
+/// Move a Supabase project to plain PostgreSQL on AWS RDS, and its Storage to S3.
+///
+/// Where the databases are comes from, in order of precedence: command-line
+/// flags, then environment variables, then the configuration file
+/// (--config FILE, or ./supamigrate.toml when present):
+///
+///   source       --source-url   SUPABASE_DB_URL          [source] url
+///
+///   target       --target-url   RDS_URL, else RDS_HOST RDS_PORT RDS_DATABASE
+///                               RDS_USER RDS_PASSWORD    [target] url, or host/port/database/user/password
+///
+///   project ref  --project-ref  SUPABASE_PROJECT_REF     project_ref
+///
+/// Connection strings are libpq URLs or key=value strings; sslmode
+/// disable/prefer/require/verify-ca/verify-full and sslrootcert are honoured
+/// (RDS: sslmode=verify-full&sslrootcert=/path/to/global-bundle.pem).
+///
+/// Every command works from one migration plan: `supamigrate plan` makes it
+/// (and shows it), `run` and `provision` show it and ask before the first
+/// write, and later commands read it back from the target.
+///
+/// Exit codes: 0 success, 1 failure, 2 bad input (nothing was changed).
+#[derive(Debug, Parser)]
+#[command(name = "supamigrate", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// Configuration file [default: ./supamigrate.toml if it exists].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Source (Supabase) connection string; overrides SUPABASE_DB_URL. Prefer the
+    /// environment variable: other users can see command-line arguments.
+    #[arg(long, global = true, value_name = "URL")]
+    pub source_url: Option<String>,
+    /// Target (RDS) connection string; overrides RDS_URL and RDS_*. Prefer the
+    /// environment variable: other users can see command-line arguments.
+    #[arg(long, global = true, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Supabase project ref; overrides SUPABASE_PROJECT_REF.
+    #[arg(long, global = true, value_name = "REF")]
+    pub project_ref: Option<String>,
+    /// The migration's state folder: the saved plan (plan.json), run's
+    /// journal (run.json), generated secrets.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = ".supamigrate"
+    )]
+    pub state_dir: PathBuf,
+    /// Less output: warnings and errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Local clusters to try supamigrate on: a Supabase-like source with the TMS
+    /// fixture and an RDS-like target.
+    #[cfg(feature = "sandbox")]
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxCommand,
+    },
+    /// Connect to the source and the target and report what was found.
+    Check,
+    /// The migration plan: every step, every object kept, rewritten, dropped
+    /// or added with why, what provisioning creates, what is copied (sizes,
+    /// predicted time), Storage buckets and references. Changes nothing on
+    /// either side; saves the plan in the state folder for `run`. When the
+    /// target is being migrated already, shows the plan it is migrated by.
+    Plan {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Print the whole plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the whole plan, as JSON, to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Check everything the migration needs before anything is written:
+    /// tools, connections, privileges, extensions, disk, size. ✓/!/✗ with a
+    /// fix per ✗; exit 1 when something fails.
+    Preflight {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Where backups will go (for the free-space check).
+        #[arg(long, value_name = "DIR", default_value = "backups")]
+        backup_dir: PathBuf,
+    },
+    /// Export, convert and apply the schema (runbook Phases 1 and 3).
+    Schema {
+        #[command(subcommand)]
+        action: SchemaCommand,
+    },
+    /// Create the target database if missing, supamigrate's state in it (with
+    /// the plan), its extensions, the application role (APP_DB_USER; password
+    /// from APP_DB_PASSWORD, or generated into an owner-only file whose path is
+    /// printed) and its privileges. Shows the plan and asks first when the
+    /// target has none yet. Idempotent.
+    Provision {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Where a generated password is written (mode 0600) [default: the state folder].
+        #[arg(long, value_name = "DIR")]
+        secrets_dir: Option<PathBuf>,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Copy every table, and auth.users into app_users, from one consistent
+    /// snapshot of the source, in parallel; then set sequences and build
+    /// indexes, constraints and triggers. Run after `provision` and
+    /// `schema apply --section pre-data`. Resumes where a killed run stopped.
+    Copy {
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        copy: CopyArgs,
+    },
+    /// Compare the target with the source (runbook Phase 5): row counts and
+    /// content checksums of every table (auth.users against app_users),
+    /// narrowed down to the rows and columns that differ; foreign-key orphans;
+    /// sequences; the application's own checks (--checks); the target's
+    /// schema against the plan. Reads one snapshot per side; changes nothing.
+    /// Exit codes: 0 everything matches, 1 a mismatch, 2 an error.
+    Verify {
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        verify: VerifyArgs,
+    },
+    /// Back up the source (runbook "Pre-Migration Backup"): a folder
+    /// OUT/YYYYmmdd_HHMMSS with the custom-format dump of the application
+    /// schemas plus auth and storage data, schema.sql, data.sql and a manifest
+    /// (versions, file sizes and SHA-256, per-table rows and fingerprints), all
+    /// owner-only; OUT/latest points at the newest. `backup verify DIR` proves
+    /// a backup restores.
+    #[command(args_conflicts_with_subcommands = true)]
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupCommand>,
+        /// Folder that holds the timestamped backups.
+        #[arg(long, value_name = "DIR", default_value = "backups")]
+        out: PathBuf,
+        /// Application schema to back up (repeatable) [default: every schema that is not Supabase-internal].
+        #[arg(long = "schema", value_name = "NAME")]
+        schemas: Vec<String>,
+        /// Schema to leave out (repeatable).
+        #[arg(long = "exclude-schema", value_name = "NAME")]
+        exclude_schemas: Vec<String>,
+    },
+    /// Restore the source from a backup (runbook "Rollback Procedures"):
+    /// shows what it will do and asks first; checks the files against the
+    /// manifest and refuses if they differ; drops and recreates the
+    /// application schemas' objects the login role owns, merges back changed
+    /// auth and storage rows, never touches Supabase-owned definitions; all in
+    /// one transaction. Then checks every table against the manifest and prints
+    /// how to point the application back.
+    Rollback {
+        /// The backup folder.
+        #[arg(long, value_name = "DIR", default_value = "backups/latest")]
+        backup: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Supabase Storage to S3 (runbook Step 4.4): `plan` lists what will be
+    /// copied and every reference that will be rewritten, changing nothing;
+    /// `copy` copies every object (resumable, each verified) and rewrites the
+    /// plan's reference columns on the target; `verify` re-reads both sides and
+    /// compares every object's bytes.
+    Storage {
+        #[command(subcommand)]
+        action: StorageCommand,
+    },
+    /// The whole migration: preflight (and the plan), the plan shown and
+    /// confirmed, backup (with a restore test), provision, schema pre-data,
+    /// users and data, storage, post-data, sequences, verify, report.
+    /// Resumable: a re-run after a failure or a kill starts at the step that
+    /// did not finish. Prints the runbook's checklist.
+    Run {
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        stores: StoreArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Try it all on the local sandbox: start it (scale 1), run the whole
+    /// migration with Storage into a local directory, print a summary and the
+    /// HTML report's path, stop and remove the sandbox.
+    #[cfg(feature = "sandbox")]
+    Demo {
+        /// Where the report, backups and copied objects stay.
+        #[arg(long, value_name = "DIR", default_value = "supamigrate-demo")]
+        dir: PathBuf,
+        /// Fixture scale.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
+}
+
+/// RLS policies on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Policies {
+    /// Keep RLS and every policy working: auth.uid() and friends, NOLOGIN
+    /// anon/authenticated/service_role.
+    Shim,
+    /// Remove RLS and the policies, as the runbook does.
+    Drop,
+}
+
+/// The choices a plan depends on. Given to a command that finds a plan made
+/// earlier, each must agree with it; left out, the plan's choice holds.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlanArgs {
+    /// Schema to migrate (repeatable) [default: every schema that is not Supabase-internal].
+    #[arg(long = "schema", value_name = "NAME")]
+    pub schemas: Vec<String>,
+    /// Schema to leave out (repeatable).
+    #[arg(long = "exclude-schema", value_name = "NAME")]
+    pub exclude_schemas: Vec<String>,
+    /// RLS policies [default: shim].
+    #[arg(long, value_name = "MODE")]
+    pub policies: Option<Policies>,
+    /// Let an extension the target lacks be left behind, with what depends on it (repeatable).
+    #[arg(long = "allow-drop-extension", value_name = "NAME")]
+    pub allow_drop_extension: Vec<String>,
+    /// The application role that gets the privileges anon, authenticated and
+    /// service_role had [default: app_user].
+    #[arg(long, env = "APP_DB_USER", value_name = "ROLE")]
+    pub app_role: Option<String>,
+    /// Destination bucket = prefix + Supabase bucket [default: <project ref>-, else supabase-].
+    #[arg(long, value_name = "PREFIX")]
+    pub bucket_prefix: Option<String>,
+    /// S3 storage class of the copies [default: STANDARD_IA; "" for the store's default].
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// A column holding Storage paths or URLs, and the bucket of its bare
+    /// paths (repeatable). Without any, objects are copied and no column is
+    /// rewritten.
+    #[arg(long = "reference", value_name = "SCHEMA.TABLE.COLUMN=BUCKET")]
+    pub references: Vec<String>,
+    /// New references are URL/BUCKET/KEY (e.g. a CloudFront domain) instead of s3://BUCKET/KEY.
+    #[arg(long, value_name = "URL")]
+    pub url_prefix: Option<String>,
+    /// Copy the objects but leave the references alone.
+    #[arg(long)]
+    pub no_rewrite: bool,
+}
+
+impl PlanArgs {
+    /// The choices given.
+    pub fn overrides(&self) -> anyhow::Result<PlanOverrides> {
+        let given = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let references = if self.references.is_empty() {
+            None
+        } else {
+            Some(parse_references(&self.references)?)
+        };
+        Ok(PlanOverrides {
+            schemas: given(&self.schemas),
+            exclude_schemas: given(&self.exclude_schemas),
+            policies: self.policies.map(|p| match p {
+                Policies::Shim => PolicyMode::Shim,
+                Policies::Drop => PolicyMode::Drop,
+            }),
+            app_role: self.app_role.clone(),
+            allow_drop_extensions: (!self.allow_drop_extension.is_empty()).then(|| {
+                self.allow_drop_extension
+                    .iter()
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+            }),
+            bucket_prefix: self.bucket_prefix.clone(),
+            storage_class: self.storage_class.clone(),
+            references,
+            url_prefix: self.url_prefix.clone(),
+            no_rewrite: self.no_rewrite.then_some(true),
+            split: None,
+        })
+    }
+}
+
+/// `--reference` values.
+fn parse_references(values: &[String]) -> anyhow::Result<Vec<RefColumn>> {
+    Ok(values
+        .iter()
+        .map(|r| {
+            RefColumn::parse(r).ok_or_else(|| {
+                supamigrate::Error::invalid_input(format!(
+                    "--reference {r:?} is not SCHEMA.TABLE.COLUMN=BUCKET"
+                ))
+                .with_hint("for example --reference public.documents.file_path=documents")
+            })
+        })
+        .collect::<Result<_, _>>()?)
+}
+
+/// How to copy.
+#[derive(Debug, Clone, Args)]
+pub struct CopyArgs {
+    /// Concurrent workers [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Leave indexes, constraints and triggers to `schema apply --section post-data`.
+    #[arg(long)]
+    pub no_post_data: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to verify.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Concurrent workers, each with a session on both sides [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// List at most this many differing rows per table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_rows: usize,
+    /// Rows per first-level checksum chunk of a table (differing chunks are
+    /// then cut 16 ways, down to 512 rows compared row by row).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub chunk_rows: i64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// `storage copy` has rewritten the plan's reference columns: each value
+    /// must be the new location of the source's; none may still point at
+    /// Supabase Storage.
+    #[arg(long)]
+    pub storage_rewritten: bool,
+    /// The application's own integrity queries: a file of `-- check: NAME`
+    /// blocks, one query each, run on both sides and compared row for row.
+    #[arg(long, value_name = "FILE")]
+    pub checks: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Restore a backup into a scratch database, compare every table's rows
+    /// and fingerprint with the manifest, drop the scratch database. Exit 0
+    /// when the backup restores exactly, 1 when it does not.
+    Verify {
+        /// The backup folder (or its `latest` link).
+        dir: PathBuf,
+        /// Restore into a throwaway local PostgreSQL cluster instead of a new
+        /// database on the target server (RDS_URL).
+        #[arg(long)]
+        sandbox: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// What would be copied and rewritten; changes nothing.
+    Plan(StorageArgs),
+    /// Copy the objects, then rewrite the references on the target.
+    Copy(StorageArgs),
+    /// Compare every object's bytes on both sides (SHA-256).
+    Verify(StorageArgs),
+}
+
+/// Where Storage objects come from and go to.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Read objects from this directory (`<dir>/<bucket>/<name>`, a
+    /// self-hosted Storage file backend; the sandbox exports it) instead of
+    /// Supabase's S3 endpoint.
+    #[arg(long, env = "SUPAMIGRATE_STORAGE_DIR", value_name = "DIR")]
+    pub source_dir: Option<PathBuf>,
+    /// Supabase Storage's S3 endpoint [default:
+    /// https://<project-ref>.storage.supabase.co/storage/v1/s3]; keys from
+    /// SUPABASE_S3_ACCESS_KEY_ID and SUPABASE_S3_SECRET_ACCESS_KEY, region from
+    /// SUPABASE_S3_REGION.
+    #[arg(long, env = "SUPABASE_S3_ENDPOINT", value_name = "URL")]
+    pub source_endpoint: Option<String>,
+    /// Write objects to this directory instead of S3 (S3 uses the standard AWS
+    /// configuration: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+    /// AWS_PROFILE, AWS_ENDPOINT_URL_S3 for S3-compatible servers).
+    #[arg(long, value_name = "DIR")]
+    pub dest_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Where the stores are.
+    pub fn config(&self, settings: &Settings) -> StoreConfig {
+        StoreConfig {
+            source_dir: self.source_dir.clone(),
+            source_endpoint: self.source_endpoint.clone(),
+            project_ref: settings.project_ref.clone(),
+            source_keys: StoreConfig::keys_from_env(&|k| std::env::var(k).ok()),
+            dest_dir: self.dest_dir.clone(),
+        }
+    }
+}
+
+/// `storage plan|copy|verify`.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Objects copied at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+    /// Part size for streaming and multipart uploads, in MiB (at least 5).
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub part_size_mib: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl StorageArgs {
+    /// How objects move.
+    pub fn transfer(&self) -> TransferOptions {
+        TransferOptions {
+            part_size: self.part_size_mib.max(5) * 1024 * 1024,
+            jobs: self.jobs.max(1),
+        }
+    }
+}
+
+/// How `run` runs.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Backups.
+    #[arg(long, value_name = "DIR", default_value = "backups")]
+    pub backup_dir: PathBuf,
+    /// The HTML and JSON report.
+    #[arg(long, value_name = "DIR", default_value = "supamigrate-report")]
+    pub report_dir: PathBuf,
+    /// Database workers for the copy, post-data and verify [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Storage objects copied at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub storage_jobs: usize,
+    /// Part size for Storage uploads, in MiB (at least 5).
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub part_size_mib: usize,
+    /// The application's own integrity queries for verify (see `verify --checks`).
+    #[arg(long, value_name = "FILE")]
+    pub checks: Option<PathBuf>,
+    /// Go ahead without asking (scripts): the plan is still printed.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Dump the application schemas (pre-data and post-data apart) to DIR.
+    Export {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Output directory.
+        #[arg(long, value_name = "DIR", default_value = "migration/schema")]
+        out: PathBuf,
+    },
+    /// Convert to standard PostgreSQL: write reviewable SQL and print the report
+    /// of every object kept, rewritten or dropped. Changes nothing anywhere.
+    Convert {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Where the converted SQL goes.
+        #[arg(long, value_name = "FILE", default_value = "03_converted_schema.sql")]
+        out: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the plan's schema to the target (after `provision`). Pre-data in
+    /// one transaction, post-data in another; a re-run never applies twice.
+    Apply {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Which part: pre-data (before the data), post-data (after), or all.
+        #[arg(long, value_name = "SECTION", default_value = "all")]
+        section: SectionArg,
+    },
+}
+
+/// `--section`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SectionArg {
+    /// Before the data.
+    PreData,
+    /// After it.
+    PostData,
+    /// Both, in order.
+    All,
+}
+
+impl SectionArg {
+    /// The sections, in order.
+    pub fn sections(self) -> &'static [Section] {
+        match self {
+            SectionArg::PreData => &[Section::PreData],
+            SectionArg::PostData => &[Section::PostData],
+            SectionArg::All => &[Section::PreData, Section::PostData],
+        }
+    }
+}
+
+#[cfg(feature = "sandbox")]
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start the sandbox (creating and loading it the first time) and print
+    /// `export` lines for SUPABASE_DB_URL, RDS_URL and friends:
+    ///
+    ///   eval "$(supamigrate sandbox start)"
+    #[command(verbatim_doc_comment)]
+    Start {
+        /// Sandbox directory [default: $TMPDIR/supamigrate-sandbox-<uid>].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Fixture scale: 1 is a few MB of rows, 100 a few GB; 0 loads the schema only.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// Seed of the data generator.
+        #[arg(long, default_value_t = supamigrate_sandbox::DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Stop the sandbox's clusters.
+    Stop {
+        /// Sandbox directory [default: $TMPDIR/supamigrate-sandbox-<uid>].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Also delete the sandbox directory and everything in it.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Tell what runs.
+    Status {
+        /// Sandbox directory [default: $TMPDIR/supamigrate-sandbox-<uid>].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// Where the databases are: flags, then environment, then the file.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let file = FileConfig::discover(self.config.as_deref())?;
+        let flags = Flags {
+            source_url: self.source_url.clone(),
+            target_url: self.target_url.clone(),
+            project_ref: self.project_ref.clone(),
+        };
+        Ok(config::resolve(
+            &flags,
+            &|k| std::env::var(k).ok(),
+            file.as_ref(),
+        )?)
+    }
+}
+
+/// `--jobs`, or the number of cores.
+pub fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}

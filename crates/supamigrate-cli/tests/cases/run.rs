@@ -1,0 +1,222 @@
+//! `supamigrate run` end to end on the sandbox: a failing step (an extension
+//! the target lacks) stops the run with nothing written; then a run SIGKILLed
+//! after every step boundary resumes each time and ends green; the HTML report
+//! is rendered by headless Chromium and shows what happened.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Command;
+
+use supamigrate_sandbox::Sandbox;
+
+use crate::common::{output_text, run};
+
+/// `supamigrate -q <command>` against the sandbox, in `work`.
+fn cli(sb: &Sandbox, work: &Path, command: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+        .env("RDS_URL", sb.target_url().to_url_with_password())
+        .env("SUPABASE_PROJECT_REF", "sbxtmsprojectref0001")
+        .env("APP_DB_USER", "tms_app")
+        .env_remove("SUPAMIGRATE_FAILPOINTS")
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .current_dir(work)
+        .args(["-q", command]);
+    if command != "preflight" {
+        // The fixture's Storage choices: the runbook's columns and buckets.
+        for r in supamigrate_sandbox::fixture::REFERENCES {
+            c.args(["--reference", r]);
+        }
+        c.args([
+            "--bucket-prefix",
+            supamigrate_sandbox::fixture::BUCKET_PREFIX,
+        ]);
+    }
+    c
+}
+
+fn bin(sb: &Sandbox, work: &Path) -> Command {
+    let mut c = cli(sb, work, "run");
+    c.arg("--source-dir")
+        .arg(sb.storage_dir())
+        .arg("--dest-dir")
+        .arg(work.join("s3"))
+        .args(["--jobs", "2", "--yes"]);
+    c
+}
+
+fn done_steps(work: &Path) -> usize {
+    std::fs::read(work.join(".supamigrate/run.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["done"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+
+    // The plan names every step, object and reference, and changes nothing.
+    let plan = cli(&sb, w, "plan");
+    let out = run(plan).await;
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    for want in [
+        "11. report",
+        "Added table public.app_users",
+        "foreign key to auth.users now references public.app_users",
+        "Storage: 625 objects",
+        "bucket pod-documents → tms-storage-pod-documents",
+        "references: 2 column(s) will be rewritten once the data is copied",
+        "Nothing was changed.",
+    ] {
+        assert!(t.contains(want), "plan shows {want:?}: {t}");
+    }
+    assert!(!sb.target_database_exists().await.unwrap());
+
+    // A failing step: pgcrypto, which the source uses, is not offered by the target.
+    sb.set_target_allowed_extensions(&["plpgsql", "uuid-ossp", "pg_trgm"])
+        .await
+        .unwrap();
+    let out = run(bin(&sb, w)).await;
+    let t = output_text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("→ preflight") && t.contains("pgcrypto"), "{t}");
+    assert!(
+        t.contains("--allow-drop-extension pgcrypto"),
+        "the fix is named: {t}"
+    );
+    assert!(!t.contains("→ backup"), "no later step ran: {t}");
+    let stopped = std::fs::read_to_string(w.join("supamigrate-report/report.html")).unwrap();
+    assert!(
+        stopped.contains("✗ stopped at preflight") && stopped.contains("pgcrypto"),
+        "the report says where and why the run stopped"
+    );
+    let out = run(cli(&sb, w, "preflight")).await;
+    let t = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(
+            "✗ schema conversion: the source uses extensions the target does not offer: pgcrypto"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("    fix: ") && t.contains("✓ source connection") && t.contains("✓ pg_dump"),
+        "{t}"
+    );
+    assert!(
+        !sb.target_database_exists().await.unwrap(),
+        "the target is untouched"
+    );
+    assert_eq!(done_steps(w), 0);
+
+    // Fixed; now every run is killed right after finishing one step.
+    sb.set_target_allowed_extensions(&["plpgsql", "pgcrypto", "uuid-ossp", "pg_trgm"])
+        .await
+        .unwrap();
+    let steps = supamigrate::steps::Step::ALL.len();
+    for k in 1..=steps {
+        let mut c = bin(&sb, w);
+        c.env("SUPAMIGRATE_FAILPOINTS", "run-step-done@1");
+        let out = run(c).await;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "run {k}: {}",
+            output_text(&out)
+        );
+        assert_eq!(done_steps(w), k, "run {k} finished exactly one more step");
+        let t = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(t.matches("(done by an earlier run)").count(), k - 1, "{t}");
+    }
+    let out = run(bin(&sb, w)).await;
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(t.matches("(done by an earlier run)").count(), steps, "{t}");
+    assert!(
+        t.contains("✓ migration complete: verify is all green"),
+        "{t}"
+    );
+    assert!(t.contains("  [x] Reset sequences"), "{t}");
+    assert!(
+        t.contains("  [manual] Deploy updated Edge Functions to Lambda"),
+        "{t}"
+    );
+
+    // The report, as a browser shows it.
+    let html = w.join("supamigrate-report/report.html");
+    assert!(html.exists());
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok())
+        .expect("chromium is installed (scripts/setup.sh installs it)");
+    let dom = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for want in [
+        "✓ Migration complete",
+        "☑ Backup Supabase database",
+        "☑ Test backup restoration",
+        "☑ Import users to app_users",
+        "☑ Update file path references",
+        "Deploy updated Edge Functions to Lambda (manual",
+        "<td>users-and-data</td>",
+        "public.location_history",
+        "<svg",
+        "MB/s</text>",
+        "auth.users → public.app_users",
+        "✓ MATCH",
+        "id=\"conversion\"",
+        "everything matches",
+    ] {
+        assert!(dom.contains(want), "the rendered report shows {want:?}");
+    }
+    assert!(!dom.contains("✗ MISMATCH"));
+    assert!(!dom.contains("<script"), "self-contained, no scripts");
+    for secret in [
+        sb.source_url().password.unwrap().expose().to_string(),
+        sb.target_url().password.unwrap().expose().to_string(),
+    ] {
+        assert!(!dom.contains(&secret));
+        let json = std::fs::read_to_string(w.join("supamigrate-report/report.json")).unwrap();
+        assert!(!json.contains(&secret));
+    }
+}
+
+#[tokio::test]
+async fn demo_ends_green_and_prints_the_report_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    c.args(["-q", "demo", "--dir"])
+        .arg(dir.path())
+        .env_remove("SUPABASE_DB_URL")
+        .env_remove("RDS_URL")
+        .env_remove("SUPAMIGRATE_FAILPOINTS")
+        .env_remove("RUST_LOG");
+    let out = run(c).await;
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("✓ migration complete: verify is all green"),
+        "{t}"
+    );
+    let report = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("report/report.html");
+    assert!(t.contains(&format!("report: {}", report.display())), "{t}");
+    assert!(report.exists());
+    assert!(
+        !dir.path().join("sandbox").exists(),
+        "the demo removes its sandbox"
+    );
+}

@@ -1,0 +1,19 @@
+//! The command line's tests, in one binary: the real `supamigrate` binary
+//! against sandbox clusters, a real S3 server and headless Chromium.
+
+mod common;
+
+#[path = "cases/backup.rs"]
+mod backup;
+#[path = "cases/cli.rs"]
+mod cli;
+#[path = "cases/kill.rs"]
+mod kill;
+#[path = "cases/plan.rs"]
+mod plan;
+#[path = "cases/run.rs"]
+mod run;
+#[path = "cases/storage.rs"]
+mod storage;
+#[path = "cases/verify.rs"]
+mod verify;

@@ -1,0 +1,124 @@
+//! `supamigrate demo`: the whole migration on a fresh local sandbox. It
+//! starts the sandbox, runs `supamigrate run` on it with the TMS fixture's
+//! reference columns, bucket prefix and checks, then stops and removes the
+//! sandbox. The report, the backups and the copied objects stay in the
+//! demo's folder.
+
+use std::path::{Path, PathBuf};
+
+use supamigrate::config::Settings;
+use supamigrate::error::{Error, Result};
+use supamigrate::events::SharedObserver;
+use supamigrate::ops::{Approver, Context};
+use supamigrate::plan::PlanOverrides;
+use supamigrate::run::{RunOptions, RunOutcome};
+use supamigrate::storage::config::StoreConfig;
+use supamigrate::storage::transfer::TransferOptions;
+
+use crate::{fixture, Sandbox, SandboxOptions, DEFAULT_SEED};
+
+/// How to run the demo.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Where the report, backups and copied objects stay.
+    pub dir: PathBuf,
+    /// Fixture scale.
+    pub scale: u32,
+}
+
+/// What the demo did.
+#[derive(Debug)]
+pub struct DemoOutcome {
+    /// The migration's outcome.
+    pub run: RunOutcome,
+    /// The demo's folder (absolute).
+    pub dir: PathBuf,
+    /// Where the sandbox was (removed now).
+    pub sandbox_dir: PathBuf,
+}
+
+/// The folders of a previous demo in `dir`, removed before a new one.
+fn clear_previous(dir: &Path) -> Result<()> {
+    let sandbox_dir = dir.join("sandbox");
+    if sandbox_dir.exists() {
+        crate::remove_dir(&sandbox_dir)?;
+    }
+    for sub in ["state", "report", "s3", "backups"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| {
+                Error::io(format!("removing the previous demo's {}", p.display()), e)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The fixture's choices: the runbook's reference columns and bucket prefix.
+fn overrides() -> PlanOverrides {
+    PlanOverrides {
+        app_role: Some("tms_app".into()),
+        references: Some(fixture::references()),
+        bucket_prefix: Some(fixture::BUCKET_PREFIX.into()),
+        ..PlanOverrides::default()
+    }
+}
+
+/// Runs the demo; `on_sandbox` is told where the sandbox runs once started.
+pub async fn run(
+    opts: &DemoOptions,
+    approver: &dyn Approver,
+    observer: SharedObserver,
+    on_sandbox: &dyn Fn(&Path),
+) -> Result<DemoOutcome> {
+    std::fs::create_dir_all(&opts.dir)
+        .map_err(|e| Error::io(format!("creating {}", opts.dir.display()), e))?;
+    let dir = std::fs::canonicalize(&opts.dir)
+        .map_err(|e| Error::io(format!("resolving {}", opts.dir.display()), e))?;
+    clear_previous(&dir)?;
+    let sandbox_dir = dir.join("sandbox");
+    let sb = Sandbox::start(&SandboxOptions {
+        dir: sandbox_dir.clone(),
+        scale: opts.scale,
+        seed: DEFAULT_SEED,
+    })
+    .await?;
+    on_sandbox(&sandbox_dir);
+    let ctx = Context {
+        settings: Settings::new(
+            sb.source_url(),
+            sb.target_url(),
+            Some(sb.project_ref().to_string()),
+        ),
+        state_dir: dir.join("state"),
+        overrides: overrides(),
+        observer,
+    };
+    let run_opts = RunOptions {
+        backup_dir: dir.join("backups"),
+        report_dir: dir.join("report"),
+        copy_jobs: 4,
+        verify_jobs: 2,
+        stores: Some(StoreConfig {
+            source_dir: Some(sb.storage_dir()),
+            dest_dir: Some(dir.join("s3")),
+            ..StoreConfig::default()
+        }),
+        stores_missing: None,
+        transfer: TransferOptions {
+            jobs: 4,
+            ..TransferOptions::default()
+        },
+        app_password: None,
+        checks: fixture::checks()?,
+    };
+    let result = supamigrate::run::run(&ctx, &run_opts, approver).await;
+    let removed = sb.remove();
+    let run = result?;
+    removed?;
+    Ok(DemoOutcome {
+        run,
+        dir,
+        sandbox_dir,
+    })
+}

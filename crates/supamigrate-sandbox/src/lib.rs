@@ -1,0 +1,549 @@
+//! supamigrate-sandbox: local clusters to try supamigrate on, the TMS
+//! reference fixture, and the demo.
+//!
+//! The local sandbox: a Supabase-like source cluster and an RDS-like target
+//! cluster on loopback, made from the system's PostgreSQL binaries.
+//!
+//! One harness serves the users (`supamigrate sandbox start|stop|status`) and the
+//! tests ([`Sandbox::ephemeral`], stopped and removed on drop, kept on failure when
+//! `SUPAMIGRATE_KEEP_SANDBOX=1`).
+//!
+//! - **Source** (`supabase_admin` bootstraps it): the roles, schemas, auth and
+//!   storage tables, functions, publication and event triggers of a hosted
+//!   Supabase project ([`supabase`]); `SUPABASE_DB_URL` logs in as the
+//!   non-superuser `postgres` role, like a project's connection string.
+//! - **Target** (`rdsadmin` bootstraps it): `RDS_URL` logs in as a master role that
+//!   is not superuser, member of `rds_superuser` ([`rds`]); its database
+//!   `tms_production` does not exist until provisioning creates it.
+
+pub mod demo;
+pub mod fixture;
+pub mod rds;
+pub mod supabase;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use supamigrate::cluster::{self, Cluster, ClusterSpec, ServerTls};
+
+use supamigrate::connect::{random_hex, ConnInfo, Password};
+use supamigrate::error::{Error, ErrorKind, Result};
+
+/// The seed used when none is given.
+pub const DEFAULT_SEED: u64 = 42;
+/// The target database name (the seed runbook's).
+pub const TARGET_DATABASE: &str = "tms_production";
+/// The sandbox's Supabase project ref, used in generated Storage URLs.
+pub const PROJECT_REF: &str = "sbxtmsprojectref0001";
+
+const STATE_FILE: &str = "sandbox.json";
+const STATE_FORMAT: u32 = 1;
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Directory holding both clusters, the storage directory and the state.
+    pub dir: PathBuf,
+    /// Fixture scale: 1 is a few MB, 100 a few GB. 0 loads the schema without data.
+    pub scale: u32,
+    /// Generator seed.
+    pub seed: u64,
+}
+
+impl SandboxOptions {
+    /// The default directory: `$TMPDIR/supamigrate-sandbox-<uid>`.
+    pub fn default_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("supamigrate-sandbox-{}", nix::unistd::getuid()))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ClusterState {
+    port: u16,
+    superuser: String,
+    superuser_password: String,
+    login_user: String,
+    login_password: String,
+    database: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    format: u32,
+    scale: u32,
+    seed: u64,
+    project_ref: String,
+    source: ClusterState,
+    target: ClusterState,
+}
+
+/// A running (or stopped) sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: PathBuf,
+    state: State,
+    source: Cluster,
+    target: Cluster,
+    ephemeral: bool,
+}
+
+/// What `sandbox status` reports for one cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    /// "source" or "target".
+    pub role: &'static str,
+    /// Whether the server runs.
+    pub running: bool,
+    /// Its postmaster pid.
+    pub pid: Option<i32>,
+    /// Its port.
+    pub port: u16,
+    /// Where its files are.
+    pub dir: PathBuf,
+}
+
+impl Sandbox {
+    /// Starts the sandbox in `opts.dir`: restarts an existing one, or creates
+    /// both clusters, installs the Supabase-like and RDS-like setups, loads the
+    /// TMS fixture and generates data at `opts.scale`.
+    pub async fn start(opts: &SandboxOptions) -> Result<Sandbox> {
+        if opts.dir.join(STATE_FILE).exists() {
+            let mut sb = Sandbox::open(&opts.dir)?;
+            if sb.state.scale != opts.scale || sb.state.seed != opts.seed {
+                return Err(Error::invalid_input(format!(
+                    "the sandbox in {} was created with scale {} and seed {}, not scale {} and seed {}",
+                    opts.dir.display(),
+                    sb.state.scale,
+                    sb.state.seed,
+                    opts.scale,
+                    opts.seed
+                ))
+                .with_hint("run `supamigrate sandbox stop --remove` first, or pass the same --scale/--seed"));
+            }
+            sb.source.start()?;
+            sb.target.start()?;
+            sb.state.source.port = sb.source.port();
+            sb.state.target.port = sb.target.port();
+            sb.save()?;
+            return Ok(sb);
+        }
+        if opts.dir.exists()
+            && std::fs::read_dir(&opts.dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            return Err(Error::invalid_input(format!(
+                "{} exists and is not a sandbox (no {STATE_FILE}); a start may have been interrupted",
+                opts.dir.display()
+            ))
+            .with_hint("run `supamigrate sandbox stop --remove --dir <that dir>` to clear it, or choose another --dir"));
+        }
+        std::fs::create_dir_all(&opts.dir)
+            .map_err(|e| Error::io(format!("creating {}", opts.dir.display()), e))?;
+        let dir = std::fs::canonicalize(&opts.dir)
+            .map_err(|e| Error::io(format!("resolving {}", opts.dir.display()), e))?;
+        // The server's OS user must traverse it; the state file inside stays 0600.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::io(format!("chmod {}", dir.display()), e))?;
+        supamigrate::cluster::check_reachable_by_server_user(&dir)?;
+        match Self::create(&dir, opts).await {
+            Ok(sb) => Ok(sb),
+            Err(e) => {
+                stop_clusters_under(&dir);
+                if keep_requested() {
+                    tracing::warn!(dir = %dir.display(), "sandbox start failed; kept for inspection");
+                } else {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn create(dir: &Path, opts: &SandboxOptions) -> Result<Sandbox> {
+        let mut source = Cluster::init(&ClusterSpec {
+            dir: dir.join("source"),
+            superuser: "supabase_admin".into(),
+            settings: supabase::server_settings(),
+            tls: None,
+        })?;
+        source.start()?;
+        let mut target = Cluster::init(&ClusterSpec {
+            dir: dir.join("target"),
+            superuser: "rdsadmin".into(),
+            settings: rds::server_settings(),
+            tls: None,
+        })?;
+        target.start()?;
+        let state = State {
+            format: STATE_FORMAT,
+            scale: opts.scale,
+            seed: opts.seed,
+            project_ref: PROJECT_REF.into(),
+            source: ClusterState {
+                port: source.port(),
+                superuser: source.superuser().into(),
+                superuser_password: source.superuser_password().expose().into(),
+                login_user: "postgres".into(),
+                login_password: random_hex(16)?,
+                database: "postgres".into(),
+            },
+            target: ClusterState {
+                port: target.port(),
+                superuser: target.superuser().into(),
+                superuser_password: target.superuser_password().expose().into(),
+                login_user: "postgres".into(),
+                login_password: random_hex(16)?,
+                database: TARGET_DATABASE.into(),
+            },
+        };
+        let sb = Sandbox {
+            dir: dir.to_path_buf(),
+            state,
+            source,
+            target,
+            ephemeral: false,
+        };
+        let storage = sb.storage_dir();
+        std::fs::create_dir_all(&storage)
+            .map_err(|e| Error::io(format!("creating {}", storage.display()), e))?;
+
+        tracing::info!("installing the Supabase-like source");
+        supabase::install_roles(
+            &sb.source_superuser("postgres"),
+            &Password::new(sb.state.source.login_password.clone()),
+        )
+        .await?;
+        supabase::install_database(&sb.source_superuser("postgres")).await?;
+        tracing::info!("installing the RDS-like target");
+        rds::install(
+            &sb.target_superuser("postgres"),
+            &Password::new(sb.state.target.login_password.clone()),
+        )
+        .await?;
+        tracing::info!("loading the TMS fixture");
+        fixture::install(&sb.source_url(), &sb.source_superuser("postgres")).await?;
+        if opts.scale > 0 {
+            tracing::info!(scale = opts.scale, seed = opts.seed, "generating data");
+            fixture::generate(
+                &sb.source_superuser("postgres"),
+                &fixture::GenerateOptions {
+                    scale: opts.scale,
+                    seed: opts.seed,
+                    storage_dir: storage,
+                    project_ref: PROJECT_REF.into(),
+                },
+            )
+            .await?;
+        }
+        sb.save()?;
+        Ok(sb)
+    }
+
+    /// A sandbox for one test: in a fresh temporary directory, stopped and
+    /// removed when dropped (kept if the test panicked and
+    /// `SUPAMIGRATE_KEEP_SANDBOX=1`).
+    pub async fn ephemeral(scale: u32) -> Result<Sandbox> {
+        let base = tempfile::Builder::new()
+            .prefix("supamigrate-test-")
+            .tempdir()
+            .map_err(|e| Error::io("creating a temporary directory", e))?
+            .keep();
+        let opts = SandboxOptions {
+            dir: base.join("sandbox"),
+            scale,
+            seed: DEFAULT_SEED,
+        };
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::io(format!("chmod {}", base.display()), e))?;
+        match Sandbox::start(&opts).await {
+            Ok(mut sb) => {
+                sb.ephemeral = true;
+                Ok(sb)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&base);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the sandbox recorded in `dir` (running or not).
+    pub fn open(dir: &Path) -> Result<Sandbox> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::new(
+                ErrorKind::Sandbox,
+                format!("no sandbox in {}", dir.display()),
+            )
+            .with_source(e)
+            .with_hint(
+                "start one with `supamigrate sandbox start`, or pass the --dir it was started with",
+            )
+        })?;
+        let state: State = serde_json::from_str(&text).map_err(|e| {
+            Error::new(
+                ErrorKind::Sandbox,
+                format!("{} is not a sandbox state file", path.display()),
+            )
+            .with_source(e)
+        })?;
+        if state.format != STATE_FORMAT {
+            return Err(Error::new(
+                ErrorKind::Sandbox,
+                format!(
+                    "{} was written by another supamigrate version",
+                    path.display()
+                ),
+            )
+            .with_hint("remove it with `supamigrate sandbox stop --remove` and start again"));
+        }
+        let dir = dir.to_path_buf();
+        let source = Cluster::open(
+            dir.join("source"),
+            state.source.superuser.clone(),
+            Password::new(state.source.superuser_password.clone()),
+            state.source.port,
+        );
+        let target = Cluster::open(
+            dir.join("target"),
+            state.target.superuser.clone(),
+            Password::new(state.target.superuser_password.clone()),
+            state.target.port,
+        );
+        Ok(Sandbox {
+            dir,
+            state,
+            source,
+            target,
+            ephemeral: false,
+        })
+    }
+
+    fn save(&self) -> Result<()> {
+        let text = serde_json::to_string_pretty(&self.state)
+            .map_err(|e| Error::internal(format!("serializing sandbox state: {e}")))?;
+        supamigrate::fsutil::write_atomically(&self.dir.join(STATE_FILE), text.as_bytes(), 0o600)
+    }
+
+    /// Stops both clusters.
+    pub fn stop(&self) -> Result<()> {
+        let a = self.source.stop();
+        let b = self.target.stop();
+        a.and(b)
+    }
+
+    /// What runs.
+    pub fn status(&self) -> Vec<ClusterStatus> {
+        [("source", &self.source), ("target", &self.target)]
+            .into_iter()
+            .map(|(role, c)| ClusterStatus {
+                role,
+                running: c.is_running(),
+                pid: c.pid(),
+                port: c.port(),
+                dir: c.dir().to_path_buf(),
+            })
+            .collect()
+    }
+
+    /// The sandbox directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The fixture scale it was loaded with.
+    pub fn scale(&self) -> u32 {
+        self.state.scale
+    }
+
+    /// The generator seed it was loaded with.
+    pub fn seed(&self) -> u64 {
+        self.state.seed
+    }
+
+    /// The Supabase project ref its Storage URLs use.
+    pub fn project_ref(&self) -> &str {
+        &self.state.project_ref
+    }
+
+    /// The directory standing in for the Storage backend: `<bucket>/<object name>`.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.join("storage")
+    }
+
+    /// `SUPABASE_DB_URL`: the source as `postgres` (not superuser).
+    pub fn source_url(&self) -> ConnInfo {
+        let s = &self.state.source;
+        self.source.conninfo(
+            &s.login_user,
+            &Password::new(s.login_password.clone()),
+            &s.database,
+        )
+    }
+
+    /// `RDS_URL`: the target as the master role, database `tms_production`.
+    pub fn target_url(&self) -> ConnInfo {
+        let t = &self.state.target;
+        self.target.conninfo(
+            &t.login_user,
+            &Password::new(t.login_password.clone()),
+            &t.database,
+        )
+    }
+
+    /// The source's bootstrap superuser (`supabase_admin`), for tests and set-up.
+    pub fn source_superuser(&self, dbname: &str) -> ConnInfo {
+        self.source.superuser_conninfo(dbname)
+    }
+
+    /// The target's bootstrap superuser (`rdsadmin`), for tests and set-up.
+    pub fn target_superuser(&self, dbname: &str) -> ConnInfo {
+        self.target.superuser_conninfo(dbname)
+    }
+
+    /// The source cluster.
+    pub fn source_cluster(&self) -> &Cluster {
+        &self.source
+    }
+
+    /// The target cluster.
+    pub fn target_cluster(&self) -> &Cluster {
+        &self.target
+    }
+
+    /// Restricts the extensions the target offers, as RDS's `rds.extensions`
+    /// allow-list does (supamigrate reads that setting when it is present).
+    pub async fn set_target_allowed_extensions(&self, names: &[&str]) -> Result<()> {
+        let list = quote_literal(&names.join(","));
+        run_sql(
+            &self.target_superuser("postgres"),
+            &format!("alter database postgres set rds.extensions = {list}"),
+            "setting the target's rds.extensions",
+        )
+        .await
+    }
+
+    /// Whether the target database (`tms_production`) exists yet.
+    pub async fn target_database_exists(&self) -> Result<bool> {
+        let client = supamigrate::connect::connect(&self.target_superuser("postgres")).await?;
+        let row = client
+            .query_one(
+                "select exists (select 1 from pg_database where datname = $1)",
+                &[&self.state.target.database],
+            )
+            .await
+            .map_err(|e| Error::postgres("looking for the target database", e))?;
+        Ok(row.get(0))
+    }
+
+    /// Shell `export` lines for `eval "$(supamigrate sandbox start)"`.
+    pub fn exports(&self) -> String {
+        let vars = [
+            ("SUPABASE_DB_URL", self.source_url().to_url_with_password()),
+            ("SUPABASE_PROJECT_REF", self.project_ref().to_string()),
+            ("RDS_URL", self.target_url().to_url_with_password()),
+            (
+                "SUPAMIGRATE_STORAGE_DIR",
+                self.storage_dir().to_string_lossy().into_owned(),
+            ),
+            (
+                "SUPAMIGRATE_SANDBOX_DIR",
+                self.dir.to_string_lossy().into_owned(),
+            ),
+        ];
+        vars.iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+            .collect()
+    }
+
+    /// Stops the clusters and deletes the sandbox directory.
+    pub fn remove(mut self) -> Result<()> {
+        self.ephemeral = false;
+        self.stop()?;
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::io(format!("removing {}", dir.display()), e))
+    }
+}
+
+/// Stops whatever cluster runs under `dir` and removes `dir`, for a directory
+/// whose start was interrupted before the state file was written.
+pub fn remove_dir(dir: &Path) -> Result<()> {
+    match Sandbox::open(dir) {
+        Ok(sb) => sb.remove(),
+        Err(_) => {
+            stop_clusters_under(dir);
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn stop_clusters_under(dir: &Path) {
+    for side in ["source", "target"] {
+        let c = Cluster::open(dir.join(side), String::new(), Password::new(""), 0);
+        if let Err(e) = c.stop() {
+            tracing::warn!(error = %e, cluster = side, "could not stop cluster");
+        }
+    }
+}
+
+fn keep_requested() -> bool {
+    std::env::var("SUPAMIGRATE_KEEP_SANDBOX").is_ok_and(|v| v == "1")
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if !self.ephemeral {
+            return;
+        }
+        if std::thread::panicking() && keep_requested() {
+            eprintln!(
+                "SUPAMIGRATE_KEEP_SANDBOX=1: sandbox kept running in {}\n{}",
+                self.dir.display(),
+                self.exports()
+            );
+            return;
+        }
+        if let Err(e) = self.stop() {
+            eprintln!("stopping sandbox {}: {e}", self.dir.display());
+        }
+        // The sandbox lives in <tempdir>/sandbox; remove the tempdir.
+        let base = self.dir.parent().unwrap_or(&self.dir).to_path_buf();
+        let _ = std::fs::remove_dir_all(base);
+    }
+}
+
+/// Quotes `s` for a POSIX shell (single quotes).
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+pub(crate) use supamigrate::pg::quote_literal;
+
+/// Runs `sql` as a batch on `info`, with `what` in the error.
+pub(crate) async fn run_sql(info: &ConnInfo, sql: &str, what: &str) -> Result<()> {
+    let client = supamigrate::connect::connect(info).await?;
+    client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| Error::postgres(what.to_string(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_survives_quotes() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+        assert_eq!(quote_literal("a'b"), "'a''b'");
+    }
+}

@@ -1,0 +1,419 @@
+//! Whole operations, one per command: each obtains the migration's plan
+//! (stored on the target, or saved in the state folder, or made now) and
+//! runs one phase of it. The CLI maps its arguments to these options and
+//! calls one function; nothing here prints.
+
+use std::path::{Path, PathBuf};
+
+use crate::apply::Applied;
+use crate::catalog::inventory;
+use crate::config::Settings;
+use crate::connect::{connect, probe, ConnInfo, Probe};
+use crate::copy::{CopyOptions, CopySummary};
+use crate::error::{Error, Result};
+use crate::events::SharedObserver;
+use crate::journal::Confirmation;
+use crate::plan::file::PLAN_FILE;
+use crate::plan::{MigrationPlan, PlanOverrides, Section};
+use crate::preflight::Check;
+use crate::provision::{ProvisionReport, ProvisionRequest};
+use crate::storage::config::StoreConfig;
+use crate::storage::rewrite::RewritePlan;
+use crate::storage::transfer::{Mismatch, TransferOptions};
+use crate::storage::{ObjectsPlan, StorageSummary};
+use crate::verify::{VerifyOptions, VerifyReport};
+
+/// Shows the plan and says whether to go ahead: the front end's part.
+pub trait Approver: Send + Sync {
+    /// Shows `summary` (the plan, as [`crate::plan::describe::describe`]
+    /// writes it); returns how the user confirmed, or an error (not
+    /// confirmed, no terminal to ask on) that stops before any write.
+    fn approve(&self, summary: &str) -> Result<Confirmation>;
+}
+
+/// Goes ahead without asking (`--yes`, tests).
+pub struct AlwaysYes;
+
+impl Approver for AlwaysYes {
+    fn approve(&self, _: &str) -> Result<Confirmation> {
+        Ok(Confirmation::Flag)
+    }
+}
+
+/// What every operation shares.
+#[derive(Clone)]
+pub struct Context {
+    /// Where the source and target are.
+    pub settings: Settings,
+    /// The state folder (`run.json`, `plan.json`, generated secrets).
+    pub state_dir: PathBuf,
+    /// The plan choices the command was given.
+    pub overrides: PlanOverrides,
+    /// Where progress goes.
+    pub observer: SharedObserver,
+}
+
+/// Where a plan came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Stored on the target: the migration under way.
+    Target,
+    /// Saved in the state folder by `plan` or `run`.
+    StateDir,
+    /// Made now (one schema dump of the source).
+    Made,
+}
+
+/// A plan and where it came from.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The plan.
+    pub plan: MigrationPlan,
+    /// Its origin.
+    pub origin: Origin,
+}
+
+impl Context {
+    /// The source connection.
+    pub fn source(&self) -> Result<&ConnInfo> {
+        self.settings.source()
+    }
+
+    /// The target connection.
+    pub fn target(&self) -> Result<&ConnInfo> {
+        self.settings.target()
+    }
+
+    fn plan_path(&self) -> PathBuf {
+        self.state_dir.join(PLAN_FILE)
+    }
+
+    /// The plan stored on the target, when its database exists.
+    async fn target_plan(&self) -> Result<Option<MigrationPlan>> {
+        let target = self.target()?;
+        if !probe(target).await?.database_exists {
+            return Ok(None);
+        }
+        crate::store::stored_plan(&connect(target).await?).await
+    }
+
+    /// The plan saved in the state folder, when it is this migration's and
+    /// the target server still offers what it was planned for (a saved plan
+    /// nothing has been written by is planned again when the target changed).
+    async fn saved_plan(&self) -> Result<Option<MigrationPlan>> {
+        let (source, target) = (self.source()?.to_string(), self.target()?.to_string());
+        let Some(plan) = crate::plan::file::load(&self.plan_path())?
+            .filter(|p| p.source.url == source && p.target.url == target)
+        else {
+            return Ok(None);
+        };
+        let now = inventory::gather_target(self.target()?)
+            .await?
+            .fingerprint();
+        if now != plan.target_fingerprint {
+            tracing::info!(plan = %plan.id, "the target server changed since the saved plan was made; planning again");
+            return Ok(None);
+        }
+        Ok(Some(plan))
+    }
+
+    /// Makes a new plan: one schema dump of the source.
+    pub async fn make_plan(&self) -> Result<MigrationPlan> {
+        let opts = self.overrides.resolve();
+        let inv = inventory::gather(self.source()?, self.target()?, &opts.schemas).await?;
+        crate::plan::build(
+            &inv,
+            &opts,
+            self.settings.project_ref.as_deref(),
+            &crate::clock::utc_now(),
+        )
+    }
+
+    /// Checks a plan made earlier against this command's flags and the
+    /// source's schema today.
+    async fn check_stored(&self, plan: &MigrationPlan, origin: Origin) -> Result<()> {
+        let diffs = self.overrides.differences(&plan.options);
+        if !diffs.is_empty() {
+            let hint = match origin {
+                Origin::Target => "leave those flags out to go on with the plan the target is being migrated by, or migrate into a fresh target database",
+                _ => "leave those flags out to use the saved plan, or make a new one with `supamigrate plan` and those flags",
+            };
+            return Err(Error::invalid_input(format!(
+                "plan {} was made with other choices than this command's: {}; nothing was changed",
+                plan.id,
+                diffs.join(", ")
+            ))
+            .with_hint(hint));
+        }
+        let client = connect(self.source()?).await?;
+        let now = crate::catalog::schema_fingerprint(&client, &plan.schemas).await?;
+        if now != plan.source_fingerprint {
+            return Err(Error::invalid_input(format!(
+                "the source's schema changed since plan {} was made ({}); nothing was changed",
+                plan.id, plan.created_at
+            ))
+            .with_hint(match origin {
+                Origin::Target => "the target is being migrated by that plan: undo the schema change on the source, or start over on a fresh target database",
+                _ => "make a new plan with `supamigrate plan`, review it, then run again",
+            }));
+        }
+        Ok(())
+    }
+
+    /// The migration's plan: the one stored on the target, else the one
+    /// saved in the state folder, else a new one. A stored plan must agree
+    /// with the command's flags and with the source's schema.
+    pub async fn plan(&self) -> Result<Planned> {
+        for (origin, found) in [
+            (Origin::Target, self.target_plan().await?),
+            (Origin::StateDir, self.saved_plan().await?),
+        ] {
+            if let Some(plan) = found {
+                self.check_stored(&plan, origin).await?;
+                return Ok(Planned { plan, origin });
+            }
+        }
+        Ok(Planned {
+            plan: self.make_plan().await?,
+            origin: Origin::Made,
+        })
+    }
+
+    /// Saves `plan` in the state folder.
+    pub fn save_plan(&self, plan: &MigrationPlan) -> Result<()> {
+        crate::plan::file::save(&self.plan_path(), plan)
+    }
+}
+
+/// `supamigrate plan`: the plan the target is being migrated by, or a new
+/// one, saved in the state folder for `run` to execute.
+pub async fn plan(ctx: &Context) -> Result<Planned> {
+    if let Some(plan) = ctx.target_plan().await? {
+        ctx.check_stored(&plan, Origin::Target).await?;
+        return Ok(Planned {
+            plan,
+            origin: Origin::Target,
+        });
+    }
+    let plan = ctx.make_plan().await?;
+    ctx.save_plan(&plan)?;
+    Ok(Planned {
+        plan,
+        origin: Origin::Made,
+    })
+}
+
+/// What `check` found on each side.
+pub struct CheckReport {
+    /// The source.
+    pub source: Result<Probe>,
+    /// The target.
+    pub target: Result<Probe>,
+}
+
+/// `supamigrate check`: connects to both sides.
+pub async fn check(settings: &Settings) -> Result<CheckReport> {
+    let (source, target) = (settings.source()?, settings.target()?);
+    Ok(CheckReport {
+        source: probe(source).await,
+        target: probe(target).await,
+    })
+}
+
+/// `schema export`: the source's schema dump, as two SQL files in `dir`.
+pub async fn schema_export(ctx: &Context, dir: &Path) -> Result<Vec<String>> {
+    let opts = ctx.overrides.resolve();
+    let src = inventory::gather_source(ctx.source()?, &opts.schemas).await?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    for (name, text) in [
+        ("pre-data.sql", &src.schema.pre_data),
+        ("post-data.sql", &src.schema.post_data),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+    }
+    Ok(src.schema.schemas)
+}
+
+/// The plan must be confirmed before the first write to the target; a plan
+/// stored there already was.
+async fn confirmed(ctx: &Context, approver: &dyn Approver) -> Result<MigrationPlan> {
+    let planned = ctx.plan().await?;
+    if planned.origin != Origin::Target {
+        approver.approve(&crate::plan::describe::describe(&planned.plan))?;
+    }
+    Ok(planned.plan)
+}
+
+/// `provision`: the database, the state store with the plan, extensions,
+/// roles and privileges.
+pub async fn provision(
+    ctx: &Context,
+    req: &ProvisionRequest,
+    approver: &dyn Approver,
+) -> Result<ProvisionReport> {
+    let plan = confirmed(ctx, approver).await?;
+    crate::provision::provision(ctx.target()?, &plan, req).await
+}
+
+/// `schema apply`: the sections asked for, in order.
+pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Section, Applied)>> {
+    let plan = ctx.plan().await?.plan;
+    let mut out = Vec::new();
+    for s in sections {
+        out.push((*s, crate::apply::apply(ctx.target()?, &plan, *s).await?));
+    }
+    Ok(out)
+}
+
+/// `copy`: the data, sequences, and (unless told not to) post-data.
+pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
+    let plan = ctx.plan().await?.plan;
+    crate::copy::copy(ctx.source()?, ctx.target()?, &plan, opts, &ctx.observer).await
+}
+
+/// How `verify` runs.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    /// Workers.
+    pub jobs: usize,
+    /// Differing rows listed per table.
+    pub max_rows: usize,
+    /// Rows per first-level chunk.
+    pub chunk_rows: i64,
+    /// The Storage step rewrote the plan's reference columns.
+    pub storage_rewritten: bool,
+    /// The application's own checks.
+    pub checks: Vec<crate::verify::checks::Check>,
+}
+
+/// `verify`: the target against the source, as the plan migrated it.
+pub async fn verify(ctx: &Context, req: &VerifyRequest) -> Result<VerifyReport> {
+    let plan = ctx.plan().await?.plan;
+    let mut opts = VerifyOptions::for_plan(&plan, ctx.observer.clone());
+    if req.storage_rewritten {
+        opts = opts.after_rewrite(&plan);
+    }
+    opts.jobs = req.jobs;
+    opts.max_rows = req.max_rows;
+    opts.chunk_rows = req.chunk_rows;
+    opts.checks = req.checks.clone();
+    crate::verify::verify(ctx.source()?, ctx.target()?, &opts).await
+}
+
+/// What `storage plan` shows.
+pub struct StoragePreview {
+    /// The plan (its Storage part says where buckets go).
+    pub plan: MigrationPlan,
+    /// Where objects are read from and written to.
+    pub labels: (String, String),
+    /// The objects to copy.
+    pub objects: ObjectsPlan,
+    /// The references' rewrite, when the target has the data already.
+    pub rewrite: Option<RewritePlan>,
+}
+
+/// `storage plan`: what would be copied and rewritten; changes nothing.
+pub async fn storage_plan(ctx: &Context, stores: &StoreConfig) -> Result<StoragePreview> {
+    use crate::storage::store::ObjectStore;
+    let plan = ctx.plan().await?.plan;
+    let s = stores.open().await?;
+    let objects =
+        crate::storage::prepare(&connect(ctx.source()?).await?, &s.source, &plan.storage).await?;
+    let rewrite = match (&plan.storage.rewrite, ctx.target_plan().await?) {
+        (Some(_), Some(_)) => {
+            let t = connect(ctx.target()?).await?;
+            Some(crate::storage::rewrite::plan_rewrite(&t, &objects, &plan.storage).await?)
+        }
+        _ => None,
+    };
+    Ok(StoragePreview {
+        labels: (s.source.label(), s.dest.label()),
+        plan,
+        objects,
+        rewrite,
+    })
+}
+
+/// `storage copy`: the objects, then the references on the target.
+pub async fn storage_copy(
+    ctx: &Context,
+    stores: &StoreConfig,
+    opts: TransferOptions,
+) -> Result<StorageSummary> {
+    let plan = ctx.plan().await?.plan;
+    let s = stores.open().await?;
+    crate::storage::migrate(
+        ctx.source()?,
+        ctx.target()?,
+        &s,
+        &plan.storage,
+        opts,
+        &ctx.observer,
+    )
+    .await
+}
+
+/// `storage verify`: every object's bytes on both sides.
+pub async fn storage_verify(
+    ctx: &Context,
+    stores: &StoreConfig,
+    opts: TransferOptions,
+) -> Result<(ObjectsPlan, Vec<Mismatch>)> {
+    let plan = ctx.plan().await?.plan;
+    let s = stores.open().await?;
+    let objects =
+        crate::storage::prepare(&connect(ctx.source()?).await?, &s.source, &plan.storage).await?;
+    let bad = crate::storage::transfer::verify(&s.source, &s.dest, &objects, opts).await?;
+    Ok((objects, bad))
+}
+
+/// `preflight`: every check, reading only. The plan is made (or loaded) as
+/// part of it: a plan that cannot be made is a failed check.
+pub async fn preflight(ctx: &Context, backup_dir: &Path) -> Result<Vec<Check>> {
+    let plan = ctx.plan().await.map(|p| p.plan);
+    let facts = crate::preflight::gather(ctx.source()?, ctx.target()?, backup_dir, &plan).await;
+    Ok(crate::preflight::evaluate(&facts))
+}
+
+/// A rollback, prepared and not yet run.
+pub struct Rollback {
+    /// The backup's manifest.
+    pub manifest: crate::backup::Manifest,
+    /// What the rollback will do.
+    pub plan: crate::backup::restore::RollbackPlan,
+}
+
+/// `rollback`, first half: checks the backup's files and plans what the
+/// rollback does. Refuses a damaged backup. Changes nothing.
+pub async fn rollback_prepare(settings: &Settings, dir: &Path) -> Result<Rollback> {
+    let (manifest, problems) = crate::backup::check(dir)?;
+    if !problems.is_empty() {
+        return Err(Error::invalid_input(format!(
+            "refusing to roll back from {}: its files do not match the manifest ({}); nothing was changed",
+            dir.display(),
+            problems.join("; ")
+        ))
+        .with_hint("use an intact backup; `supamigrate backup verify DIR` checks one"));
+    }
+    let client = connect(settings.source()?).await?;
+    let plan = crate::backup::restore::prepare_rollback(&client, dir, &manifest).await?;
+    Ok(Rollback { manifest, plan })
+}
+
+/// `rollback`, second half: runs it (one transaction), then the health
+/// check: `SELECT 1` and every table against the manifest.
+pub async fn rollback_execute(
+    settings: &Settings,
+    dir: &Path,
+    r: &Rollback,
+) -> Result<Vec<crate::backup::restore::TableCheck>> {
+    let client = connect(settings.source()?).await?;
+    crate::backup::restore::execute_rollback(&client, dir, &r.plan).await?;
+    client
+        .query_one("select 1", &[])
+        .await
+        .map_err(|e| Error::postgres("SELECT 1 on the source after the rollback", e))?;
+    crate::backup::restore::check_tables(&client, &r.manifest.tables).await
+}

@@ -1,0 +1,433 @@
+//! The conversion rules, case by case.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::catalog::Extension;
+
+fn opts(policies: PolicyMode) -> ConvertOptions {
+    ConvertOptions {
+        policies,
+        app_role: "app_user".into(),
+        target_major: 15,
+        available_extensions: None,
+        allow_drop_extensions: BTreeSet::new(),
+    }
+}
+
+fn source(pre: &str, post: &str) -> SchemaSource {
+    SchemaSource {
+        pre_data: pre.into(),
+        post_data: post.into(),
+        ..SchemaSource::default()
+    }
+}
+
+/// Converts one pg_dump-style statement and returns the SQL that comes out.
+fn one(sql: &str, policies: PolicyMode) -> Vec<String> {
+    let c = convert(&source("", sql), &opts(policies)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    c.section_sql(Section::PostData)
+}
+
+/// (rule, input as pg_dump writes it, output with --policies drop, output with --policies shim)
+const CASES: &[(&str, &str, &[&str], &[&str])] = &[
+    (
+        "plain DDL is kept as written",
+        "CREATE TABLE public.\"Mixed Case\" (\"Id\" integer NOT NULL, \"select\" text)",
+        &["CREATE TABLE public.\"Mixed Case\" (\"Id\" integer NOT NULL, \"select\" text);"],
+        &["CREATE TABLE public.\"Mixed Case\" (\"Id\" integer NOT NULL, \"select\" text);"],
+    ),
+    (
+        "grants to API roles go to the application role (drop) or stay (shim)",
+        "GRANT ALL ON TABLE public.orders TO anon",
+        &["GRANT select, insert, update, delete ON public.orders TO app_user;"],
+        &["GRANT ALL ON TABLE public.orders TO anon;"],
+    ),
+    (
+        "only DML privileges are mapped",
+        "GRANT SELECT,TRUNCATE,REFERENCES ON TABLE public.orders TO authenticated",
+        &["GRANT select ON public.orders TO app_user;"],
+        &["GRANT SELECT,TRUNCATE,REFERENCES ON TABLE public.orders TO authenticated;"],
+    ),
+    (
+        "sequence grants map to USAGE, SELECT",
+        "GRANT ALL ON SEQUENCE public.\"Order_seq\" TO service_role",
+        &["GRANT usage, select ON SEQUENCE public.\"Order_seq\" TO app_user;"],
+        &["GRANT ALL ON SEQUENCE public.\"Order_seq\" TO service_role;"],
+    ),
+    (
+        "function grants map to EXECUTE",
+        "GRANT ALL ON FUNCTION public.has_role(_user_id uuid, _role public.app_role) TO anon",
+        &["GRANT execute ON FUNCTION public.has_role(_user_id uuid, _role public.app_role) TO app_user;"],
+        &["GRANT ALL ON FUNCTION public.has_role(_user_id uuid, _role public.app_role) TO anon;"],
+    ),
+    (
+        "grants to other Supabase roles are dropped",
+        "GRANT ALL ON TABLE public.orders TO supabase_admin",
+        &[],
+        &[],
+    ),
+    (
+        "grants to postgres are dropped",
+        "GRANT ALL ON SCHEMA public TO postgres",
+        &[],
+        &[],
+    ),
+    (
+        "grants to the project's own roles are kept",
+        "GRANT SELECT ON TABLE public.orders TO reporting",
+        &["GRANT SELECT ON TABLE public.orders TO reporting;"],
+        &["GRANT SELECT ON TABLE public.orders TO reporting;"],
+    ),
+    (
+        "mixed grantees split",
+        "GRANT SELECT ON TABLE public.orders TO reporting, supabase_read_only_user",
+        &["GRANT select ON public.orders TO reporting;"],
+        &["GRANT select ON public.orders TO reporting;"],
+    ),
+    (
+        "revokes from Supabase roles are dropped, from PUBLIC kept",
+        "REVOKE ALL ON FUNCTION public.f() FROM PUBLIC",
+        &["REVOKE ALL ON FUNCTION public.f() FROM PUBLIC;"],
+        &["REVOKE ALL ON FUNCTION public.f() FROM PUBLIC;"],
+    ),
+    (
+        "revoke from anon is dropped in drop mode",
+        "REVOKE ALL ON TABLE public.secrets FROM anon",
+        &[],
+        &["REVOKE ALL ON TABLE public.secrets FROM anon;"],
+    ),
+    (
+        "default privileges are dropped",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon",
+        &[],
+        &[],
+    ),
+    (
+        "ownership is dropped",
+        "ALTER TABLE public.orders OWNER TO postgres",
+        &[],
+        &[],
+    ),
+    (
+        "function ownership is dropped",
+        "ALTER FUNCTION public.handle_new_user() OWNER TO supabase_admin",
+        &[],
+        &[],
+    ),
+    (
+        "foreign keys to auth.users point at app_users",
+        "ALTER TABLE ONLY public.profiles ADD CONSTRAINT profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE",
+        &["ALTER TABLE ONLY public.profiles ADD CONSTRAINT profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.app_users (id) ON DELETE CASCADE;"],
+        &["ALTER TABLE ONLY public.profiles ADD CONSTRAINT profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.app_users (id) ON DELETE CASCADE;"],
+    ),
+    (
+        "foreign keys to storage.objects are dropped",
+        "ALTER TABLE ONLY public.documents ADD CONSTRAINT documents_object_fkey FOREIGN KEY (object_id) REFERENCES storage.objects(id)",
+        &[],
+        &[],
+    ),
+    (
+        "inline foreign keys to auth.users in CREATE TABLE",
+        "CREATE TABLE public.notes (id uuid, author uuid REFERENCES auth.users(id))",
+        &["CREATE TABLE public.notes (id uuid, author uuid REFERENCES public.app_users (id));"],
+        &["CREATE TABLE public.notes (id uuid, author uuid REFERENCES public.app_users (id));"],
+    ),
+    (
+        "policies: dropped, or kept for API roles",
+        "CREATE POLICY \"Own rows\" ON public.profiles FOR SELECT TO authenticated USING ((auth.uid() = user_id))",
+        &[],
+        &["CREATE POLICY \"Own rows\" ON public.profiles FOR SELECT TO authenticated USING ((auth.uid() = user_id));"],
+    ),
+    (
+        "policy roles that are Supabase-internal are removed",
+        "CREATE POLICY p ON public.t TO authenticated, supabase_auth_admin USING (true)",
+        &[],
+        &["CREATE POLICY p ON public.t TO authenticated USING (true);"],
+    ),
+    (
+        "RLS is enabled only with the shim",
+        "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY",
+        &[],
+        &["ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;"],
+    ),
+    (
+        "the Realtime publication is dropped",
+        "ALTER PUBLICATION supabase_realtime ADD TABLE ONLY public.orders",
+        &[],
+        &[],
+    ),
+    (
+        "creating the Realtime publication is dropped",
+        "CREATE PUBLICATION supabase_realtime WITH (publish = 'insert, update, delete, truncate')",
+        &[],
+        &[],
+    ),
+    (
+        "the project's own publications are kept",
+        "CREATE PUBLICATION analytics FOR TABLE public.orders",
+        &["CREATE PUBLICATION analytics FOR TABLE public.orders;"],
+        &["CREATE PUBLICATION analytics FOR TABLE public.orders;"],
+    ),
+    (
+        "event triggers are dropped",
+        "CREATE EVENT TRIGGER pgrst_ddl_watch ON ddl_command_end EXECUTE FUNCTION extensions.pgrst_ddl_watch()",
+        &[],
+        &[],
+    ),
+    (
+        "COMMENT ON EXTENSION is dropped",
+        "COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions'",
+        &[],
+        &[],
+    ),
+    (
+        "CREATE EXTENSION is left to provision",
+        "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA extensions",
+        &[],
+        &[],
+    ),
+    (
+        "transaction_timeout is dropped below PostgreSQL 17",
+        "SET transaction_timeout = 0",
+        &[],
+        &[],
+    ),
+    (
+        "other SET statements are kept",
+        "SET statement_timeout = 0",
+        &["SET statement_timeout = 0;"],
+        &["SET statement_timeout = 0;"],
+    ),
+    (
+        "objects in Supabase-internal schemas are dropped",
+        "CREATE TABLE storage.objects_archive (id uuid)",
+        &[],
+        &[],
+    ),
+    (
+        "CREATE SCHEMA public becomes IF NOT EXISTS",
+        "CREATE SCHEMA public",
+        &["CREATE SCHEMA IF NOT EXISTS public;"],
+        &["CREATE SCHEMA IF NOT EXISTS public;"],
+    ),
+    (
+        "any CREATE SCHEMA becomes IF NOT EXISTS, without its owner",
+        "CREATE SCHEMA \"Billing\" AUTHORIZATION postgres",
+        &["CREATE SCHEMA IF NOT EXISTS \"Billing\";"],
+        &["CREATE SCHEMA IF NOT EXISTS \"Billing\";"],
+    ),
+    (
+        "triggers on auth.users move to app_users",
+        "CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users FOR EACH ROW EXECUTE FUNCTION public.handle_new_user()",
+        &["CREATE TRIGGER on_auth_user_created AFTER INSERT ON public.app_users FOR EACH ROW EXECUTE FUNCTION public.handle_new_user();"],
+        &["CREATE TRIGGER on_auth_user_created AFTER INSERT ON public.app_users FOR EACH ROW EXECUTE FUNCTION public.handle_new_user();"],
+    ),
+];
+
+#[test]
+fn each_rule() {
+    let mut failures = Vec::new();
+    for (rule, input, want_drop, want_shim) in CASES {
+        for (mode, want) in [(PolicyMode::Drop, want_drop), (PolicyMode::Shim, want_shim)] {
+            let mut src = source("", input);
+            src.auth_users_columns = input.contains("auth.users").then(|| vec!["id".to_string()]);
+            let got = convert(&src, &opts(mode)).unwrap_or_else(|e| panic!("{rule}: {e}"));
+            let got = got.section_sql(Section::PostData);
+            let got: Vec<&String> = got
+                .iter()
+                .filter(|s| {
+                    !s.contains("app_users_pkey")
+                        && !s.contains("app_users_email_key")
+                        && !s.contains("idx_app_users")
+                })
+                .collect();
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            if got.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+                != want.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+            {
+                failures.push(format!(
+                    "{rule} ({mode:?}):\n   got  {got:?}\n   want {want:?}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn everything_not_kept_is_reported_with_a_reason() {
+    let c = convert(
+        &source(
+            "SET transaction_timeout = 0;",
+            "GRANT ALL ON TABLE public.t TO anon;\nALTER TABLE public.t OWNER TO postgres;",
+        ),
+        &opts(PolicyMode::Drop),
+    )
+    .unwrap();
+    let not_kept: Vec<_> = c
+        .report
+        .iter()
+        .filter(|r| r.action != Action::Kept && !r.object.starts_with("extension"))
+        .collect();
+    assert_eq!(not_kept.len(), 3, "{not_kept:?}");
+    assert!(not_kept.iter().all(|r| !r.reason.is_empty()));
+    let text = c.report_text();
+    assert!(
+        text.contains("transaction_timeout needs PostgreSQL 17"),
+        "{text}"
+    );
+    assert!(text.contains("GRANT ALL ON TABLE public.t TO anon — anon removed; their DML privileges go to app_user"), "{text}");
+    assert!(
+        text.contains("ALTER TABLE public.t OWNER TO postgres — ownership"),
+        "{text}"
+    );
+}
+
+#[test]
+fn meta_commands_are_reported() {
+    let c = convert(
+        &source("\\restrict abc\nSET x = 1;\n\\unrestrict abc\n", ""),
+        &opts(PolicyMode::Drop),
+    )
+    .unwrap();
+    assert_eq!(
+        c.section_sql(Section::PreData),
+        vec!["SET x = 1;".to_string()]
+    );
+    assert_eq!(
+        c.report
+            .iter()
+            .filter(|r| r.object.starts_with("psql meta-command"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn transaction_timeout_is_kept_for_17() {
+    let mut o = opts(PolicyMode::Drop);
+    o.target_major = 17;
+    let c = convert(&source("SET transaction_timeout = 0;", ""), &o).unwrap();
+    assert_eq!(
+        c.section_sql(Section::PreData),
+        vec!["SET transaction_timeout = 0;".to_string()]
+    );
+}
+
+#[test]
+fn grants_to_three_api_roles_become_one() {
+    let post = "GRANT ALL ON TABLE public.orders TO anon;\nGRANT ALL ON TABLE public.orders TO authenticated;\nGRANT ALL ON TABLE public.orders TO service_role;";
+    assert_eq!(
+        one(post, PolicyMode::Drop),
+        vec!["GRANT select, insert, update, delete ON public.orders TO app_user;"]
+    );
+}
+
+#[test]
+fn unsupported_extensions_fail_before_anything_unless_allowed() {
+    let mut src = source("CREATE FUNCTION public.tags(h extensions.hstore) RETURNS text[] LANGUAGE sql AS $$ select akeys(h) $$;\nCREATE TABLE public.t (id int, attrs extensions.hstore);", "");
+    src.extensions = vec![
+        Extension {
+            name: "pgcrypto".into(),
+            schema: "extensions".into(),
+            dependents: vec![],
+        },
+        Extension {
+            name: "hstore".into(),
+            schema: "extensions".into(),
+            dependents: vec![
+                "function public.tags".into(),
+                "column public.t.attrs".into(),
+            ],
+        },
+        Extension {
+            name: "plpgsql".into(),
+            schema: "pg_catalog".into(),
+            dependents: vec![],
+        },
+    ];
+    let mut o = opts(PolicyMode::Drop);
+    o.available_extensions = Some(
+        ["pgcrypto", "uuid-ossp", "pg_trgm", "plpgsql"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    let e = convert(&src, &o).unwrap_err();
+    assert!(e.is_bad_input());
+    assert!(
+        e.to_string()
+            .contains("hstore (used by function public.tags, column public.t.attrs)"),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("--allow-drop-extension hstore"));
+
+    o.allow_drop_extensions.insert("hstore".into());
+    let c = convert(&src, &o).unwrap();
+    assert_eq!(c.extensions, vec!["pgcrypto", "uuid-ossp", "pg_trgm"]);
+    assert_eq!(
+        c.section_sql(Section::PreData),
+        vec!["CREATE TABLE public.t (id int);".to_string()]
+    );
+    assert!(c
+        .report
+        .iter()
+        .any(|r| r.action == Action::Dropped && r.object == "column public.t.attrs"));
+    assert!(c
+        .report
+        .iter()
+        .any(|r| r.action == Action::Dropped && r.object == "extension hstore"));
+    assert!(c
+        .report
+        .iter()
+        .any(|r| r.action == Action::Dropped && r.object == "function public.tags"));
+}
+
+#[test]
+fn auth_users_becomes_app_users_with_the_mapping_reported() {
+    let mut src = source("", "");
+    src.auth_users_columns = Some(
+        [
+            "instance_id",
+            "id",
+            "email",
+            "email_change_token_new",
+            "confirmed_at",
+            "is_anonymous",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    );
+    let c = convert(&src, &opts(PolicyMode::Drop)).unwrap();
+    assert!(c
+        .section_sql(Section::PreData)
+        .iter()
+        .any(|s| s.starts_with("CREATE TABLE public.app_users")));
+    let r = c.report_text();
+    assert!(r.contains("column auth.users.email_change_token_new — becomes public.app_users.email_change_token"), "{r}");
+    assert!(
+        r.contains("column auth.users.confirmed_at — generated"),
+        "{r}"
+    );
+    assert!(
+        r.contains("column auth.users.is_anonymous — Supabase Auth internal"),
+        "{r}"
+    );
+}
+
+#[test]
+fn shim_adds_the_auth_functions() {
+    let c = convert(&source("", ""), &opts(PolicyMode::Shim)).unwrap();
+    assert!(c
+        .section_sql(Section::PreData)
+        .iter()
+        .any(|s| s.contains("FUNCTION auth.uid()")));
+    assert!(c.shim);
+    let c = convert(&source("", ""), &opts(PolicyMode::Drop)).unwrap();
+    assert!(!c
+        .section_sql(Section::PreData)
+        .iter()
+        .any(|s| s.contains("auth.uid")));
+}

@@ -1,0 +1,657 @@
+//! Preflight: everything the migration needs, checked before anything is
+//! written, each failure with how to fix it. [`gather`] reads the facts
+//! (reads only); [`evaluate`] is a pure function from them to the checks.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::dump::tool_major;
+use crate::connect::{connect, find_pg_tool, probe, ConnInfo, Probe};
+use crate::error::{Error, Result};
+use crate::plan::{MigrationPlan, Section, MEASURED_MB_PER_S};
+
+/// A check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Fine.
+    Pass,
+    /// Works, but worth knowing.
+    Warn,
+    /// Blocks the migration.
+    Fail,
+}
+
+/// One check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Outcome.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// How to fix a failure or warning.
+    pub hint: Option<String>,
+}
+
+fn check(name: &str, status: Status, detail: impl Into<String>, hint: Option<&str>) -> Check {
+    Check {
+        name: name.to_string(),
+        status,
+        detail: detail.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// An error as a fact: its message and hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What went wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl From<&Error> for Failure {
+    fn from(e: &Error) -> Failure {
+        Failure {
+            message: e.to_string(),
+            hint: e.hint().map(str::to_string),
+        }
+    }
+}
+
+/// The target server as preflight found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFacts {
+    /// The probe.
+    pub probe: Probe,
+    /// The target database's name.
+    pub database: String,
+    /// The login role may create databases.
+    pub createdb: bool,
+    /// … and roles.
+    pub createrole: bool,
+}
+
+/// Read access to a Supabase table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// `auth.users`, `storage.objects`.
+    pub table: String,
+    /// What it holds, for messages.
+    pub what: String,
+    /// It exists.
+    pub exists: bool,
+    /// The login role may read it.
+    pub readable: bool,
+}
+
+/// A PostgreSQL program preflight needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    /// `pg_dump`, `pg_restore`.
+    pub name: String,
+    /// Its major version and `--version` text, or why it cannot be run.
+    pub version: std::result::Result<(u32, String), String>,
+}
+
+/// The source database's size and `wal_level`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeAndWal {
+    /// Bytes.
+    pub bytes: i64,
+    /// `wal_level`.
+    pub wal_level: String,
+}
+
+/// The disk backups go to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disk {
+    /// The nearest existing folder of the backup folder.
+    pub dir: PathBuf,
+    /// Free bytes there, or why that is unknown.
+    pub free: std::result::Result<f64, String>,
+}
+
+/// What the plan says, for preflight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFacts {
+    /// Application schemas.
+    pub schemas: Vec<String>,
+    /// Statements before and after the data.
+    pub pre_data: usize,
+    /// After.
+    pub post_data: usize,
+}
+
+/// Everything preflight looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    /// The source's port (6543 is Supabase's transaction pooler).
+    pub source_port: u16,
+    /// The source, or why it cannot be reached.
+    pub source: std::result::Result<Probe, Failure>,
+    /// `pg_dump` and `pg_restore`.
+    pub tools: Vec<Tool>,
+    /// The target.
+    pub target: std::result::Result<TargetFacts, Failure>,
+    /// auth.users, storage.objects.
+    pub access: Vec<Access>,
+    /// The source database's size and `wal_level`.
+    pub size_and_wal: Option<SizeAndWal>,
+    /// Where backups go, and the free bytes there.
+    pub backup_disk: Disk,
+    /// The plan, or why it cannot be made (an extension the target lacks…).
+    pub plan: std::result::Result<PlanFacts, Failure>,
+}
+
+/// The plan's facts for preflight.
+pub fn plan_facts(plan: &Result<MigrationPlan>) -> std::result::Result<PlanFacts, Failure> {
+    match plan {
+        Ok(p) => Ok(PlanFacts {
+            schemas: p.schemas.clone(),
+            pre_data: p.statements(Section::PreData).len(),
+            post_data: p.statements(Section::PostData).len(),
+        }),
+        Err(e) => Err(Failure::from(e)),
+    }
+}
+
+fn tool_version(name: &str) -> std::result::Result<(u32, String), String> {
+    let path = find_pg_tool(name).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let major = tool_major(&path).map_err(|e| e.to_string())?;
+    Ok((major, text))
+}
+
+async fn target_facts(target: &ConnInfo) -> Result<TargetFacts> {
+    let p = probe(target).await?;
+    let db = if p.database_exists {
+        target.dbname.as_str()
+    } else {
+        "postgres"
+    };
+    let c = connect(&target.with_dbname(db)).await?;
+    let r = c
+        .query_one(
+            "select rolcreatedb, rolcreaterole from pg_roles where rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the target role's privileges", e))?;
+    Ok(TargetFacts {
+        probe: p,
+        database: target.dbname.clone(),
+        createdb: r.get(0),
+        createrole: r.get(1),
+    })
+}
+
+async fn source_facts(source: &ConnInfo) -> Result<(Vec<Access>, SizeAndWal)> {
+    let client = connect(source).await?;
+    let mut access = Vec::new();
+    for (t, what) in [
+        ("auth.users", "users"),
+        ("storage.objects", "Storage objects"),
+    ] {
+        let r = client
+            .query_one(
+                "select to_regclass($1) is not null, \
+                        coalesce(has_table_privilege(to_regclass($1), 'SELECT'), false)",
+                &[&t],
+            )
+            .await
+            .map_err(|e| Error::postgres("checking source privileges", e))?;
+        access.push(Access {
+            table: t.to_string(),
+            what: what.to_string(),
+            exists: r.get(0),
+            readable: r.get(1),
+        });
+    }
+    let r = client
+        .query_one(
+            "select pg_database_size(current_database()), current_setting('wal_level')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the database size", e))?;
+    Ok((
+        access,
+        SizeAndWal {
+            bytes: r.get(0),
+            wal_level: r.get(1),
+        },
+    ))
+}
+
+fn free_bytes(backup_dir: &Path) -> Disk {
+    let dir = backup_dir
+        .ancestors()
+        .find(|d| d.exists())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let free = nix::sys::statvfs::statvfs(&dir)
+        .map(|v| v.blocks_available() as f64 * v.fragment_size() as f64)
+        .map_err(|e| e.to_string());
+    Disk { dir, free }
+}
+
+/// Reads every fact. Changes nothing.
+pub async fn gather(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    backup_dir: &Path,
+    plan: &Result<MigrationPlan>,
+) -> Facts {
+    let source_probe = probe(source).await.map_err(|e| Failure::from(&e));
+    let (access, size_and_wal) = match &source_probe {
+        Ok(_) => match source_facts(source).await {
+            Ok((a, s)) => (a, Some(s)),
+            Err(_) => (Vec::new(), None),
+        },
+        Err(_) => (Vec::new(), None),
+    };
+    Facts {
+        source_port: source.port,
+        source: source_probe,
+        tools: ["pg_dump", "pg_restore"]
+            .iter()
+            .map(|t| Tool {
+                name: t.to_string(),
+                version: tool_version(t),
+            })
+            .collect(),
+        target: target_facts(target).await.map_err(|e| Failure::from(&e)),
+        access,
+        size_and_wal,
+        backup_disk: free_bytes(backup_dir),
+        plan: plan_facts(plan),
+    }
+}
+
+/// The checks `facts` pass or fail. Pure.
+pub fn evaluate(facts: &Facts) -> Vec<Check> {
+    let mut out = Vec::new();
+    connections(facts, &mut out);
+    if facts.source.is_err() {
+        return out;
+    }
+    for a in &facts.access {
+        out.push(match (a.exists, a.readable) {
+            (false, _) => check(
+                &format!("read {}", a.table),
+                Status::Warn,
+                format!("no {}: no {} to migrate", a.table, a.what),
+                None,
+            ),
+            (true, true) => check(
+                &format!("read {}", a.table),
+                Status::Pass,
+                "SELECT granted",
+                None,
+            ),
+            (true, false) => check(
+                &format!("read {}", a.table),
+                Status::Fail,
+                "no SELECT privilege",
+                Some("connect as the project's postgres role"),
+            ),
+        });
+    }
+    capacity(facts, &mut out);
+    out.push(match &facts.plan {
+        Ok(p) => check(
+            "schema conversion",
+            Status::Pass,
+            format!(
+                "schemas {}; {} pre-data and {} post-data statements; extensions all available",
+                p.schemas.join(", "),
+                p.pre_data,
+                p.post_data
+            ),
+            None,
+        ),
+        Err(f) => check(
+            "schema conversion",
+            Status::Fail,
+            f.message.clone(),
+            f.hint.as_deref(),
+        ),
+    });
+    out
+}
+
+fn connections(facts: &Facts, out: &mut Vec<Check>) {
+    if facts.source_port == 6543 {
+        out.push(check(
+            "source connection mode",
+            Status::Warn,
+            "SUPABASE_DB_URL uses port 6543, Supabase's transaction pooler",
+            Some("pg_dump and the snapshot copy need a session: use the direct connection (port 5432) or the session-mode pooler"),
+        ));
+    }
+    let source_major = match &facts.source {
+        Ok(p) => {
+            out.push(check(
+                "source connection",
+                Status::Pass,
+                format!(
+                    "PostgreSQL {} as {}{}",
+                    p.server_version,
+                    p.user,
+                    if p.tls { ", TLS" } else { "" }
+                ),
+                None,
+            ));
+            p.server_version
+                .split(['.', ' '])
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        }
+        Err(f) => {
+            out.push(check(
+                "source connection",
+                Status::Fail,
+                f.message.clone(),
+                f.hint.as_deref(),
+            ));
+            0
+        }
+    };
+    for t in &facts.tools {
+        let tool = t.name.as_str();
+        out.push(match &t.version {
+            Ok((m, text)) if *m >= source_major => check(tool, Status::Pass, text.clone(), None),
+            Ok((m, text)) => check(
+                tool,
+                Status::Fail,
+                format!("{text}: major {m} is older than the source's {source_major}"),
+                Some("install the PostgreSQL client of the source's major version or newer (postgresql-client-NN)"),
+            ),
+            Err(e) => check(tool, Status::Fail, e.clone(), Some("install postgresql-client (scripts/setup.sh does)")),
+        });
+    }
+    target_checks(facts, out);
+}
+
+fn target_checks(facts: &Facts, out: &mut Vec<Check>) {
+    match &facts.target {
+        Ok(t) => {
+            let p = &t.probe;
+            out.push(check(
+                "target connection",
+                Status::Pass,
+                format!(
+                    "PostgreSQL {} as {}{}; database {} {}",
+                    p.server_version,
+                    p.user,
+                    if p.tls { ", TLS" } else { "" },
+                    t.database,
+                    if p.database_exists {
+                        "exists"
+                    } else {
+                        "will be created"
+                    }
+                ),
+                None,
+            ));
+            out.push(if p.superuser || (t.createdb && t.createrole) {
+                check(
+                    "target privileges",
+                    Status::Pass,
+                    "may create databases and roles",
+                    None,
+                )
+            } else {
+                check(
+                    "target privileges",
+                    Status::Fail,
+                    format!("CREATEDB {}, CREATEROLE {}", t.createdb, t.createrole),
+                    Some("connect as the RDS master user (rds_superuser has both)"),
+                )
+            });
+        }
+        Err(f) => out.push(check(
+            "target connection",
+            Status::Fail,
+            f.message.clone(),
+            f.hint.as_deref(),
+        )),
+    }
+}
+
+fn capacity(facts: &Facts, out: &mut Vec<Check>) {
+    let Some(SizeAndWal {
+        bytes: size,
+        wal_level: wal,
+    }) = &facts.size_and_wal
+    else {
+        return;
+    };
+    let mb = *size as f64 / 1e6;
+    out.push(check(
+        "database size",
+        Status::Pass,
+        format!(
+            "{mb:.0} MB; the copy should take about {:.0} s at the {MEASURED_MB_PER_S:.0} MB/s bench/copy.sh measured (more over a network)",
+            (mb / MEASURED_MB_PER_S).max(1.0)
+        ),
+        None,
+    ));
+    let (dir, free) = (&facts.backup_disk.dir, &facts.backup_disk.free);
+    out.push(match free {
+        // The custom dump is compressed; the two SQL files are not.
+        Ok(free) if *free >= *size as f64 * 1.5 => check(
+            "disk for backups",
+            Status::Pass,
+            format!("{:.0} MB free in {}", free / 1e6, dir.display()),
+            None,
+        ),
+        Ok(free) => check(
+            "disk for backups",
+            Status::Fail,
+            format!(
+                "{:.0} MB free in {}, about {:.0} MB needed",
+                free / 1e6,
+                dir.display(),
+                *size as f64 * 1.5 / 1e6
+            ),
+            Some("free space, or point --backup-dir at a larger disk"),
+        ),
+        Err(e) => check(
+            "disk for backups",
+            Status::Warn,
+            format!("cannot tell: {e}"),
+            None,
+        ),
+    });
+    out.push(check(
+        "source wal_level",
+        Status::Pass,
+        format!("{wal} (the copy reads a snapshot; logical decoding is not needed)"),
+        None,
+    ));
+}
+
+/// The failed checks as one message, for a run that stops at preflight.
+pub fn failure(checks: &[Check]) -> Option<Error> {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| match &c.hint {
+            Some(h) => format!("{}: {} (fix: {h})", c.name, c.detail),
+            None => format!("{}: {}", c.name, c.detail),
+        })
+        .collect();
+    (!failed.is_empty()).then(|| {
+        Error::invalid_input(format!(
+            "preflight failed, nothing was changed: {}",
+            failed.join("; ")
+        ))
+        .with_hint(
+            "fix what `supamigrate preflight` marks ✗, then run again: finished steps are kept",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(version: &str, exists: bool) -> Probe {
+        Probe {
+            server_version: version.into(),
+            user: "postgres".into(),
+            superuser: false,
+            tls: false,
+            database_exists: exists,
+        }
+    }
+
+    fn good() -> Facts {
+        Facts {
+            source_port: 5432,
+            source: Ok(probe("15.8", true)),
+            tools: vec![
+                Tool {
+                    name: "pg_dump".into(),
+                    version: Ok((15, "pg_dump (PostgreSQL) 15.8".into())),
+                },
+                Tool {
+                    name: "pg_restore".into(),
+                    version: Ok((15, "pg_restore (PostgreSQL) 15.8".into())),
+                },
+            ],
+            target: Ok(TargetFacts {
+                probe: probe("17.2", false),
+                database: "app".into(),
+                createdb: true,
+                createrole: true,
+            }),
+            access: vec![Access {
+                table: "auth.users".into(),
+                what: "users".into(),
+                exists: true,
+                readable: true,
+            }],
+            size_and_wal: Some(SizeAndWal {
+                bytes: 100_000_000,
+                wal_level: "logical".into(),
+            }),
+            backup_disk: Disk {
+                dir: "/tmp".into(),
+                free: Ok(1e12),
+            },
+            plan: Ok(PlanFacts {
+                schemas: vec!["public".into()],
+                pre_data: 3,
+                post_data: 4,
+            }),
+        }
+    }
+
+    fn failing(f: &Facts) -> Vec<String> {
+        evaluate(f)
+            .into_iter()
+            .filter(|c| c.status != Status::Pass)
+            .map(|c| format!("{:?} {}: {}", c.status, c.name, c.detail))
+            .collect()
+    }
+
+    #[test]
+    fn each_fact_decides_its_check() {
+        assert!(failing(&good()).is_empty(), "{:?}", failing(&good()));
+        type Change = Box<dyn Fn(&mut Facts)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "pooler port",
+                Box::new(|f| f.source_port = 6543),
+                "Warn source connection mode",
+            ),
+            (
+                "old pg_dump",
+                Box::new(|f| f.tools[0].version = Ok((14, "pg_dump 14".into()))),
+                "Fail pg_dump: pg_dump 14: major 14 is older than the source's 15",
+            ),
+            (
+                "no pg_restore",
+                Box::new(|f| f.tools[1].version = Err("not found".into())),
+                "Fail pg_restore: not found",
+            ),
+            (
+                "no target privileges",
+                Box::new(|f| {
+                    if let Ok(t) = &mut f.target {
+                        t.createrole = false
+                    }
+                }),
+                "Fail target privileges: CREATEDB true, CREATEROLE false",
+            ),
+            (
+                "unreadable users",
+                Box::new(|f| f.access[0].readable = false),
+                "Fail read auth.users: no SELECT privilege",
+            ),
+            (
+                "no users",
+                Box::new(|f| f.access[0].exists = false),
+                "Warn read auth.users: no auth.users: no users to migrate",
+            ),
+            (
+                "small disk",
+                Box::new(|f| f.backup_disk.free = Ok(1e6)),
+                "Fail disk for backups: 1 MB free in /tmp, about 150 MB needed",
+            ),
+            (
+                "no plan",
+                Box::new(|f| {
+                    f.plan = Err(Failure {
+                        message: "the source uses extensions the target does not offer: x".into(),
+                        hint: None,
+                    })
+                }),
+                "Fail schema conversion: the source uses extensions",
+            ),
+            (
+                "target down",
+                Box::new(|f| {
+                    f.target = Err(Failure {
+                        message: "connecting: refused".into(),
+                        hint: None,
+                    })
+                }),
+                "Fail target connection: connecting: refused",
+            ),
+        ];
+        for (what, change, want) in cases {
+            let mut f = good();
+            change(&mut f);
+            let got = failing(&f);
+            assert!(got.iter().any(|g| g.starts_with(want)), "{what}: {got:?}");
+            assert_eq!(got.len(), 1, "{what}: one finding only: {got:?}");
+        }
+        let mut f = good();
+        f.source = Err(Failure {
+            message: "down".into(),
+            hint: None,
+        });
+        let checks = evaluate(&f);
+        assert!(
+            checks.iter().all(|c| c.name != "schema conversion"),
+            "nothing after an unreachable source"
+        );
+        assert!(failure(&checks)
+            .unwrap()
+            .to_string()
+            .contains("source connection: down"));
+    }
+}

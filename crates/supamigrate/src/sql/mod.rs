@@ -4,6 +4,9 @@
 //! we change are deparsed (libpg_query's deparser is faithful but not perfect,
 //! e.g. with quoted identifiers that start with a digit).
 
+pub mod tree;
+pub mod uses;
+
 use pg_query::protobuf::{self, RangeVar};
 use pg_query::NodeEnum;
 

@@ -1,0 +1,287 @@
+//! What a statement uses: the relations it reads or writes and the
+//! functions it calls, from its parse tree, function bodies included (SQL
+//! bodies parsed as SQL, plpgsql bodies through libpg_query's plpgsql
+//! parser, see [`super::plpgsql`]).
+
+use std::collections::BTreeSet;
+
+use pg_query::protobuf::{self, CreateFunctionStmt};
+use pg_query::NodeEnum;
+use serde::{Deserialize, Serialize};
+
+use super::{qualified, Statement};
+
+/// A possibly schema-qualified name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Name {
+    /// The schema, "" when not given.
+    pub schema: String,
+    /// The name.
+    pub name: String,
+}
+
+impl Name {
+    /// A name from its parts.
+    pub fn new(schema: &str, name: &str) -> Name {
+        Name {
+            schema: schema.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// From dotted parts (`["auth", "users"]`, `["now"]`); the last two count.
+    pub fn from_parts(parts: &[String]) -> Option<Name> {
+        match parts {
+            [] => None,
+            [n] => Some(Name::new("", n)),
+            [.., s, n] => Some(Name::new(s, n)),
+        }
+    }
+
+    /// Whether it names `schema.name`.
+    pub fn is(&self, schema: &str, name: &str) -> bool {
+        self.schema == schema && self.name == name
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.schema.is_empty() {
+            write!(f, "{}", self.name)
+        } else {
+            write!(f, "{}.{}", self.schema, self.name)
+        }
+    }
+}
+
+/// What a statement uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uses {
+    /// Relations read or written (tables, views; CTE names left out).
+    pub relations: BTreeSet<Name>,
+    /// Functions called (triggers' functions included).
+    pub functions: BTreeSet<Name>,
+    /// The body runs SQL built at run time (`EXECUTE …`): what it uses is
+    /// not known.
+    pub dynamic_sql: bool,
+    /// Parts of a body that could not be parsed (other languages count as
+    /// one): what they use is not known.
+    pub unparsed: usize,
+}
+
+impl Uses {
+    /// Adds what `other` uses.
+    pub fn extend(&mut self, other: Uses) {
+        self.relations.extend(other.relations);
+        self.functions.extend(other.functions);
+        self.dynamic_sql |= other.dynamic_sql;
+        self.unparsed += other.unparsed;
+    }
+
+    /// Whether it uses relation `schema.name` or a function of `schema`.
+    pub fn touches_schema(&self, schema: &str) -> bool {
+        self.relations.iter().any(|n| n.schema == schema)
+            || self.functions.iter().any(|n| n.schema == schema)
+    }
+}
+
+/// What `st` uses: its tree, and for `CREATE FUNCTION` its body.
+pub fn of_statement(st: &Statement) -> Uses {
+    let Some(node) = st.node() else {
+        return Uses::default();
+    };
+    let mut uses = of_node(node);
+    if let NodeEnum::CreateFunctionStmt(f) = node {
+        uses.extend(of_function_body(f, &st.text));
+    }
+    // The relation a statement creates is not one it uses.
+    let created = match node {
+        NodeEnum::ViewStmt(v) => v.view.as_ref(),
+        NodeEnum::CreateStmt(c) => c.relation.as_ref(),
+        NodeEnum::CreateTableAsStmt(c) => c.into.as_ref().and_then(|i| i.rel.as_ref()),
+        _ => None,
+    };
+    if let Some(rv) = created {
+        uses.relations
+            .remove(&Name::new(&rv.schemaname, &rv.relname));
+    }
+    if let NodeEnum::CreateTrigStmt(t) = node {
+        let parts = strings(&t.funcname);
+        if let Some(n) = Name::from_parts(&parts) {
+            uses.functions.insert(n);
+        }
+    }
+    uses
+}
+
+/// What a parsed tree uses (relations, function calls), CTE names left out.
+pub fn of_node(node: &NodeEnum) -> Uses {
+    super::tree::node_uses(node)
+}
+
+/// What SQL text uses (several statements allowed); `None` when it does
+/// not parse.
+pub fn of_sql(sql: &str) -> Option<Uses> {
+    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).ok()?;
+    let mut uses = Uses::default();
+    for raw in &parsed.protobuf.stmts {
+        if let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+            uses.extend(of_node(node));
+        }
+    }
+    Some(uses)
+}
+
+/// The language of a `CREATE FUNCTION` (lowercase; `sql` by default).
+pub fn language(f: &CreateFunctionStmt) -> String {
+    option(f, "language")
+        .and_then(|a| match a {
+            NodeEnum::String(s) => Some(s.sval.to_ascii_lowercase()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "sql".to_string())
+}
+
+/// The body of a `CREATE FUNCTION … AS '…'` (not for `BEGIN ATOMIC`).
+pub fn body(f: &CreateFunctionStmt) -> Option<String> {
+    match option(f, "as")? {
+        NodeEnum::List(l) => l.items.first().and_then(|i| match i.node.as_ref() {
+            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        }),
+        NodeEnum::String(s) => Some(s.sval.clone()),
+        _ => None,
+    }
+}
+
+fn option<'a>(f: &'a CreateFunctionStmt, name: &str) -> Option<&'a NodeEnum> {
+    f.options.iter().find_map(|o| match o.node.as_ref() {
+        Some(NodeEnum::DefElem(d)) if d.defname == name => {
+            d.arg.as_ref().and_then(|a| a.node.as_ref())
+        }
+        _ => None,
+    })
+}
+
+/// What a function's body uses. `text` is the whole `CREATE FUNCTION`
+/// statement (the plpgsql parser reads it).
+fn of_function_body(f: &CreateFunctionStmt, text: &str) -> Uses {
+    if f.sql_body.is_some() {
+        // BEGIN ATOMIC: the body is part of the tree, walked already.
+        return Uses::default();
+    }
+    let Some(body) = body(f) else {
+        return Uses::default();
+    };
+    match language(f).as_str() {
+        "sql" => of_sql(&body).unwrap_or(Uses {
+            unparsed: 1,
+            ..Uses::default()
+        }),
+        "plpgsql" => super::tree::plpgsql_uses(text),
+        "c" | "internal" => Uses::default(),
+        _ => Uses {
+            unparsed: 1,
+            ..Uses::default()
+        },
+    }
+}
+
+fn strings(list: &[protobuf::Node]) -> Vec<String> {
+    let q = qualified(list);
+    if q.is_empty() {
+        Vec::new()
+    } else {
+        list.iter()
+            .filter_map(|n| match n.node.as_ref() {
+                Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uses(sql: &str) -> (Vec<String>, Vec<String>, bool) {
+        let st = Statement::parse(sql).unwrap();
+        let u = of_statement(&st);
+        (
+            u.relations.iter().map(|n| n.to_string()).collect(),
+            u.functions.iter().map(|n| n.to_string()).collect(),
+            u.dynamic_sql,
+        )
+    }
+
+    #[test]
+    fn statements_and_bodies_name_what_they_use() {
+        type Case = (
+            &'static str,
+            &'static [&'static str],
+            &'static [&'static str],
+            bool,
+        );
+        let cases: &[Case] = &[
+            (
+                "create view public.v as with x as (select 1) select * from x join auth.users u on true",
+                &["auth.users"],
+                &[],
+                false,
+            ),
+            (
+                "create policy p on public.t using (exists (select 1 from auth.users where id = auth.uid()))",
+                &["auth.users", "public.t"],
+                &["auth.uid"],
+                false,
+            ),
+            (
+                "create function public.f() returns int language sql as $$ select count(*) from storage.objects where storage.foldername(name) is not null $$",
+                &["storage.objects"],
+                &["count", "storage.foldername"],
+                false,
+            ),
+            (
+                "create function public.g(uid uuid) returns void language plpgsql security definer set search_path = '' as $$
+                 declare r auth.users%rowtype; n int;
+                 begin
+                   update auth.users set raw_app_meta_data = '{}' where id = uid;
+                   n := (select count(*) from public.notes);
+                   if exists (select 1 from auth.identities) then perform net.http_post(url := 'x'); end if;
+                   execute format('select 1');
+                 end $$",
+                &["auth.identities", "auth.users", "public.notes"],
+                &["count", "format", "net.http_post"],
+                true,
+            ),
+            (
+                "create trigger t after insert on public.orders for each row execute function supabase_functions.http_request('https://x', 'POST', '{}', '{}', '1000')",
+                &["public.orders"],
+                &["supabase_functions.http_request"],
+                false,
+            ),
+            (
+                "create function public.h() returns int language sql begin atomic select count(*) from public.notes; end",
+                &["public.notes"],
+                &["count"],
+                false,
+            ),
+        ];
+        for (sql, rels, funcs, dynamic) in cases {
+            let (r, f, d) = uses(sql);
+            assert_eq!(r, *rels, "relations of {sql}");
+            assert_eq!(f, *funcs, "functions of {sql}");
+            assert_eq!(d, *dynamic, "dynamic sql in {sql}");
+        }
+    }
+
+    #[test]
+    fn other_languages_count_as_unparsed() {
+        let st = Statement::parse(
+            "create function public.j() returns int language plv8 as $$ return 1 $$",
+        )
+        .unwrap();
+        assert_eq!(of_statement(&st).unparsed, 1);
+    }
+}

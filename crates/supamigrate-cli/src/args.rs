@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use supamigrate::config::{self, FileConfig, Flags, Settings};
 use supamigrate::plan::refs::RefColumn;
-use supamigrate::plan::{PlanOverrides, PolicyMode, Section};
+use supamigrate::plan::{GeneratedChoice, PlanOverrides, PolicyMode, Section};
 use supamigrate::storage::config::StoreConfig;
 use supamigrate::storage::transfer::TransferOptions;
 
@@ -265,6 +265,23 @@ pub struct PlanArgs {
     /// Copy the objects but leave the references alone.
     #[arg(long)]
     pub no_rewrite: bool,
+    /// Objects listed in storage.objects but missing from the store are
+    /// reported instead of stopping the Storage step.
+    #[arg(long)]
+    pub allow_missing_objects: bool,
+    /// Stored generated columns whose rows no longer match their expression:
+    /// recompute them on the target, or keep the source's values in a plain column.
+    #[arg(long, value_name = "CHOICE")]
+    pub stale_generated: Option<StaleGenerated>,
+}
+
+/// What to do with stale stored generated columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StaleGenerated {
+    /// The target computes the values again: the stale rows change.
+    Recompute,
+    /// The column becomes a plain column holding the source's values.
+    Keep,
 }
 
 impl PlanArgs {
@@ -296,6 +313,11 @@ impl PlanArgs {
             url_prefix: self.url_prefix.clone(),
             no_rewrite: self.no_rewrite.then_some(true),
             split: None,
+            allow_missing_objects: self.allow_missing_objects.then_some(true),
+            stale_generated: self.stale_generated.map(|g| match g {
+                StaleGenerated::Recompute => GeneratedChoice::Recompute,
+                StaleGenerated::Keep => GeneratedChoice::Keep,
+            }),
         })
     }
 }

@@ -18,6 +18,8 @@
 
 pub mod demo;
 pub mod fixture;
+pub mod migrations;
+pub mod platform;
 pub mod rds;
 pub mod supabase;
 
@@ -39,7 +41,47 @@ pub const TARGET_DATABASE: &str = "tms_production";
 pub const PROJECT_REF: &str = "sbxtmsprojectref0001";
 
 const STATE_FILE: &str = "sandbox.json";
-const STATE_FORMAT: u32 = 1;
+const STATE_FORMAT: u32 = 2;
+
+/// What the source cluster is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Supabase's own SQL, replayed by the platform kit ([`platform`]).
+    Platform,
+    /// The hand-written Supabase-like set-up ([`supabase`]): where the kit
+    /// cannot run (not root, kit absent).
+    Lite,
+}
+
+impl SourceKind {
+    /// The platform when this machine can build it, else the hand-written
+    /// source; `SUPAMIGRATE_SANDBOX_SOURCE=platform|lite` forces one.
+    pub fn choose() -> Result<(SourceKind, Option<platform::Kit>)> {
+        let forced = std::env::var("SUPAMIGRATE_SANDBOX_SOURCE").ok();
+        match forced.as_deref() {
+            Some("lite") => Ok((SourceKind::Lite, None)),
+            Some("platform") => platform::Kit::locate()
+                .map(|k| (SourceKind::Platform, Some(k)))
+                .map_err(|why| {
+                    Error::new(
+                        ErrorKind::Sandbox,
+                        format!("SUPAMIGRATE_SANDBOX_SOURCE=platform, but {why}"),
+                    )
+                }),
+            Some(other) => Err(Error::invalid_input(format!(
+                "SUPAMIGRATE_SANDBOX_SOURCE={other:?} is neither platform nor lite"
+            ))),
+            None => match platform::Kit::locate() {
+                Ok(k) => Ok((SourceKind::Platform, Some(k))),
+                Err(why) => {
+                    tracing::warn!("using the hand-written Supabase-like source: {why}");
+                    Ok((SourceKind::Lite, None))
+                }
+            },
+        }
+    }
+}
 
 /// How to start a sandbox.
 #[derive(Debug, Clone)]
@@ -72,6 +114,7 @@ struct ClusterState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     format: u32,
+    source_kind: SourceKind,
     scale: u32,
     seed: u64,
     project_ref: String,
@@ -163,13 +206,26 @@ impl Sandbox {
     }
 
     async fn create(dir: &Path, opts: &SandboxOptions) -> Result<Sandbox> {
-        let mut source = Cluster::init(&ClusterSpec {
-            dir: dir.join("source"),
-            superuser: "supabase_admin".into(),
-            settings: supabase::server_settings(),
-            tls: None,
-        })?;
-        source.start()?;
+        let (source_kind, kit) = SourceKind::choose()?;
+        let login_password = Password::new(random_hex(16)?);
+        let source = match &kit {
+            Some(kit) => {
+                let template = platform::Template::get(kit)?;
+                template
+                    .copy_to(&dir.join("source"), &login_password)
+                    .await?
+            }
+            None => {
+                let mut c = Cluster::init(&ClusterSpec {
+                    dir: dir.join("source"),
+                    superuser: "supabase_admin".into(),
+                    settings: supabase::server_settings(),
+                    tls: None,
+                })?;
+                c.start()?;
+                c
+            }
+        };
         let mut target = Cluster::init(&ClusterSpec {
             dir: dir.join("target"),
             superuser: "rdsadmin".into(),
@@ -179,6 +235,7 @@ impl Sandbox {
         target.start()?;
         let state = State {
             format: STATE_FORMAT,
+            source_kind,
             scale: opts.scale,
             seed: opts.seed,
             project_ref: PROJECT_REF.into(),
@@ -187,7 +244,7 @@ impl Sandbox {
                 superuser: source.superuser().into(),
                 superuser_password: source.superuser_password().expose().into(),
                 login_user: "postgres".into(),
-                login_password: random_hex(16)?,
+                login_password: login_password.expose().into(),
                 database: "postgres".into(),
             },
             target: ClusterState {
@@ -210,13 +267,11 @@ impl Sandbox {
         std::fs::create_dir_all(&storage)
             .map_err(|e| Error::io(format!("creating {}", storage.display()), e))?;
 
-        tracing::info!("installing the Supabase-like source");
-        supabase::install_roles(
-            &sb.source_superuser("postgres"),
-            &Password::new(sb.state.source.login_password.clone()),
-        )
-        .await?;
-        supabase::install_database(&sb.source_superuser("postgres")).await?;
+        if source_kind == SourceKind::Lite {
+            tracing::info!("installing the hand-written Supabase-like source");
+            supabase::install_roles(&sb.source_superuser("postgres"), &login_password).await?;
+            supabase::install_database(&sb.source_superuser("postgres")).await?;
+        }
         tracing::info!("installing the RDS-like target");
         rds::install(
             &sb.target_superuser("postgres"),
@@ -347,6 +402,11 @@ impl Sandbox {
                 dir: c.dir().to_path_buf(),
             })
             .collect()
+    }
+
+    /// What the source was built from.
+    pub fn source_kind(&self) -> SourceKind {
+        self.state.source_kind
     }
 
     /// The sandbox directory.

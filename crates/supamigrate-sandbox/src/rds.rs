@@ -6,12 +6,130 @@ use supamigrate::error::Result;
 
 use super::{quote_literal, run_sql};
 
-/// `postgresql.conf` settings: RDS defaults that matter here.
+/// The extensions RDS for PostgreSQL 15 supports (`SHOW rds.extensions` on
+/// an RDS instance; AWS's "Extensions supported for RDS for PostgreSQL 15").
+pub const RDS_EXTENSIONS: &[&str] = &[
+    "address_standardizer",
+    "address_standardizer_data_us",
+    "amcheck",
+    "aws_commons",
+    "aws_lambda",
+    "aws_s3",
+    "bloom",
+    "btree_gin",
+    "btree_gist",
+    "citext",
+    "cube",
+    "dblink",
+    "dict_int",
+    "dict_xsyn",
+    "earthdistance",
+    "fuzzystrmatch",
+    "hll",
+    "hstore",
+    "hypopg",
+    "insert_username",
+    "intagg",
+    "intarray",
+    "ip4r",
+    "isn",
+    "lo",
+    "ltree",
+    "moddatetime",
+    "old_snapshot",
+    "orafce",
+    "pageinspect",
+    "pg_bigm",
+    "pg_buffercache",
+    "pg_cron",
+    "pg_freespacemap",
+    "pg_hint_plan",
+    "pg_partman",
+    "pg_prewarm",
+    "pg_proctab",
+    "pg_repack",
+    "pg_similarity",
+    "pg_stat_statements",
+    "pg_tle",
+    "pg_trgm",
+    "pg_visibility",
+    "pgaudit",
+    "pgcrypto",
+    "pglogical",
+    "pgrouting",
+    "pgrowlocks",
+    "pgstattuple",
+    "pgtap",
+    "plcoffee",
+    "plls",
+    "plperl",
+    "plpgsql",
+    "plpgsql_check",
+    "plprofiler",
+    "pltcl",
+    "plv8",
+    "postgis",
+    "postgis_raster",
+    "postgis_tiger_geocoder",
+    "postgis_topology",
+    "postgres_fdw",
+    "prefix",
+    "rdkit",
+    "refint",
+    "seg",
+    "sslinfo",
+    "tablefunc",
+    "tcn",
+    "tds_fdw",
+    "tsm_system_rows",
+    "tsm_system_time",
+    "unaccent",
+    "uuid-ossp",
+    "vector",
+];
+
+/// The module that lets the master role create the allow-listed
+/// extensions that are not trusted (vector, pg_cron, postgis…) as RDS's
+/// `rds_superuser` may: the platform kit's `supautils_lite`, when installed.
+const PRIVILEGED_EXTENSIONS_MODULE: &str = "/usr/lib/postgresql/15/lib/supautils_lite.so";
+
+/// Whether the target can offer RDS's extension list ([`RDS_EXTENSIONS`]):
+/// the platform kit's module is installed. Without it the master role can
+/// create only trusted extensions, and `rds.extensions` is not set.
+pub fn offers_rds_extensions() -> bool {
+    std::path::Path::new(PRIVILEGED_EXTENSIONS_MODULE).is_file()
+}
+
+/// `postgresql.conf` settings: RDS defaults that matter here, and RDS's
+/// extension allow-list with `rds_superuser`'s right to create from it.
 pub fn server_settings() -> Vec<(String, String)> {
-    [("wal_level", "replica"), ("max_connections", "100")]
+    let mut s: Vec<(String, String)> = [("wal_level", "replica"), ("max_connections", "100")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .collect();
+    if offers_rds_extensions() {
+        let list = RDS_EXTENSIONS.join(",");
+        let cron = std::path::Path::new("/usr/lib/postgresql/15/lib/pg_cron.so").is_file();
+        let preload = if cron {
+            "supautils_lite, pg_cron"
+        } else {
+            "supautils_lite"
+        };
+        for (k, v) in [
+            ("shared_preload_libraries", format!("'{preload}'")),
+            ("rds.extensions", format!("'{list}'")),
+            ("supautils.privileged_extensions", format!("'{list}'")),
+            (
+                "supautils.privileged_extensions_superuser",
+                "'rdsadmin'".to_string(),
+            ),
+            ("supautils.privileged_role", "''".to_string()),
+            ("cron.database_name", "'postgres'".to_string()),
+        ] {
+            s.push((k.to_string(), v));
+        }
+    }
+    s
 }
 
 /// Creates the master role `postgres` with `master_password` and the `rds_*` roles.

@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, Result};
 use crate::plan::{MigrationPlan, PlannedStatement, Section};
+use crate::secrets::Vault;
 use crate::sql::excerpt;
 use crate::store;
 
@@ -59,7 +60,13 @@ pub fn different_section(section: Section) -> Error {
 }
 
 /// Applies `section` of `plan` to `target` (provisioned: its store exists).
-pub async fn apply(target: &ConnInfo, plan: &MigrationPlan, section: Section) -> Result<Applied> {
+/// `secrets` fills the placeholders of secrets found in definitions.
+pub async fn apply(
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    section: Section,
+    secrets: &Vault,
+) -> Result<Applied> {
     let client = connect(target).await?;
     store::require(
         &client,
@@ -88,7 +95,7 @@ pub async fn apply(target: &ConnInfo, plan: &MigrationPlan, section: Section) ->
         .batch_execute("begin")
         .await
         .map_err(|e| Error::postgres("starting the schema transaction", e))?;
-    match run(&client, &statements, section).await {
+    match run(&client, &statements, section, secrets).await {
         Ok(()) => {
             client
                 .batch_execute("commit")
@@ -108,10 +115,16 @@ pub async fn apply(target: &ConnInfo, plan: &MigrationPlan, section: Section) ->
     }
 }
 
-async fn run(client: &Client, statements: &[&PlannedStatement], section: Section) -> Result<()> {
+async fn run(
+    client: &Client,
+    statements: &[&PlannedStatement],
+    section: Section,
+    secrets: &Vault,
+) -> Result<()> {
     for (i, st) in statements.iter().enumerate() {
-        client.batch_execute(&st.sql).await.map_err(|e| {
-            Error::postgres(
+        let sql = secrets.prepare(&st.sql)?;
+        client.batch_execute(&sql.run).await.map_err(|e| {
+            sql.mask_error(Error::postgres(
                 format!(
                     "{} statement {} of {} ({}); rolled back, nothing changed",
                     section.name(),
@@ -120,7 +133,7 @@ async fn run(client: &Client, statements: &[&PlannedStatement], section: Section
                     excerpt(&st.sql)
                 ),
                 e,
-            )
+            ))
         })?;
     }
     store::record_section(

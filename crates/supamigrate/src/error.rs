@@ -167,6 +167,19 @@ impl Error {
         err
     }
 
+    /// The error with `mask` applied to its message; its cause is dropped
+    /// when masking would change how the cause reads (it held a secret).
+    pub fn masked(mut self, mask: &dyn Fn(&str) -> String) -> Self {
+        self.message = mask(&self.message);
+        if let Some(src) = &self.source {
+            let text = src.to_string();
+            if mask(&text) != text {
+                self.source = None;
+            }
+        }
+        self
+    }
+
     /// The coarse kind.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -30,6 +30,7 @@ pub mod preflight;
 pub mod provision;
 pub mod report;
 pub mod run;
+pub mod secrets;
 pub mod sql;
 pub mod steps;
 pub mod storage;

@@ -14,9 +14,13 @@ use crate::error::{Error, Result};
 use crate::events::SharedObserver;
 use crate::journal::Confirmation;
 use crate::plan::file::PLAN_FILE;
+
+/// The state folder's file of secrets found in definitions.
+pub const SECRETS_FILE: &str = "secrets.json";
 use crate::plan::{MigrationPlan, PlanOverrides, Section};
 use crate::preflight::Check;
 use crate::provision::{ProvisionReport, ProvisionRequest};
+use crate::secrets::Vault;
 use crate::storage::config::StoreConfig;
 use crate::storage::rewrite::RewritePlan;
 use crate::storage::transfer::{Mismatch, TransferOptions};
@@ -88,6 +92,16 @@ impl Context {
         self.state_dir.join(PLAN_FILE)
     }
 
+    fn secrets_path(&self) -> PathBuf {
+        self.state_dir.join(SECRETS_FILE)
+    }
+
+    /// The secrets found in the source's definitions when the plan was
+    /// made (the plan holds placeholders), from the state folder.
+    pub fn secrets(&self) -> Result<Vault> {
+        Vault::load(&self.secrets_path())
+    }
+
     /// The plan stored on the target, when its database exists.
     async fn target_plan(&self) -> Result<Option<MigrationPlan>> {
         let target = self.target()?;
@@ -117,10 +131,16 @@ impl Context {
         Ok(Some(plan))
     }
 
-    /// Makes a new plan: one schema dump of the source.
+    /// Makes a new plan: one schema dump of the source. The secrets found
+    /// in its definitions go to the state folder, owner-only.
     pub async fn make_plan(&self) -> Result<MigrationPlan> {
         let opts = self.overrides.resolve();
         let inv = inventory::gather(self.source()?, self.target()?, &opts.schemas).await?;
+        if !inv.source.secrets.is_empty() {
+            std::fs::create_dir_all(&self.state_dir)
+                .map_err(|e| Error::io(format!("creating {}", self.state_dir.display()), e))?;
+            inv.source.secrets.save(&self.secrets_path())?;
+        }
         crate::plan::build(
             &inv,
             &opts,
@@ -254,7 +274,12 @@ pub async fn provision(
     approver: &dyn Approver,
 ) -> Result<ProvisionReport> {
     let plan = confirmed(ctx, approver).await?;
-    crate::provision::provision(ctx.target()?, &plan, req).await
+    // The plan may have been made just now: its secrets are in the state folder.
+    let req = ProvisionRequest {
+        secrets: ctx.secrets()?,
+        ..req.clone()
+    };
+    crate::provision::provision(ctx.target()?, &plan, &req).await
 }
 
 /// `schema apply`: the sections asked for, in order.
@@ -262,7 +287,10 @@ pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Se
     let plan = ctx.plan().await?.plan;
     let mut out = Vec::new();
     for s in sections {
-        out.push((*s, crate::apply::apply(ctx.target()?, &plan, *s).await?));
+        out.push((
+            *s,
+            crate::apply::apply(ctx.target()?, &plan, *s, &ctx.secrets()?).await?,
+        ));
     }
     Ok(out)
 }
@@ -270,7 +298,15 @@ pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Se
 /// `copy`: the data, sequences, and (unless told not to) post-data.
 pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
     let plan = ctx.plan().await?.plan;
-    crate::copy::copy(ctx.source()?, ctx.target()?, &plan, opts, &ctx.observer).await
+    crate::copy::copy(
+        ctx.source()?,
+        ctx.target()?,
+        &plan,
+        opts,
+        &ctx.secrets()?,
+        &ctx.observer,
+    )
+    .await
 }
 
 /// How `verify` runs.

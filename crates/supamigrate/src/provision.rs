@@ -12,8 +12,10 @@ use tokio_postgres::Client;
 use crate::connect::{connect, random_hex, ConnInfo, Password};
 use crate::error::{Error, Result};
 use crate::pg::{quote_ident, quote_literal};
+use crate::plan::convert::CronPlan;
 use crate::plan::provision::ProvisionPlan;
 use crate::plan::MigrationPlan;
+use crate::secrets::Vault;
 use crate::supabase::API_ROLES;
 
 /// What provisioning needs besides the plan.
@@ -24,6 +26,8 @@ pub struct ProvisionRequest {
     pub password: Option<Password>,
     /// Where a generated password is written, owner-only.
     pub secrets_dir: PathBuf,
+    /// The secrets found in the source's definitions (pg_cron commands need them).
+    pub secrets: Vault,
 }
 
 /// What provisioning did.
@@ -41,6 +45,9 @@ pub struct ProvisionReport {
     pub password_file: Option<PathBuf>,
     /// Shim roles created now.
     pub shim_roles_created: Vec<String>,
+    /// pg_cron jobs scheduled (or updated).
+    #[serde(default)]
+    pub cron_jobs_scheduled: usize,
     /// Caveats to tell the user.
     pub warnings: Vec<String>,
 }
@@ -61,8 +68,8 @@ pub async fn provision(
     crate::store::migrate(&mut client).await?;
     crate::store::store_plan(&client, plan).await?;
     for ext in &p.extensions {
-        if !extension_present(&client, ext).await? {
-            report.extensions_created.push(ext.clone());
+        if !extension_present(&client, &ext.name).await? {
+            report.extensions_created.push(ext.name.clone());
         }
     }
     let mut sql = grant_sql(p);
@@ -75,7 +82,35 @@ pub async fn provision(
             .await
             .map_err(|e| Error::postgres(format!("provisioning ({st})"), e))?;
     }
+    if let Some(cron) = &p.cron {
+        report.cron_jobs_scheduled = schedule_jobs(target, cron, &req.secrets).await?;
+    }
     Ok(report)
+}
+
+/// pg_cron in its database (RDS: `postgres`), and the jobs scheduled from
+/// there into the application's database. Idempotent: a job scheduled
+/// again under its name is updated.
+async fn schedule_jobs(target: &ConnInfo, cron: &CronPlan, secrets: &Vault) -> Result<usize> {
+    let client = connect(&target.with_dbname(&cron.cron_database)).await?;
+    client
+        .batch_execute("create extension if not exists pg_cron")
+        .await
+        .map_err(|e| {
+            Error::postgres(format!("creating pg_cron in database {}", cron.cron_database), e)
+                .with_hint("RDS: add pg_cron to shared_preload_libraries in the instance's parameter group (cron.database_name stays postgres), reboot, and run provision again")
+        })?;
+    for j in &cron.jobs {
+        let command = secrets.restore(&j.command)?;
+        client
+            .execute(
+                "select cron.schedule_in_database($1, $2, $3, $4, null, $5)",
+                &[&j.name, &j.schedule, &command, &cron.database, &j.active],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("scheduling pg_cron job {}", j.name), e))?;
+    }
+    Ok(cron.jobs.len())
 }
 
 async fn ensure_database(maintenance: &Client, db: &str) -> Result<bool> {
@@ -144,17 +179,30 @@ fn grant_sql(p: &ProvisionPlan) -> Vec<String> {
     let role = quote_ident(&p.app_role);
     let db = quote_ident(&p.database);
     let mut sql = vec![format!("grant connect on database {db} to {role}")];
-    if !p.extensions.is_empty() {
-        sql.push("create schema if not exists extensions".into());
-        sql.push(format!("grant usage on schema extensions to {role}"));
+    let in_extensions = p.extensions.iter().any(|e| e.schema == "extensions");
+    let schemas: std::collections::BTreeSet<&str> = p
+        .extensions
+        .iter()
+        .map(|e| e.schema.as_str())
+        .filter(|s| *s != "public" && *s != "pg_catalog")
+        .collect();
+    for s in &schemas {
+        sql.push(format!("create schema if not exists {}", quote_ident(s)));
+        sql.push(format!(
+            "grant usage on schema {} to {role}",
+            quote_ident(s)
+        ));
+    }
+    if in_extensions {
         sql.push(format!(
             "alter database {db} set search_path to \"$user\", public, extensions"
         ));
     }
     for ext in &p.extensions {
         sql.push(format!(
-            "create extension if not exists {} with schema extensions",
-            quote_ident(ext)
+            "create extension if not exists {} with schema {}",
+            quote_ident(&ext.name),
+            quote_ident(&ext.schema)
         ));
     }
     for s in &p.schemas {
@@ -191,7 +239,7 @@ async fn shim_sql(
         }
         sql.push(format!("grant {} to {role}", quote_ident(r)));
     }
-    if !p.extensions.is_empty() {
+    if p.extensions.iter().any(|e| e.schema == "extensions") {
         sql.push("grant usage on schema extensions to anon, authenticated, service_role".into());
     }
     let can_bypass: bool = client

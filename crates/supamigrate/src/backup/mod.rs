@@ -356,7 +356,7 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
     let (dir, partial) = prepare_dirs(&opts.out, &snap.stamp)?;
     let full = dump(source, &pg_dump, &snap.id, &scope, &partial).await?;
     let tables = fingerprints(&client, &scope).await?;
-    let extensions = crate::catalog::extensions(&client).await?;
+    let extensions = crate::catalog::extensions(&client, &scope.schemas).await?;
     client
         .batch_execute("commit")
         .await

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bucket, Extension, Publication};
+use super::data::{ColumnSample, GeneratedColumn};
+use super::platform::PlatformFacts;
+use super::{Bucket, ColumnDef, Extension, Publication};
 use crate::connect::{find_pg_tool, ConnInfo, PgCommand};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::quote_ident;
@@ -20,24 +22,51 @@ pub struct SchemaSource {
     pub schemas: Vec<String>,
     /// The source's major version.
     pub source_major: u32,
-    /// `pg_dump --schema-only --section=pre-data` of the schemas.
+    /// `pg_dump --schema-only --section=pre-data` of the schemas (secrets redacted).
     pub pre_data: String,
-    /// `pg_dump --schema-only --section=post-data` of the schemas.
+    /// `pg_dump --schema-only --section=post-data` of the schemas (secrets redacted).
     pub post_data: String,
     /// Columns of `auth.users`, when the source has Supabase Auth.
-    pub auth_users_columns: Option<Vec<String>>,
-    /// User triggers on `auth.users` (`CREATE TRIGGER …`).
-    pub auth_user_triggers: Vec<String>,
+    pub auth_users_columns: Option<Vec<ColumnDef>>,
+    /// Columns of `storage.buckets` and `storage.objects`, when the source has Supabase Storage.
+    pub storage_columns: Option<StorageColumns>,
     /// Installed extensions.
     pub extensions: Vec<Extension>,
     /// Publications.
     pub publications: Vec<Publication>,
     /// Event triggers.
     pub event_triggers: Vec<String>,
-    /// Policies on Storage tables.
-    pub storage_policies: Vec<String>,
     /// Storage buckets.
     pub storage_buckets: Vec<Bucket>,
+    /// The platform features the application uses (cron, queues, webhooks…).
+    pub platform: PlatformFacts,
+    /// Stored generated columns, with their stale rows.
+    pub generated_columns: Vec<GeneratedColumn>,
+    /// Text columns whose sampled values are Storage references.
+    pub reference_samples: Vec<ColumnSample>,
+    /// How many distinct secrets were found in definitions (and redacted).
+    pub secrets_found: usize,
+}
+
+impl SchemaSource {
+    /// Names of the application's policies on Storage tables.
+    pub fn storage_policies(&self) -> Vec<String> {
+        self.platform
+            .internal_policies
+            .iter()
+            .filter(|p| p.schema == "storage")
+            .map(|p| p.name.clone())
+            .collect()
+    }
+}
+
+/// The Storage tables' columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageColumns {
+    /// `storage.buckets`.
+    pub buckets: Vec<ColumnDef>,
+    /// `storage.objects`.
+    pub objects: Vec<ColumnDef>,
 }
 
 /// Which schemas to migrate.

@@ -8,11 +8,14 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::dump::{application_schemas, dump_schema, SchemaSelection, SchemaSource};
+use super::dump::{
+    application_schemas, dump_schema, SchemaSelection, SchemaSource, StorageColumns,
+};
 use super::TableFacts;
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, Result};
 use crate::pg::{server_major, TableName};
+use crate::secrets::Vault;
 
 /// What the plan needs to know about the source.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -33,6 +36,12 @@ pub struct SourceInventory {
     pub sequences: Vec<TableName>,
     /// `auth.users`' copyable columns (generated ones left out), when present.
     pub auth_users: Option<TableFacts>,
+    /// `storage.buckets` and `storage.objects`, when present.
+    pub storage_tables: Option<(Option<TableFacts>, Option<TableFacts>)>,
+    /// The secrets found in definitions (never serialized: the state folder
+    /// keeps them apart, owner-only).
+    #[serde(skip)]
+    pub secrets: Vault,
     /// The source has Supabase Storage (`storage.objects`).
     pub has_storage: bool,
 }
@@ -117,26 +126,12 @@ pub async fn gather_source(source: &ConnInfo, sel: &SchemaSelection) -> Result<S
             .await
             .map_err(|e| Error::internal(format!("the schema dump task failed: {e}")))??
     };
-    let auth_users_columns = super::auth_users_columns(&client).await?;
-    let auth_users = match auth_users_columns {
-        Some(_) => super::table_facts(&client, &["auth".to_string()])
-            .await?
-            .into_iter()
-            .find(|t| t.name == TableName::new("auth", "users")),
-        None => None,
-    };
+    let mut secrets = Vault::default();
     let schema = SchemaSource {
         source_major,
-        pre_data,
-        post_data,
-        auth_users_columns,
-        auth_user_triggers: super::auth_users_triggers(&client).await?,
-        extensions: super::extensions(&client).await?,
-        publications: super::publications(&client).await?,
-        event_triggers: super::event_triggers(&client).await?,
-        storage_policies: super::storage_policies(&client).await?,
-        storage_buckets: super::storage_buckets(&client).await?,
-        schemas: schemas.clone(),
+        pre_data: secrets.redact(&pre_data),
+        post_data: secrets.redact(&post_data),
+        ..schema_facts(&client, &schemas, &mut secrets).await?
     };
     Ok(SourceInventory {
         url: source.to_string(),
@@ -145,10 +140,70 @@ pub async fn gather_source(source: &ConnInfo, sel: &SchemaSelection) -> Result<S
         fingerprint,
         tables: super::table_facts(&client, &schemas).await?,
         sequences: super::sequences(&client, &schemas).await?,
-        auth_users,
+        auth_users: internal_table(&client, "auth", "users").await?,
+        storage_tables: match schema.storage_columns {
+            Some(_) => Some((
+                internal_table(&client, "storage", "buckets").await?,
+                internal_table(&client, "storage", "objects").await?,
+            )),
+            None => None,
+        },
         has_storage: super::has_storage(&client).await?,
-        schema,
+        schema: SchemaSource {
+            secrets_found: secrets.len(),
+            ..schema
+        },
+        secrets,
     })
+}
+
+/// What the catalog adds to the dump, secrets in definitions redacted into `secrets`.
+async fn schema_facts(
+    client: &tokio_postgres::Client,
+    schemas: &[String],
+    secrets: &mut Vault,
+) -> Result<SchemaSource> {
+    let mut platform = super::platform::gather(client).await?;
+    for j in &mut platform.cron_jobs {
+        j.command = secrets.redact(&j.command);
+    }
+    for t in &mut platform.internal_triggers {
+        t.definition = secrets.redact(&t.definition);
+    }
+    let storage_columns = match super::table_columns(client, "storage.objects").await? {
+        Some(objects) => Some(StorageColumns {
+            buckets: super::table_columns(client, "storage.buckets")
+                .await?
+                .unwrap_or_default(),
+            objects,
+        }),
+        None => None,
+    };
+    Ok(SchemaSource {
+        schemas: schemas.to_vec(),
+        auth_users_columns: super::table_columns(client, "auth.users").await?,
+        storage_columns,
+        extensions: super::extensions(client, schemas).await?,
+        publications: super::publications(client).await?,
+        event_triggers: super::event_triggers(client).await?,
+        storage_buckets: super::storage_buckets(client).await?,
+        generated_columns: super::data::generated_columns(client, schemas).await?,
+        reference_samples: super::data::sample_reference_columns(client, schemas).await?,
+        platform,
+        ..SchemaSource::default()
+    })
+}
+
+/// The copy facts of a Supabase table (`auth.users`), when it exists.
+async fn internal_table(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+) -> Result<Option<TableFacts>> {
+    Ok(super::table_facts(client, &[schema.to_string()])
+        .await?
+        .into_iter()
+        .find(|t| t.name == TableName::new(schema, table)))
 }
 
 /// Reads the target server through its `postgres` database.

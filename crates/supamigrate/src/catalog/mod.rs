@@ -3,8 +3,10 @@
 //! gathers them into the [`inventory::Inventory`] the plan is built from;
 //! [`dump`] runs the one schema dump a migration needs.
 
+pub mod data;
 pub mod dump;
 pub mod inventory;
+pub mod platform;
 
 use std::collections::BTreeSet;
 
@@ -69,27 +71,38 @@ pub async fn list_schemas(client: &Client) -> Result<Vec<String>> {
     strings(client, include_str!("sql/list_schemas.sql"), &[], "schemas").await
 }
 
-/// The columns of `auth.users`, or `None` when the source has no `auth.users`.
-pub async fn auth_users_columns(client: &Client) -> Result<Option<Vec<String>>> {
-    let cols = strings(
-        client,
-        include_str!("sql/auth_users_columns.sql"),
-        &[],
-        "auth.users columns",
-    )
-    .await?;
-    Ok((!cols.is_empty()).then_some(cols))
+/// A column, as `CREATE TABLE` would define it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// Name.
+    pub name: String,
+    /// Type (`format_type`).
+    pub data_type: String,
+    /// NOT NULL.
+    pub not_null: bool,
+    /// Default expression.
+    pub default: Option<String>,
+    /// Generation expression of a stored generated column.
+    pub generated: Option<String>,
 }
 
-/// `CREATE TRIGGER` statements of the user triggers on `auth.users`.
-pub async fn auth_users_triggers(client: &Client) -> Result<Vec<String>> {
-    strings(
-        client,
-        include_str!("sql/auth_users_triggers.sql"),
-        &[],
-        "triggers on auth.users",
-    )
-    .await
+/// The columns of `table` (`auth.users`), or `None` when there is no such table.
+pub async fn table_columns(client: &Client, table: &str) -> Result<Option<Vec<ColumnDef>>> {
+    let rows = client
+        .query(include_str!("sql/table_columns.sql"), &[&table])
+        .await
+        .map_err(|e| Error::postgres(format!("reading the columns of {table}"), e))?;
+    let cols: Vec<ColumnDef> = rows
+        .iter()
+        .map(|r| ColumnDef {
+            name: r.get(0),
+            data_type: r.get(1),
+            not_null: r.get(2),
+            default: r.get(3),
+            generated: r.get(4),
+        })
+        .collect();
+    Ok((!cols.is_empty()).then_some(cols))
 }
 
 /// An installed extension and what outside it depends on it.
@@ -99,21 +112,41 @@ pub struct Extension {
     pub name: String,
     /// Schema it is installed in.
     pub schema: String,
-    /// Objects outside the extension that use it (`function public.f`, `column public.t.c`…).
+    /// Objects of the application's schemas that the catalog records as
+    /// using it (`function public.f`, `column public.t.c`…).
     pub dependents: Vec<String>,
+    /// Its functions (`schema.name`): what function bodies may call, which
+    /// the catalog does not record.
+    pub functions: Vec<String>,
+    /// Of them, those named like a built-in function (an unqualified call
+    /// is the built-in's).
+    pub builtin_named: Vec<String>,
+    /// Its tables and views (`schema.name`).
+    pub relations: Vec<String>,
 }
 
-/// Installed extensions with their dependents.
-pub async fn extensions(client: &Client) -> Result<Vec<Extension>> {
+/// Installed extensions, with their dependents in `app_schemas` and their members.
+pub async fn extensions(client: &Client, app_schemas: &[String]) -> Result<Vec<Extension>> {
     let what = |e| Error::postgres("reading extensions from the catalog", e);
     let deps = client
         .query(include_str!("sql/extension_dependents.sql"), &[])
+        .await
+        .map_err(what)?;
+    let members = client
+        .query(include_str!("sql/extension_members.sql"), &[])
         .await
         .map_err(what)?;
     let rows = client
         .query(include_str!("sql/list_extensions.sql"), &[])
         .await
         .map_err(what)?;
+    let member = |name: &str, kind: &str| -> Vec<String> {
+        members
+            .iter()
+            .filter(|m| m.get::<_, String>(0) == name && m.get::<_, String>(1) == kind)
+            .map(|m| format!("{}.{}", m.get::<_, String>(2), m.get::<_, String>(3)))
+            .collect()
+    };
     Ok(rows
         .iter()
         .map(|r| {
@@ -122,8 +155,15 @@ pub async fn extensions(client: &Client) -> Result<Vec<Extension>> {
                 dependents: deps
                     .iter()
                     .filter(|d| d.get::<_, String>(0) == name)
+                    .filter(|d| {
+                        d.get::<_, Option<String>>(2)
+                            .is_some_and(|s| app_schemas.contains(&s))
+                    })
                     .filter_map(|d| d.get::<_, Option<String>>(1))
                     .collect(),
+                functions: [member(&name, "function"), member(&name, "function*")].concat(),
+                builtin_named: member(&name, "function*"),
+                relations: member(&name, "relation"),
                 schema: r.get(1),
                 name,
             }
@@ -162,17 +202,6 @@ pub async fn event_triggers(client: &Client) -> Result<Vec<String>> {
         include_str!("sql/list_event_triggers.sql"),
         &[],
         "event triggers",
-    )
-    .await
-}
-
-/// Names of RLS policies on Storage tables.
-pub async fn storage_policies(client: &Client) -> Result<Vec<String>> {
-    strings(
-        client,
-        include_str!("sql/storage_policies.sql"),
-        &[],
-        "storage policies",
     )
     .await
 }

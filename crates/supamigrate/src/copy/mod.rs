@@ -160,6 +160,7 @@ pub async fn copy(
     target: &ConnInfo,
     plan: &MigrationPlan,
     opts: CopyOptions,
+    secrets: &crate::secrets::Vault,
     observer: &SharedObserver,
 ) -> Result<CopySummary> {
     let started = Instant::now();
@@ -180,7 +181,7 @@ pub async fn copy(
         .collect();
     summary.tasks_now = todo.len();
     let pending = if opts.post_data {
-        post_data::prepare(target, plan).await?
+        post_data::prepare(target, plan, secrets).await?
     } else {
         None
     };

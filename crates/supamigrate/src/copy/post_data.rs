@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::pg::TableName;
 use crate::plan::{MigrationPlan, Phase, Section};
+use crate::secrets::{Sql, Vault};
 use crate::sql::excerpt;
 
 fn sha(sql: &str) -> String {
@@ -32,16 +33,20 @@ fn sha(sql: &str) -> String {
 pub struct Pending {
     total_sha: String,
     total: usize,
-    prelude: Vec<String>,
+    prelude: Vec<Sql>,
     /// Keys and indexes, with their table.
-    keys: Vec<(TableName, String)>,
-    foreign_keys: Vec<String>,
-    rest: Vec<String>,
+    keys: Vec<(TableName, Sql)>,
+    foreign_keys: Vec<Sql>,
+    rest: Vec<Sql>,
 }
 
 /// The plan's post-data, less what an earlier run built. `None` when the
-/// whole section was recorded before.
-pub async fn prepare(target: &ConnInfo, plan: &MigrationPlan) -> Result<Option<Pending>> {
+/// whole section was recorded before. `secrets` fills the placeholders.
+pub async fn prepare(
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    secrets: &Vault,
+) -> Result<Option<Pending>> {
     let client = connect(target).await?;
     crate::store::require(&client, "post-data").await?;
     match crate::apply::state(&client, plan, Section::PostData).await? {
@@ -69,11 +74,12 @@ pub async fn prepare(target: &ConnInfo, plan: &MigrationPlan) -> Result<Option<P
         if s.phase != Phase::Prelude && done.contains(&sha(&s.sql)) {
             continue;
         }
+        let sql = secrets.prepare(&s.sql)?;
         match (s.phase, &s.table) {
-            (Phase::Prelude, _) => p.prelude.push(s.sql.clone()),
-            (Phase::Keys, Some(t)) => p.keys.push((t.clone(), s.sql.clone())),
-            (Phase::Keys, None) | (Phase::Rest, _) => p.rest.push(s.sql.clone()),
-            (Phase::ForeignKeys, _) => p.foreign_keys.push(s.sql.clone()),
+            (Phase::Prelude, _) => p.prelude.push(sql),
+            (Phase::Keys, Some(t)) => p.keys.push((t.clone(), sql)),
+            (Phase::Keys, None) | (Phase::Rest, _) => p.rest.push(sql),
+            (Phase::ForeignKeys, _) => p.foreign_keys.push(sql),
         }
     }
     Ok(Some(p))
@@ -86,12 +92,12 @@ impl Pending {
     }
 
     /// The session settings every connection runs first.
-    pub fn prelude(&self) -> &[String] {
+    pub fn prelude(&self) -> &[Sql] {
         &self.prelude
     }
 
     /// Takes the keys and indexes of `table` to build now.
-    pub fn take_keys_for(&mut self, table: &TableName) -> Vec<String> {
+    pub fn take_keys_for(&mut self, table: &TableName) -> Vec<Sql> {
         let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.keys)
             .into_iter()
             .partition(|(t, _)| t == table);
@@ -102,7 +108,7 @@ impl Pending {
     /// Builds what is left (keys, then foreign keys in parallel, then the rest
     /// in order) and records the section.
     pub async fn finish(self, target: &ConnInfo, jobs: usize) -> Result<()> {
-        let keys: VecDeque<String> = self.keys.into_iter().map(|(_, s)| s).collect();
+        let keys: VecDeque<Sql> = self.keys.into_iter().map(|(_, s)| s).collect();
         run_statements(target, &self.prelude, keys, jobs.max(1)).await?;
         run_statements(target, &self.prelude, self.foreign_keys.into(), jobs.max(1)).await?;
         run_statements(target, &self.prelude, self.rest.into(), 1).await?;
@@ -113,8 +119,13 @@ impl Pending {
 
 /// Builds the plan's post-data on `target` with `jobs` connections.
 /// Returns [`Applied::Earlier`] when the section was recorded before.
-pub async fn build(target: &ConnInfo, plan: &MigrationPlan, jobs: usize) -> Result<Applied> {
-    match prepare(target, plan).await? {
+pub async fn build(
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    jobs: usize,
+    secrets: &Vault,
+) -> Result<Applied> {
+    match prepare(target, plan, secrets).await? {
         None => Ok(Applied::Earlier),
         Some(p) => {
             let n = p.remaining();
@@ -127,8 +138,8 @@ pub async fn build(target: &ConnInfo, plan: &MigrationPlan, jobs: usize) -> Resu
 /// Runs `todo` on `parallel` connections (each first running `prelude`).
 pub async fn run_statements(
     target: &ConnInfo,
-    prelude: &[String],
-    todo: VecDeque<String>,
+    prelude: &[Sql],
+    todo: VecDeque<Sql>,
     parallel: usize,
 ) -> Result<()> {
     if todo.is_empty() {
@@ -144,8 +155,11 @@ pub async fn run_statements(
                 .await
                 .map_err(|e| Error::postgres("tuning the index build session", e))?;
             for p in &prelude {
-                c.batch_execute(p).await.map_err(|e| {
-                    Error::postgres(format!("post-data prelude ({})", excerpt(p)), e)
+                c.batch_execute(&p.run).await.map_err(|e| {
+                    p.mask_error(Error::postgres(
+                        format!("post-data prelude ({})", excerpt(&p.shown)),
+                        e,
+                    ))
                 })?;
             }
             loop {
@@ -168,17 +182,17 @@ pub async fn run_statements(
 
 /// One statement and its record, in one transaction; retried on deadlock
 /// (two foreign keys between the same tables lock them in opposite orders).
-async fn run_one(c: &Client, sql: &str) -> Result<()> {
+async fn run_one(c: &Client, sql: &Sql) -> Result<()> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result = async {
             c.batch_execute("begin").await?;
-            c.batch_execute(sql).await?;
+            c.batch_execute(&sql.run).await?;
             failpoint::hit(failpoint::POST_DATA_BEFORE_COMMIT);
             c.execute(
                 "insert into supamigrate.post_data_done (sha256) values ($1)",
-                &[&sha(sql)],
+                &[&sha(&sql.shown)],
             )
             .await?;
             c.batch_execute("commit").await
@@ -187,12 +201,15 @@ async fn run_one(c: &Client, sql: &str) -> Result<()> {
         match result {
             Ok(()) => {
                 failpoint::hit(failpoint::POST_DATA_STATEMENT);
-                tracing::debug!(statement = %excerpt(sql), "post-data built");
+                tracing::debug!(statement = %excerpt(&sql.shown), "post-data built");
                 return Ok(());
             }
             Err(e) => {
                 let _ = c.batch_execute("rollback").await;
-                let err = Error::postgres(format!("post-data ({})", excerpt(sql)), e);
+                let err = sql.mask_error(Error::postgres(
+                    format!("post-data ({})", excerpt(&sql.shown)),
+                    e,
+                ));
                 if err.is_retryable() && attempt < 4 {
                     tracing::warn!(error = %err, attempt, "retrying");
                     continue;

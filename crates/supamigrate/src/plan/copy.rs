@@ -3,12 +3,12 @@
 //! large one. Pure; SQL is rendered from these typed values where COPY is
 //! issued.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
+use super::convert::Conversion;
 use super::users::{user_columns, ColumnPair, APP_USERS};
-use crate::catalog::TableFacts;
+use crate::catalog::inventory::SourceInventory;
+use crate::catalog::{ColumnDef, TableFacts};
 use crate::pg::{column_list, TableName};
 
 /// A source table and the target table its rows go into.
@@ -131,16 +131,33 @@ impl Default for SplitOptions {
     }
 }
 
+/// Every table's mapping: the application's, `auth.users` → `app_users`,
+/// Storage's metadata tables.
+pub fn mappings(src: &SourceInventory, conv: &Conversion, same_major: bool) -> Vec<TableMapping> {
+    let mut tables: Vec<TableMapping> = src
+        .tables
+        .iter()
+        .map(|t| table_mapping(t, conv, same_major))
+        .collect();
+    if let (Some(users), Some(cols)) = (&src.auth_users, &src.schema.auth_users_columns) {
+        tables.push(users_mapping(users, cols));
+    }
+    if let Some((buckets, objects)) = &src.storage_tables {
+        for (t, name) in [(buckets, "buckets"), (objects, "objects")] {
+            if let Some(t) = t {
+                tables.push(storage_mapping(t, name));
+            }
+        }
+    }
+    tables
+}
+
 /// The mapping of an application table (same name on the target).
-pub fn table_mapping(
-    t: &TableFacts,
-    dropped_columns: &BTreeSet<String>,
-    same_major: bool,
-) -> TableMapping {
+pub fn table_mapping(t: &TableFacts, conv: &Conversion, same_major: bool) -> TableMapping {
     let mut columns = Vec::new();
     let mut left_out = Vec::new();
     for c in &t.columns {
-        if dropped_columns.contains(&format!("{}.{c}", t.name)) {
+        if conv.dropped_columns.contains(&format!("{}.{c}", t.name)) {
             left_out.push(LeftOut {
                 column: c.clone(),
                 reason: "its type belongs to an extension left behind (--allow-drop-extension); its data is not copied".into(),
@@ -152,12 +169,25 @@ pub fn table_mapping(
             });
         }
     }
+    // Generated columns made plain (`--stale-generated keep`) carry the source's values.
+    let prefix = format!("{}.", t.name);
+    let plain: Vec<&str> = conv
+        .plain_generated
+        .iter()
+        .filter_map(|g| g.strip_prefix(&prefix))
+        .collect();
+    for c in &plain {
+        columns.push(ColumnPair {
+            source: c.to_string(),
+            target: c.to_string(),
+        });
+    }
     TableMapping {
         source: t.name.clone(),
         target: t.name.clone(),
         columns,
         left_out,
-        binary: t.binary_safe && same_major,
+        binary: t.binary_safe && same_major && plain.is_empty(),
         partitioned: t.partitioned,
         bytes: t.bytes,
         pages: t.pages,
@@ -165,16 +195,26 @@ pub fn table_mapping(
     }
 }
 
-/// `auth.users` → `app_users`, on the columns both have.
-pub fn users_mapping(users: &TableFacts) -> TableMapping {
-    let columns = user_columns(&users.columns);
+/// `auth.users` → `app_users`: every column, the runbook's renamed
+/// (generated ones are computed on the target).
+pub fn users_mapping(users: &TableFacts, defs: &[ColumnDef]) -> TableMapping {
+    let targets = user_columns(defs);
+    let columns: Vec<ColumnPair> = users
+        .columns
+        .iter()
+        .filter_map(|c| targets.iter().find(|u| &u.source == c && !u.generated))
+        .map(|u| ColumnPair {
+            source: u.source.clone(),
+            target: u.target.clone(),
+        })
+        .collect();
     let left_out = users
         .columns
         .iter()
         .filter(|c| !columns.iter().any(|p| &p.source == *c))
         .map(|c| LeftOut {
             column: c.clone(),
-            reason: format!("Supabase Auth internal, not in {APP_USERS}"),
+            reason: format!("not in {APP_USERS}"),
         })
         .collect();
     let (schema, name) = APP_USERS.split_once('.').unwrap_or(("public", APP_USERS));
@@ -190,6 +230,38 @@ pub fn users_mapping(users: &TableFacts) -> TableMapping {
         bytes: users.bytes,
         pages: users.pages,
         est_rows: users.est_rows,
+    }
+}
+
+/// `storage.buckets`/`storage.objects` → the same tables on the target, on
+/// the columns the target's have.
+pub fn storage_mapping(t: &TableFacts, table: &str) -> TableMapping {
+    let (columns, left): (Vec<&String>, Vec<&String>) = t
+        .columns
+        .iter()
+        .partition(|c| super::storage_meta::copies(table, c));
+    TableMapping {
+        source: t.name.clone(),
+        target: t.name.clone(),
+        columns: columns
+            .into_iter()
+            .map(|c| ColumnPair {
+                source: c.clone(),
+                target: c.clone(),
+            })
+            .collect(),
+        left_out: left
+            .into_iter()
+            .map(|c| LeftOut {
+                column: c.clone(),
+                reason: "used by the Storage server only".into(),
+            })
+            .collect(),
+        binary: false,
+        partitioned: false,
+        bytes: t.bytes,
+        pages: t.pages,
+        est_rows: t.est_rows,
     }
 }
 

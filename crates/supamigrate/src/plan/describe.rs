@@ -73,6 +73,9 @@ fn schema(plan: &MigrationPlan, s: &mut String) {
         let _ = writeln!(s, "  what changes for the application:");
         for d in behaviour {
             let _ = writeln!(s, "  {:?} {}: {}", d.action, d.object, d.reason);
+            if !d.todo.is_empty() {
+                let _ = writeln!(s, "      to do: {}", d.todo);
+            }
         }
     }
     let mut plumbing: BTreeMap<(Action, &str), usize> = BTreeMap::new();
@@ -105,7 +108,11 @@ fn provision(plan: &MigrationPlan, s: &mut String) {
         if p.extensions.is_empty() {
             "none".to_string()
         } else {
-            p.extensions.join(", ")
+            p.extensions
+                .iter()
+                .map(|e| format!("{} (schema {})", e.name, e.schema))
+                .collect::<Vec<_>>()
+                .join(", ")
         },
         p.app_role,
         if p.shim_roles {
@@ -160,10 +167,13 @@ fn storage(plan: &MigrationPlan, s: &mut String) {
     }
     match (&st.rewrite, st.references.is_empty()) {
         (_, true) => {
-            let _ = writeln!(s, "  references: no reference column configured: objects are copied, no column is rewritten (name them with --reference SCHEMA.TABLE.COLUMN=BUCKET)");
+            let _ = writeln!(s, "  references: no column holds Storage paths or URLs (none found in the sampled values): objects are copied, no column is rewritten (name one with --reference SCHEMA.TABLE.COLUMN=BUCKET)");
         }
         (None, false) => {
             let _ = writeln!(s, "  references: left alone (--no-rewrite)");
+            for r in &st.reference_reasons {
+                let _ = writeln!(s, "    {r}");
+            }
         }
         (Some(r), false) => {
             let _ = writeln!(
@@ -175,12 +185,8 @@ fn storage(plan: &MigrationPlan, s: &mut String) {
                     None => "s3://BUCKET/KEY".to_string(),
                 }
             );
-            for c in &st.references {
-                let _ = writeln!(
-                    s,
-                    "    {}.{} (bare paths in bucket {})",
-                    c.table, c.column, c.bucket
-                );
+            for r in &st.reference_reasons {
+                let _ = writeln!(s, "    {r}");
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod provision;
 pub mod refs;
 pub mod statements;
 pub mod storage;
+pub mod storage_meta;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::catalog::inventory::Inventory;
 use crate::error::Result;
 use crate::pg::TableName;
-pub use convert::{Action, Conversion, Decision, Impact, PolicyMode};
+pub use convert::{Action, Conversion, Decision, GeneratedChoice, Impact, PolicyMode};
 pub use copy::{CopyTask, CtidRange, TableMapping};
 pub use options::{PlanOptions, PlanOverrides};
 pub use statements::{Phase, PlannedStatement, Section};
@@ -147,32 +148,33 @@ pub fn build(
             target_major: inv.target.major,
             available_extensions: Some(inv.target.available_extensions.clone()),
             allow_drop_extensions: opts.allow_drop_extensions.clone(),
+            stale_generated: opts.stale_generated,
+            table_rows: inv
+                .source
+                .tables
+                .iter()
+                .map(|t| (t.name.to_string(), t.est_rows))
+                .collect(),
+            target_database: inv.target.database.clone(),
         },
     )?;
     let source_major = inv.source.schema.source_major;
-    let same_major = source_major == inv.target.major;
-    let mut tables: Vec<TableMapping> = inv
-        .source
-        .tables
-        .iter()
-        .map(|t| copy::table_mapping(t, &conversion.dropped_columns, same_major))
-        .collect();
-    if let Some(users) = &inv.source.auth_users {
-        tables.push(copy::users_mapping(users));
-    }
+    let tables = copy::mappings(&inv.source, &conversion, source_major == inv.target.major);
     let copy_tasks = copy::tasks(&tables, opts.split);
     let schemas = inv.source.schema.schemas.clone();
     let storage = storage::plan(
         inv.source.has_storage,
         &inv.source.schema.storage_buckets,
-        inv.source.schema.storage_policies.len(),
+        inv.source.schema.storage_policies().len(),
         &opts.storage,
         project_ref,
+        &inv.source.schema.reference_samples,
     );
     let provision = provision::ProvisionPlan {
         database: inv.target.database.clone(),
         create_database: !inv.target.database_exists,
         extensions: conversion.extensions.clone(),
+        cron: conversion.cron.clone(),
         app_role: opts.app_role.clone(),
         schemas: schemas.clone(),
         shim_roles: conversion.shim,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::convert::PolicyMode;
+use super::convert::{GeneratedChoice, PolicyMode};
 use super::copy::SplitOptions;
 use super::refs::RefColumn;
 use super::storage::StorageChoices;
@@ -30,6 +30,9 @@ pub struct PlanOptions {
     pub storage: StorageChoices,
     /// Splitting of large tables.
     pub split: SplitOptions,
+    /// Stale stored generated columns (`--stale-generated`).
+    #[serde(default)]
+    pub stale_generated: Option<GeneratedChoice>,
 }
 
 impl Default for PlanOptions {
@@ -41,6 +44,7 @@ impl Default for PlanOptions {
             allow_drop_extensions: BTreeSet::new(),
             storage: StorageChoices::default(),
             split: SplitOptions::default(),
+            stale_generated: None,
         }
     }
 }
@@ -70,6 +74,10 @@ pub struct PlanOverrides {
     pub no_rewrite: Option<bool>,
     /// Splitting of large tables (tests and benchmarks).
     pub split: Option<SplitOptions>,
+    /// `--stale-generated`.
+    pub stale_generated: Option<GeneratedChoice>,
+    /// `--allow-missing-objects`.
+    pub allow_missing_objects: Option<bool>,
 }
 
 impl PlanOverrides {
@@ -93,8 +101,10 @@ impl PlanOverrides {
                 references: self.references.clone().unwrap_or_default(),
                 url_prefix: self.url_prefix.clone(),
                 no_rewrite: self.no_rewrite.unwrap_or(false),
+                allow_missing_objects: self.allow_missing_objects.unwrap_or(false),
             },
             split: self.split.unwrap_or(d.split),
+            stale_generated: self.stale_generated.or(d.stale_generated),
         }
     }
 
@@ -135,6 +145,14 @@ impl PlanOverrides {
             let planned: Vec<String> = stored.allow_drop_extensions.iter().cloned().collect();
             differ("--allow-drop-extension", list(&given), list(&planned));
         }
+        if let Some(g) = self.stale_generated {
+            let planned = stored.stale_generated.map(|c| c.name()).unwrap_or("none");
+            differ(
+                "--stale-generated",
+                g.name().to_string(),
+                planned.to_string(),
+            );
+        }
         self.storage_differences(&stored.storage, &mut differ);
         out
     }
@@ -173,6 +191,13 @@ impl PlanOverrides {
         }
         if let Some(n) = self.no_rewrite {
             differ("--no-rewrite", n.to_string(), s.no_rewrite.to_string());
+        }
+        if let Some(n) = self.allow_missing_objects {
+            differ(
+                "--allow-missing-objects",
+                n.to_string(),
+                s.allow_missing_objects.to_string(),
+            );
         }
     }
 }

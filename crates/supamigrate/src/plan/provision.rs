@@ -10,8 +10,10 @@ pub struct ProvisionPlan {
     pub database: String,
     /// It did not exist when the plan was made.
     pub create_database: bool,
-    /// Extensions to create (in schema `extensions`).
-    pub extensions: Vec<String>,
+    /// Extensions to create, each in its schema.
+    pub extensions: Vec<super::convert::PlannedExtension>,
+    /// pg_cron jobs to schedule.
+    pub cron: Option<super::convert::CronPlan>,
     /// The application role.
     pub app_role: String,
     /// Application schemas to create and grant on.

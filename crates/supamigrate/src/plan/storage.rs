@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::refs::RefColumn;
+use super::refs::{self, RefColumn, Reference};
+use crate::catalog::data::ColumnSample;
 use crate::catalog::Bucket;
 
 /// The storage class of the copies when none is chosen: the runbook's.
@@ -44,6 +45,12 @@ pub struct StoragePlan {
     pub buckets: Vec<BucketPlan>,
     /// Columns holding references to Storage objects.
     pub references: Vec<RefColumn>,
+    /// How each reference column was found (`--reference`, or the sampled
+    /// values that showed it), one line each.
+    pub reference_reasons: Vec<String>,
+    /// Objects listed in `storage.objects` but absent from the store are
+    /// reported, not an error (`--allow-missing-objects`).
+    pub allow_missing_objects: bool,
     /// The rewrite of those columns; `None` leaves them alone (`--no-rewrite`,
     /// or no reference column).
     pub rewrite: Option<Rewrite>,
@@ -81,6 +88,9 @@ pub struct StorageChoices {
     pub url_prefix: Option<String>,
     /// Leave references alone.
     pub no_rewrite: bool,
+    /// Report objects missing from the store instead of stopping.
+    #[serde(default)]
+    pub allow_missing_objects: bool,
 }
 
 /// The default bucket prefix for a project.
@@ -92,18 +102,30 @@ pub fn default_bucket_prefix(project_ref: Option<&str>) -> String {
 }
 
 /// The Storage plan for `buckets` (with `policies` RLS policies on
-/// `storage.objects`), as the user chose.
+/// `storage.objects`), as the user chose. Without `--reference`, the
+/// reference columns are those discovery found in `samples`.
 pub fn plan(
     present: bool,
     buckets: &[Bucket],
     policies: usize,
     choices: &StorageChoices,
     project_ref: Option<&str>,
+    samples: &[ColumnSample],
 ) -> StoragePlan {
     let prefix = choices
         .bucket_prefix
         .clone()
         .unwrap_or_else(|| default_bucket_prefix(project_ref));
+    let (references, reference_reasons) = if choices.references.is_empty() {
+        discover(samples)
+    } else {
+        let reasons = choices
+            .references
+            .iter()
+            .map(|r| format!("{r}: given with --reference"))
+            .collect();
+        (choices.references.clone(), reasons)
+    };
     let mut p = StoragePlan {
         present,
         storage_class: match choices.storage_class.as_deref() {
@@ -121,10 +143,12 @@ pub fn plan(
             })
             .collect(),
         bucket_prefix: prefix,
-        references: choices.references.clone(),
-        rewrite: (!choices.no_rewrite && !choices.references.is_empty()).then(|| Rewrite {
+        rewrite: (!choices.no_rewrite && !references.is_empty()).then(|| Rewrite {
             url_prefix: choices.url_prefix.clone(),
         }),
+        references,
+        reference_reasons,
+        allow_missing_objects: choices.allow_missing_objects,
         notes: Vec::new(),
     };
     for b in buckets {
@@ -136,6 +160,58 @@ pub fn plan(
         ));
     }
     p
+}
+
+/// Reference columns from sampled values: a column is one when at least
+/// half of its sampled values are Storage URLs or keys of
+/// `storage.objects`; its bare paths belong to the bucket most of them name.
+pub fn discover(samples: &[ColumnSample]) -> (Vec<RefColumn>, Vec<String>) {
+    let mut refs = Vec::new();
+    let mut reasons = Vec::new();
+    for s in samples {
+        let url_buckets: Vec<String> = s
+            .urls
+            .iter()
+            .filter_map(|u| match refs::parse(u, "", &|_| false) {
+                Reference::Object(c) => c.first().map(|(b, _)| b.clone()),
+                _ => None,
+            })
+            .collect();
+        let hits = url_buckets.len() + s.key_buckets.len();
+        if hits == 0 || hits * 2 < s.values {
+            continue;
+        }
+        let bucket = most_common(if s.key_buckets.is_empty() {
+            &url_buckets
+        } else {
+            &s.key_buckets
+        });
+        let col = RefColumn {
+            table: s.table.clone(),
+            column: s.column.clone(),
+            bucket,
+        };
+        reasons.push(format!(
+            "{col}: discovered ({} of {} sampled values are Storage URLs, {} are object keys)",
+            url_buckets.len(),
+            s.values,
+            s.key_buckets.len()
+        ));
+        refs.push(col);
+    }
+    (refs, reasons)
+}
+
+fn most_common(items: &[String]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for i in items {
+        *counts.entry(i).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(b, _)| b.to_string())
+        .unwrap_or_default()
 }
 
 fn bucket_notes(b: &Bucket) -> Vec<String> {
@@ -183,6 +259,7 @@ mod tests {
             2,
             &StorageChoices::default(),
             Some("AbcRef"),
+            &[],
         );
         assert_eq!(p.buckets[0].dest, "abcref-docs");
         assert_eq!(p.storage_class.as_deref(), Some("STANDARD_IA"));
@@ -198,14 +275,14 @@ mod tests {
             storage_class: Some(String::new()),
             ..StorageChoices::default()
         };
-        let p = plan(true, &buckets, 0, &refs, None);
+        let p = plan(true, &buckets, 0, &refs, None, &[]);
         assert_eq!(p.dest_bucket("docs"), "x-docs");
         assert!(p.rewrite.is_some() && p.storage_class.is_none());
         let no = StorageChoices {
             no_rewrite: true,
             ..refs
         };
-        assert!(plan(true, &buckets, 0, &no, None).rewrite.is_none());
+        assert!(plan(true, &buckets, 0, &no, None, &[]).rewrite.is_none());
         assert_eq!(default_bucket_prefix(None), "supabase-");
     }
 }

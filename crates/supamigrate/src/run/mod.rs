@@ -168,17 +168,28 @@ impl Runner<'_> {
             Step::Provision => self.provision().await,
             Step::SchemaPreData => {
                 let plan = self.plan().await?.clone();
-                crate::apply::apply(self.ctx.target()?, &plan, Section::PreData)
-                    .await
-                    .map(StepOutcome::SchemaPreData)
+                crate::apply::apply(
+                    self.ctx.target()?,
+                    &plan,
+                    Section::PreData,
+                    &self.ctx.secrets()?,
+                )
+                .await
+                .map(StepOutcome::SchemaPreData)
             }
             Step::UsersAndData => self.copy().await,
             Step::Storage => self.storage().await,
             Step::PostData => {
                 let plan = self.plan().await?.clone();
-                crate::copy::post_data::build(self.ctx.target()?, &plan, self.opts.copy_jobs)
-                    .await
-                    .map(StepOutcome::PostData)
+                let secrets = self.ctx.secrets()?;
+                crate::copy::post_data::build(
+                    self.ctx.target()?,
+                    &plan,
+                    self.opts.copy_jobs,
+                    &secrets,
+                )
+                .await
+                .map(StepOutcome::PostData)
             }
             Step::Sequences => {
                 let plan = self.plan().await?.clone();
@@ -301,6 +312,7 @@ impl Runner<'_> {
         let req = crate::provision::ProvisionRequest {
             password: self.opts.app_password.clone(),
             secrets_dir: self.ctx.state_dir.clone(),
+            secrets: self.ctx.secrets()?,
         };
         crate::provision::provision(self.ctx.target()?, &plan, &req)
             .await
@@ -318,6 +330,7 @@ impl Runner<'_> {
             self.ctx.target()?,
             &plan,
             opts,
+            &self.ctx.secrets()?,
             &self.ctx.observer,
         )
         .await

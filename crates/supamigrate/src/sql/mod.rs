@@ -185,6 +185,17 @@ pub fn rangevar_name(rv: &RangeVar) -> String {
     }
 }
 
+/// The names in a list of `String` nodes (a qualified name), in order.
+pub fn parts(names: &[protobuf::Node]) -> Vec<String> {
+    names
+        .iter()
+        .filter_map(|n| match n.node.as_ref() {
+            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The names in a list of `String` nodes (qualified names), joined with dots.
 pub fn qualified(names: &[protobuf::Node]) -> String {
     names

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 
-use pg_query::protobuf::{self, CreateFunctionStmt};
+use pg_query::protobuf::CreateFunctionStmt;
 use pg_query::NodeEnum;
 use serde::{Deserialize, Serialize};
 
-use super::{qualified, Statement};
+use super::{parts, Statement};
 
 /// A possibly schema-qualified name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -106,7 +106,7 @@ pub fn of_statement(st: &Statement) -> Uses {
             .remove(&Name::new(&rv.schemaname, &rv.relname));
     }
     if let NodeEnum::CreateTrigStmt(t) = node {
-        let parts = strings(&t.funcname);
+        let parts = parts(&t.funcname);
         if let Some(n) = Name::from_parts(&parts) {
             uses.functions.insert(n);
         }
@@ -184,20 +184,6 @@ fn of_function_body(f: &CreateFunctionStmt, text: &str) -> Uses {
             unparsed: 1,
             ..Uses::default()
         },
-    }
-}
-
-fn strings(list: &[protobuf::Node]) -> Vec<String> {
-    let q = qualified(list);
-    if q.is_empty() {
-        Vec::new()
-    } else {
-        list.iter()
-            .filter_map(|n| match n.node.as_ref() {
-                Some(NodeEnum::String(s)) => Some(s.sval.clone()),
-                _ => None,
-            })
-            .collect()
     }
 }
 

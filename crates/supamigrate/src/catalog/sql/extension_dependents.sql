@@ -1,6 +1,7 @@
 -- Objects outside an extension that depend on one of its members, named the
 -- way the schema converter matches statements: `function s.f`, `table s.t`,
--- `view s.v`, `column s.t.c`, else PostgreSQL's own description.
+-- `view s.v`, `column s.t.c`, else PostgreSQL's own description; with the
+-- schema the dependent lives in (the plan counts the application's only).
 with members as (
     select d.classid, d.objid, e.extname
     from pg_depend d
@@ -25,7 +26,7 @@ select extname::text,
                from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                where p.oid = objid)
            when classid = 'pg_class'::regclass and objsubid = 0 then (
-               select case c.relkind when 'v' then 'view ' when 'm' then 'materialized view ' else 'table ' end
+               select case c.relkind when 'v' then 'view ' when 'm' then 'materialized view ' when 'i' then 'index ' else 'table ' end
                       || n.nspname || '.' || c.relname
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
                where c.oid = objid)
@@ -35,7 +36,45 @@ select extname::text,
                join pg_namespace n on n.oid = c.relnamespace
                join pg_attribute a on a.attrelid = c.oid and a.attnum = objsubid
                where c.oid = objid)
+           when classid = 'pg_rewrite'::regclass then (
+               select 'view ' || c.relnamespace::regnamespace::text || '.' || c.relname
+               from pg_rewrite r join pg_class c on c.oid = r.ev_class where r.oid = objid)
+           when classid = 'pg_attrdef'::regclass then (
+               select 'default of column ' || c.relnamespace::regnamespace::text || '.' || c.relname || '.' || att.attname
+               from pg_attrdef a
+               join pg_class c on c.oid = a.adrelid
+               join pg_attribute att on att.attrelid = a.adrelid and att.attnum = a.adnum
+               where a.oid = objid)
+           when classid = 'pg_trigger'::regclass then (
+               select 'trigger ' || t.tgname || ' on ' || c.relnamespace::regnamespace::text || '.' || c.relname
+               from pg_trigger t join pg_class c on c.oid = t.tgrelid where t.oid = objid)
+           when classid = 'pg_policy'::regclass then (
+               select 'policy "' || p.polname || '" on ' || c.relnamespace::regnamespace::text || '.' || c.relname
+               from pg_policy p join pg_class c on c.oid = p.polrelid where p.oid = objid)
+           when classid = 'pg_constraint'::regclass then (
+               select 'constraint ' || k.conname || ' on ' || coalesce(c.relnamespace::regnamespace::text || '.' || c.relname, k.connamespace::regnamespace::text)
+               from pg_constraint k left join pg_class c on c.oid = k.conrelid where k.oid = objid)
+           when classid = 'pg_type'::regclass then (
+               select 'type ' || typnamespace::regnamespace::text || '.' || typname from pg_type where oid = objid)
            else pg_describe_object(classid, objid, objsubid)
-       end as dependent
+       end as dependent,
+       case
+           when classid = 'pg_proc'::regclass then
+               (select pronamespace::regnamespace::text from pg_proc where oid = objid)
+           when classid = 'pg_class'::regclass then
+               (select relnamespace::regnamespace::text from pg_class where oid = objid)
+           when classid = 'pg_type'::regclass then
+               (select typnamespace::regnamespace::text from pg_type where oid = objid)
+           when classid = 'pg_rewrite'::regclass then
+               (select c.relnamespace::regnamespace::text from pg_rewrite r join pg_class c on c.oid = r.ev_class where r.oid = objid)
+           when classid = 'pg_attrdef'::regclass then
+               (select c.relnamespace::regnamespace::text from pg_attrdef a join pg_class c on c.oid = a.adrelid where a.oid = objid)
+           when classid = 'pg_constraint'::regclass then
+               (select connamespace::regnamespace::text from pg_constraint where oid = objid)
+           when classid = 'pg_trigger'::regclass then
+               (select c.relnamespace::regnamespace::text from pg_trigger t join pg_class c on c.oid = t.tgrelid where t.oid = objid)
+           when classid = 'pg_policy'::regclass then
+               (select c.relnamespace::regnamespace::text from pg_policy p join pg_class c on c.oid = p.polrelid where p.oid = objid)
+       end as dependent_schema
 from deps
 order by 1, 2

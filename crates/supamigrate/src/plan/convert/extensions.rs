@@ -1,12 +1,26 @@
-//! Extensions: which the target gets, and which (allowed by the user) are
-//! left behind with everything that depends on them. Refused before any
-//! other decision when the target lacks one the user did not let go.
+//! Extensions: which the target gets (in the schema they had), which are
+//! left behind, and which the user let go with what depends on them.
+//!
+//! - Offered by the target: created there, in the schema it had on the
+//!   source (`extensions`, `public`…). pg_cron is the exception: RDS runs it
+//!   in the `postgres` database only, so its jobs are planned apart.
+//! - Not offered, and no column of the application holds its type: left
+//!   behind, no flag needed. Whatever of the application's code uses it
+//!   (functions, triggers, defaults, indexes…) is left out too, each with
+//!   its own line (see `reach`).
+//! - Not offered, and columns hold its type: their data would be lost. The
+//!   plan is refused, naming the columns and their rows, unless the user
+//!   passes `--allow-drop-extension`; the columns then leave the schema and
+//!   the copy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Conversion, ConvertOptions};
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Conversion, ConvertOptions, Impact};
 use crate::catalog::Extension;
 use crate::error::{Error, Result};
+use crate::sql::uses::Name;
 
 /// Extensions every target gets when available: the runbook's.
 pub const SEED_EXTENSIONS: &[&str] = &["uuid-ossp", "pgcrypto", "pg_trgm"];
@@ -14,84 +28,249 @@ pub const SEED_EXTENSIONS: &[&str] = &["uuid-ossp", "pgcrypto", "pg_trgm"];
 /// Extensions that come with every database.
 const BUILTIN_EXTENSIONS: &[&str] = &["plpgsql"];
 
-/// Decides which extensions to create, and fails on unsupported ones not allowed
-/// to be dropped. Returns the objects that depend on dropped extensions.
+/// RDS runs pg_cron in one database (`cron.database_name`, `postgres`).
+pub const PG_CRON: &str = "pg_cron";
+
+/// An extension the target gets, and where.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PlannedExtension {
+    /// Its name.
+    pub name: String,
+    /// The schema it is created in: the one it had on the source.
+    pub schema: String,
+}
+
+/// Why an extension's members are not on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gone {
+    /// Not offered; nothing of the application's data needs it.
+    LeftBehind,
+    /// Not offered; the user let it go (`--allow-drop-extension`).
+    Dropped,
+}
+
+/// The extensions' fate, as the rest of the conversion needs it.
+#[derive(Debug, Default)]
+pub(super) struct Fate {
+    /// Extensions not on the target.
+    pub gone: BTreeMap<String, Gone>,
+    /// Every extension's functions and relations, by extension.
+    pub members: BTreeMap<String, Members>,
+    /// Objects the catalog records as depending on a gone extension.
+    pub dependents: BTreeMap<String, String>,
+}
+
+/// An extension's functions and relations; `builtin_named` are the names
+/// of functions a built-in also has.
+#[derive(Debug, Default)]
+pub(super) struct Members {
+    pub functions: BTreeSet<Name>,
+    pub relations: BTreeSet<Name>,
+    pub builtin_named: BTreeSet<String>,
+}
+
+impl Fate {
+    /// The gone extension `f` (a function call) belongs to, if any.
+    pub fn gone_function(&self, f: &Name) -> Option<(&str, Gone)> {
+        self.gone_member(f, |m| &m.functions)
+    }
+
+    /// The gone extension relation `r` belongs to, if any.
+    pub fn gone_relation(&self, r: &Name) -> Option<(&str, Gone)> {
+        self.gone_member(r, |m| &m.relations)
+    }
+
+    fn gone_member<'a>(
+        &'a self,
+        n: &Name,
+        set: impl Fn(&Members) -> &BTreeSet<Name>,
+    ) -> Option<(&'a str, Gone)> {
+        self.gone.iter().find_map(|(ext, g)| {
+            let m = self.members.get(ext)?;
+            let members = set(m);
+            let hit = if n.schema.is_empty() {
+                !m.builtin_named.contains(&n.name) && members.iter().any(|x| x.name == n.name)
+            } else {
+                members.contains(n)
+            };
+            hit.then_some((ext.as_str(), *g))
+        })
+    }
+
+    /// Whether `f` is a function of an extension the target gets.
+    pub fn carried_function(&self, f: &Name) -> bool {
+        self.members
+            .iter()
+            .any(|(ext, m)| !self.gone.contains_key(ext) && m.functions.contains(f))
+    }
+
+    /// Whether `r` is a relation of an extension the target gets.
+    pub fn carried_relation(&self, r: &Name) -> bool {
+        self.members
+            .iter()
+            .any(|(ext, m)| !self.gone.contains_key(ext) && m.relations.contains(r))
+    }
+}
+
+/// Decides which extensions to create and which are gone; refuses, before
+/// anything else, extensions whose loss would lose data the user did not
+/// let go.
 pub(super) fn plan(
     exts: &[Extension],
     opts: &ConvertOptions,
     out: &mut Conversion,
-) -> Result<BTreeSet<String>> {
+) -> Result<Fate> {
+    let mut fate = Fate::default();
     let mut refused = Vec::new();
-    let mut dropped_objects = BTreeSet::new();
     let available = |name: &str| {
         opts.available_extensions
             .as_ref()
             .is_none_or(|a| a.contains(name))
     };
+    for e in exts {
+        let names = |list: &[String]| -> BTreeSet<Name> {
+            list.iter()
+                .filter_map(|q| q.split_once('.').map(|(s, n)| Name::new(s, n)))
+                .collect()
+        };
+        fate.members.insert(
+            e.name.clone(),
+            Members {
+                functions: names(&e.functions),
+                relations: names(&e.relations),
+                builtin_named: e
+                    .builtin_named
+                    .iter()
+                    .filter_map(|q| q.split_once('.').map(|(_, n)| n.to_string()))
+                    .collect(),
+            },
+        );
+    }
     for e in exts
         .iter()
         .filter(|e| !BUILTIN_EXTENSIONS.contains(&e.name.as_str()))
     {
-        if available(&e.name) {
-            out.extensions.push(e.name.clone());
+        let columns: Vec<&String> = e
+            .dependents
+            .iter()
+            .filter(|d| d.starts_with("column "))
+            .collect();
+        if e.name == PG_CRON {
+            // Planned with the jobs (see `platform`): never in the application database.
+            fate.gone.insert(e.name.clone(), Gone::LeftBehind);
+        } else if available(&e.name) {
+            out.extensions.push(PlannedExtension {
+                name: e.name.clone(),
+                schema: e.schema.clone(),
+            });
             out.note(
                 Action::Kept,
                 format!("extension {}", e.name),
-                "available on the target; created by provision",
+                format!(
+                    "offered by the target; created by provision in schema {}",
+                    e.schema
+                ),
             );
         } else if opts.allow_drop_extensions.contains(&e.name) {
-            out.note(
+            fate.gone.insert(e.name.clone(), Gone::Dropped);
+            out.note_todo(
                 Action::Dropped,
                 format!("extension {}", e.name),
-                "not available on the target; allowed by --allow-drop-extension",
+                "not offered by the target; let go with --allow-drop-extension",
+                if columns.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    format!(
+                        "the data of {} is not copied: keep the backup",
+                        list(&columns)
+                    )
+                },
             );
-            for d in &e.dependents {
-                dropped_objects.insert(d.clone());
-                out.note(
-                    Action::Dropped,
-                    d.clone(),
-                    format!("depends on extension {}", e.name),
-                );
-            }
+            dependents(e, Gone::Dropped, &mut fate);
+        } else if columns.is_empty() {
+            fate.gone.insert(e.name.clone(), Gone::LeftBehind);
+            out.note_with(
+                Action::Dropped,
+                format!("extension {}", e.name),
+                "not offered by the target, and no column of the application holds its data: left behind",
+                if e.dependents.is_empty() {
+                    Impact::None
+                } else {
+                    Impact::Behaviour
+                },
+            );
+            dependents(e, Gone::LeftBehind, &mut fate);
         } else {
-            refused.push(e);
+            refused.push((e, columns));
         }
     }
     if !refused.is_empty() {
-        return Err(refusal(&refused));
+        return Err(refusal(&refused, opts));
     }
     for s in SEED_EXTENSIONS {
-        if available(s) && !out.extensions.iter().any(|e| e == s) {
-            out.extensions.push(s.to_string());
+        let present = exts.iter().any(|e| e.name == *s);
+        if available(s) && !present {
+            out.extensions.push(PlannedExtension {
+                name: s.to_string(),
+                schema: "extensions".into(),
+            });
             out.note_with(
                 Action::Added,
                 format!("extension {s}"),
                 "the runbook enables it on every target",
-                super::Impact::None,
+                Impact::None,
             );
         }
     }
-    Ok(dropped_objects)
+    Ok(fate)
 }
 
-/// The error for extensions the target lacks: each with what uses it, and the flags that would let them go.
-fn refusal(refused: &[&Extension]) -> Error {
-    let list = refused
+fn dependents(e: &Extension, g: Gone, fate: &mut Fate) {
+    let how = match g {
+        Gone::Dropped => "dropped with --allow-drop-extension",
+        Gone::LeftBehind => "not offered by the target",
+    };
+    for d in &e.dependents {
+        fate.dependents
+            .insert(d.clone(), format!("uses extension {} ({how})", e.name));
+    }
+}
+
+fn list(items: &[&String]) -> String {
+    items
         .iter()
-        .map(|e| {
-            if e.dependents.is_empty() {
-                format!("{} (nothing depends on it)", e.name)
-            } else {
-                format!("{} (used by {})", e.name, e.dependents.join(", "))
-            }
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The error for extensions the target lacks whose loss loses data: each
+/// with the columns, and the flags that would let them go.
+fn refusal(refused: &[(&Extension, Vec<&String>)], opts: &ConvertOptions) -> Error {
+    let text = refused
+        .iter()
+        .map(|(e, columns)| {
+            let cols = columns
+                .iter()
+                .map(|c| {
+                    let col = c.trim_start_matches("column ");
+                    let table = col.rsplit_once('.').map(|(t, _)| t).unwrap_or(col);
+                    match opts.table_rows.get(table) {
+                        Some(n) => format!("{col} (about {n} rows)"),
+                        None => col.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{}: the data of {cols} would be lost", e.name)
         })
         .collect::<Vec<_>>()
         .join("; ");
     Error::invalid_input(format!(
-            "the source uses extensions the target does not offer: {list}"
+            "the source uses extensions the target does not offer: {text}"
         ))
         .with_hint(format!(
-            "make them available on the target (RDS: see SHOW rds.extensions), or pass {} to migrate without them and drop what depends on them",
-            refused.iter().map(|e| format!("--allow-drop-extension {}", e.name)).collect::<Vec<_>>().join(" ")
+            "make them available on the target (RDS: see SHOW rds.extensions), or pass {} to migrate without them: those columns are then neither created nor copied",
+            refused.iter().map(|(e, _)| format!("--allow-drop-extension {}", e.name)).collect::<Vec<_>>().join(" ")
     ))
 }

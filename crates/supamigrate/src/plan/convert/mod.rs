@@ -5,18 +5,23 @@
 //! it, and says why. Every decision lands in the report, with whether it
 //! changes how the application behaves.
 
+mod compat;
 mod extensions;
+mod generated;
+mod platform;
+mod reach;
 mod rules;
-mod shim;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use extensions::SEED_EXTENSIONS;
+pub use extensions::{PlannedExtension, PG_CRON, SEED_EXTENSIONS};
+pub use generated::GeneratedChoice;
+pub use platform::{CronPlan, PlannedJob, CRON_DATABASE};
+pub use reach::{PlatformSchema, PLATFORM};
 
-use super::statements::{added, PlannedStatement, Section};
-use super::users::{APP_USERS, APP_USERS_POST, USER_COLUMNS};
+use super::statements::{PlannedStatement, Section};
 use crate::catalog::dump::SchemaSource;
 use crate::error::{Error, Result};
 use crate::sql::{split, Statement};
@@ -57,6 +62,12 @@ pub struct ConvertOptions {
     pub available_extensions: Option<BTreeSet<String>>,
     /// Extensions the user allows to leave behind (`--allow-drop-extension`).
     pub allow_drop_extensions: BTreeSet<String>,
+    /// What to do with stored generated columns whose rows are stale.
+    pub stale_generated: Option<GeneratedChoice>,
+    /// Estimated rows per table (`schema.table`), for messages.
+    pub table_rows: BTreeMap<String, i64>,
+    /// The target database (pg_cron jobs are scheduled into it).
+    pub target_database: String,
 }
 
 /// What happened to an object.
@@ -95,6 +106,9 @@ pub struct Decision {
     pub reason: String,
     /// Whether it changes behaviour.
     pub impact: Impact,
+    /// What the user must do about it ("" when nothing).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub todo: String,
 }
 
 /// The converted schema.
@@ -102,8 +116,14 @@ pub struct Decision {
 pub struct Conversion {
     /// Every statement, pre-data first, in the order they run.
     pub statements: Vec<PlannedStatement>,
-    /// Extensions provisioning must create on the target.
-    pub extensions: Vec<String>,
+    /// Extensions provisioning must create on the target, in their schemas.
+    pub extensions: Vec<PlannedExtension>,
+    /// pg_cron jobs provisioning schedules (RDS runs pg_cron in the
+    /// `postgres` database, into this one).
+    pub cron: Option<CronPlan>,
+    /// Stored generated columns that become plain columns holding the
+    /// source's values (`schema.table.column`, `--stale-generated keep`).
+    pub plain_generated: BTreeSet<String>,
     /// Whether the RLS shim (auth schema, API roles) is part of the result.
     pub shim: bool,
     /// Columns left out with a dropped extension (`schema.table.column`): not copied.
@@ -167,6 +187,9 @@ impl Conversion {
             s.push_str(&format!("\n{action:?}:\n"));
             for r in items {
                 s.push_str(&format!("  {} — {}\n", r.object, r.reason));
+                if !r.todo.is_empty() {
+                    s.push_str(&format!("      to do: {}\n", r.todo));
+                }
             }
         }
         s
@@ -192,6 +215,24 @@ impl Conversion {
             object: object.into(),
             reason: reason.into(),
             impact,
+            todo: String::new(),
+        });
+    }
+
+    /// A decision the user must act on: `todo` says how.
+    fn note_todo(
+        &mut self,
+        action: Action,
+        object: impl Into<String>,
+        reason: impl Into<String>,
+        todo: impl Into<String>,
+    ) {
+        self.report.push(Decision {
+            action,
+            object: object.into(),
+            reason: reason.into(),
+            impact: Impact::Behaviour,
+            todo: todo.into(),
         });
     }
 
@@ -203,40 +244,45 @@ impl Conversion {
 /// Converts `src` for a target described by `opts`.
 ///
 /// Fails, before anything else, when the source uses an extension the target
-/// does not offer and the user did not allow leaving it behind.
+/// does not offer and its data would be lost, or holds stale generated
+/// columns, and the user did not choose what to do.
 pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> {
     let mut out = Conversion {
         shim: opts.policies == PolicyMode::Shim,
         ..Conversion::default()
     };
-    let dropped_objects = extensions::plan(&src.extensions, opts, &mut out)?;
-    out.dropped_columns = dropped_objects
-        .iter()
+    let fate = extensions::plan(&src.extensions, opts, &mut out)?;
+    out.dropped_columns = fate
+        .dependents
+        .keys()
         .filter_map(|d| d.strip_prefix("column "))
         .map(str::to_string)
         .collect();
+    out.plain_generated = generated::plan(&src.generated_columns, opts.stale_generated, &mut out)?;
+    let stmts = statements(src, &mut out)?;
+    let ctx = reach::Context {
+        schemas: &src.schemas,
+        has_auth: src.auth_users_columns.is_some(),
+        has_storage: src.storage_columns.is_some(),
+        fate: &fate,
+    };
+    let refs: Vec<&Statement> = stmts.iter().map(|(_, st)| st).collect();
+    let reach = reach::analyze(&refs, &ctx);
     let rules = rules::Rules {
         opts,
-        has_auth_users: src.auth_users_columns.is_some(),
-        dropped_objects,
+        has_auth_users: ctx.has_auth,
+        has_storage: ctx.has_storage,
+        fate: &fate,
+        plain_generated: &out.plain_generated.clone(),
     };
-    if out.shim {
-        shim::add(&mut out)?;
+    for (i, (section, st)) in stmts.into_iter().enumerate() {
+        match &reach.verdict[i] {
+            Some(m) => out.note_todo(Action::Dropped, rules::describe(&st), &m.reason, &m.todo),
+            None => rules.apply(st, section, &mut out)?,
+        }
     }
-    for (section, text) in [
-        (Section::PreData, &src.pre_data),
-        (Section::PostData, &src.post_data),
-    ] {
-        convert_dump(&rules, section, text, &mut out)?;
-    }
-    if let Some(columns) = &src.auth_users_columns {
-        add_app_users(columns, &mut out)?;
-    }
-    for def in &src.auth_user_triggers {
-        let st = Statement::parse(def)?;
-        rules.apply(st, Section::PostData, &mut out)?;
-    }
-    note_platform(src, &mut out);
+    compat::add(src, out.shim, reach.needs, &reach.users_used_by, &mut out)?;
+    platform::note(src, opts, &reach, &ctx, &mut out)?;
     out.statements.sort_by_key(|s| s.section);
     // Identical statements (several API roles mapped to one role) once only.
     let mut seen = BTreeSet::new();
@@ -245,116 +291,31 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     Ok(out)
 }
 
-fn convert_dump(
-    rules: &rules::Rules,
-    section: Section,
-    text: &str,
-    out: &mut Conversion,
-) -> Result<()> {
-    let (stmts, meta) = split(text)?;
-    for m in meta {
-        out.note_with(
-            Action::Dropped,
-            format!("psql meta-command {}", m.0),
-            "not SQL (pg_dump 17.6+/16.10+/15.14+ security wrapper)",
-            Impact::None,
-        );
-    }
-    for st in stmts {
-        rules.apply(st, section, out)?;
-    }
-    Ok(())
-}
-
-/// `public.app_users` in place of `auth.users`: its table in pre-data, its
-/// keys first in post-data (foreign keys re-pointed at it need them).
-fn add_app_users(columns: &[String], out: &mut Conversion) -> Result<()> {
-    out.push(added(super::users::APP_USERS_TABLE, Section::PreData)?);
-    let first_post = out
-        .statements
-        .iter()
-        .position(|s| s.section == Section::PostData)
-        .unwrap_or(out.statements.len());
-    let keys = APP_USERS_POST
-        .iter()
-        .map(|s| added(s, Section::PostData))
-        .collect::<Result<Vec<_>>>()?;
-    out.statements.splice(first_post..first_post, keys);
-    out.note(
-        Action::Added,
-        format!("table {APP_USERS}"),
-        "replaces auth.users, with the runbook's column set",
-    );
-    for c in columns {
-        match USER_COLUMNS.iter().find(|(from, _)| from == c) {
-            Some((from, to)) if from != to => out.note_with(
-                Action::Rewritten,
-                format!("column auth.users.{from}"),
-                format!("becomes {APP_USERS}.{to}"),
+/// Every statement to decide on: the dump's, then the application's
+/// triggers on `auth.users` (which move to `app_users`).
+fn statements(src: &SchemaSource, out: &mut Conversion) -> Result<Vec<(Section, Statement)>> {
+    let mut all = Vec::new();
+    for (section, text) in [
+        (Section::PreData, &src.pre_data),
+        (Section::PostData, &src.post_data),
+    ] {
+        let (stmts, meta) = split(text)?;
+        for m in meta {
+            out.note_with(
+                Action::Dropped,
+                format!("psql meta-command {}", m.0),
+                "not SQL (pg_dump 17.6+/16.10+/15.14+ security wrapper)",
                 Impact::None,
-            ),
-            Some(_) => {}
-            None => out.note(
-                Action::Dropped,
-                format!("column auth.users.{c}"),
-                if c == "confirmed_at" {
-                    "generated from email_confirmed_at and phone_confirmed_at".to_string()
-                } else {
-                    "Supabase Auth internal, not in app_users".to_string()
-                },
-            ),
-        }
-    }
-    Ok(())
-}
-
-/// Publications, event triggers, bucket settings and Storage policies: the
-/// platform's, reported as left behind.
-fn note_platform(src: &SchemaSource, out: &mut Conversion) {
-    for p in &src.publications {
-        out.note(
-            Action::Dropped,
-            format!("publication {} ({})", p.name, p.tables.join(", ")),
-            "serves Supabase Realtime, which the target does not run",
-        );
-    }
-    for e in &src.event_triggers {
-        out.note_with(
-            Action::Dropped,
-            format!("event trigger {e}"),
-            "Supabase platform (PostgREST schema reload, extension grants)",
-            Impact::None,
-        );
-    }
-    for b in &src.storage_buckets {
-        let mut settings = Vec::new();
-        if b.public {
-            settings.push("public".to_string());
-        }
-        if let Some(l) = b.file_size_limit {
-            settings.push(format!("file_size_limit {l}"));
-        }
-        if !b.allowed_mime_types.is_empty() {
-            settings.push(format!(
-                "allowed_mime_types {}",
-                b.allowed_mime_types.join(",")
-            ));
-        }
-        if !settings.is_empty() {
-            out.note(
-                Action::Dropped,
-                format!("bucket {} settings: {}", b.id, settings.join(", ")),
-                "no S3 equivalent: use bucket policies, Block Public Access or presigned URLs (the objects move in the storage step)",
             );
         }
+        all.extend(stmts.into_iter().map(|st| (section, st)));
     }
-    for p in &src.storage_policies {
-        out.note(
-            Action::Dropped,
-            format!("policy {p} on storage.objects"),
-            "Storage policies have no S3 equivalent: use bucket policies or presigned URLs",
-        );
+    for t in &src.platform.internal_triggers {
+        if t.schema == "auth" && t.table == "users" {
+            all.push((Section::PostData, Statement::parse(&t.definition)?));
+        }
     }
+    Ok(all)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use pg_query::protobuf::{self, AccessPriv, ObjectType, RangeVar, RoleSpec};
 use pg_query::NodeEnum;
 
+use super::extensions::Fate;
 use super::{Action, Conversion, ConvertOptions, Impact, PolicyMode};
 use crate::error::Result;
 use crate::plan::statements::{classify, Section};
@@ -16,8 +17,11 @@ use crate::supabase::{is_internal_schema, is_supabase_role, API_ROLES};
 pub(super) struct Rules<'a> {
     pub(super) opts: &'a ConvertOptions,
     pub(super) has_auth_users: bool,
-    /// Objects (as `kind schema.name`) depending on dropped extensions.
-    pub(super) dropped_objects: BTreeSet<String>,
+    pub(super) has_storage: bool,
+    /// The extensions' fate: columns and defaults of gone ones are removed.
+    pub(super) fate: &'a Fate,
+    /// Generated columns that become plain (`schema.table.column`).
+    pub(super) plain_generated: &'a BTreeSet<String>,
 }
 
 /// What a rule decided.
@@ -84,11 +88,6 @@ impl Rules<'_> {
                 )));
             }
         }
-        if let Some(obj) = self.depends_on_dropped_extension(st) {
-            return Ok(Outcome::drop(format!(
-                "{obj} depends on a dropped extension"
-            )));
-        }
         if let Some(outcome) = self.platform(st) {
             return Ok(outcome);
         }
@@ -138,6 +137,9 @@ impl Rules<'_> {
             NodeEnum::AlterPublicationStmt(p) if p.pubname.starts_with("supabase_realtime") => {
                 Outcome::drop("serves Supabase Realtime, which the target does not run")
             }
+            NodeEnum::CreateForeignTableStmt(_) => Outcome::drop(
+                "its foreign server is not migrated (see the line for the server)",
+            ),
             NodeEnum::CreateEventTrigStmt(_) | NodeEnum::AlterEventTrigStmt(_) => {
                 Outcome::drop_plumbing("Supabase platform event trigger (PostgREST schema reload, extension grants)")
             }
@@ -180,8 +182,9 @@ impl Rules<'_> {
         }
     }
 
-    /// CREATE TABLE: columns of dropped extensions removed, foreign keys to
-    /// auth.users re-pointed at app_users.
+    /// CREATE TABLE: columns and defaults of gone extensions removed, stale
+    /// generated columns made plain when asked, foreign keys to auth.users
+    /// re-pointed at app_users.
     fn create_table(&self, st: &mut Statement) -> Outcome {
         let Some(NodeEnum::CreateStmt(c)) = st.node_mut() else {
             return Outcome::Keep;
@@ -189,14 +192,44 @@ impl Rules<'_> {
         let mut reasons = Vec::new();
         let table = c.relation.as_ref().map(rangevar_name).unwrap_or_default();
         let before = c.table_elts.len();
+        let gone = |k: String| self.fate.dependents.contains_key(&k);
         c.table_elts.retain(|elt| match elt.node.as_ref() {
-            Some(NodeEnum::ColumnDef(cd)) => !self
-                .dropped_objects
-                .contains(&format!("column {table}.{}", cd.colname)),
+            Some(NodeEnum::ColumnDef(cd)) => !gone(format!("column {table}.{}", cd.colname)),
             _ => true,
         });
         if c.table_elts.len() < before {
-            reasons.push("columns typed by a dropped extension removed".to_string());
+            reasons.push("columns typed by a dropped extension removed (not copied)".to_string());
+        }
+        for elt in &mut c.table_elts {
+            let Some(NodeEnum::ColumnDef(cd)) = elt.node.as_mut() else {
+                continue;
+            };
+            let default_gone = gone(format!("default of column {table}.{}", cd.colname));
+            let plain = self
+                .plain_generated
+                .contains(&format!("{table}.{}", cd.colname));
+            let n = cd.constraints.len();
+            cd.constraints.retain(|k| match k.node.as_ref() {
+                Some(NodeEnum::Constraint(con)) => {
+                    let ty = con.contype;
+                    !(default_gone && ty == protobuf::ConstrType::ConstrDefault as i32)
+                        && !(plain && ty == protobuf::ConstrType::ConstrGenerated as i32)
+                }
+                _ => true,
+            });
+            if cd.constraints.len() < n {
+                reasons.push(if plain {
+                    format!(
+                        "{} becomes a plain column (--stale-generated keep)",
+                        cd.colname
+                    )
+                } else {
+                    format!(
+                        "default of {} removed: it uses an extension the target does not get",
+                        cd.colname
+                    )
+                });
+            }
         }
         let mut repointed = false;
         for elt in &mut c.table_elts {
@@ -216,31 +249,6 @@ impl Rules<'_> {
 
     fn is_auth_users_trigger(&self, st: &Statement) -> bool {
         matches!(st.node(), Some(NodeEnum::CreateTrigStmt(t)) if t.relation.as_ref().is_some_and(is_auth_users))
-    }
-
-    fn depends_on_dropped_extension(&self, st: &Statement) -> Option<String> {
-        if self.dropped_objects.is_empty() {
-            return None;
-        }
-        let name = match st.node()? {
-            NodeEnum::CreateFunctionStmt(f) => format!("function {}", qualified(&f.funcname)),
-            NodeEnum::CreateStmt(c) => format!("table {}", rangevar_name(c.relation.as_ref()?)),
-            NodeEnum::ViewStmt(v) => format!("view {}", rangevar_name(v.view.as_ref()?)),
-            NodeEnum::GrantStmt(g) => {
-                return g.objects.iter().find_map(|o| {
-                    let n = match o.node.as_ref()? {
-                        NodeEnum::ObjectWithArgs(f) => {
-                            format!("function {}", qualified(&f.objname))
-                        }
-                        NodeEnum::RangeVar(r) => format!("table {}", rangevar_name(r)),
-                        _ => return None,
-                    };
-                    self.dropped_objects.contains(&n).then_some(n)
-                })
-            }
-            _ => return None,
-        };
-        self.dropped_objects.contains(&name).then_some(name)
     }
 
     /// GRANT/REVOKE: Supabase roles removed; in `drop` mode the API roles' DML
@@ -330,7 +338,7 @@ impl Rules<'_> {
                 if let Some(NodeEnum::Constraint(con)) =
                     cmd.def.as_mut().and_then(|d| d.node.as_mut())
                 {
-                    match fk_target(con) {
+                    match fk_target(con, self.has_storage) {
                         FkTarget::AuthUsers => {
                             con.pktable = Some(app_users_rangevar());
                             fk_repointed = true;
@@ -464,12 +472,19 @@ enum FkTarget {
     None,
 }
 
-fn fk_target(con: &protobuf::Constraint) -> FkTarget {
+fn fk_target(con: &protobuf::Constraint, has_storage: bool) -> FkTarget {
     if con.contype != protobuf::ConstrType::ConstrForeign as i32 {
         return FkTarget::None;
     }
+    let storage_table = |t: &RangeVar| {
+        has_storage
+            && t.schemaname == "storage"
+            && (t.relname == "objects" || t.relname == "buckets")
+    };
     match con.pktable.as_ref() {
         Some(t) if is_auth_users(t) => FkTarget::AuthUsers,
+        // Storage's tables move to the target too.
+        Some(t) if storage_table(t) => FkTarget::None,
         Some(t) if is_internal_schema(&t.schemaname) => FkTarget::OtherInternal(rangevar_name(t)),
         _ => FkTarget::None,
     }
@@ -479,7 +494,7 @@ fn fk_target(con: &protobuf::Constraint) -> FkTarget {
 fn repoint_fks_in(elt: &mut protobuf::Node) -> bool {
     let mut changed = false;
     let mut fix = |con: &mut protobuf::Constraint| {
-        if matches!(fk_target(con), FkTarget::AuthUsers) {
+        if matches!(fk_target(con, false), FkTarget::AuthUsers) {
             con.pktable = Some(app_users_rangevar());
             changed = true;
         }
@@ -528,7 +543,7 @@ fn target_schema(st: &Statement) -> Option<String> {
 }
 
 /// A short name for the report: `table public.trips`, `GRANT … TO anon`, or an excerpt.
-fn describe(st: &Statement) -> String {
+pub(super) fn describe(st: &Statement) -> String {
     let name = match st.node() {
         Some(NodeEnum::CreateStmt(c)) => c
             .relation
@@ -539,6 +554,15 @@ fn describe(st: &Statement) -> String {
             Some(format!("function {}", qualified(&f.funcname)))
         }
         Some(NodeEnum::IndexStmt(i)) => Some(format!("index {}", i.idxname)),
+        Some(NodeEnum::ViewStmt(v)) => v
+            .view
+            .as_ref()
+            .map(|r| format!("view {}", rangevar_name(r))),
+        Some(NodeEnum::CreateForeignTableStmt(f)) => f
+            .base_stmt
+            .as_ref()
+            .and_then(|b| b.relation.as_ref())
+            .map(|r| format!("foreign table {}", rangevar_name(r))),
         Some(NodeEnum::CreateTrigStmt(t)) => Some(format!(
             "trigger {} on {}",
             t.trigname,

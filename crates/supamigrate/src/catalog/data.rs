@@ -1,0 +1,129 @@
+//! What the plan must know about the source's data, not only its schema:
+//! stored generated columns whose rows no longer match their expression,
+//! and the columns that hold Storage references.
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::pg::{quote_ident, TableName};
+
+/// A stored generated column, and how many rows hold a value its
+/// expression no longer gives (the function it calls was redefined after
+/// they were written).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratedColumn {
+    /// Its table.
+    pub table: TableName,
+    /// The column.
+    pub column: String,
+    /// Its expression.
+    pub expression: String,
+    /// Rows whose stored value differs from the expression's.
+    pub stale_rows: i64,
+}
+
+/// The stored generated columns of `schemas`' tables, each with its stale
+/// rows counted (one scan of each such table).
+pub async fn generated_columns(
+    client: &Client,
+    schemas: &[String],
+) -> Result<Vec<GeneratedColumn>> {
+    let rows = client
+        .query(include_str!("sql/generated_columns.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("listing generated columns", e))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let table = TableName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        let column: String = r.get(2);
+        let expression: String = r.get(3);
+        let sql = format!(
+            "select count(*) from {} where {} is distinct from ({expression})",
+            table.quoted(),
+            quote_ident(&column)
+        );
+        let stale_rows: i64 = client
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| Error::postgres(format!("checking generated column {table}.{column}"), e))?
+            .get(0);
+        out.push(GeneratedColumn {
+            table,
+            column,
+            expression,
+            stale_rows,
+        });
+    }
+    Ok(out)
+}
+
+/// Sampled values of a text column, for Storage reference discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnSample {
+    /// Its table.
+    pub table: TableName,
+    /// The column.
+    pub column: String,
+    /// Distinct non-empty values sampled.
+    pub values: usize,
+    /// Of them, the Supabase Storage URLs (`…/storage/v1/…`). Signed URLs
+    /// carry tokens: the inventory is never shown or stored.
+    pub urls: Vec<String>,
+    /// The buckets of the others that are keys of `storage.objects`
+    /// (`name`, or `bucket/name`).
+    pub key_buckets: Vec<String>,
+}
+
+/// How many distinct values discovery samples per column (from the first
+/// 200 non-empty rows: no table is read to its end).
+pub const SAMPLE_VALUES: i64 = 20;
+
+/// Samples every text column of `schemas` for Storage references. Empty
+/// when the source has no `storage.objects`.
+pub async fn sample_reference_columns(
+    client: &Client,
+    schemas: &[String],
+) -> Result<Vec<ColumnSample>> {
+    if !super::has_storage(client).await? {
+        return Ok(Vec::new());
+    }
+    let columns = client
+        .query(include_str!("sql/text_columns.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("listing text columns", e))?;
+    let mut out = Vec::new();
+    for r in columns {
+        let table = TableName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        let column: String = r.get(2);
+        let sql = format!(
+            "with raw as (select {c}::text as v from {t} where {c} is not null and {c} <> '' limit 200),
+                  v as (select distinct ltrim(v, '/') as v from raw limit {SAMPLE_VALUES})
+             select (select count(*) from v),
+                    array(select v from v where v like '%/storage/v1/%'),
+                    array(select o.bucket_id::text from v join storage.objects o
+                          on o.name = v.v
+                             or (o.bucket_id = split_part(v.v, '/', 1)
+                                 and o.name = substr(v.v, length(split_part(v.v, '/', 1)) + 2)))",
+            c = quote_ident(&column),
+            t = table.quoted()
+        );
+        let row = client
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| Error::postgres(format!("sampling {table}.{column}"), e))?;
+        let values: i64 = row.get(0);
+        let urls: Vec<String> = row.get(1);
+        let key_buckets: Vec<String> = row.get(2);
+        if values > 0 && (!urls.is_empty() || !key_buckets.is_empty()) {
+            out.push(ColumnSample {
+                table,
+                column,
+                values: values as usize,
+                urls,
+                key_buckets,
+            });
+        }
+    }
+    Ok(out)
+}

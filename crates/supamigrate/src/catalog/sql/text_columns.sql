@@ -1,0 +1,14 @@
+-- Text columns of the application's tables: where Storage references may
+-- be kept. $1: schemas.
+select n.nspname::text, c.relname::text, a.attname::text
+from pg_attribute a
+join pg_class c on c.oid = a.attrelid
+join pg_namespace n on n.oid = c.relnamespace
+where a.attnum > 0
+  and not a.attisdropped
+  and a.attgenerated = ''
+  and a.atttypid in ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype)
+  and c.relkind in ('r', 'p')
+  and not c.relispartition
+  and n.nspname = any($1::text[])
+order by 1, 2, 3

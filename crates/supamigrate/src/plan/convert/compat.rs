@@ -1,0 +1,152 @@
+//! What the conversion adds so the application's code keeps working on the
+//! target: the `auth` schema with Supabase's own `auth.uid()`, `role()`,
+//! `email()`, `jwt()` (reading the JSON claims PostgREST sets) and
+//! `auth.users` as a view over `public.app_users`; Storage's metadata
+//! tables. Each is added when the shim asks for it or a kept statement
+//! uses it, and said so in the report.
+
+use super::reach::Needs;
+use super::{Action, Conversion, Impact};
+use crate::catalog::dump::SchemaSource;
+use crate::error::Result;
+use crate::plan::statements::{added, Section};
+use crate::plan::storage_meta;
+use crate::plan::users::{self, UserColumn, APP_USERS};
+
+/// The shim's statements, Supabase's definitions (GoTrue's migrations).
+const AUTH_SHIM: &[&str] = &[
+    "CREATE SCHEMA IF NOT EXISTS auth;",
+    "CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$$;",
+    "CREATE OR REPLACE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE AS $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.role', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+  )::text
+$$;",
+    "CREATE OR REPLACE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE AS $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.email', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
+  )::text
+$$;",
+    "CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')
+  )::jsonb
+$$;",
+];
+
+/// Adds, at the start of each section, what `needs` and the shim ask for.
+pub(super) fn add(
+    src: &SchemaSource,
+    shim: bool,
+    needs: Needs,
+    users_used_by: &[String],
+    out: &mut Conversion,
+) -> Result<()> {
+    let mut pre: Vec<String> = Vec::new();
+    let mut post: Vec<String> = Vec::new();
+    let helpers = shim || needs.auth_functions;
+    if helpers || (needs.users_view && src.auth_users_columns.is_some()) {
+        pre.push("CREATE SCHEMA IF NOT EXISTS auth;".into());
+    }
+    if helpers {
+        pre.extend(AUTH_SHIM[1..].iter().map(|s| s.to_string()));
+        if shim {
+            pre.push("GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role;".into());
+        }
+        out.note(
+            Action::Added,
+            "schema auth with uid(), role(), email(), jwt()",
+            if shim {
+                "--policies shim: RLS policies call them; they read request.jwt.claims as on Supabase"
+            } else {
+                "the application's functions call them; they read request.jwt.claims as on Supabase"
+            },
+        );
+    }
+    if let Some(columns) = &src.auth_users_columns {
+        let cols = users::user_columns(columns);
+        pre.push(users::app_users_table(&cols));
+        post.extend(users::app_users_keys(&cols));
+        note_users(&cols, out);
+        if needs.users_view {
+            pre.push(users::users_view(&cols));
+            out.note_todo(
+                Action::Added,
+                "view auth.users",
+                format!("over {APP_USERS}, with auth.users' column names: {} read or change auth.users and keep working", users_used_by.join(", ")),
+                "nothing: functions that insert or update auth.users change public.app_users",
+            );
+        }
+    }
+    if src.storage_columns.is_some() {
+        pre.extend(storage_meta::pre_data());
+        post.extend(storage_meta::post_data());
+        out.note_with(
+            Action::Added,
+            "tables storage.buckets and storage.objects",
+            "Storage's metadata stays in the database (copied like any table) with storage.foldername(), filename(), extension(); each object's file moves to S3 (bucket <prefix><bucket_id>, key name)",
+            Impact::None,
+        );
+    }
+    let pre = pre
+        .iter()
+        .map(|s| added(s, Section::PreData))
+        .collect::<Result<Vec<_>>>()?;
+    let post = post
+        .iter()
+        .map(|s| added(s, Section::PostData))
+        .collect::<Result<Vec<_>>>()?;
+    out.statements.splice(0..0, pre);
+    let first_post = out
+        .statements
+        .iter()
+        .position(|s| s.section == Section::PostData)
+        .unwrap_or(out.statements.len());
+    out.statements.splice(first_post..first_post, post);
+    Ok(())
+}
+
+/// The app_users lines: the table, renamed and carried columns, the email rule.
+fn note_users(cols: &[UserColumn], out: &mut Conversion) {
+    out.note(
+        Action::Added,
+        format!("table {APP_USERS}"),
+        "replaces auth.users: the runbook's columns, and every other column auth.users has",
+    );
+    for c in cols {
+        if c.source != c.target {
+            out.note_with(
+                Action::Rewritten,
+                format!("column auth.users.{}", c.source),
+                format!("becomes {APP_USERS}.{}", c.target),
+                Impact::None,
+            );
+        } else if !c.runbook {
+            out.note_with(
+                Action::Kept,
+                format!("column auth.users.{}", c.source),
+                format!("carried to {APP_USERS}.{} as it is", c.target),
+                Impact::None,
+            );
+        }
+    }
+    let sso = cols.iter().any(|c| c.target == "is_sso_user");
+    out.note_with(
+        Action::Rewritten,
+        format!("column {APP_USERS}.email"),
+        if sso {
+            "nullable, unique among non-SSO users (as in auth.users): users who signed up by phone, anonymously or through SSO have no email, and all of them migrate"
+        } else {
+            "nullable and unique where present: users who signed up by phone or anonymously have no email, and all of them migrate"
+        },
+        Impact::None,
+    );
+}

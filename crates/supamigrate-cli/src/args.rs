@@ -567,6 +567,10 @@ pub enum SandboxCommand {
         /// Seed of the data generator.
         #[arg(long, default_value_t = supamigrate_sandbox::DEFAULT_SEED)]
         seed: u64,
+        /// Load a small fixture application instead of the TMS fixture:
+        /// notes, files, hooks, search or catalog.
+        #[arg(long, value_name = "NAME")]
+        app: Option<String>,
     },
     /// Stop the sandbox's clusters.
     Stop {

@@ -81,6 +81,7 @@ pub async fn run(
         dir: sandbox_dir.clone(),
         scale: opts.scale,
         seed: DEFAULT_SEED,
+        app: None,
     })
     .await?;
     on_sandbox(&sandbox_dir);

@@ -16,6 +16,7 @@
 //!   is not superuser, member of `rds_superuser` ([`rds`]); its database
 //!   `tms_production` does not exist until provisioning creates it.
 
+pub mod apps;
 pub mod demo;
 pub mod fixture;
 pub mod migrations;
@@ -92,6 +93,8 @@ pub struct SandboxOptions {
     pub scale: u32,
     /// Generator seed.
     pub seed: u64,
+    /// Load this fixture application instead of the TMS fixture.
+    pub app: Option<&'static apps::App>,
 }
 
 impl SandboxOptions {
@@ -115,6 +118,8 @@ struct ClusterState {
 struct State {
     format: u32,
     source_kind: SourceKind,
+    #[serde(default)]
+    app: Option<String>,
     scale: u32,
     seed: u64,
     project_ref: String,
@@ -154,7 +159,8 @@ impl Sandbox {
     pub async fn start(opts: &SandboxOptions) -> Result<Sandbox> {
         if opts.dir.join(STATE_FILE).exists() {
             let mut sb = Sandbox::open(&opts.dir)?;
-            if sb.state.scale != opts.scale || sb.state.seed != opts.seed {
+            let app = opts.app.map(|a| a.name.to_string());
+            if sb.state.scale != opts.scale || sb.state.seed != opts.seed || sb.state.app != app {
                 return Err(Error::invalid_input(format!(
                     "the sandbox in {} was created with scale {} and seed {}, not scale {} and seed {}",
                     opts.dir.display(),
@@ -208,24 +214,7 @@ impl Sandbox {
     async fn create(dir: &Path, opts: &SandboxOptions) -> Result<Sandbox> {
         let (source_kind, kit) = SourceKind::choose()?;
         let login_password = Password::new(random_hex(16)?);
-        let source = match &kit {
-            Some(kit) => {
-                let template = platform::Template::get(kit)?;
-                template
-                    .copy_to(&dir.join("source"), &login_password)
-                    .await?
-            }
-            None => {
-                let mut c = Cluster::init(&ClusterSpec {
-                    dir: dir.join("source"),
-                    superuser: "supabase_admin".into(),
-                    settings: supabase::server_settings(),
-                    tls: None,
-                })?;
-                c.start()?;
-                c
-            }
-        };
+        let source = make_source(dir, kit.as_ref(), &login_password).await?;
         let mut target = Cluster::init(&ClusterSpec {
             dir: dir.join("target"),
             superuser: "rdsadmin".into(),
@@ -236,6 +225,7 @@ impl Sandbox {
         let state = State {
             format: STATE_FORMAT,
             source_kind,
+            app: opts.app.map(|a| a.name.to_string()),
             scale: opts.scale,
             seed: opts.seed,
             project_ref: PROJECT_REF.into(),
@@ -253,7 +243,10 @@ impl Sandbox {
                 superuser_password: target.superuser_password().expose().into(),
                 login_user: "postgres".into(),
                 login_password: random_hex(16)?,
-                database: TARGET_DATABASE.into(),
+                database: match opts.app {
+                    Some(a) => format!("{}_app", a.name),
+                    None => TARGET_DATABASE.into(),
+                },
             },
         };
         let sb = Sandbox {
@@ -278,6 +271,19 @@ impl Sandbox {
             &Password::new(sb.state.target.login_password.clone()),
         )
         .await?;
+        if let Some(app) = opts.app {
+            tracing::info!(app = app.name, "loading the fixture application");
+            apps::install(
+                app,
+                &sb.source_url(),
+                &sb.source_superuser("postgres"),
+                &storage,
+                PROJECT_REF,
+            )
+            .await?;
+            sb.save()?;
+            return Ok(sb);
+        }
         tracing::info!("loading the TMS fixture");
         fixture::install(&sb.source_url(), &sb.source_superuser("postgres")).await?;
         if opts.scale > 0 {
@@ -301,6 +307,24 @@ impl Sandbox {
     /// removed when dropped (kept if the test panicked and
     /// `SUPAMIGRATE_KEEP_SANDBOX=1`).
     pub async fn ephemeral(scale: u32) -> Result<Sandbox> {
+        Self::ephemeral_with(scale, DEFAULT_SEED, None).await
+    }
+
+    /// [`Sandbox::ephemeral`] with the generator's `seed`.
+    pub async fn ephemeral_seeded(scale: u32, seed: u64) -> Result<Sandbox> {
+        Self::ephemeral_with(scale, seed, None).await
+    }
+
+    /// A sandbox for one test with fixture application `app`.
+    pub async fn ephemeral_app(app: &'static apps::App) -> Result<Sandbox> {
+        Self::ephemeral_with(0, DEFAULT_SEED, Some(app)).await
+    }
+
+    async fn ephemeral_with(
+        scale: u32,
+        seed: u64,
+        app: Option<&'static apps::App>,
+    ) -> Result<Sandbox> {
         let base = tempfile::Builder::new()
             .prefix("supamigrate-test-")
             .tempdir()
@@ -309,7 +333,8 @@ impl Sandbox {
         let opts = SandboxOptions {
             dir: base.join("sandbox"),
             scale,
-            seed: DEFAULT_SEED,
+            seed,
+            app,
         };
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| Error::io(format!("chmod {}", base.display()), e))?;
@@ -402,6 +427,11 @@ impl Sandbox {
                 dir: c.dir().to_path_buf(),
             })
             .collect()
+    }
+
+    /// The fixture application it holds (`None`: the TMS fixture).
+    pub fn app(&self) -> Option<&'static apps::App> {
+        self.state.app.as_deref().and_then(apps::find)
     }
 
     /// What the source was built from.
@@ -527,6 +557,28 @@ impl Sandbox {
         drop(self);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| Error::io(format!("removing {}", dir.display()), e))
+    }
+}
+
+/// The source cluster: a copy of the platform template, or a fresh cluster
+/// for the hand-written set-up.
+async fn make_source(dir: &Path, kit: Option<&platform::Kit>, login: &Password) -> Result<Cluster> {
+    match kit {
+        Some(kit) => {
+            platform::Template::get(kit)?
+                .copy_to(&dir.join("source"), login)
+                .await
+        }
+        None => {
+            let mut c = Cluster::init(&ClusterSpec {
+                dir: dir.join("source"),
+                superuser: "supabase_admin".into(),
+                settings: supabase::server_settings(),
+                tls: None,
+            })?;
+            c.start()?;
+            Ok(c)
+        }
     }
 }
 

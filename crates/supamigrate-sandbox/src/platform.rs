@@ -179,29 +179,7 @@ impl Template {
                 ),
             ));
         }
-        for stale in ["postmaster.pid", "postmaster.opts", "server.log"] {
-            let _ = std::fs::remove_file(data.join(stale));
-        }
-        append(
-            &data.join("postgresql.conf"),
-            "\n# supamigrate sandbox (a copy of the platform template)\n\
-             listen_addresses = '127.0.0.1'\n\
-             unix_socket_directories = ''\n\
-             fsync = off\n\
-             full_page_writes = off\n\
-             synchronous_commit = off\n\
-             log_line_prefix = '%m [%p] %q%u@%d '\n\
-             include_if_exists = 'supamigrate_port.conf'\n",
-        )?;
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "# supamigrate sandbox: loopback TCP only, passwords\n\
-             host all all 127.0.0.1/32 scram-sha-256\n\
-             host all all ::1/128 scram-sha-256\n\
-             host replication all 127.0.0.1/32 scram-sha-256\n",
-        )
-        .map_err(|e| Error::io(format!("writing {}/pg_hba.conf", data.display()), e))?;
-        supamigrate::cluster::give_to_server_user(&data.join("pg_hba.conf"))?;
+        configure_copy(&data)?;
         let mut cluster = Cluster::open(
             cluster_dir.to_path_buf(),
             "supabase_admin".into(),
@@ -210,23 +188,7 @@ impl Template {
         );
         cluster.start()?;
         let superuser = Password::new(random_hex(16)?);
-        let mut sql = format!(
-            "alter role supabase_admin password {};\nalter role postgres password {};\n",
-            crate::quote_literal(&superuser.scram_verifier()),
-            crate::quote_literal(&postgres_password.scram_verifier()),
-        );
-        for r in LOGIN_ROLES {
-            let pw = Password::new(random_hex(16)?);
-            sql.push_str(&format!(
-                "alter role {r} password {};\n",
-                crate::quote_literal(&pw.scram_verifier())
-            ));
-        }
-        let client = connect(&cluster.superuser_conninfo("postgres")).await?;
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| Error::postgres("setting the copy's passwords", e))?;
+        rotate_passwords(&cluster, &superuser, postgres_password).await?;
         Ok(Cluster::open(
             cluster_dir.to_path_buf(),
             "supabase_admin".into(),
@@ -234,6 +196,59 @@ impl Template {
             cluster.port(),
         ))
     }
+}
+
+/// A copied data folder made a sandbox cluster's: loopback TCP only, no
+/// socket, no fsync, our port file.
+fn configure_copy(data: &Path) -> Result<()> {
+    for stale in ["postmaster.pid", "postmaster.opts", "server.log"] {
+        let _ = std::fs::remove_file(data.join(stale));
+    }
+    append(
+        &data.join("postgresql.conf"),
+        "\n# supamigrate sandbox (a copy of the platform template)\n\
+         listen_addresses = '127.0.0.1'\n\
+         unix_socket_directories = ''\n\
+         fsync = off\n\
+         full_page_writes = off\n\
+         synchronous_commit = off\n\
+         log_line_prefix = '%m [%p] %q%u@%d '\n\
+         include_if_exists = 'supamigrate_port.conf'\n",
+    )?;
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "# supamigrate sandbox: loopback TCP only, passwords\n\
+         host all all 127.0.0.1/32 scram-sha-256\n\
+         host all all ::1/128 scram-sha-256\n\
+         host replication all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .map_err(|e| Error::io(format!("writing {}/pg_hba.conf", data.display()), e))?;
+    supamigrate::cluster::give_to_server_user(&data.join("pg_hba.conf"))
+}
+
+/// Every login role of a fresh copy gets its own random password.
+async fn rotate_passwords(
+    cluster: &Cluster,
+    superuser: &Password,
+    postgres: &Password,
+) -> Result<()> {
+    let mut sql = format!(
+        "alter role supabase_admin password {};\nalter role postgres password {};\n",
+        crate::quote_literal(&superuser.scram_verifier()),
+        crate::quote_literal(&postgres.scram_verifier()),
+    );
+    for r in LOGIN_ROLES {
+        let pw = Password::new(random_hex(16)?);
+        sql.push_str(&format!(
+            "alter role {r} password {};\n",
+            crate::quote_literal(&pw.scram_verifier())
+        ));
+    }
+    let client = connect(&cluster.superuser_conninfo("postgres")).await?;
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| Error::postgres("setting the copy's passwords", e))
 }
 
 fn mkdir_traversable(dir: &Path) -> Result<()> {

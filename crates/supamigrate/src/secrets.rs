@@ -338,7 +338,7 @@ fn named_values(text: &str) -> Vec<Range<usize>> {
             let mut end = j;
             while end < bytes.len()
                 && !bytes[end].is_ascii_whitespace()
-                && !b"\"',;)}".contains(&bytes[end])
+                && !b"\"',;)}&#?".contains(&bytes[end])
             {
                 end += 1;
             }

@@ -11,11 +11,33 @@ pub async fn sandbox(action: &SandboxCommand) -> anyhow::Result<()> {
     let dir_or_default =
         |d: &Option<PathBuf>| d.clone().unwrap_or_else(SandboxOptions::default_dir);
     match action {
-        SandboxCommand::Start { dir, scale, seed } => {
+        SandboxCommand::Start {
+            dir,
+            scale,
+            seed,
+            app,
+        } => {
+            let app = match app {
+                None => None,
+                Some(name) => Some(supamigrate_sandbox::apps::find(name).ok_or_else(|| {
+                    supamigrate::Error::invalid_input(format!(
+                        "there is no fixture application {name:?}"
+                    ))
+                    .with_hint(format!(
+                        "choose one of {}",
+                        supamigrate_sandbox::apps::APPS
+                            .iter()
+                            .map(|a| a.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?),
+            };
             let opts = SandboxOptions {
                 dir: dir_or_default(dir),
                 scale: *scale,
                 seed: *seed,
+                app,
             };
             let sb = Sandbox::start(&opts)
                 .await

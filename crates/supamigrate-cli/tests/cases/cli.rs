@@ -321,7 +321,10 @@ async fn schema_apply_refuses_an_unsupported_extension_with_exit_2() {
     connect(&sb.source_superuser("postgres"))
         .await
         .unwrap()
-        .batch_execute("create extension hstore with schema extensions")
+        .batch_execute(
+            "create extension hstore with schema extensions; \
+             create table public.tagged (id int primary key, tags extensions.hstore);",
+        )
         .await
         .unwrap();
     sb.set_target_allowed_extensions(&["pgcrypto", "uuid-ossp", "pg_trgm"])

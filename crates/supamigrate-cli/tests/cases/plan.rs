@@ -195,7 +195,7 @@ async fn one_schema_dump_serves_every_command_of_a_migration() {
         "{t}"
     );
     assert!(
-        t.contains("references: no reference column configured"),
+        t.contains("references: no column holds Storage paths or URLs"),
         "no reference column: the plan says so: {t}"
     );
     assert_eq!(schema_dumps(), 1, "run too: the plan comes from the target");

@@ -59,6 +59,17 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
     let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
+    // A column whose data needs an extension (citext).
+    supamigrate::connect::connect(&sb.source_url())
+        .await
+        .unwrap()
+        .batch_execute(
+            "create extension citext with schema extensions; \
+             create table public.contacts (id int primary key, email extensions.citext); \
+             insert into public.contacts values (1, 'A@example.com');",
+        )
+        .await
+        .unwrap();
 
     // The plan names every step, object and reference, and changes nothing.
     let plan = cli(&sb, w, "plan");
@@ -78,22 +89,23 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
     }
     assert!(!sb.target_database_exists().await.unwrap());
 
-    // A failing step: pgcrypto, which the source uses, is not offered by the target.
-    sb.set_target_allowed_extensions(&["plpgsql", "uuid-ossp", "pg_trgm"])
+    // A failing step: citext, which a column of the source holds, is not
+    // offered by the target.
+    sb.set_target_allowed_extensions(&["plpgsql", "pgcrypto", "uuid-ossp", "pg_trgm"])
         .await
         .unwrap();
     let out = run(bin(&sb, w)).await;
     let t = output_text(&out);
     assert!(!out.status.success(), "{t}");
-    assert!(t.contains("→ preflight") && t.contains("pgcrypto"), "{t}");
+    assert!(t.contains("→ preflight") && t.contains("citext"), "{t}");
     assert!(
-        t.contains("--allow-drop-extension pgcrypto"),
+        t.contains("--allow-drop-extension citext"),
         "the fix is named: {t}"
     );
     assert!(!t.contains("→ backup"), "no later step ran: {t}");
     let stopped = std::fs::read_to_string(w.join("supamigrate-report/report.html")).unwrap();
     assert!(
-        stopped.contains("✗ stopped at preflight") && stopped.contains("pgcrypto"),
+        stopped.contains("✗ stopped at preflight") && stopped.contains("citext"),
         "the report says where and why the run stopped"
     );
     let out = run(cli(&sb, w, "preflight")).await;
@@ -101,7 +113,7 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
         t.contains(
-            "✗ schema conversion: the source uses extensions the target does not offer: pgcrypto"
+            "✗ schema conversion: the source uses extensions the target does not offer: citext: the data of public.contacts.email"
         ),
         "{t}"
     );
@@ -116,7 +128,7 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
     assert_eq!(done_steps(w), 0);
 
     // Fixed; now every run is killed right after finishing one step.
-    sb.set_target_allowed_extensions(&["plpgsql", "pgcrypto", "uuid-ossp", "pg_trgm"])
+    sb.set_target_allowed_extensions(&["plpgsql", "pgcrypto", "uuid-ossp", "pg_trgm", "citext"])
         .await
         .unwrap();
     let steps = supamigrate::steps::Step::ALL.len();

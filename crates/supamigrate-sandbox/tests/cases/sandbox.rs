@@ -8,7 +8,7 @@ use std::path::Path;
 use md5::{Digest, Md5};
 use supamigrate::connect::{connect, ConnInfo};
 use supamigrate::verify::{fingerprint, integrity};
-use supamigrate_sandbox::fixture::{self, TMS_TABLES};
+use supamigrate_sandbox::fixture::TMS_TABLES;
 use supamigrate_sandbox::{self as sandbox, Sandbox};
 use tokio_postgres::Client;
 
@@ -61,7 +61,7 @@ const SOURCE_CATALOG: &[(&str, &str, &str)] = &[
     (
         "schemas are owned as on Supabase",
         "select string_agg(nspname || ':' || pg_get_userbyid(nspowner), ',' order by nspname) from pg_namespace where nspname in ('auth','storage','extensions','realtime','graphql_public','supabase_migrations')",
-        "auth:supabase_admin,extensions:supabase_admin,graphql_public:supabase_admin,realtime:supabase_admin,storage:supabase_admin,supabase_migrations:postgres",
+        "auth:supabase_admin,extensions:postgres,graphql_public:supabase_admin,realtime:supabase_admin,storage:supabase_admin,supabase_migrations:postgres",
     ),
     (
         "auth.users has today's 35 columns",
@@ -84,9 +84,29 @@ const SOURCE_CATALOG: &[(&str, &str, &str)] = &[
         "s",
     ),
     (
-        "the auth tables exist",
-        "select string_agg(relname, ',' order by relname) from pg_class where relnamespace = 'auth'::regnamespace and relkind = 'r'",
-        "audit_log_entries,identities,mfa_factors,refresh_tokens,schema_migrations,sessions,users",
+        "GoTrue's 23 auth tables exist",
+        "select count(*) from pg_class where relnamespace = 'auth'::regnamespace and relkind = 'r'",
+        "23",
+    ),
+    (
+        "the platform's extensions are installed",
+        "select string_agg(extname, ',' order by extname) from pg_extension where extname in ('pg_graphql','pg_net','pgjwt','pgsodium','supabase_vault','pg_stat_statements')",
+        "pg_graphql,pg_net,pg_stat_statements,pgjwt,pgsodium,supabase_vault",
+    ),
+    (
+        "auth.users has is_anonymous and is_sso_user",
+        "select count(*) from pg_attribute where attrelid = 'auth.users'::regclass and attname in ('is_anonymous', 'is_sso_user')",
+        "2",
+    ),
+    (
+        "Vault's secrets table exists",
+        "select to_regclass('vault.secrets') is not null",
+        "t",
+    ),
+    (
+        "Database Webhooks are on",
+        "select to_regproc('supabase_functions.http_request') is not null",
+        "t",
     ),
     (
         "auth tables are owned by supabase_auth_admin",
@@ -109,8 +129,8 @@ const SOURCE_CATALOG: &[(&str, &str, &str)] = &[
         "4",
     ),
     (
-        "RLS is on for every auth table",
-        "select bool_and(relrowsecurity) from pg_class where relnamespace = 'auth'::regnamespace and relkind = 'r'",
+        "RLS is on for auth.users",
+        "select relrowsecurity from pg_class where oid = 'auth.users'::regclass",
         "t",
     ),
     (
@@ -141,7 +161,7 @@ const SOURCE_CATALOG: &[(&str, &str, &str)] = &[
     (
         "PostgREST's event triggers exist",
         "select string_agg(evtname || ':' || evtevent, ',' order by evtname) from pg_event_trigger",
-        "pgrst_ddl_watch:ddl_command_end,pgrst_drop_watch:sql_drop",
+        "issue_graphql_placeholder:sql_drop,issue_pg_cron_access:ddl_command_end,issue_pg_graphql_access:ddl_command_end,issue_pg_net_access:ddl_command_end,pgrst_ddl_watch:ddl_command_end,pgrst_drop_watch:sql_drop,pgsodium_trg_mask_update:ddl_command_end",
     ),
     (
         "pgcrypto and uuid-ossp live in schema extensions",
@@ -181,7 +201,7 @@ const SOURCE_CATALOG: &[(&str, &str, &str)] = &[
     ),
     (
         "RLS policies use auth.uid() and has_role()",
-        "select count(*) filter (where qual like '%auth.uid()%') > 3 and count(*) filter (where qual like '%has_role%') > 20 from pg_policies where schemaname = 'public'",
+        "set search_path = ''; select count(*) filter (where qual like '%auth.uid()%') > 3 and count(*) filter (where qual like '%has_role%') > 20 from pg_policies where schemaname = 'public'; reset search_path",
         "t",
     ),
     (
@@ -213,13 +233,11 @@ async fn source_looks_like_supabase_and_target_like_rds() {
         failures.join("\n")
     );
 
-    // SUPABASE_DB_URL logs in as postgres, which reads auth but owns none of it.
+    // SUPABASE_DB_URL logs in as postgres, which reads auth and may not
+    // delete Storage's rows directly.
     let pg = connect(&sb.source_url()).await.unwrap();
     assert_eq!(one(&pg, "select current_user").await, "postgres");
     assert_eq!(one(&pg, "select count(*) > 0 from auth.users").await, "t");
-    assert!(err(&pg, "alter table auth.users add column x int")
-        .await
-        .contains("must be owner"));
     assert!(err(&pg, "delete from storage.objects")
         .await
         .contains("Direct deletion from storage tables is not allowed"));
@@ -477,51 +495,26 @@ fn tree_digest(dir: &Path) -> String {
     hex::encode(h.finalize())
 }
 
-/// Loads the fixture into a new database of the sandbox's source with `seed`.
-async fn load_copy(sb: &Sandbox, db: &str, seed: u64, storage: &Path) {
-    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
-    admin
-        .batch_execute(&format!("create database {db}"))
-        .await
-        .unwrap();
-    sandbox::supabase::install_database(&sb.source_superuser(db))
-        .await
-        .unwrap();
-    fixture::install(&sb.source_url().with_dbname(db), &sb.source_superuser(db))
-        .await
-        .unwrap();
-    fixture::generate(
-        &sb.source_superuser(db),
-        &fixture::GenerateOptions {
-            scale: 1,
-            seed,
-            storage_dir: storage.to_path_buf(),
-            project_ref: sb.project_ref().to_string(),
-        },
-    )
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn generator_is_deterministic() {
-    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
-    let scratch = tempfile::tempdir().unwrap();
-    let (same, other) = (scratch.path().join("same"), scratch.path().join("other"));
-    load_copy(&sb, "same_seed", sandbox::DEFAULT_SEED, &same).await;
-    load_copy(&sb, "other_seed", sandbox::DEFAULT_SEED + 1, &other).await;
-
-    let original = fingerprints(&sb.source_superuser("postgres")).await;
-    let again = fingerprints(&sb.source_superuser("same_seed")).await;
+    // Three sources, each a fresh copy of the platform: two with the same seed.
+    let (a, b, c) = tokio::join!(
+        Sandbox::ephemeral_seeded(1, sandbox::DEFAULT_SEED),
+        Sandbox::ephemeral_seeded(1, sandbox::DEFAULT_SEED),
+        Sandbox::ephemeral_seeded(1, sandbox::DEFAULT_SEED + 1),
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let original = fingerprints(&a.source_superuser("postgres")).await;
+    let again = fingerprints(&b.source_superuser("postgres")).await;
     assert!(original.len() >= 35, "{} tables", original.len());
     assert_eq!(original, again, "same seed and scale, same content");
     assert_eq!(
-        tree_digest(&sb.storage_dir()),
-        tree_digest(&same),
+        tree_digest(&a.storage_dir()),
+        tree_digest(&b.storage_dir()),
         "same storage files"
     );
 
-    let different = fingerprints(&sb.source_superuser("other_seed")).await;
+    let different = fingerprints(&c.source_superuser("postgres")).await;
     assert_ne!(
         original["public.trips"], different["public.trips"],
         "another seed, other content"

@@ -74,8 +74,10 @@ pub struct PlatformFacts {
     pub cron_jobs: Vec<CronJob>,
     /// pgmq queue names.
     pub queues: Vec<String>,
-    /// How many Vault secrets (`None`: the role may not count them).
-    pub vault_secrets: Option<i64>,
+    /// How many Vault secrets (0 without Vault).
+    pub vault_secrets: i64,
+    /// Vault is there, but the role may not count its secrets.
+    pub vault_unreadable: bool,
     /// Foreign servers.
     pub foreign_servers: Vec<ForeignServer>,
     /// The application's triggers on internal tables.
@@ -87,53 +89,74 @@ pub struct PlatformFacts {
 /// Reads them.
 pub async fn gather(client: &Client) -> Result<PlatformFacts> {
     let internal: Vec<String> = INTERNAL_SCHEMAS.iter().map(|s| s.to_string()).collect();
-    let q = |e| Error::postgres("reading the platform features the project uses", e);
-    let exists = |rel: &'static str| async move {
-        client
-            .query_one("select to_regclass($1) is not null", &[&rel])
-            .await
-            .map(|r| r.get::<_, bool>(0))
-    };
-    let cron_jobs = if exists("cron.job").await.map_err(q)? {
-        client
-            .query(include_str!("sql/cron_jobs.sql"), &[])
-            .await
-            .map_err(q)?
-            .iter()
-            .map(|r| CronJob {
-                id: r.get(0),
-                name: r.get(1),
-                schedule: r.get(2),
-                command: r.get(3),
-                database: r.get(4),
-                username: r.get(5),
-                active: r.get(6),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let vault_secrets = if exists("vault.secrets").await.map_err(q)? {
-        // Counting needs SELECT on vault.secrets; without it, say so.
-        client
-            .query_one("select count(*) from vault.secrets", &[])
-            .await
-            .ok()
-            .map(|r| r.get::<_, i64>(0))
-    } else {
-        Some(0)
-    };
-    let queues = crate::pg::strings(
-        client,
-        include_str!("sql/pgmq_queues.sql"),
-        &[],
-        "pgmq queues",
-    )
-    .await?;
-    let foreign_servers = client
+    let vault = vault_count(client).await?;
+    Ok(PlatformFacts {
+        cron_jobs: cron_jobs(client).await?,
+        queues: crate::pg::strings(
+            client,
+            include_str!("sql/pgmq_queues.sql"),
+            &[],
+            "pgmq queues",
+        )
+        .await?,
+        vault_secrets: vault.unwrap_or(0),
+        vault_unreadable: vault.is_none(),
+        foreign_servers: foreign_servers(client).await?,
+        internal_triggers: internal_triggers(client, &internal).await?,
+        internal_policies: internal_policies(client, &internal).await?,
+    })
+}
+
+fn failed(e: tokio_postgres::Error) -> Error {
+    Error::postgres("reading the platform features the project uses", e)
+}
+
+async fn exists(client: &Client, rel: &str) -> Result<bool> {
+    Ok(client
+        .query_one("select to_regclass($1) is not null", &[&rel])
+        .await
+        .map_err(failed)?
+        .get(0))
+}
+
+async fn cron_jobs(client: &Client) -> Result<Vec<CronJob>> {
+    if !exists(client, "cron.job").await? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(include_str!("sql/cron_jobs.sql"), &[])
+        .await
+        .map_err(failed)?
+        .iter()
+        .map(|r| CronJob {
+            id: r.get(0),
+            name: r.get(1),
+            schedule: r.get(2),
+            command: r.get(3),
+            database: r.get(4),
+            username: r.get(5),
+            active: r.get(6),
+        })
+        .collect())
+}
+
+/// How many Vault secrets (`None`: Vault is there, the role may not count).
+async fn vault_count(client: &Client) -> Result<Option<i64>> {
+    if !exists(client, "vault.secrets").await? {
+        return Ok(Some(0));
+    }
+    Ok(client
+        .query_one("select count(*) from vault.secrets", &[])
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0)))
+}
+
+async fn foreign_servers(client: &Client) -> Result<Vec<ForeignServer>> {
+    Ok(client
         .query(include_str!("sql/foreign_servers.sql"), &[])
         .await
-        .map_err(q)?
+        .map_err(failed)?
         .iter()
         .map(|r| ForeignServer {
             name: r.get(0),
@@ -141,11 +164,14 @@ pub async fn gather(client: &Client) -> Result<PlatformFacts> {
             option_names: r.get(2),
             foreign_tables: r.get(3),
         })
-        .collect();
-    let internal_triggers = client
+        .collect())
+}
+
+async fn internal_triggers(client: &Client, internal: &[String]) -> Result<Vec<InternalTrigger>> {
+    Ok(client
         .query(include_str!("sql/internal_triggers.sql"), &[&internal])
         .await
-        .map_err(q)?
+        .map_err(failed)?
         .iter()
         .map(|r| InternalTrigger {
             schema: r.get(0),
@@ -154,24 +180,19 @@ pub async fn gather(client: &Client) -> Result<PlatformFacts> {
             function: r.get(3),
             definition: r.get(4),
         })
-        .collect();
-    let internal_policies = client
+        .collect())
+}
+
+async fn internal_policies(client: &Client, internal: &[String]) -> Result<Vec<InternalPolicy>> {
+    Ok(client
         .query(include_str!("sql/internal_policies.sql"), &[&internal])
         .await
-        .map_err(q)?
+        .map_err(failed)?
         .iter()
         .map(|r| InternalPolicy {
             schema: r.get(0),
             table: r.get(1),
             name: r.get(2),
         })
-        .collect();
-    Ok(PlatformFacts {
-        cron_jobs,
-        queues,
-        vault_secrets,
-        foreign_servers,
-        internal_triggers,
-        internal_policies,
-    })
+        .collect())
 }

@@ -311,6 +311,16 @@ pub fn tasks(mappings: &[TableMapping], opts: SplitOptions) -> Vec<CopyTask> {
 mod tests {
     use super::*;
 
+    fn col(name: &str) -> ColumnDef {
+        ColumnDef {
+            name: name.into(),
+            data_type: "text".into(),
+            not_null: false,
+            default: None,
+            generated: None,
+        }
+    }
+
     fn facts(name: &str, pages: i64, bytes: i64) -> TableFacts {
         TableFacts {
             name: TableName::new("public", name),
@@ -326,7 +336,7 @@ mod tests {
     fn plan(tables: &[TableFacts], opts: SplitOptions) -> (Vec<TableMapping>, Vec<CopyTask>) {
         let maps: Vec<TableMapping> = tables
             .iter()
-            .map(|t| table_mapping(t, &BTreeSet::new(), true))
+            .map(|t| table_mapping(t, &Conversion::default(), true))
             .collect();
         let tasks = tasks(&maps, opts);
         (maps, tasks)
@@ -388,8 +398,11 @@ mod tests {
     fn partitioned_tables_dropped_columns_and_users() {
         let mut p = facts("events", 0, 10_000_000);
         p.partitioned = true;
-        let dropped: BTreeSet<String> = ["public.events.Note".to_string()].into();
-        let m = table_mapping(&p, &dropped, true);
+        let conv = Conversion {
+            dropped_columns: ["public.events.Note".to_string()].into(),
+            ..Conversion::default()
+        };
+        let m = table_mapping(&p, &conv, true);
         assert_eq!(m.source_columns(), ["id"]);
         assert_eq!(m.left_out[0].column, "Note");
         let users = TableFacts {
@@ -402,7 +415,19 @@ mod tests {
             ],
             ..p.clone()
         };
-        let u = users_mapping(&users);
+        let defs: Vec<ColumnDef> = [
+            "instance_id",
+            "id",
+            "email",
+            "email_change_token_new",
+            "confirmed_at",
+        ]
+        .iter()
+        .map(|c| col(c))
+        .collect();
+        let mut defs = defs;
+        defs[4].generated = Some("LEAST(email_confirmed_at, phone_confirmed_at)".into());
+        let u = users_mapping(&users, &defs);
         let tasks = tasks(
             &[m.clone(), u.clone()],
             SplitOptions {
@@ -416,8 +441,12 @@ mod tests {
             "select \"id\" from \"public\".\"events\""
         );
         assert_eq!(u.target, TableName::new("public", "app_users"));
-        assert_eq!(u.target_columns(), ["id", "email", "email_change_token"]);
-        assert_eq!(u.left_out[0].column, "instance_id");
+        // Every column moves, the runbook's renamed; generated ones are computed.
+        assert_eq!(
+            u.target_columns(),
+            ["instance_id", "id", "email", "email_change_token"]
+        );
+        assert!(u.left_out.is_empty());
         assert!(tasks.iter().any(|t| t.id == "auth.users"));
     }
 }

@@ -129,6 +129,24 @@ impl MigrationPlan {
     }
 }
 
+fn convert_options(inv: &Inventory, opts: &PlanOptions) -> convert::ConvertOptions {
+    convert::ConvertOptions {
+        policies: opts.policies,
+        app_role: opts.app_role.clone(),
+        target_major: inv.target.major,
+        available_extensions: Some(inv.target.available_extensions.clone()),
+        allow_drop_extensions: opts.allow_drop_extensions.clone(),
+        stale_generated: opts.stale_generated,
+        table_rows: inv
+            .source
+            .tables
+            .iter()
+            .map(|t| (t.name.to_string(), t.est_rows))
+            .collect(),
+        target_database: inv.target.database.clone(),
+    }
+}
+
 /// Builds the plan from the inventory of both sides. Pure.
 ///
 /// Fails, before anything is written anywhere, when the source needs an
@@ -140,24 +158,7 @@ pub fn build(
     created_at: &str,
 ) -> Result<MigrationPlan> {
     provision::validate_role_name(&opts.app_role)?;
-    let conversion = convert::convert(
-        &inv.source.schema,
-        &convert::ConvertOptions {
-            policies: opts.policies,
-            app_role: opts.app_role.clone(),
-            target_major: inv.target.major,
-            available_extensions: Some(inv.target.available_extensions.clone()),
-            allow_drop_extensions: opts.allow_drop_extensions.clone(),
-            stale_generated: opts.stale_generated,
-            table_rows: inv
-                .source
-                .tables
-                .iter()
-                .map(|t| (t.name.to_string(), t.est_rows))
-                .collect(),
-            target_database: inv.target.database.clone(),
-        },
-    )?;
+    let conversion = convert::convert(&inv.source.schema, &convert_options(inv, opts))?;
     let source_major = inv.source.schema.source_major;
     let tables = copy::mappings(&inv.source, &conversion, source_major == inv.target.major);
     let copy_tasks = copy::tasks(&tables, opts.split);

@@ -4,6 +4,7 @@
 //! we change are deparsed (libpg_query's deparser is faithful but not perfect,
 //! e.g. with quoted identifiers that start with a digit).
 
+pub mod names;
 pub mod tree;
 pub mod uses;
 

@@ -15,7 +15,20 @@ use std::collections::BTreeSet;
 use pg_query::NodeEnum;
 use serde_json::Value;
 
-use super::uses::{of_sql, Name, Uses};
+use super::names::{Name, Uses};
+
+/// What SQL text uses (several statements allowed); `None` when it does
+/// not parse.
+pub fn of_sql(sql: &str) -> Option<Uses> {
+    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).ok()?;
+    let mut uses = Uses::default();
+    for raw in &parsed.protobuf.stmts {
+        if let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+            uses.extend(node_uses(node));
+        }
+    }
+    Some(uses)
+}
 
 /// The relations (CTE names left out) and function calls in a SQL tree.
 pub fn node_uses(node: &NodeEnum) -> Uses {
@@ -97,17 +110,65 @@ fn name_list(v: &Value) -> Option<Name> {
 }
 
 /// What the plpgsql function defined by `create_function` (a whole
-/// `CREATE FUNCTION` statement) uses.
-pub fn plpgsql_uses(create_function: &str) -> Uses {
-    let Ok(tree) = pg_query::parse_plpgsql(create_function) else {
-        return Uses {
+/// `CREATE FUNCTION` statement) uses. libpg_query's plpgsql parser refuses
+/// some bodies (variables typed from schemas other than public and
+/// pg_catalog; some row references): those are read token by token with
+/// the SQL scanner instead, which finds their schema-qualified names.
+pub fn plpgsql_uses(create_function: &str, body: &str) -> Uses {
+    match pg_query::parse_plpgsql(create_function) {
+        Ok(tree) => {
+            let mut out = Uses::default();
+            walk(&tree, &mut out);
+            out
+        }
+        // What the scanner finds is all there is to know: it still counts
+        // as not parsed (unqualified names are missed).
+        Err(_) => Uses {
             unparsed: 1,
-            ..Uses::default()
-        };
+            ..scanned_uses(body).unwrap_or_default()
+        },
+    }
+}
+
+/// The schema-qualified names in `text`, from its tokens: `a.b(` is a
+/// function call, any other `a.b` (or `a.b.c`, a column) a relation.
+/// Unqualified names are not found this way.
+pub fn scanned_uses(text: &str) -> Option<Uses> {
+    use pg_query::protobuf::{KeywordKind, Token};
+    let scanned = pg_query::scan(text).ok()?;
+    let toks = &scanned.tokens;
+    let name = |i: usize| -> Option<String> {
+        let t = toks.get(i)?;
+        let is_name = t.token == Token::Ident as i32
+            || (t.keyword_kind != KeywordKind::NoKeyword as i32
+                && t.keyword_kind != KeywordKind::ReservedKeyword as i32);
+        let raw = text.get(t.start as usize..t.end as usize)?;
+        is_name.then(|| {
+            if raw.starts_with('"') {
+                raw.trim_matches('"').replace("\"\"", "\"")
+            } else {
+                raw.to_ascii_lowercase()
+            }
+        })
     };
+    let is = |i: usize, tok: Token| toks.get(i).is_some_and(|t| t.token == tok as i32);
     let mut out = Uses::default();
-    walk(&tree, &mut out);
-    out
+    let mut i = 0;
+    while i < toks.len() {
+        let qualified = !(i > 0 && is(i - 1, Token::Ascii46));
+        match (qualified, name(i), is(i + 1, Token::Ascii46), name(i + 2)) {
+            (true, Some(a), true, Some(b)) => {
+                if is(i + 3, Token::Ascii40) {
+                    out.functions.insert(Name::new(&a, &b));
+                } else {
+                    out.relations.insert(Name::new(&a, &b));
+                }
+                i += 3;
+            }
+            _ => i += 1,
+        }
+    }
+    Some(out)
 }
 
 fn walk(v: &Value, out: &mut Uses) {
@@ -211,6 +272,7 @@ mod tests {
                x := 'a:=b' || (select count(*) from public.u);
                x = length(':=');
              end $$",
+            "",
         );
         let rels: Vec<String> = u.relations.iter().map(|n| n.to_string()).collect();
         assert_eq!(rels, ["public.t", "public.u", "storage.objects"]);
@@ -222,7 +284,32 @@ mod tests {
     fn a_body_that_does_not_parse_counts_as_unparsed() {
         let u = plpgsql_uses(
             "create function f() returns void language plpgsql as $$ begin whatever; end $$",
+            "begin whatever; end",
         );
         assert!(u.unparsed > 0);
+    }
+
+    #[test]
+    fn bodies_libpg_query_refuses_are_scanned() {
+        let body = "declare r extensions.http_response;
+begin
+  r := extensions.http_get('https://x?a=1' || cur);
+  perform realtime.broadcast_changes('t', tg_op, new, old);
+  select count(*) into n from public.notes where owner = auth.uid();
+end";
+        let f =
+            format!("create function f(cur text) returns void language plpgsql as $$ {body} $$");
+        let u = plpgsql_uses(&f, body);
+        let funcs: Vec<String> = u.functions.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            funcs,
+            [
+                "auth.uid",
+                "extensions.http_get",
+                "realtime.broadcast_changes"
+            ]
+        );
+        assert!(u.relations.iter().any(|r| r.is("public", "notes")));
+        assert_eq!(u.unparsed, 1, "read by the scanner, not parsed");
     }
 }

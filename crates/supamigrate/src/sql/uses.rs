@@ -3,87 +3,11 @@
 //! bodies parsed as SQL, plpgsql bodies through libpg_query's plpgsql
 //! parser, see [`super::plpgsql`]).
 
-use std::collections::BTreeSet;
-
 use pg_query::protobuf::CreateFunctionStmt;
 use pg_query::NodeEnum;
-use serde::{Deserialize, Serialize};
 
+pub use super::names::{Name, Uses};
 use super::{parts, Statement};
-
-/// A possibly schema-qualified name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Name {
-    /// The schema, "" when not given.
-    pub schema: String,
-    /// The name.
-    pub name: String,
-}
-
-impl Name {
-    /// A name from its parts.
-    pub fn new(schema: &str, name: &str) -> Name {
-        Name {
-            schema: schema.to_string(),
-            name: name.to_string(),
-        }
-    }
-
-    /// From dotted parts (`["auth", "users"]`, `["now"]`); the last two count.
-    pub fn from_parts(parts: &[String]) -> Option<Name> {
-        match parts {
-            [] => None,
-            [n] => Some(Name::new("", n)),
-            [.., s, n] => Some(Name::new(s, n)),
-        }
-    }
-
-    /// Whether it names `schema.name`.
-    pub fn is(&self, schema: &str, name: &str) -> bool {
-        self.schema == schema && self.name == name
-    }
-}
-
-impl std::fmt::Display for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.schema.is_empty() {
-            write!(f, "{}", self.name)
-        } else {
-            write!(f, "{}.{}", self.schema, self.name)
-        }
-    }
-}
-
-/// What a statement uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Uses {
-    /// Relations read or written (tables, views; CTE names left out).
-    pub relations: BTreeSet<Name>,
-    /// Functions called (triggers' functions included).
-    pub functions: BTreeSet<Name>,
-    /// The body runs SQL built at run time (`EXECUTE …`): what it uses is
-    /// not known.
-    pub dynamic_sql: bool,
-    /// Parts of a body that could not be parsed (other languages count as
-    /// one): what they use is not known.
-    pub unparsed: usize,
-}
-
-impl Uses {
-    /// Adds what `other` uses.
-    pub fn extend(&mut self, other: Uses) {
-        self.relations.extend(other.relations);
-        self.functions.extend(other.functions);
-        self.dynamic_sql |= other.dynamic_sql;
-        self.unparsed += other.unparsed;
-    }
-
-    /// Whether it uses relation `schema.name` or a function of `schema`.
-    pub fn touches_schema(&self, schema: &str) -> bool {
-        self.relations.iter().any(|n| n.schema == schema)
-            || self.functions.iter().any(|n| n.schema == schema)
-    }
-}
 
 /// What `st` uses: its tree, and for `CREATE FUNCTION` its body.
 pub fn of_statement(st: &Statement) -> Uses {
@@ -119,18 +43,7 @@ pub fn of_node(node: &NodeEnum) -> Uses {
     super::tree::node_uses(node)
 }
 
-/// What SQL text uses (several statements allowed); `None` when it does
-/// not parse.
-pub fn of_sql(sql: &str) -> Option<Uses> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).ok()?;
-    let mut uses = Uses::default();
-    for raw in &parsed.protobuf.stmts {
-        if let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
-            uses.extend(of_node(node));
-        }
-    }
-    Some(uses)
-}
+pub use super::tree::of_sql;
 
 /// The language of a `CREATE FUNCTION` (lowercase; `sql` by default).
 pub fn language(f: &CreateFunctionStmt) -> String {
@@ -178,7 +91,7 @@ fn of_function_body(f: &CreateFunctionStmt, text: &str) -> Uses {
             unparsed: 1,
             ..Uses::default()
         }),
-        "plpgsql" => super::tree::plpgsql_uses(text),
+        "plpgsql" => super::tree::plpgsql_uses(text, &body),
         "c" | "internal" => Uses::default(),
         _ => Uses {
             unparsed: 1,

@@ -408,6 +408,7 @@ mod tests {
                 ..StorageChoices::default()
             },
             None,
+            &[],
         );
         let p = plan_objects(&objects, &listed, &sp);
         assert_eq!(p.objects.len(), 2);

@@ -72,7 +72,9 @@ async fn migrate(
         "post-data built with the copy"
     );
     assert_eq!(
-        copy::post_data::build(target, &plan, 3).await.unwrap(),
+        copy::post_data::build(target, &plan, 3, &Default::default())
+            .await
+            .unwrap(),
         Applied::Earlier
     );
     (summary, plan)
@@ -104,8 +106,14 @@ async fn scale_10_copy_is_exact() {
         assert!(a.0 > 0, "{t} has rows");
         assert_eq!(a, b, "{t}: source and target differ");
     }
-    let src_cols: Vec<String> = USER_COLUMNS.iter().map(|(s, _)| format!("x.{s}")).collect();
-    let dst_cols: Vec<String> = USER_COLUMNS.iter().map(|(_, d)| format!("x.{d}")).collect();
+    let src_cols: Vec<String> = USER_COLUMNS
+        .iter()
+        .map(|(s, _, _)| format!("x.{s}"))
+        .collect();
+    let dst_cols: Vec<String> = USER_COLUMNS
+        .iter()
+        .map(|(_, d, _)| format!("x.{d}"))
+        .collect();
     assert_eq!(
         digest(&src, &format!("row({})", src_cols.join(", ")), "auth.users").await,
         digest(

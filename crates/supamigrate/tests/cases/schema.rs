@@ -10,6 +10,7 @@ use supamigrate::connect::{connect, Password};
 use supamigrate::ops::{AlwaysYes, Context};
 use supamigrate::plan::{PlanOverrides, PolicyMode, Section};
 use supamigrate::provision::{provision, ProvisionRequest};
+use supamigrate::secrets::Vault;
 use supamigrate_sandbox::Sandbox;
 use tokio_postgres::Client;
 
@@ -43,6 +44,7 @@ fn request(secrets: &std::path::Path, password: Option<&str>) -> ProvisionReques
     ProvisionRequest {
         password: password.map(Password::new),
         secrets_dir: secrets.to_path_buf(),
+        secrets: Vault::default(),
     }
 }
 
@@ -53,11 +55,11 @@ async fn migrate_schema(sb: &Sandbox, policies: PolicyMode) -> supamigrate::Resu
     supamigrate::ops::provision(&ctx, &request(state.path(), None), &AlwaysYes).await?;
     let target = sb.target_url();
     assert_eq!(
-        apply(&target, &plan, Section::PreData).await?,
+        apply(&target, &plan, Section::PreData, &Vault::default()).await?,
         Applied::Now(plan.statements(Section::PreData).len())
     );
     assert_eq!(
-        apply(&target, &plan, Section::PostData).await?,
+        apply(&target, &plan, Section::PostData, &Vault::default()).await?,
         Applied::Now(plan.statements(Section::PostData).len())
     );
     Ok(())
@@ -118,6 +120,41 @@ async fn catalog(c: &Client) -> BTreeMap<&'static str, BTreeSet<String>> {
 
 /// Differences we keep on purpose: (kind, "seed" or "ours", fact, why).
 const INTENTIONAL: &[(&str, &str, &str, &str)] = &[
+    (
+        "column",
+        "seed",
+        "app_users.email text not null",
+        "users who signed up by phone, anonymously or through SSO have no email: every user migrates",
+    ),
+    ("column", "ours", "app_users.email text", "see above"),
+    (
+        "constraint",
+        "seed",
+        "public.app_users app_users_email_key UNIQUE (email)",
+        "auth.users lets an SSO user share a non-SSO user's email: unique among non-SSO users, as users_email_partial_key",
+    ),
+    ("index", "seed", "CREATE UNIQUE INDEX app_users_email_key ON public.app_users USING btree (email)", "see above"),
+    (
+        "index",
+        "ours",
+        "CREATE UNIQUE INDEX app_users_email_partial_key ON public.app_users USING btree (email) WHERE (is_sso_user = false)",
+        "see above",
+    ),
+    // auth.users' other columns move as they are: the auth.users view over
+    // app_users shows them to the application's code.
+    ("column", "ours", "app_users.aud character varying(255)", "carried from auth.users"),
+    ("column", "ours", "app_users.confirmed_at timestamp with time zone default LEAST(email_confirmed_at, phone_confirmed_at)", "carried from auth.users (generated)"),
+    ("column", "ours", "app_users.email_change_confirm_status smallint default 0", "carried from auth.users"),
+    ("column", "ours", "app_users.email_change_token_current character varying(255) default ''::character varying", "carried from auth.users"),
+    ("column", "ours", "app_users.instance_id uuid", "carried from auth.users"),
+    ("column", "ours", "app_users.is_anonymous boolean not null default false", "carried from auth.users"),
+    ("column", "ours", "app_users.is_sso_user boolean not null default false", "carried from auth.users"),
+    ("column", "ours", "app_users.phone_change text default ''::character varying", "carried from auth.users"),
+    ("column", "ours", "app_users.phone_change_sent_at timestamp with time zone", "carried from auth.users"),
+    ("column", "ours", "app_users.phone_change_token character varying(255) default ''::character varying", "carried from auth.users"),
+    ("column", "ours", "app_users.reauthentication_sent_at timestamp with time zone", "carried from auth.users"),
+    ("column", "ours", "app_users.reauthentication_token character varying(255) default ''::character varying", "carried from auth.users"),
+    ("column", "ours", "app_users.role character varying(255)", "carried from auth.users"),
     (
         "column",
         "seed",
@@ -252,14 +289,22 @@ async fn shim_keeps_row_level_security_working_and_reruns_are_safe() {
     assert!(!again.database_created && !again.role_created && again.extensions_created.is_empty());
     assert!(again.password_file.is_none());
 
-    apply(&target, &conv, Section::PreData).await.unwrap();
-    apply(&target, &conv, Section::PostData).await.unwrap();
+    apply(&target, &conv, Section::PreData, &Vault::default())
+        .await
+        .unwrap();
+    apply(&target, &conv, Section::PostData, &Vault::default())
+        .await
+        .unwrap();
     assert_eq!(
-        apply(&target, &conv, Section::PreData).await.unwrap(),
+        apply(&target, &conv, Section::PreData, &Vault::default())
+            .await
+            .unwrap(),
         Applied::Earlier
     );
     assert_eq!(
-        apply(&target, &conv, Section::PostData).await.unwrap(),
+        apply(&target, &conv, Section::PostData, &Vault::default())
+            .await
+            .unwrap(),
         Applied::Earlier
     );
     // Another plan over it is refused, nothing changed: through the
@@ -276,7 +321,9 @@ async fn shim_keeps_row_level_security_working_and_reruns_are_safe() {
     );
     let other = drop.make_plan().await.unwrap();
     assert_ne!(other.id, conv.id);
-    let e = apply(&target, &other, Section::PreData).await.unwrap_err();
+    let e = apply(&target, &other, Section::PreData, &Vault::default())
+        .await
+        .unwrap_err();
     assert!(
         e.is_bad_input() && e.to_string().contains("different pre-data"),
         "{e}"
@@ -352,7 +399,10 @@ async fn unsupported_extension_fails_before_touching_the_target() {
         .unwrap();
     let pg = connect(&sb.source_url()).await.unwrap();
     pg.batch_execute(
-        "create function public.tag_keys(tags extensions.hstore) returns text[] language sql immutable as $$ select extensions.akeys(tags) $$",
+        "create function public.tag_keys(tags extensions.hstore) returns text[] language sql immutable as $$ select extensions.akeys(tags) $$;
+         create table public.tagged (id int primary key, label text, tags extensions.hstore);
+         insert into public.tagged values (1, 'a', 'x=>1'), (2, 'b', 'y=>2');
+         analyze public.tagged;",
     )
     .await
     .unwrap();
@@ -369,7 +419,7 @@ async fn unsupported_extension_fails_before_touching_the_target() {
     assert!(e.is_bad_input());
     assert!(
         e.to_string()
-            .contains("hstore (used by function public.tag_keys)"),
+            .contains("hstore: the data of public.tagged.tags (about 2 rows) would be lost"),
         "{e}"
     );
     assert!(e.hint().unwrap().contains("--allow-drop-extension hstore"));
@@ -385,11 +435,19 @@ async fn unsupported_extension_fails_before_touching_the_target() {
     let conv = allowed.plan().await.unwrap().plan.conversion;
     let report = conv.report_text();
     assert!(
-        report.contains("extension hstore — not available on the target"),
+        report.contains(
+            "extension hstore — not offered by the target; let go with --allow-drop-extension"
+        ),
         "{report}"
     );
     assert!(
-        report.contains("function public.tag_keys — depends on extension hstore"),
+        report.contains("function public.tag_keys — uses extension hstore (dropped with --allow-drop-extension)"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "column public.tagged.tags — typed by extension hstore: neither created nor copied"
+        ),
         "{report}"
     );
     supamigrate::ops::provision(&allowed, &request(state.path(), Some("app-pw")), &AlwaysYes)
@@ -408,4 +466,13 @@ async fn unsupported_extension_fails_before_touching_the_target() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
+    let cols: i64 = c
+        .query_one(
+            "select count(*) from pg_attribute where attrelid = 'public.tagged'::regclass and attnum > 0 and not attisdropped",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cols, 2, "the hstore column is not created");
 }

@@ -96,7 +96,7 @@ async fn no_password_in_child_argv_environment_or_logs() {
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
-        logs.contains("installing the Supabase-like source"),
+        logs.contains("installing the RDS-like target"),
         "logs were captured"
     );
     for s in &secrets {

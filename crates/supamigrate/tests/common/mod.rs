@@ -30,6 +30,7 @@ pub async fn provision_and_pre_data(ctx: &Context) -> MigrationPlan {
     let req = ProvisionRequest {
         password: None,
         secrets_dir: ctx.state_dir.clone(),
+        secrets: Default::default(),
     };
     supamigrate::ops::provision(ctx, &req, &AlwaysYes)
         .await

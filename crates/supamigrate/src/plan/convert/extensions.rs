@@ -120,87 +120,19 @@ pub(super) fn plan(
     opts: &ConvertOptions,
     out: &mut Conversion,
 ) -> Result<Fate> {
-    let mut fate = Fate::default();
-    let mut refused = Vec::new();
-    let available = |name: &str| {
-        opts.available_extensions
-            .as_ref()
-            .is_none_or(|a| a.contains(name))
+    let mut fate = Fate {
+        members: exts
+            .iter()
+            .map(|e| (e.name.clone(), members_of(e)))
+            .collect(),
+        ..Fate::default()
     };
-    for e in exts {
-        let names = |list: &[String]| -> BTreeSet<Name> {
-            list.iter()
-                .filter_map(|q| q.split_once('.').map(|(s, n)| Name::new(s, n)))
-                .collect()
-        };
-        fate.members.insert(
-            e.name.clone(),
-            Members {
-                functions: names(&e.functions),
-                relations: names(&e.relations),
-                builtin_named: e
-                    .builtin_named
-                    .iter()
-                    .filter_map(|q| q.split_once('.').map(|(_, n)| n.to_string()))
-                    .collect(),
-            },
-        );
-    }
+    let mut refused = Vec::new();
     for e in exts
         .iter()
         .filter(|e| !BUILTIN_EXTENSIONS.contains(&e.name.as_str()))
     {
-        let columns: Vec<&String> = e
-            .dependents
-            .iter()
-            .filter(|d| d.starts_with("column "))
-            .collect();
-        if e.name == PG_CRON {
-            // Planned with the jobs (see `platform`): never in the application database.
-            fate.gone.insert(e.name.clone(), Gone::LeftBehind);
-        } else if available(&e.name) {
-            out.extensions.push(PlannedExtension {
-                name: e.name.clone(),
-                schema: e.schema.clone(),
-            });
-            out.note(
-                Action::Kept,
-                format!("extension {}", e.name),
-                format!(
-                    "offered by the target; created by provision in schema {}",
-                    e.schema
-                ),
-            );
-        } else if opts.allow_drop_extensions.contains(&e.name) {
-            fate.gone.insert(e.name.clone(), Gone::Dropped);
-            out.note_todo(
-                Action::Dropped,
-                format!("extension {}", e.name),
-                "not offered by the target; let go with --allow-drop-extension",
-                if columns.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    format!(
-                        "the data of {} is not copied: keep the backup",
-                        list(&columns)
-                    )
-                },
-            );
-            dependents(e, Gone::Dropped, &mut fate);
-        } else if columns.is_empty() {
-            fate.gone.insert(e.name.clone(), Gone::LeftBehind);
-            out.note_with(
-                Action::Dropped,
-                format!("extension {}", e.name),
-                "not offered by the target, and no column of the application holds its data: left behind",
-                if e.dependents.is_empty() {
-                    Impact::None
-                } else {
-                    Impact::Behaviour
-                },
-            );
-            dependents(e, Gone::LeftBehind, &mut fate);
-        } else {
+        if let Some(columns) = decide(e, opts, out, &mut fate) {
             refused.push((e, columns));
         }
     }
@@ -209,7 +141,7 @@ pub(super) fn plan(
     }
     for s in SEED_EXTENSIONS {
         let present = exts.iter().any(|e| e.name == *s);
-        if available(s) && !present {
+        if available(opts, s) && !present {
             out.extensions.push(PlannedExtension {
                 name: s.to_string(),
                 schema: "extensions".into(),
@@ -223,6 +155,100 @@ pub(super) fn plan(
         }
     }
     Ok(fate)
+}
+
+fn available(opts: &ConvertOptions, name: &str) -> bool {
+    opts.available_extensions
+        .as_ref()
+        .is_none_or(|a| a.contains(name))
+}
+
+fn members_of(e: &Extension) -> Members {
+    let names = |list: &[String]| -> BTreeSet<Name> {
+        list.iter()
+            .filter_map(|q| q.split_once('.').map(|(s, n)| Name::new(s, n)))
+            .collect()
+    };
+    Members {
+        functions: names(&e.functions),
+        relations: names(&e.relations),
+        builtin_named: e
+            .builtin_named
+            .iter()
+            .filter_map(|q| q.split_once('.').map(|(_, n)| n.to_string()))
+            .collect(),
+    }
+}
+
+/// One extension's fate; `Some(columns)` when it is refused (its loss
+/// would lose those columns' data).
+fn decide<'a>(
+    e: &'a Extension,
+    opts: &ConvertOptions,
+    out: &mut Conversion,
+    fate: &mut Fate,
+) -> Option<Vec<&'a String>> {
+    let columns: Vec<&String> = e
+        .dependents
+        .iter()
+        .filter(|d| d.starts_with("column "))
+        .collect();
+    if e.name == PG_CRON {
+        // Planned with the jobs (see `platform`): never in the application database.
+        fate.gone.insert(e.name.clone(), Gone::LeftBehind);
+    } else if available(opts, &e.name) {
+        out.extensions.push(PlannedExtension {
+            name: e.name.clone(),
+            schema: e.schema.clone(),
+        });
+        out.note(
+            Action::Kept,
+            format!("extension {}", e.name),
+            format!(
+                "offered by the target; created by provision in schema {}",
+                e.schema
+            ),
+        );
+    } else if opts.allow_drop_extensions.contains(&e.name) {
+        fate.gone.insert(e.name.clone(), Gone::Dropped);
+        out.note_todo(
+            Action::Dropped,
+            format!("extension {}", e.name),
+            "not offered by the target; let go with --allow-drop-extension",
+            if columns.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "the data of {} is not copied: keep the backup",
+                    list(&columns)
+                )
+            },
+        );
+        dependents(e, Gone::Dropped, fate);
+        for c in &columns {
+            out.note_todo(
+                Action::Dropped,
+                c.to_string(),
+                format!(
+                    "typed by extension {}: neither created nor copied (--allow-drop-extension)",
+                    e.name
+                ),
+                "its data stays only in the source and the backup",
+            );
+        }
+    } else if columns.is_empty() {
+        fate.gone.insert(e.name.clone(), Gone::LeftBehind);
+        out.note_with(
+            Action::Dropped,
+            format!("extension {}", e.name),
+            "not offered by the target, and no column of the application holds its data: left behind",
+            if e.dependents.is_empty() { Impact::None } else { Impact::Behaviour },
+        );
+        dependents(e, Gone::LeftBehind, fate);
+    } else {
+        return Some(columns);
+    }
+    None
 }
 
 fn dependents(e: &Extension, g: Gone, fate: &mut Fate) {

@@ -55,15 +55,15 @@ pub(super) fn note(
             "create an Amazon SQS queue and send to it from the application",
         );
     }
-    match src.platform.vault_secrets {
-        Some(0) => {}
-        Some(n) => out.note_todo(
+    match (src.platform.vault_secrets, src.platform.vault_unreadable) {
+        (0, false) => {}
+        (n, false) => out.note_todo(
             Action::Dropped,
             format!("{n} Vault secrets"),
             "Supabase Vault is not on the target; the secrets' values are never read or shown",
             "store them in AWS Secrets Manager and read them from the application",
         ),
-        None => out.note_todo(
+        (_, true) => out.note_todo(
             Action::Dropped,
             "Vault secrets",
             "Supabase Vault is not on the target (the secrets could not be counted: no read access)",

@@ -291,7 +291,8 @@ fn function_missing(f: &Name, ctx: &Context) -> Option<Missing> {
     if f.schema.is_empty() || ctx.schemas.contains(&f.schema) || !is_internal_schema(&f.schema) {
         return None;
     }
-    if (f.schema == "auth" && AUTH_FUNCTIONS.contains(&f.name.as_str()) && ctx.has_auth)
+    // auth.uid() & co. are added whenever a kept statement calls them.
+    if (f.schema == "auth" && AUTH_FUNCTIONS.contains(&f.name.as_str()))
         || (f.schema == "storage"
             && STORAGE_FUNCTIONS.contains(&f.name.as_str())
             && ctx.has_storage)
@@ -303,6 +304,11 @@ fn function_missing(f: &Name, ctx: &Context) -> Option<Missing> {
 }
 
 fn extension_missing(verb: &str, n: &Name, ext: &str, g: Gone) -> Missing {
+    if ext == super::PG_CRON {
+        if let Some(m) = platform_missing(verb, &Name::new("cron", &n.name)) {
+            return m;
+        }
+    }
     let how = match g {
         Gone::Dropped => "dropped with --allow-drop-extension",
         Gone::LeftBehind => "not offered by the target",
@@ -351,38 +357,42 @@ fn item(st: &Statement) -> Item {
         subjects: (BTreeSet::new(), BTreeSet::new()),
         droppable: true,
     };
-    let Some(node) = st.node() else {
-        return it;
-    };
-    let rel = |rv: &Option<protobuf::RangeVar>| {
-        rv.as_ref()
-            .map(|r| Name::new(&r.schemaname, &r.relname))
-            .unwrap_or_else(|| Name::new("", ""))
+    if let Some(node) = st.node() {
+        describe(node, &mut it);
+    }
+    it
+}
+
+fn rel(rv: &Option<protobuf::RangeVar>) -> Name {
+    rv.as_ref()
+        .map(|r| Name::new(&r.schemaname, &r.relname))
+        .unwrap_or_else(|| Name::new("", ""))
+}
+
+/// What `node` provides and what the catalog calls it.
+fn describe(node: &NodeEnum, it: &mut Item) {
+    let provide_rel = |it: &mut Item, kind: &str, n: Name| {
+        it.key = Some(format!("{kind} {n}"));
+        it.relations.insert(n);
     };
     match node {
         NodeEnum::CreateStmt(c) => {
-            let n = rel(&c.relation);
-            it.key = Some(format!("table {n}"));
-            it.relations.insert(n);
+            provide_rel(it, "table", rel(&c.relation));
             // Tables hold data: never left out whole (columns and defaults
             // of gone extensions are removed by the rules).
             it.droppable = false;
         }
-        NodeEnum::CreateForeignTableStmt(c) => {
-            let n = rel(&c.base_stmt.as_ref().and_then(|b| b.relation.clone()));
-            it.key = Some(format!("foreign table {n}"));
-            it.relations.insert(n);
-        }
-        NodeEnum::ViewStmt(v) => {
-            let n = rel(&v.view);
-            it.key = Some(format!("view {n}"));
-            it.relations.insert(n);
-        }
-        NodeEnum::CreateTableAsStmt(c) => {
-            let n = rel(&c.into.as_ref().and_then(|i| i.rel.clone()));
-            it.key = Some(format!("materialized view {n}"));
-            it.relations.insert(n);
-        }
+        NodeEnum::CreateForeignTableStmt(c) => provide_rel(
+            it,
+            "foreign table",
+            rel(&c.base_stmt.as_ref().and_then(|b| b.relation.clone())),
+        ),
+        NodeEnum::ViewStmt(v) => provide_rel(it, "view", rel(&v.view)),
+        NodeEnum::CreateTableAsStmt(c) => provide_rel(
+            it,
+            "materialized view",
+            rel(&c.into.as_ref().and_then(|i| i.rel.clone())),
+        ),
         NodeEnum::CreateFunctionStmt(f) => {
             if let Some(n) = Name::from_parts(&parts(&f.funcname)) {
                 it.key = Some(format!("function {n}"));
@@ -398,35 +408,34 @@ fn item(st: &Statement) -> Item {
         NodeEnum::CreatePolicyStmt(p) => {
             it.key = Some(format!("policy \"{}\" on {}", p.policy_name, rel(&p.table)));
         }
-        NodeEnum::AlterTableStmt(a) => {
-            let table = rel(&a.relation);
-            for c in &a.cmds {
-                if let Some(NodeEnum::AlterTableCmd(cmd)) = c.node.as_ref() {
-                    if let Some(NodeEnum::Constraint(con)) =
-                        cmd.def.as_ref().and_then(|d| d.node.as_ref())
-                    {
-                        if !con.conname.is_empty() {
-                            it.key = Some(format!("constraint {} on {table}", con.conname));
-                        }
-                    }
-                }
-            }
-        }
+        NodeEnum::AlterTableStmt(a) => it.key = constraint_key(a),
         NodeEnum::GrantStmt(g) => it.subjects = grant_subjects(g),
-        NodeEnum::CommentStmt(c) => {
-            if c.objtype == ObjectType::ObjectFunction as i32 {
-                if let Some(NodeEnum::ObjectWithArgs(o)) =
-                    c.object.as_ref().and_then(|o| o.node.as_ref())
-                {
-                    if let Some(n) = Name::from_parts(&parts(&o.objname)) {
-                        it.subjects.1.insert(n);
-                    }
+        NodeEnum::CommentStmt(c) if c.objtype == ObjectType::ObjectFunction as i32 => {
+            if let Some(NodeEnum::ObjectWithArgs(o)) =
+                c.object.as_ref().and_then(|o| o.node.as_ref())
+            {
+                if let Some(n) = Name::from_parts(&parts(&o.objname)) {
+                    it.subjects.1.insert(n);
                 }
             }
         }
         _ => {}
     }
-    it
+}
+
+fn constraint_key(a: &protobuf::AlterTableStmt) -> Option<String> {
+    let table = rel(&a.relation);
+    a.cmds.iter().find_map(|c| match c.node.as_ref() {
+        Some(NodeEnum::AlterTableCmd(cmd)) => {
+            match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
+                Some(NodeEnum::Constraint(con)) if !con.conname.is_empty() => {
+                    Some(format!("constraint {} on {table}", con.conname))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    })
 }
 
 fn grant_subjects(g: &protobuf::GrantStmt) -> (BTreeSet<Name>, BTreeSet<Name>) {

@@ -12,6 +12,28 @@ fn opts(policies: PolicyMode) -> ConvertOptions {
         target_major: 15,
         available_extensions: None,
         allow_drop_extensions: BTreeSet::new(),
+        stale_generated: None,
+        table_rows: [("public.t".to_string(), 42)].into(),
+        target_database: "app".into(),
+    }
+}
+
+fn col(name: &str) -> crate::catalog::ColumnDef {
+    crate::catalog::ColumnDef {
+        name: name.into(),
+        data_type: "text".into(),
+        not_null: false,
+        default: None,
+        generated: None,
+    }
+}
+
+fn ext(name: &str, schema: &str, dependents: &[&str]) -> Extension {
+    Extension {
+        name: name.into(),
+        schema: schema.into(),
+        dependents: dependents.iter().map(|s| s.to_string()).collect(),
+        ..Extension::default()
     }
 }
 
@@ -231,7 +253,7 @@ fn each_rule() {
     for (rule, input, want_drop, want_shim) in CASES {
         for (mode, want) in [(PolicyMode::Drop, want_drop), (PolicyMode::Shim, want_shim)] {
             let mut src = source("", input);
-            src.auth_users_columns = input.contains("auth.users").then(|| vec!["id".to_string()]);
+            src.auth_users_columns = input.contains("auth.users").then(|| vec![col("id")]);
             let got = convert(&src, &opts(mode)).unwrap_or_else(|e| panic!("{rule}: {e}"));
             let got = got.section_sql(Section::PostData);
             let got: Vec<&String> = got
@@ -328,24 +350,13 @@ fn grants_to_three_api_roles_become_one() {
 fn unsupported_extensions_fail_before_anything_unless_allowed() {
     let mut src = source("CREATE FUNCTION public.tags(h extensions.hstore) RETURNS text[] LANGUAGE sql AS $$ select akeys(h) $$;\nCREATE TABLE public.t (id int, attrs extensions.hstore);", "");
     src.extensions = vec![
-        Extension {
-            name: "pgcrypto".into(),
-            schema: "extensions".into(),
-            dependents: vec![],
-        },
-        Extension {
-            name: "hstore".into(),
-            schema: "extensions".into(),
-            dependents: vec![
-                "function public.tags".into(),
-                "column public.t.attrs".into(),
-            ],
-        },
-        Extension {
-            name: "plpgsql".into(),
-            schema: "pg_catalog".into(),
-            dependents: vec![],
-        },
+        ext("pgcrypto", "extensions", &[]),
+        ext(
+            "hstore",
+            "extensions",
+            &["function public.tags", "column public.t.attrs"],
+        ),
+        ext("plpgsql", "pg_catalog", &[]),
     ];
     let mut o = opts(PolicyMode::Drop);
     o.available_extensions = Some(
@@ -358,14 +369,15 @@ fn unsupported_extensions_fail_before_anything_unless_allowed() {
     assert!(e.is_bad_input());
     assert!(
         e.to_string()
-            .contains("hstore (used by function public.tags, column public.t.attrs)"),
+            .contains("hstore: the data of public.t.attrs (about 42 rows) would be lost"),
         "{e}"
     );
     assert!(e.hint().unwrap().contains("--allow-drop-extension hstore"));
 
     o.allow_drop_extensions.insert("hstore".into());
     let c = convert(&src, &o).unwrap();
-    assert_eq!(c.extensions, vec!["pgcrypto", "uuid-ossp", "pg_trgm"]);
+    let names: Vec<&str> = c.extensions.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, vec!["pgcrypto", "uuid-ossp", "pg_trgm"]);
     assert_eq!(
         c.section_sql(Section::PreData),
         vec!["CREATE TABLE public.t (id int);".to_string()]
@@ -387,34 +399,52 @@ fn unsupported_extensions_fail_before_anything_unless_allowed() {
 #[test]
 fn auth_users_becomes_app_users_with_the_mapping_reported() {
     let mut src = source("", "");
-    src.auth_users_columns = Some(
-        [
-            "instance_id",
-            "id",
-            "email",
-            "email_change_token_new",
-            "confirmed_at",
-            "is_anonymous",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    );
+    let mut cols: Vec<crate::catalog::ColumnDef> = [
+        "instance_id",
+        "id",
+        "email",
+        "email_change_token_new",
+        "confirmed_at",
+        "is_anonymous",
+        "is_sso_user",
+    ]
+    .iter()
+    .map(|c| col(c))
+    .collect();
+    cols[4].generated = Some("LEAST(email_confirmed_at, phone_confirmed_at)".into());
+    src.auth_users_columns = Some(cols);
     let c = convert(&src, &opts(PolicyMode::Drop)).unwrap();
-    assert!(c
-        .section_sql(Section::PreData)
+    let pre = c.section_sql(Section::PreData);
+    let table = pre
         .iter()
-        .any(|s| s.starts_with("CREATE TABLE public.app_users")));
+        .find(|s| s.starts_with("CREATE TABLE public.app_users"))
+        .unwrap();
+    assert!(
+        table.contains("\"email\" text,"),
+        "email is nullable: {table}"
+    );
+    assert!(
+        table.contains("\"confirmed_at\" text GENERATED ALWAYS AS (LEAST(email_confirmed_at, phone_confirmed_at)) STORED"),
+        "{table}"
+    );
+    assert!(
+        c.section_sql(Section::PostData)
+            .iter()
+            .any(|s| s.contains("app_users_email_partial_key")
+                && s.contains("WHERE (is_sso_user = false)")),
+        "email unique among non-SSO users"
+    );
     let r = c.report_text();
     assert!(r.contains("column auth.users.email_change_token_new — becomes public.app_users.email_change_token"), "{r}");
     assert!(
-        r.contains("column auth.users.confirmed_at — generated"),
+        c.report
+            .iter()
+            .any(|d| d.object == "column auth.users.is_anonymous"
+                && d.reason == "carried to public.app_users.is_anonymous as it is"),
         "{r}"
     );
-    assert!(
-        r.contains("column auth.users.is_anonymous — Supabase Auth internal"),
-        "{r}"
-    );
+    // No application object reads auth.users: no view.
+    assert!(!pre.iter().any(|s| s.contains("VIEW auth.users")));
 }
 
 #[test]

@@ -1,0 +1,21 @@
+-- catalog: extensions created in public (vector, citext), as projects that
+-- enabled them from SQL rather than the dashboard have them.
+create extension if not exists vector with schema public;
+create extension if not exists citext with schema public;
+
+create table public.products (
+  id bigint generated always as identity primary key,
+  sku citext not null unique,
+  name text not null,
+  embedding vector(3)
+);
+
+create index products_embedding_idx on public.products using hnsw (embedding vector_l2_ops);
+
+create function public.similar_products(p bigint, n int) returns setof public.products
+language sql stable
+as $$
+  select q.* from public.products q, public.products x
+  where x.id = p and q.id <> p
+  order by l2_distance(q.embedding, x.embedding) limit n
+$$;

@@ -1,0 +1,3 @@
+insert into public.products (sku, name, embedding)
+select 'SKU-' || i, 'Product ' || i, ('[' || i || ',' || (i * 2) % 9 || ',1]')::vector
+from generate_series(1, 30) i;

@@ -1,0 +1,17 @@
+-- Documents reference the objects (written before this file) in every form.
+-- __REF__ is the project ref; __SIGNED__ a signed URL's token.
+insert into public.documents (owner, object_id, file_path, public_url, preview_url, share_url, note)
+select o.owner,
+       o.id,
+       case when o.bucket_id = 'documents' then o.name end,
+       case when o.bucket_id = 'avatars' then 'https://__REF__.supabase.co/storage/v1/object/public/avatars/' || o.name end,
+       case when o.bucket_id = 'documents' then 'https://__REF__.supabase.co/storage/v1/render/image/authenticated/documents/' || o.name || '?width=200' end,
+       case when o.bucket_id = 'documents' then 'https://__REF__.supabase.co/storage/v1/object/sign/documents/' || o.name || '?token=__SIGNED__' end,
+       case when o.name like '%2%' then '' end
+from storage.objects o
+order by o.name;
+
+insert into media.images (document_id, path, width, height)
+select d.id, o.name, 64, 64
+from public.documents d join storage.objects o on o.id = d.object_id
+where o.bucket_id = 'avatars';

@@ -1,0 +1,24 @@
+alter table public.notes enable row level security;
+alter table public.profiles enable row level security;
+alter table public.team_members enable row level security;
+
+create policy "own notes" on public.notes
+  for all to authenticated
+  using (owner = auth.uid()) with check (owner = auth.uid());
+
+create policy "verified users read shared notes" on public.notes
+  for select to authenticated
+  using (shared and exists (select 1 from auth.users u
+                            where u.id = auth.uid() and u.email_confirmed_at is not null));
+
+create policy "team members read team notes" on public.notes
+  for select to authenticated
+  using (team_id is not null and private.is_member(team_id));
+
+create policy "profiles are public" on public.profiles for select using (true);
+create policy "own profile" on public.profiles for update to authenticated using (id = auth.uid());
+create policy "members see their teams" on public.team_members
+  for select to authenticated using (user_id = auth.uid());
+
+grant usage on schema private to authenticated;
+grant execute on function private.is_member(uuid) to authenticated;

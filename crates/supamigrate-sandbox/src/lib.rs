@@ -271,36 +271,41 @@ impl Sandbox {
             &Password::new(sb.state.target.login_password.clone()),
         )
         .await?;
+        sb.load(opts, &storage).await?;
+        sb.save()?;
+        Ok(sb)
+    }
+
+    /// Loads the fixture: the application asked for, else the TMS fixture
+    /// with data at the scale.
+    async fn load(&self, opts: &SandboxOptions, storage: &Path) -> Result<()> {
         if let Some(app) = opts.app {
             tracing::info!(app = app.name, "loading the fixture application");
-            apps::install(
+            return apps::install(
                 app,
-                &sb.source_url(),
-                &sb.source_superuser("postgres"),
-                &storage,
+                &self.source_url(),
+                &self.source_superuser("postgres"),
+                storage,
                 PROJECT_REF,
             )
-            .await?;
-            sb.save()?;
-            return Ok(sb);
+            .await;
         }
         tracing::info!("loading the TMS fixture");
-        fixture::install(&sb.source_url(), &sb.source_superuser("postgres")).await?;
+        fixture::install(&self.source_url(), &self.source_superuser("postgres")).await?;
         if opts.scale > 0 {
             tracing::info!(scale = opts.scale, seed = opts.seed, "generating data");
             fixture::generate(
-                &sb.source_superuser("postgres"),
+                &self.source_superuser("postgres"),
                 &fixture::GenerateOptions {
                     scale: opts.scale,
                     seed: opts.seed,
-                    storage_dir: storage,
+                    storage_dir: storage.to_path_buf(),
                     project_ref: PROJECT_REF.into(),
                 },
             )
             .await?;
         }
-        sb.save()?;
-        Ok(sb)
+        Ok(())
     }
 
     /// A sandbox for one test: in a fresh temporary directory, stopped and

@@ -146,6 +146,25 @@ pub struct Facts {
     pub backup_disk: Disk,
     /// The plan, or why it cannot be made (an extension the target lacks…).
     pub plan: std::result::Result<PlanFacts, Failure>,
+    /// The users, by how they sign in (when auth.users is readable).
+    pub users: Option<UserKinds>,
+}
+
+/// `auth.users` by kind of user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserKinds {
+    /// Every user.
+    pub total: i64,
+    /// With an email (SSO users aside).
+    pub email: i64,
+    /// With a phone and no email.
+    pub phone_only: i64,
+    /// Anonymous sign-ins.
+    pub anonymous: i64,
+    /// Through SSO (SAML).
+    pub sso: i64,
+    /// Without a password (OAuth, magic link, OTP, SSO, anonymous).
+    pub no_password: i64,
 }
 
 /// The plan's facts for preflight.
@@ -259,6 +278,11 @@ pub async fn gather(
         },
         Err(_) => (Vec::new(), None),
     };
+    let readable_users = access.iter().any(|a| a.table == "auth.users" && a.readable);
+    let users = match readable_users {
+        true => user_kinds(source).await.ok(),
+        false => None,
+    };
     Facts {
         source_port: source.port,
         source: source_probe,
@@ -274,7 +298,26 @@ pub async fn gather(
         size_and_wal,
         backup_disk: free_bytes(backup_dir),
         plan: plan_facts(plan),
+        users,
     }
+}
+
+/// Counts `auth.users` by kind (columns of older GoTrue versions may be
+/// missing: read through the row's JSON).
+async fn user_kinds(source: &ConnInfo) -> Result<UserKinds> {
+    let client = connect(source).await?;
+    let r = client
+        .query_one(include_str!("catalog/sql/user_kinds.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("counting users by kind", e))?;
+    Ok(UserKinds {
+        total: r.get(0),
+        email: r.get(1),
+        phone_only: r.get(2),
+        anonymous: r.get(3),
+        sso: r.get(4),
+        no_password: r.get(5),
+    })
 }
 
 /// The checks `facts` pass or fail. Pure.
@@ -307,12 +350,23 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         });
     }
     capacity(facts, &mut out);
+    if let Some(u) = &facts.users {
+        out.push(check(
+            "users",
+            Status::Pass,
+            format!(
+                "{} users: {} with an email, {} by phone only, {} anonymous, {} through SSO, {} without a password; every one moves to public.app_users",
+                u.total, u.email, u.phone_only, u.anonymous, u.sso, u.no_password
+            ),
+            None,
+        ));
+    }
     out.push(match &facts.plan {
         Ok(p) => check(
             "schema conversion",
             Status::Pass,
             format!(
-                "schemas {}; {} pre-data and {} post-data statements; extensions all available",
+                "schemas {}; {} pre-data and {} post-data statements; every extension decided",
                 p.schemas.join(", "),
                 p.pre_data,
                 p.post_data
@@ -556,7 +610,25 @@ mod tests {
                 pre_data: 3,
                 post_data: 4,
             }),
+            users: Some(UserKinds {
+                total: 6,
+                email: 3,
+                phone_only: 1,
+                anonymous: 1,
+                sso: 1,
+                no_password: 4,
+            }),
         }
+    }
+
+    #[test]
+    fn users_are_counted_by_kind() {
+        let checks = evaluate(&good());
+        let users = checks.iter().find(|c| c.name == "users").unwrap();
+        assert_eq!(
+            users.detail,
+            "6 users: 3 with an email, 1 by phone only, 1 anonymous, 1 through SSO, 4 without a password; every one moves to public.app_users"
+        );
     }
 
     fn failing(f: &Facts) -> Vec<String> {

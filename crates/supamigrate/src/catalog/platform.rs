@@ -84,6 +84,9 @@ pub struct PlatformFacts {
     pub internal_triggers: Vec<InternalTrigger>,
     /// Policies on internal tables.
     pub internal_policies: Vec<InternalPolicy>,
+    /// Privileges granted on `auth.users`: (role, privilege).
+    #[serde(default)]
+    pub auth_users_grants: Vec<(String, String)>,
 }
 
 /// Reads them.
@@ -104,6 +107,13 @@ pub async fn gather(client: &Client) -> Result<PlatformFacts> {
         foreign_servers: foreign_servers(client).await?,
         internal_triggers: internal_triggers(client, &internal).await?,
         internal_policies: internal_policies(client, &internal).await?,
+        auth_users_grants: client
+            .query(include_str!("sql/auth_users_grants.sql"), &[])
+            .await
+            .map_err(failed)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect(),
     })
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::objects::{objects_of, PlannedObject};
 use crate::pg::TableName;
+use crate::sql::uses::Uses;
 use crate::sql::Statement;
 
 /// Which part of the schema.
@@ -58,6 +59,10 @@ pub struct PlannedStatement {
     pub objects: Vec<PlannedObject>,
     /// A table whose columns come from elsewhere (a partition…).
     pub inherits: bool,
+    /// For code (functions, views, policies, triggers): what it uses, so
+    /// verify can check each of those resolves on the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<Uses>,
 }
 
 fn table_of(rv: &Option<RangeVar>) -> Option<TableName> {
@@ -108,6 +113,16 @@ fn phase_of(node: Option<&NodeEnum>) -> (Phase, Option<TableName>) {
 pub fn classify(st: &Statement, section: Section, sql: String) -> PlannedStatement {
     let (phase, table) = phase_of(st.node());
     let (objects, inherits) = st.node().map(objects_of).unwrap_or_default();
+    let code = matches!(
+        st.node(),
+        Some(
+            NodeEnum::CreateFunctionStmt(_)
+                | NodeEnum::ViewStmt(_)
+                | NodeEnum::CreateTableAsStmt(_)
+                | NodeEnum::CreatePolicyStmt(_)
+                | NodeEnum::CreateTrigStmt(_)
+        )
+    );
     PlannedStatement {
         section,
         phase,
@@ -115,6 +130,7 @@ pub fn classify(st: &Statement, section: Section, sql: String) -> PlannedStateme
         sql,
         objects,
         inherits,
+        uses: code.then(|| crate::sql::uses::of_statement(st)),
     }
 }
 

@@ -181,6 +181,20 @@ pub fn discover(samples: &[ColumnSample]) -> (Vec<RefColumn>, Vec<String>) {
         if hits == 0 || hits * 2 < s.values {
             continue;
         }
+        // Bare keys of several buckets: which bucket a row's key is in is
+        // not the column's to say.
+        let mut key_set: Vec<&String> = s.key_buckets.iter().collect();
+        key_set.sort();
+        key_set.dedup();
+        if key_set.len() > 1 {
+            reasons.push(format!(
+                "{}.{}: not rewritten: its values are keys of several buckets ({}); name it with --reference if one bucket holds them all",
+                s.table,
+                s.column,
+                key_set.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+            continue;
+        }
         let bucket = most_common(if s.key_buckets.is_empty() {
             &url_buckets
         } else {

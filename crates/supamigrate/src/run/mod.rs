@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::connect::Password;
+use crate::connect::{connect, Password};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::Event;
 use crate::journal::{
@@ -222,6 +222,9 @@ impl Runner<'_> {
         let mut checks = crate::preflight::evaluate(&facts);
         if let Ok(p) = &plan {
             checks.push(self.storage_check(p));
+            if let Some(c) = self.objects_check(p).await {
+                checks.push(c);
+            }
         }
         if let Some(e) = crate::preflight::failure(&checks) {
             return Err(e);
@@ -255,6 +258,69 @@ impl Runner<'_> {
             detail,
             hint,
         }
+    }
+
+    /// Every object `storage.objects` lists is in the Storage source (read
+    /// before anything is written, so a missing one stops the run here).
+    async fn objects_check(&self, plan: &MigrationPlan) -> Option<crate::preflight::Check> {
+        use crate::preflight::{Check, Status};
+        let config = self.opts.stores.as_ref()?;
+        if plan.storage.objects() == 0 {
+            return None;
+        }
+        let listed = async {
+            let stores = config.open().await?;
+            let client = connect(self.ctx.source()?).await?;
+            crate::storage::prepare(&client, &stores.source, &plan.storage).await
+        }
+        .await;
+        let (status, detail, hint) = match listed {
+            Err(e) => (
+                Status::Fail,
+                format!("cannot list the Storage source: {e}"),
+                e.hint().map(str::to_string),
+            ),
+            Ok(o) if o.missing_in_store.is_empty() => (
+                Status::Pass,
+                format!(
+                    "all {} objects of storage.objects are in the Storage source",
+                    o.objects.len()
+                ),
+                None,
+            ),
+            Ok(o) => {
+                let keys: Vec<String> = o
+                    .missing_in_store
+                    .iter()
+                    .take(10)
+                    .map(|m| m.to_string())
+                    .collect();
+                let detail = format!(
+                    "{} objects listed in storage.objects are not in the Storage source: {}",
+                    o.missing_in_store.len(),
+                    keys.join(", ")
+                );
+                if plan.storage.allow_missing_objects {
+                    (
+                        Status::Warn,
+                        format!("{detail} (--allow-missing-objects: migrated without them)"),
+                        None,
+                    )
+                } else {
+                    (
+                        Status::Fail,
+                        detail,
+                        Some("restore them to the source, or pass --allow-missing-objects to migrate without them".to_string()),
+                    )
+                }
+            }
+        };
+        Some(Check {
+            name: "storage objects".into(),
+            status,
+            detail,
+            hint,
+        })
     }
 
     async fn confirm(&mut self) -> Result<StepOutcome> {

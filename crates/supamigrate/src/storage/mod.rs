@@ -300,6 +300,7 @@ pub async fn migrate(
 ) -> Result<StorageSummary> {
     let client = connect(source_db).await?;
     let objects = prepare(&client, &stores.source, plan).await?;
+    check_missing(&objects, plan)?;
     let copy = transfer::copy(&stores.source, &stores.dest, &objects, opts, observer).await?;
     let mut summary = StorageSummary {
         objects,
@@ -315,6 +316,28 @@ pub async fn migrate(
     summary.unresolved = r.unresolved;
     summary.remaining = remaining_supabase_references(&tgt, &plan.references).await?;
     Ok(summary)
+}
+
+/// Objects `storage.objects` lists but the store does not have stop the
+/// step before anything is copied, unless the plan allows them
+/// (`--allow-missing-objects`: they are reported).
+pub fn check_missing(objects: &ObjectsPlan, plan: &StoragePlan) -> Result<()> {
+    let missing = &objects.missing_in_store;
+    if missing.is_empty() || plan.allow_missing_objects {
+        return Ok(());
+    }
+    let shown: Vec<String> = missing.iter().take(20).map(|o| o.to_string()).collect();
+    let more = if missing.len() > 20 {
+        format!(" and {} more", missing.len() - 20)
+    } else {
+        String::new()
+    };
+    Err(Error::invalid_input(format!(
+        "{} objects listed in storage.objects are not in the Storage source: {}{more}; nothing was copied",
+        missing.len(),
+        shown.join(", ")
+    ))
+    .with_hint("restore them to the source, or pass --allow-missing-objects to migrate without them (they are listed in the report)"))
 }
 
 /// Values of a reference column that still point at Supabase Storage.
@@ -337,7 +360,8 @@ pub async fn remaining_supabase_references(
         let rows: i64 = target
             .query_one(
                 &format!(
-                    "select count(*) from {} t where t.{col} is not null and t.{col}::text not like 's3://%' \
+                    "select count(*) from {} t where t.{col} is not null and t.{col}::text <> '' \
+                     and t.{col}::text not like 's3://%' \
                      and (t.{col}::text like '%/storage/v1/%' or t.{col}::text not like '%://%')",
                     rc.table.quoted(),
                     col = crate::pg::quote_ident(&rc.column)

@@ -13,6 +13,7 @@
 //! Nothing here writes to either database.
 
 pub mod checks;
+pub mod code;
 pub mod content;
 pub mod fingerprint;
 pub mod integrity;
@@ -43,9 +44,9 @@ use content::{Bisect, DiffKind, KeyColumn, KeyDiffs, Pair, Range, RowDiff, Sum, 
 pub struct VerifyOptions {
     /// Migrated schemas (same names on both sides).
     pub schemas: Vec<String>,
-    /// `auth.users` → `app_users` on these column pairs, when the source has
-    /// Supabase Auth.
-    pub users: Option<(TableName, Vec<ColumnPair>)>,
+    /// Tables compared on column pairs (source, target, pairs): `auth.users`
+    /// → `app_users`, Storage's metadata tables.
+    pub mapped: Vec<(TableName, TableName, Vec<ColumnPair>)>,
     /// Concurrent workers (a source and a target session each).
     pub jobs: usize,
     /// List at most this many differing rows per table.
@@ -63,6 +64,8 @@ pub struct VerifyOptions {
     /// The bucket prefix and URL prefix `storage copy` used: each rewritten
     /// value must be the new location of the source's value.
     pub rewrite_prefixes: RewritePrefixes,
+    /// Columns whose NOT NULL or default the plan changed (`schema.table.column`).
+    pub changed_columns: std::collections::BTreeSet<String>,
     /// Where progress goes.
     pub observer: SharedObserver,
 }
@@ -83,7 +86,12 @@ impl VerifyOptions {
     pub fn for_plan(plan: &MigrationPlan, observer: SharedObserver) -> VerifyOptions {
         VerifyOptions {
             schemas: plan.schemas.clone(),
-            users: plan.users().map(|u| (u.target.clone(), u.columns.clone())),
+            mapped: plan
+                .tables
+                .iter()
+                .filter(|t| t.source != t.target || !plan.schemas.contains(&t.source.schema))
+                .map(|t| (t.source.clone(), t.target.clone(), t.columns.clone()))
+                .collect(),
             jobs: 2,
             max_rows: 20,
             chunk_rows: 100_000,
@@ -91,6 +99,13 @@ impl VerifyOptions {
             checks: Vec::new(),
             rewritten: Vec::new(),
             rewrite_prefixes: RewritePrefixes::default(),
+            changed_columns: plan
+                .conversion
+                .dropped_defaults
+                .iter()
+                .chain(&plan.conversion.plain_generated)
+                .cloned()
+                .collect(),
             observer,
         }
     }
@@ -198,6 +213,9 @@ pub struct VerifyReport {
     /// Rewritten values that are not the new location of the source's value
     /// (at most `max_rows` per column listed).
     pub reference_mismatches: Vec<ReferenceMismatch>,
+    /// The application's code and column definitions on the target.
+    #[serde(default)]
+    pub code: code::CodeReport,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -218,6 +236,7 @@ impl VerifyReport {
             + self.inventory.different.len()
             + self.storage_references.len()
             + self.reference_mismatches.len()
+            + self.code.mismatches()
     }
 
     /// Everything matches.
@@ -410,9 +429,9 @@ async fn pairs(
 ) -> Result<(Vec<Pair>, Vec<Absent>)> {
     let src = columns(source, &opts.schemas, "source").await?;
     let mut target_schemas = opts.schemas.clone();
-    if let Some((users, _)) = &opts.users {
-        if !target_schemas.contains(&users.schema) {
-            target_schemas.push(users.schema.clone());
+    for (_, t, _) in &opts.mapped {
+        if !target_schemas.contains(&t.schema) {
+            target_schemas.push(t.schema.clone());
         }
     }
     let tgt = columns(target, &target_schemas, "target").await?;
@@ -427,14 +446,13 @@ async fn pairs(
         .into_iter()
         .map(|(name, sc)| (name.clone(), sc, name, None))
         .collect();
-    if let Some((app_users, mapping)) = &opts.users {
-        let auth = columns(source, &["auth".to_string()], "source").await?;
-        let users = TableName::new("auth", "users");
-        if let Some(sc) = auth.get(&users) {
+    for (from, to, mapping) in &opts.mapped {
+        let cols = columns(source, std::slice::from_ref(&from.schema), "source").await?;
+        if let Some(sc) = cols.get(from) {
             candidates.push((
-                users,
+                from.clone(),
                 sc.clone(),
-                app_users.clone(),
+                to.clone(),
                 Some(mapping.as_slice()),
             ));
         }
@@ -726,6 +744,7 @@ struct Checks {
     inventory: inventory::InventoryDiff,
     storage_references: Vec<RemainingReferences>,
     reference_mismatches: Vec<ReferenceMismatch>,
+    code: code::CodeReport,
 }
 
 async fn other_checks(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Result<Checks> {
@@ -748,6 +767,24 @@ async fn other_checks(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Resul
         storage_references: crate::storage::remaining_supabase_references(tgt, &opts.rewritten)
             .await?,
         reference_mismatches: reference_mismatches(src, tgt, opts).await?,
+        code: code_report(src, tgt, opts).await?,
+    })
+}
+
+async fn code_report(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Result<code::CodeReport> {
+    let (objects, unresolved) =
+        code::check_references(src, tgt, &opts.planned, &opts.schemas).await?;
+    let bodies = code::check_bodies(tgt, &opts.schemas).await?;
+    let (columns, column_differences) =
+        code::check_columns(src, tgt, &opts.schemas, &opts.changed_columns).await?;
+    Ok(code::CodeReport {
+        objects,
+        unresolved,
+        plpgsql_check: bodies.is_some(),
+        bodies_checked: bodies.as_ref().map_or(0, |b| b.0),
+        body_errors: bodies.map(|b| b.1).unwrap_or_default(),
+        columns,
+        column_differences,
     })
 }
 
@@ -812,6 +849,7 @@ pub async fn verify(
         inventory: checks.inventory,
         storage_references: checks.storage_references,
         reference_mismatches: checks.reference_mismatches,
+        code: checks.code,
         seconds: started.elapsed().as_secs_f64(),
     };
     tracing::info!(

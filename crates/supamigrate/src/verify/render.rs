@@ -224,6 +224,52 @@ fn inventory(r: &VerifyReport) -> Group {
     ("Schema inventory", lines)
 }
 
+fn code(r: &VerifyReport) -> Group {
+    let c = &r.code;
+    let mut lines = Vec::new();
+    for u in &c.unresolved {
+        lines.push((
+            false,
+            format!(
+                "{} uses {}, which the target does not have: it would fail when it runs",
+                u.object, u.reference
+            ),
+        ));
+    }
+    for e in &c.body_errors {
+        let line = e.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        lines.push((
+            false,
+            format!("plpgsql_check: {}{line}: {}", e.function, e.message),
+        ));
+    }
+    for d in &c.column_differences {
+        lines.push((
+            false,
+            format!(
+                "column {}: {} is {} on the source, {} on the target",
+                d.column, d.what, d.source, d.target
+            ),
+        ));
+    }
+    if lines.is_empty() {
+        lines.push((
+            true,
+            format!(
+                "{} functions, views, policies and triggers resolve what they use{}; {} columns keep NOT NULL and defaults",
+                c.objects,
+                if c.plpgsql_check {
+                    format!("; plpgsql_check passed {} functions", c.bodies_checked)
+                } else {
+                    " (plpgsql_check is not installed on the target: checked against its catalog)".to_string()
+                },
+                c.columns
+            ),
+        ));
+    }
+    ("Application code", lines)
+}
+
 /// Findings other than the per-table ones.
 fn findings(r: &VerifyReport) -> Vec<Group> {
     let mut out = vec![foreign_keys(r), sequences(r)];
@@ -232,6 +278,7 @@ fn findings(r: &VerifyReport) -> Vec<Group> {
     }
     out.extend(references(r));
     out.push(inventory(r));
+    out.push(code(r));
     out
 }
 

@@ -46,6 +46,7 @@ $$;",
 pub(super) fn add(
     src: &SchemaSource,
     shim: bool,
+    app_role: &str,
     needs: Needs,
     users_used_by: &[String],
     out: &mut Conversion,
@@ -78,12 +79,17 @@ pub(super) fn add(
         note_users(&cols, out);
         if needs.users_view {
             pre.push(users::users_view(&cols));
-            out.note_todo(
+            out.note(
                 Action::Added,
                 "view auth.users",
-                format!("over {APP_USERS}, with auth.users' column names: {} read or change auth.users and keep working", users_used_by.join(", ")),
-                "nothing: functions that insert or update auth.users change public.app_users",
+                format!("over {APP_USERS}, with auth.users' column names: {} read or change auth.users and keep working (writes through it change {APP_USERS})", users_used_by.join(", ")),
             );
+            pre.extend(users_view_grants(
+                &src.platform.auth_users_grants,
+                shim,
+                app_role,
+                out,
+            ));
         }
     }
     if src.storage_columns.is_some() {
@@ -112,6 +118,41 @@ pub(super) fn add(
         .unwrap_or(out.statements.len());
     out.statements.splice(first_post..first_post, post);
     Ok(())
+}
+
+/// The privileges roles had on `auth.users` go to the view: the API roles
+/// keep theirs with the shim, else they go to the application role.
+fn users_view_grants(
+    grants: &[(String, String)],
+    shim: bool,
+    app_role: &str,
+    out: &mut Conversion,
+) -> Vec<String> {
+    let mut sql = Vec::new();
+    for (role, privilege) in grants {
+        let to = if crate::supabase::API_ROLES.contains(&role.as_str()) {
+            if shim {
+                role.as_str()
+            } else {
+                app_role
+            }
+        } else if crate::supabase::is_supabase_role(role) {
+            continue;
+        } else {
+            role.as_str()
+        };
+        sql.push(format!(
+            "GRANT {privilege} ON auth.users TO {};",
+            crate::pg::quote_ident(to)
+        ));
+        out.note_with(
+            Action::Added,
+            format!("GRANT {privilege} ON auth.users TO {to}"),
+            format!("{role} had {privilege} on auth.users"),
+            Impact::None,
+        );
+    }
+    sql
 }
 
 /// The app_users lines: the table, renamed and carried columns, the email rule.

@@ -124,6 +124,10 @@ pub struct Conversion {
     /// Stored generated columns that become plain columns holding the
     /// source's values (`schema.table.column`, `--stale-generated keep`).
     pub plain_generated: BTreeSet<String>,
+    /// Columns whose default is removed: it uses an extension the target
+    /// does not get (`schema.table.column`).
+    #[serde(default)]
+    pub dropped_defaults: BTreeSet<String>,
     /// Whether the RLS shim (auth schema, API roles) is part of the result.
     pub shim: bool,
     /// Columns left out with a dropped extension (`schema.table.column`): not copied.
@@ -258,13 +262,29 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         .filter_map(|d| d.strip_prefix("column "))
         .map(str::to_string)
         .collect();
+    out.dropped_defaults = fate
+        .dependents
+        .keys()
+        .filter_map(|d| d.strip_prefix("default of column "))
+        .map(str::to_string)
+        .collect();
     out.plain_generated = generated::plan(&src.generated_columns, opts.stale_generated, &mut out)?;
     let stmts = statements(src, &mut out)?;
+    // The application's triggers on Supabase's tables (but auth.users) are left out.
+    let dropped_trigger_functions: BTreeSet<crate::sql::uses::Name> = src
+        .platform
+        .internal_triggers
+        .iter()
+        .filter(|t| !(t.schema == "auth" && t.table == "users"))
+        .filter_map(|t| t.function.split_once('.'))
+        .map(|(s, n)| crate::sql::uses::Name::new(s, n))
+        .collect();
     let ctx = reach::Context {
         schemas: &src.schemas,
         has_auth: src.auth_users_columns.is_some(),
         has_storage: src.storage_columns.is_some(),
         fate: &fate,
+        dropped_trigger_functions: &dropped_trigger_functions,
     };
     let refs: Vec<&Statement> = stmts.iter().map(|(_, st)| st).collect();
     let reach = reach::analyze(&refs, &ctx);
@@ -281,7 +301,14 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
             None => rules.apply(st, section, &mut out)?,
         }
     }
-    compat::add(src, out.shim, reach.needs, &reach.users_used_by, &mut out)?;
+    compat::add(
+        src,
+        out.shim,
+        &opts.app_role,
+        reach.needs,
+        &reach.users_used_by,
+        &mut out,
+    )?;
     platform::note(src, opts, &reach, &ctx, &mut out)?;
     out.statements.sort_by_key(|s| s.section);
     // Identical statements (several API roles mapped to one role) once only.

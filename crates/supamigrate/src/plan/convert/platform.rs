@@ -221,7 +221,8 @@ fn triggers_and_policies(src: &SchemaSource, out: &mut Conversion) {
 
 /// Publications, event triggers, bucket settings: the platform's, left behind.
 fn publications_and_buckets(src: &SchemaSource, out: &mut Conversion) {
-    for p in &src.publications {
+    // The platform's publication with no table published carries nothing.
+    for p in src.publications.iter().filter(|p| !p.tables.is_empty()) {
         out.note_todo(
             Action::Dropped,
             format!("publication {} ({})", p.name, p.tables.join(", ")),

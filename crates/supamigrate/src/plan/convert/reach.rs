@@ -92,6 +92,9 @@ pub struct Context<'a> {
     pub has_storage: bool,
     /// The extensions' fate.
     pub fate: &'a Fate,
+    /// Functions of the application's triggers on Supabase's tables that
+    /// are left out (on auth.identities, storage.objects…).
+    pub dropped_trigger_functions: &'a BTreeSet<Name>,
 }
 
 const AUTH_FUNCTIONS: &[&str] = &["uid", "role", "email", "jwt"];
@@ -106,6 +109,8 @@ struct Item {
     uses: Uses,
     subjects: (BTreeSet<Name>, BTreeSet<Name>),
     droppable: bool,
+    /// For a trigger: its function.
+    trigger_function: Option<Name>,
 }
 
 /// The outcome: for each statement, what it uses that the target will not
@@ -179,11 +184,50 @@ pub fn analyze(stmts: &[&Statement], ctx: &Context) -> Reach {
                 changed = true;
             }
         }
-        if !changed {
+        if !changed && !orphans(&items, &mut verdict, ctx) {
             break;
         }
     }
     summarize(items, verdict)
+}
+
+/// Trigger functions all of whose triggers are left out are left out too
+/// (nothing else can call them); true when one was.
+fn orphans(items: &[Item], verdict: &mut [Option<Missing>], ctx: &Context) -> bool {
+    let mut triggers: BTreeMap<&Name, (usize, usize)> = BTreeMap::new();
+    for (it, v) in items.iter().zip(verdict.iter()) {
+        if let Some(f) = &it.trigger_function {
+            let e = triggers.entry(f).or_default();
+            if v.is_some() {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+    }
+    for f in ctx.dropped_trigger_functions {
+        triggers.entry(f).or_default().1 += 1;
+    }
+    let mut changed = false;
+    for (i, it) in items.iter().enumerate() {
+        if verdict[i].is_some() {
+            continue;
+        }
+        let orphan = it
+            .functions
+            .iter()
+            .find(|f| matches!(triggers.get(f), Some((0, d)) if *d > 0));
+        if let Some(f) = orphan {
+            verdict[i] = Some(Missing {
+                reason: format!(
+                    "trigger function of triggers that are all left out: {f} would never run"
+                ),
+                todo: "see the lines for its triggers".into(),
+            });
+            changed = true;
+        }
+    }
+    changed
 }
 
 fn summarize(items: Vec<Item>, verdict: Vec<Option<Missing>>) -> Reach {
@@ -356,6 +400,7 @@ fn item(st: &Statement) -> Item {
         uses,
         subjects: (BTreeSet::new(), BTreeSet::new()),
         droppable: true,
+        trigger_function: None,
     };
     if let Some(node) = st.node() {
         describe(node, &mut it);
@@ -404,6 +449,7 @@ fn describe(node: &NodeEnum, it: &mut Item) {
         }
         NodeEnum::CreateTrigStmt(t) => {
             it.key = Some(format!("trigger {} on {}", t.trigname, rel(&t.relation)));
+            it.trigger_function = Name::from_parts(&parts(&t.funcname));
         }
         NodeEnum::CreatePolicyStmt(p) => {
             it.key = Some(format!("policy \"{}\" on {}", p.policy_name, rel(&p.table)));

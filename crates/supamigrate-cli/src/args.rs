@@ -265,10 +265,6 @@ pub struct PlanArgs {
     /// Copy the objects but leave the references alone.
     #[arg(long)]
     pub no_rewrite: bool,
-    /// Objects listed in storage.objects but missing from the store are
-    /// reported instead of stopping the Storage step.
-    #[arg(long)]
-    pub allow_missing_objects: bool,
     /// Stored generated columns whose rows no longer match their expression:
     /// recompute them on the target, or keep the source's values in a plain column.
     #[arg(long, value_name = "CHOICE")]
@@ -313,7 +309,6 @@ impl PlanArgs {
             url_prefix: self.url_prefix.clone(),
             no_rewrite: self.no_rewrite.then_some(true),
             split: None,
-            allow_missing_objects: self.allow_missing_objects.then_some(true),
             stale_generated: self.stale_generated.map(|g| match g {
                 StaleGenerated::Recompute => GeneratedChoice::Recompute,
                 StaleGenerated::Keep => GeneratedChoice::Keep,
@@ -453,6 +448,10 @@ pub struct StorageArgs {
     /// Part size for streaming and multipart uploads, in MiB (at least 5).
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub part_size_mib: usize,
+    /// Objects listed in storage.objects but missing from the Storage source
+    /// are reported instead of stopping the copy.
+    #[arg(long)]
+    pub allow_missing_objects: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -464,6 +463,7 @@ impl StorageArgs {
         TransferOptions {
             part_size: self.part_size_mib.max(5) * 1024 * 1024,
             jobs: self.jobs.max(1),
+            allow_missing_objects: self.allow_missing_objects,
         }
     }
 }
@@ -486,6 +486,10 @@ pub struct RunArgs {
     /// Part size for Storage uploads, in MiB (at least 5).
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub part_size_mib: usize,
+    /// Objects listed in storage.objects but missing from the Storage source
+    /// are reported instead of stopping the run.
+    #[arg(long)]
+    pub allow_missing_objects: bool,
     /// The application's own integrity queries for verify (see `verify --checks`).
     #[arg(long, value_name = "FILE")]
     pub checks: Option<PathBuf>,

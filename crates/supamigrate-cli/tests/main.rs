@@ -3,6 +3,8 @@
 
 mod common;
 
+#[path = "cases/apps.rs"]
+mod apps;
 #[path = "cases/backup.rs"]
 mod backup;
 #[path = "cases/cli.rs"]

@@ -215,10 +215,12 @@ impl Sandbox {
         let (source_kind, kit) = SourceKind::choose()?;
         let login_password = Password::new(random_hex(16)?);
         let source = make_source(dir, kit.as_ref(), &login_password).await?;
+        let scripts = dir.join("rds-extension-scripts");
+        rds::write_extension_scripts(&scripts)?;
         let mut target = Cluster::init(&ClusterSpec {
             dir: dir.join("target"),
             superuser: "rdsadmin".into(),
-            settings: rds::server_settings(),
+            settings: rds::server_settings(&scripts),
             tls: None,
         })?;
         target.start()?;

@@ -100,9 +100,33 @@ pub fn offers_rds_extensions() -> bool {
     std::path::Path::new(PRIVILEGED_EXTENSIONS_MODULE).is_file()
 }
 
+/// What RDS grants `rds_superuser` once it created an extension, by
+/// extension: supautils_lite runs each file after the extension is created.
+const AFTER_CREATE: &[(&str, &str)] = &[(
+    "pg_cron",
+    "grant usage on schema cron to rds_superuser with grant option;\n\
+     grant all on all tables in schema cron to rds_superuser with grant option;\n\
+     grant all on all sequences in schema cron to rds_superuser with grant option;\n\
+     grant all on all functions in schema cron to rds_superuser with grant option;\n",
+)];
+
+/// Writes the after-create scripts into `dir` (readable by the server).
+pub fn write_extension_scripts(dir: &std::path::Path) -> supamigrate::error::Result<()> {
+    use supamigrate::error::Error;
+    for (ext, sql) in AFTER_CREATE {
+        let d = dir.join(ext);
+        std::fs::create_dir_all(&d)
+            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        std::fs::write(d.join("after-create.sql"), sql)
+            .map_err(|e| Error::io(format!("writing {}/after-create.sql", d.display()), e))?;
+    }
+    Ok(())
+}
+
 /// `postgresql.conf` settings: RDS defaults that matter here, and RDS's
-/// extension allow-list with `rds_superuser`'s right to create from it.
-pub fn server_settings() -> Vec<(String, String)> {
+/// extension allow-list with `rds_superuser`'s right to create from it
+/// (`scripts`: where [`write_extension_scripts`] put what RDS grants after).
+pub fn server_settings(scripts: &std::path::Path) -> Vec<(String, String)> {
     let mut s: Vec<(String, String)> = [("wal_level", "replica"), ("max_connections", "100")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -124,6 +148,10 @@ pub fn server_settings() -> Vec<(String, String)> {
                 "'rdsadmin'".to_string(),
             ),
             ("supautils.privileged_role", "''".to_string()),
+            (
+                "supautils.privileged_extensions_custom_scripts_path",
+                format!("'{}'", scripts.display()),
+            ),
             ("cron.database_name", "'postgres'".to_string()),
         ] {
             s.push((k.to_string(), v));

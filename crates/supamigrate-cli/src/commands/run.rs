@@ -77,6 +77,7 @@ fn run_options(ctx: &Context, stores: &StoreArgs, args: &RunArgs) -> anyhow::Res
         transfer: supamigrate::storage::transfer::TransferOptions {
             part_size: args.part_size_mib.max(5) * 1024 * 1024,
             jobs: args.storage_jobs.max(1),
+            allow_missing_objects: args.allow_missing_objects,
         },
         app_password: std::env::var("APP_DB_PASSWORD")
             .ok()

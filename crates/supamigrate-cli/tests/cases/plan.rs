@@ -195,8 +195,10 @@ async fn one_schema_dump_serves_every_command_of_a_migration() {
         "{t}"
     );
     assert!(
-        t.contains("references: no column holds Storage paths or URLs"),
-        "no reference column: the plan says so: {t}"
+        t.contains("references: 2 column(s) will be rewritten")
+            && t.contains("public.driver_documents.file_path=driver-documents: discovered")
+            && t.contains("public.shipments.pod_file_path=pod-documents: discovered"),
+        "no --reference: the columns are discovered, and the plan says how: {t}"
     );
     assert_eq!(schema_dumps(), 1, "run too: the plan comes from the target");
     let all = std::fs::read_to_string(&log).unwrap();

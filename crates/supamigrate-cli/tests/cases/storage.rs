@@ -162,7 +162,23 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
         "plan wrote nothing"
     );
 
-    // A copy killed after 100 uploads, then resumed.
+    // An object the store lacks stops the copy before any upload…
+    let mut refused = bin(&sb, &s3);
+    refused.args(["storage", "copy", "--storage-class", "STANDARD"]);
+    let out = run(refused).await;
+    let t = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("1 objects listed in storage.objects are not in the Storage source: driver-documents/ghost/never uploaded.pdf")
+            && t.contains("--allow-missing-objects"),
+        "{t}"
+    );
+    assert!(
+        root.path().read_dir().unwrap().next().is_none(),
+        "nothing was uploaded"
+    );
+
+    // …unless allowed. A copy killed after 100 uploads, then resumed.
     let mut killed = bin(&sb, &s3);
     killed
         .args([
@@ -172,6 +188,7 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
             "STANDARD",
             "--jobs",
             "4",
+            "--allow-missing-objects",
         ])
         .env("SUPAMIGRATE_FAILPOINTS", "storage-object-uploaded@100");
     let out = run(killed).await;
@@ -184,6 +201,7 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
         "STANDARD",
         "--jobs",
         "4",
+        "--allow-missing-objects",
         "--json",
     ]);
     let out = ok(resumed, "storage copy (resumed)").await;

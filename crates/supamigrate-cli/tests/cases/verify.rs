@@ -187,7 +187,11 @@ async fn verify_is_green_on_a_copy_and_names_every_change() {
     assert_eq!(findings(&clean), BTreeSet::new(), "{clean:#}");
     assert_eq!(code, Some(0), "{clean:#}");
     let tables = clean["tables"].as_array().unwrap();
-    assert_eq!(tables.len(), 29, "27 TMS tables, event_log, users");
+    assert_eq!(
+        tables.len(),
+        31,
+        "27 TMS tables, event_log, users, storage.buckets and storage.objects"
+    );
     let event_log = tables
         .iter()
         .find(|t| table(&t["source"]) == "public.event_log")

@@ -87,6 +87,10 @@ pub struct PlatformFacts {
     /// Privileges granted on `auth.users`: (role, privilege).
     #[serde(default)]
     pub auth_users_grants: Vec<(String, String)>,
+    /// `auth.users` has row level security on (it has on hosted projects,
+    /// with no policy: only its owner and BYPASSRLS roles see rows).
+    #[serde(default)]
+    pub auth_users_rls: bool,
 }
 
 /// Reads them.
@@ -114,6 +118,14 @@ pub async fn gather(client: &Client) -> Result<PlatformFacts> {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect(),
+        auth_users_rls: client
+            .query_one(
+                "select coalesce((select relrowsecurity from pg_class where oid = to_regclass('auth.users')), false)",
+                &[],
+            )
+            .await
+            .map_err(failed)?
+            .get(0),
     })
 }
 

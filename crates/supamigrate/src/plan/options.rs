@@ -76,8 +76,6 @@ pub struct PlanOverrides {
     pub split: Option<SplitOptions>,
     /// `--stale-generated`.
     pub stale_generated: Option<GeneratedChoice>,
-    /// `--allow-missing-objects`.
-    pub allow_missing_objects: Option<bool>,
 }
 
 impl PlanOverrides {
@@ -101,7 +99,6 @@ impl PlanOverrides {
                 references: self.references.clone().unwrap_or_default(),
                 url_prefix: self.url_prefix.clone(),
                 no_rewrite: self.no_rewrite.unwrap_or(false),
-                allow_missing_objects: self.allow_missing_objects.unwrap_or(false),
             },
             split: self.split.unwrap_or(d.split),
             stale_generated: self.stale_generated.or(d.stale_generated),
@@ -191,13 +188,6 @@ impl PlanOverrides {
         }
         if let Some(n) = self.no_rewrite {
             differ("--no-rewrite", n.to_string(), s.no_rewrite.to_string());
-        }
-        if let Some(n) = self.allow_missing_objects {
-            differ(
-                "--allow-missing-objects",
-                n.to_string(),
-                s.allow_missing_objects.to_string(),
-            );
         }
     }
 }

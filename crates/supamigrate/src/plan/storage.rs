@@ -48,9 +48,6 @@ pub struct StoragePlan {
     /// How each reference column was found (`--reference`, or the sampled
     /// values that showed it), one line each.
     pub reference_reasons: Vec<String>,
-    /// Objects listed in `storage.objects` but absent from the store are
-    /// reported, not an error (`--allow-missing-objects`).
-    pub allow_missing_objects: bool,
     /// The rewrite of those columns; `None` leaves them alone (`--no-rewrite`,
     /// or no reference column).
     pub rewrite: Option<Rewrite>,
@@ -88,9 +85,6 @@ pub struct StorageChoices {
     pub url_prefix: Option<String>,
     /// Leave references alone.
     pub no_rewrite: bool,
-    /// Report objects missing from the store instead of stopping.
-    #[serde(default)]
-    pub allow_missing_objects: bool,
 }
 
 /// The default bucket prefix for a project.
@@ -148,7 +142,6 @@ pub fn plan(
         }),
         references,
         reference_reasons,
-        allow_missing_objects: choices.allow_missing_objects,
         notes: Vec::new(),
     };
     for b in buckets {

@@ -175,6 +175,8 @@ pub fn app_users_keys(columns: &[UserColumn]) -> Vec<String> {
 
 /// `auth.users` as a view over `app_users`, with the source's column names
 /// (automatically updatable: functions that update it update `app_users`).
+/// It runs with its caller's privileges, so `app_users`' row level
+/// security applies to readers as `auth.users`' does on Supabase.
 pub fn users_view(columns: &[UserColumn]) -> String {
     let cols: Vec<String> = columns
         .iter()
@@ -187,7 +189,7 @@ pub fn users_view(columns: &[UserColumn]) -> String {
         })
         .collect();
     format!(
-        "CREATE VIEW auth.users AS\n SELECT {}\n   FROM public.app_users;",
+        "CREATE VIEW auth.users WITH (security_invoker = true) AS\n SELECT {}\n   FROM public.app_users;",
         cols.join(",\n    ")
     )
 }

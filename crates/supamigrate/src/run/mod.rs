@@ -300,7 +300,7 @@ impl Runner<'_> {
                     o.missing_in_store.len(),
                     keys.join(", ")
                 );
-                if plan.storage.allow_missing_objects {
+                if self.opts.transfer.allow_missing_objects {
                     (
                         Status::Warn,
                         format!("{detail} (--allow-missing-objects: migrated without them)"),

@@ -300,7 +300,7 @@ pub async fn migrate(
 ) -> Result<StorageSummary> {
     let client = connect(source_db).await?;
     let objects = prepare(&client, &stores.source, plan).await?;
-    check_missing(&objects, plan)?;
+    check_missing(&objects, opts.allow_missing_objects)?;
     let copy = transfer::copy(&stores.source, &stores.dest, &objects, opts, observer).await?;
     let mut summary = StorageSummary {
         objects,
@@ -319,11 +319,11 @@ pub async fn migrate(
 }
 
 /// Objects `storage.objects` lists but the store does not have stop the
-/// step before anything is copied, unless the plan allows them
-/// (`--allow-missing-objects`: they are reported).
-pub fn check_missing(objects: &ObjectsPlan, plan: &StoragePlan) -> Result<()> {
+/// step before anything is copied, unless allowed (`--allow-missing-objects`:
+/// they are reported).
+pub fn check_missing(objects: &ObjectsPlan, allowed: bool) -> Result<()> {
     let missing = &objects.missing_in_store;
-    if missing.is_empty() || plan.allow_missing_objects {
+    if missing.is_empty() || allowed {
         return Ok(());
     }
     let shown: Vec<String> = missing.iter().take(20).map(|o| o.to_string()).collect();

@@ -19,6 +19,9 @@ pub struct TransferOptions {
     pub part_size: usize,
     /// Objects copied at once.
     pub jobs: usize,
+    /// Objects `storage.objects` lists but the store lacks are reported, not
+    /// an error (`--allow-missing-objects`).
+    pub allow_missing_objects: bool,
 }
 
 impl Default for TransferOptions {
@@ -26,6 +29,7 @@ impl Default for TransferOptions {
         TransferOptions {
             part_size: 16 * 1024 * 1024,
             jobs: 8,
+            allow_missing_objects: false,
         }
     }
 }

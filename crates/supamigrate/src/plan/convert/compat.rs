@@ -90,6 +90,9 @@ pub(super) fn add(
                 app_role,
                 out,
             ));
+            if src.platform.auth_users_rls {
+                post.extend(users_rls(shim, app_role, out));
+            }
         }
     }
     if src.storage_columns.is_some() {
@@ -141,10 +144,13 @@ fn users_view_grants(
         } else {
             role.as_str()
         };
-        sql.push(format!(
-            "GRANT {privilege} ON auth.users TO {};",
-            crate::pg::quote_ident(to)
-        ));
+        // The view runs with its caller's rights: they need the table's too.
+        for rel in ["auth.users", "public.app_users"] {
+            sql.push(format!(
+                "GRANT {privilege} ON {rel} TO {};",
+                crate::pg::quote_ident(to)
+            ));
+        }
         out.note_with(
             Action::Added,
             format!("GRANT {privilege} ON auth.users TO {to}"),
@@ -152,6 +158,30 @@ fn users_view_grants(
             Impact::None,
         );
     }
+    sql
+}
+
+/// auth.users has RLS on and no policy on Supabase: whoever reads it
+/// through a grant sees no row, unless they bypass RLS. app_users does the
+/// same, with policies for the application role and (shim) service_role,
+/// which read users on the platform's behalf.
+fn users_rls(shim: bool, app_role: &str, out: &mut Conversion) -> Vec<String> {
+    let role = crate::pg::quote_ident(app_role);
+    let mut sql = vec![
+        "ALTER TABLE public.app_users ENABLE ROW LEVEL SECURITY;".to_string(),
+        format!("CREATE POLICY app_users_application ON public.app_users TO {role} USING (true) WITH CHECK (true);"),
+    ];
+    if shim {
+        sql.push("CREATE POLICY app_users_service_role ON public.app_users TO service_role USING (true) WITH CHECK (true);".into());
+    }
+    out.note(
+        Action::Added,
+        format!("row level security on {APP_USERS}"),
+        format!(
+            "as on auth.users: roles reading it through auth.users see no row, but {app_role}{}",
+            if shim { " and service_role" } else { "" }
+        ),
+    );
     sql
 }
 

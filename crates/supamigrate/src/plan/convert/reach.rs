@@ -111,6 +111,8 @@ struct Item {
     droppable: bool,
     /// For a trigger: its function.
     trigger_function: Option<Name>,
+    /// A foreign table: its server is never migrated.
+    foreign: bool,
 }
 
 /// The outcome: for each statement, what it uses that the target will not
@@ -292,6 +294,12 @@ fn check(
             todo: format!("see the line for {name}"),
         }
     };
+    if it.foreign {
+        return Some(Missing {
+            reason: "its foreign server is not migrated (see the line for the server)".into(),
+            todo: "read the external API from the application, or create the server and the foreign table on the target yourself".into(),
+        });
+    }
     let rels = it.uses.relations.iter().chain(&it.subjects.0);
     for r in rels {
         if let Some(by) = dropped_rel.get(r) {
@@ -401,6 +409,7 @@ fn item(st: &Statement) -> Item {
         subjects: (BTreeSet::new(), BTreeSet::new()),
         droppable: true,
         trigger_function: None,
+        foreign: false,
     };
     if let Some(node) = st.node() {
         describe(node, &mut it);
@@ -427,11 +436,14 @@ fn describe(node: &NodeEnum, it: &mut Item) {
             // of gone extensions are removed by the rules).
             it.droppable = false;
         }
-        NodeEnum::CreateForeignTableStmt(c) => provide_rel(
-            it,
-            "foreign table",
-            rel(&c.base_stmt.as_ref().and_then(|b| b.relation.clone())),
-        ),
+        NodeEnum::CreateForeignTableStmt(c) => {
+            it.foreign = true;
+            provide_rel(
+                it,
+                "foreign table",
+                rel(&c.base_stmt.as_ref().and_then(|b| b.relation.clone())),
+            )
+        }
         NodeEnum::ViewStmt(v) => provide_rel(it, "view", rel(&v.view)),
         NodeEnum::CreateTableAsStmt(c) => provide_rel(
             it,

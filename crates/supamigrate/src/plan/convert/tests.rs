@@ -461,3 +461,11 @@ fn shim_adds_the_auth_functions() {
         .iter()
         .any(|s| s.contains("auth.uid")));
 }
+
+#[test]
+fn what_uses_a_left_out_object_is_left_out_too() {
+    let pre = "CREATE FOREIGN TABLE public.ft (id text) SERVER s OPTIONS (object 'x');\nGRANT ALL ON TABLE public.ft TO anon;\nGRANT SELECT ON TABLE public.ft TO reporting;";
+    let c = convert(&source(pre, ""), &opts(PolicyMode::Shim)).unwrap();
+    let sql = c.section_sql(Section::PreData);
+    assert!(!sql.iter().any(|s| s.contains("public.ft")), "{sql:?}");
+}

@@ -95,7 +95,7 @@ async fn backup_verify(
 ) -> anyhow::Result<()> {
     use supamigrate::backup::restore;
     let check = match server {
-        Some(s) => restore::verify_backup(dir, s).await,
+        Some(s) => restore::verify_backup(dir, s, &Default::default()).await,
         None => restore::verify_backup_locally(dir).await,
     }
     .with_context(|| format!("verifying the backup {}", dir.display()))?;

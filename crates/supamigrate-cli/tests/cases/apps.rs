@@ -287,6 +287,390 @@ fn assert_no_secret(text: &str, what: &str) {
     }
 }
 
+/// Each feature of a Supabase project the fixture applications use, and
+/// the plan line it must produce: (feature, app, action, object contains,
+/// reason contains). Lines are `Action object — reason`; the Storage plan's
+/// reference lines count too (`Reference …`).
+const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "users with and without email",
+        "notes",
+        "Rewritten",
+        "column public.app_users.email",
+        "nullable",
+    ),
+    (
+        "phone-only users",
+        "notes",
+        "Rewritten",
+        "column public.app_users.email",
+        "by phone",
+    ),
+    (
+        "anonymous users",
+        "notes",
+        "Rewritten",
+        "column public.app_users.email",
+        "anonymously",
+    ),
+    (
+        "SSO users",
+        "notes",
+        "Rewritten",
+        "column public.app_users.email",
+        "unique among non-SSO users",
+    ),
+    (
+        "OAuth-only users, bcrypt and argon2 hashes",
+        "notes",
+        "Added",
+        "table public.app_users",
+        "password hashes (bcrypt, argon2) are copied as they are",
+    ),
+    (
+        "an app schema besides public",
+        "notes",
+        "Rewritten",
+        "CREATE SCHEMA private",
+        "provision creates the schema",
+    ),
+    (
+        "an app schema besides public (files)",
+        "files",
+        "Rewritten",
+        "CREATE SCHEMA media",
+        "provision creates the schema",
+    ),
+    (
+        "foreign keys to auth.users",
+        "notes",
+        "Rewritten",
+        "notes_owner_fkey",
+        "now references public.app_users",
+    ),
+    (
+        "foreign keys to storage.objects(id)",
+        "files",
+        "Kept",
+        "documents_object_id_fkey",
+        "Storage's metadata tables move to the target",
+    ),
+    (
+        "views over auth.users",
+        "notes",
+        "Added",
+        "view auth.users",
+        "view public.user_directory",
+    ),
+    (
+        "views over storage.objects",
+        "files",
+        "Kept",
+        "view public.my_files",
+        "Storage's metadata tables move to the target",
+    ),
+    (
+        "policies with subqueries on auth.users",
+        "notes",
+        "Added",
+        "view auth.users",
+        "policy \"verified users read shared notes\" on public.notes",
+    ),
+    (
+        "SQL functions reading auth.users",
+        "notes",
+        "Added",
+        "view auth.users",
+        "function public.user_email",
+    ),
+    (
+        "SECURITY DEFINER plpgsql updating auth.users",
+        "notes",
+        "Added",
+        "view auth.users",
+        "function public.set_claim",
+    ),
+    (
+        "auth.users' row level security",
+        "notes",
+        "Added",
+        "row level security on public.app_users",
+        "as on auth.users",
+    ),
+    (
+        "triggers on auth.users",
+        "notes",
+        "Rewritten",
+        "trigger on_auth_user_created on auth.users",
+        "moved from auth.users to public.app_users",
+    ),
+    (
+        "triggers on auth.identities",
+        "notes",
+        "Dropped",
+        "trigger on_identity_linked on auth.identities",
+        "not migrated",
+    ),
+    (
+        "triggers on auth.mfa_factors",
+        "notes",
+        "Dropped",
+        "trigger on_mfa_enrolled on auth.mfa_factors",
+        "not migrated",
+    ),
+    (
+        "trigger functions of left-out triggers",
+        "notes",
+        "Dropped",
+        "function public.log_identity",
+        "would never run",
+    ),
+    (
+        "triggers on storage.objects",
+        "files",
+        "Dropped",
+        "trigger on_object_uploaded on storage.objects",
+        "uploads go to S3",
+    ),
+    (
+        "functions reading storage.objects",
+        "files",
+        "Kept",
+        "function public.bucket_usage",
+        "Storage's metadata tables move to the target",
+    ),
+    (
+        "buckets and their settings",
+        "files",
+        "Dropped",
+        "bucket avatars settings",
+        "no S3 equivalent",
+    ),
+    (
+        "Storage policies",
+        "files",
+        "Dropped",
+        "policy \"owners manage their documents\" on storage.objects",
+        "no S3 equivalent",
+    ),
+    (
+        "references: bare paths",
+        "files",
+        "Reference",
+        "public.documents.file_path=documents",
+        "discovered",
+    ),
+    (
+        "references: public URLs",
+        "files",
+        "Reference",
+        "public.documents.public_url=avatars",
+        "discovered",
+    ),
+    (
+        "references: authenticated render URLs",
+        "files",
+        "Reference",
+        "public.documents.preview_url=documents",
+        "discovered",
+    ),
+    (
+        "references: signed URLs",
+        "files",
+        "Reference",
+        "public.documents.share_url=documents",
+        "discovered",
+    ),
+    (
+        "references in an app schema",
+        "files",
+        "Reference",
+        "media.images.path=avatars",
+        "discovered",
+    ),
+    (
+        "Database Webhooks",
+        "hooks",
+        "Dropped",
+        "trigger orders-webhook on public.orders",
+        "a Database Webhook",
+    ),
+    (
+        "net.http_post call sites",
+        "hooks",
+        "Dropped",
+        "function public.notify_shipping",
+        "calls net.http_post",
+    ),
+    (
+        "http extension call sites",
+        "hooks",
+        "Dropped",
+        "function public.fetch_rate",
+        "calls extensions.http_get",
+    ),
+    (
+        "pg_cron jobs carried",
+        "hooks",
+        "Kept",
+        "pg_cron job purge-cancelled-orders",
+        "scheduled from the target's postgres database",
+    ),
+    (
+        "pg_cron jobs left out",
+        "hooks",
+        "Dropped",
+        "pg_cron job ping-shipping",
+        "calls net.http_post",
+    ),
+    (
+        "pgmq queues",
+        "hooks",
+        "Dropped",
+        "pgmq queue order_events_queue",
+        "pgmq is not on the target",
+    ),
+    (
+        "Vault secrets",
+        "hooks",
+        "Dropped",
+        "1 Vault secrets",
+        "never read or shown",
+    ),
+    (
+        "a wrappers FDW server with a key",
+        "hooks",
+        "Dropped",
+        "foreign server stripe_server (stripe_wrapper wrapper)",
+        "are not shown",
+    ),
+    (
+        "its foreign tables",
+        "hooks",
+        "Dropped",
+        "foreign table public.stripe_customers",
+        "foreign server is not migrated",
+    ),
+    (
+        "Realtime publication tables",
+        "hooks",
+        "Dropped",
+        "publication supabase_realtime (public.orders)",
+        "Supabase Realtime",
+    ),
+    (
+        "realtime.broadcast_changes triggers",
+        "hooks",
+        "Dropped",
+        "function public.broadcast_order",
+        "calls realtime.broadcast_changes",
+    ),
+    (
+        "their triggers",
+        "hooks",
+        "Dropped",
+        "trigger broadcast_order_changes on public.orders",
+        "left out",
+    ),
+    (
+        "a policy on realtime.messages",
+        "hooks",
+        "Dropped",
+        "policy \"users listen to their orders\" on realtime.messages",
+        "Realtime authorization",
+    ),
+    (
+        "secrets in definitions",
+        "hooks",
+        "Rewritten",
+        "secrets in definitions",
+        "[secret-N]",
+    ),
+    (
+        "platform extensions nothing uses",
+        "hooks",
+        "Dropped",
+        "extension pg_graphql",
+        "left behind",
+    ),
+    (
+        "vector in extensions",
+        "search",
+        "Kept",
+        "extension vector",
+        "schema extensions",
+    ),
+    (
+        "HNSW indexes",
+        "search",
+        "Kept",
+        "index articles_embedding_idx",
+        "standard PostgreSQL",
+    ),
+    (
+        "moddatetime triggers",
+        "search",
+        "Kept",
+        "extension moddatetime",
+        "offered by the target",
+    ),
+    (
+        "vector in public",
+        "catalog",
+        "Kept",
+        "extension vector",
+        "schema public",
+    ),
+    (
+        "an extension in public",
+        "catalog",
+        "Kept",
+        "extension citext",
+        "schema public",
+    ),
+];
+
+/// Every line of a plan: its decisions and its Storage reference lines.
+fn plan_lines(work: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(work.join(".supamigrate/plan.json")).unwrap();
+    let plan: supamigrate::plan::MigrationPlan = serde_json::from_str(&text).unwrap();
+    let mut lines: Vec<String> = plan
+        .conversion
+        .report
+        .iter()
+        .map(|d| format!("{:?} {} — {}", d.action, d.object, d.reason))
+        .collect();
+    lines.extend(
+        plan.storage
+            .reference_reasons
+            .iter()
+            .map(|r| format!("Reference {r}")),
+    );
+    lines
+}
+
+/// Every feature of `name` has its line.
+fn assert_features(work: &Path, name: &str) {
+    let lines = plan_lines(work);
+    let mut missing = Vec::new();
+    for (feature, app, action, object, reason) in FEATURES.iter().filter(|f| f.1 == name) {
+        let hit = lines.iter().any(|l| {
+            l.starts_with(&format!("{action} ")) && l.contains(object) && l.contains(reason)
+        });
+        if !hit {
+            missing.push(format!(
+                "{feature} ({app}): no line `{action} …{object}… — …{reason}…`"
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "features without their plan line:\n{}\n\nthe plan's lines:\n{}",
+        missing.join("\n"),
+        lines.join("\n")
+    );
+}
+
 async fn one_app(name: &str) {
     let (sb, work, out) = migrate(name).await;
     let t = output_text(&out);
@@ -295,6 +679,7 @@ async fn one_app(name: &str) {
         t.contains("✓ migration complete: verify is all green"),
         "{name}: {t}"
     );
+    assert_features(work.path(), name);
     check(&sb, work.path(), name).await;
     assert_no_secret(&t, &format!("{name}: run's output"));
     let mut files = String::new();

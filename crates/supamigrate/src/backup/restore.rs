@@ -40,6 +40,10 @@ pub struct TableCheck {
     pub rows: Option<i64>,
     /// Fingerprints equal.
     pub matches: bool,
+    /// Why a difference is expected: the table needs an extension this
+    /// server lacks and the plan lets go (`--allow-drop-extension`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excused: Option<String>,
 }
 
 /// Fingerprints every manifest table on `client` and compares.
@@ -66,6 +70,7 @@ pub async fn check_tables(client: &Client, tables: &[TableEntry]) -> Result<Vec<
                 expected_rows: t.rows,
                 rows: None,
                 matches: false,
+                excused: None,
             });
             continue;
         }
@@ -75,6 +80,7 @@ pub async fn check_tables(client: &Client, tables: &[TableEntry]) -> Result<Vec<
             table: name,
             expected_rows: t.rows,
             rows: Some(f.rows),
+            excused: None,
         });
     }
     Ok(out)
@@ -94,16 +100,40 @@ pub struct RestoreCheck {
 }
 
 impl RestoreCheck {
-    /// The files are intact and every table came back as it was.
+    /// The files are intact and every table came back as it was (but those
+    /// the plan lets go of an extension for).
     pub fn ok(&self) -> bool {
-        self.file_problems.is_empty() && self.tables.iter().all(|t| t.matches)
+        self.file_problems.is_empty()
+            && self.tables.iter().all(|t| t.matches || t.excused.is_some())
+    }
+
+    /// pg_restore's errors, at most `n`.
+    pub fn errors_shown(&self, n: usize) -> String {
+        let mut s = self
+            .restore_errors
+            .iter()
+            .take(n)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.restore_errors.len() > n {
+            s.push_str(&format!("; and {} more", self.restore_errors.len() - n));
+        }
+        s
     }
 }
 
 /// Restores the backup in `dir` into a new database on `server` (a role that
 /// may create databases), compares every table with the manifest, and drops
-/// the database again.
-pub async fn verify_backup(dir: &Path, server: &ConnInfo) -> Result<RestoreCheck> {
+/// the database again (and any an interrupted check left). Tables with
+/// columns of the extensions in `let_go` (the plan's
+/// `--allow-drop-extension`) may not restore on a server without them:
+/// that is excused and said.
+pub async fn verify_backup(
+    dir: &Path,
+    server: &ConnInfo,
+    let_go: &BTreeSet<String>,
+) -> Result<RestoreCheck> {
     let (manifest, file_problems) = super::check(dir)?;
     if !file_problems.is_empty() {
         return Ok(RestoreCheck {
@@ -113,10 +143,8 @@ pub async fn verify_backup(dir: &Path, server: &ConnInfo) -> Result<RestoreCheck
         });
     }
     let admin = connect(server).await?;
-    let name = format!(
-        "supamigrate_restore_check_{}",
-        crate::connect::random_hex(6)?
-    );
+    drop_leftovers(&admin).await;
+    let name = format!("{SCRATCH_PREFIX}{}", crate::connect::random_hex(6)?);
     admin
         .batch_execute(&format!("create database {}", quote_ident(&name)))
         .await
@@ -125,16 +153,80 @@ pub async fn verify_backup(dir: &Path, server: &ConnInfo) -> Result<RestoreCheck
                 .with_hint("the role in RDS_URL (or --sandbox) must be allowed to create databases")
         })?;
     let result = restore_and_compare(dir, &manifest, &server.with_dbname(&name)).await;
-    let dropped = admin
-        .batch_execute(&format!(
-            "drop database {} with (force)",
-            quote_ident(&name)
-        ))
-        .await
-        .map_err(|e| Error::postgres(format!("dropping the scratch database {name}"), e));
-    let check = result?;
+    let dropped = drop_scratch(&admin, &name).await;
+    let mut check = result?;
     dropped?;
+    excuse(&mut check, &manifest, let_go);
     Ok(check)
+}
+
+/// The scratch databases' name prefix.
+const SCRATCH_PREFIX: &str = "supamigrate_restore_check_";
+
+/// Drops `name`, retrying while sessions (a background worker) hold it.
+async fn drop_scratch(admin: &Client, name: &str) -> Result<()> {
+    let sql = format!("drop database if exists {} with (force)", quote_ident(name));
+    let mut last = None;
+    for _ in 0..5 {
+        match admin.batch_execute(&sql).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let e = last.map(|e| Error::postgres(format!("dropping the scratch database {name}"), e));
+    Err(e
+        .unwrap_or_else(|| Error::internal("dropping the scratch database"))
+        .with_hint(format!(
+            "drop it yourself: DROP DATABASE {name} WITH (FORCE)"
+        )))
+}
+
+/// Scratch databases an interrupted check left behind.
+async fn drop_leftovers(admin: &Client) {
+    let Ok(rows) = admin
+        .query(
+            "select datname::text from pg_database where datname like $1",
+            &[&format!("{SCRATCH_PREFIX}%")],
+        )
+        .await
+    else {
+        return;
+    };
+    for r in rows {
+        let name: String = r.get(0);
+        if let Err(e) = drop_scratch(admin, &name).await {
+            tracing::warn!(error = %e, database = %name, "could not drop a scratch database left by an interrupted check");
+        }
+    }
+}
+
+/// Tables with columns of extensions the plan lets go are excused.
+fn excuse(check: &mut RestoreCheck, manifest: &Manifest, let_go: &BTreeSet<String>) {
+    for x in manifest
+        .extensions
+        .iter()
+        .filter(|x| let_go.contains(&x.name))
+    {
+        for d in &x.dependents {
+            let Some(col) = d.strip_prefix("column ") else {
+                continue;
+            };
+            let Some((table, _)) = col.rsplit_once('.') else {
+                continue;
+            };
+            for t in check
+                .tables
+                .iter_mut()
+                .filter(|t| t.table.to_string() == table && !t.matches)
+            {
+                t.excused = Some(format!(
+                    "needs extension {}, which the plan lets go (--allow-drop-extension): restore it where {} is installed",
+                    x.name, x.name
+                ));
+            }
+        }
+    }
 }
 
 /// [`verify_backup`] on a throwaway local cluster (initdb in a temporary
@@ -156,7 +248,12 @@ pub async fn verify_backup_locally(dir: &Path) -> Result<RestoreCheck> {
         tls: None,
     })?;
     cluster.start()?;
-    let result = verify_backup(dir, &cluster.superuser_conninfo("postgres")).await;
+    let result = verify_backup(
+        dir,
+        &cluster.superuser_conninfo("postgres"),
+        &BTreeSet::new(),
+    )
+    .await;
     let stopped = cluster.stop();
     let check = result?;
     stopped?;
@@ -659,7 +756,7 @@ async fn rollback_steps(client: &Client, dir: &Path, plan: &RollbackPlan) -> Res
 pub fn summarize(checks: &[TableCheck]) -> BTreeMap<String, String> {
     checks
         .iter()
-        .filter(|c| !c.matches)
+        .filter(|c| !c.matches && c.excused.is_none())
         .map(|c| {
             (
                 c.table.to_string(),

@@ -35,10 +35,37 @@ pub async fn pin_session(client: &Client) -> Result<()> {
         .map_err(|e| Error::postgres("pinning session settings", e))
 }
 
-/// The fingerprint of one table (over all its columns). Call [`pin_session`] first.
+/// The fingerprint of one table: over all its columns but stored generated
+/// ones (a restore or a copy computes those again, from functions that may
+/// have changed since the rows were written). Call [`pin_session`] first.
 pub async fn table(client: &Client, table: &TableName) -> Result<TableFingerprint> {
+    let generated: Vec<String> = client
+        .query(
+            "select attname::text from pg_attribute where attrelid = $1::text::regclass and attgenerated <> '' and not attisdropped",
+            &[&table.quoted()],
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("reading {table}'s generated columns"), e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let row_expr = if generated.is_empty() {
+        "t::text".to_string()
+    } else {
+        let cols: Vec<String> = client
+            .query(
+                "select quote_ident(attname) from pg_attribute where attrelid = $1::text::regclass and attnum > 0 and attgenerated = '' and not attisdropped order by attnum",
+                &[&table.quoted()],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("reading {table}'s columns"), e))?
+            .iter()
+            .map(|r| format!("t.{}", r.get::<_, String>(0)))
+            .collect();
+        format!("row({})::text", cols.join(", "))
+    };
     let sql = format!(
-        "select count(*), {} from (select md5(t::text) as h from {} t offset 0) s",
+        "select count(*), {} from (select md5({row_expr}) as h from {} t offset 0) s",
         super::content::SUMS,
         table.quoted()
     );

@@ -17,5 +17,5 @@ from pg_class c
 join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e'
 join pg_extension e on e.oid = d.refobjid
 join pg_namespace n on n.oid = c.relnamespace
-where c.relkind in ('r', 'v', 'm', 'p', 'f')
+where c.relkind in ('r', 'v', 'm', 'p', 'f', 'c')
 order by 1, 2, 3, 4

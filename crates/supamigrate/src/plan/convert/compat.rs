@@ -190,7 +190,7 @@ fn note_users(cols: &[UserColumn], out: &mut Conversion) {
     out.note(
         Action::Added,
         format!("table {APP_USERS}"),
-        "replaces auth.users: the runbook's columns, and every other column auth.users has",
+        "replaces auth.users: the runbook's columns, and every other column auth.users has; password hashes (bcrypt, argon2) are copied as they are",
     );
     for c in cols {
         if c.source != c.target {

@@ -133,17 +133,6 @@ impl Reach {
     /// What of `uses` (a cron job's command…) the target will not have,
     /// left-out statements' objects included.
     pub fn missing(&self, uses: &Uses, ctx: &Context) -> Option<Missing> {
-        for r in &uses.relations {
-            if self.dropped_relations.contains(r) {
-                return Some(Missing {
-                    reason: format!("reads {r}, which is left out"),
-                    todo: format!("see the line for {r}"),
-                });
-            }
-            if let Some(m) = relation_missing(r, ctx) {
-                return Some(m);
-            }
-        }
         for f in &uses.functions {
             if self.dropped_functions.contains(f) {
                 return Some(Missing {
@@ -152,6 +141,17 @@ impl Reach {
                 });
             }
             if let Some(m) = function_missing(f, ctx) {
+                return Some(m);
+            }
+        }
+        for r in &uses.relations {
+            if self.dropped_relations.contains(r) {
+                return Some(Missing {
+                    reason: format!("reads {r}, which is left out"),
+                    todo: format!("see the line for {r}"),
+                });
+            }
+            if let Some(m) = relation_missing(r, ctx) {
                 return Some(m);
             }
         }
@@ -300,20 +300,20 @@ fn check(
             todo: "read the external API from the application, or create the server and the foreign table on the target yourself".into(),
         });
     }
-    let rels = it.uses.relations.iter().chain(&it.subjects.0);
-    for r in rels {
-        if let Some(by) = dropped_rel.get(r) {
-            return Some(left_out("relation", r, *by));
-        }
-        if let Some(m) = relation_missing(r, ctx) {
-            return Some(m);
-        }
-    }
+    // Calls first: they say best what the code did.
     for f in it.uses.functions.iter().chain(&it.subjects.1) {
         if let Some(by) = dropped_fn.get(f) {
             return Some(left_out("function", f, *by));
         }
         if let Some(m) = function_missing(f, ctx) {
+            return Some(m);
+        }
+    }
+    for r in it.uses.relations.iter().chain(&it.subjects.0) {
+        if let Some(by) = dropped_rel.get(r) {
+            return Some(left_out("relation", r, *by));
+        }
+        if let Some(m) = relation_missing(r, ctx) {
             return Some(m);
         }
     }

@@ -60,8 +60,9 @@ impl Rules<'_> {
         match outcome {
             Outcome::Keep => {
                 let sql = st.original();
+                let reason = keep_reason(&st, self.has_storage);
                 out.push(classify(&st, section, sql));
-                out.note(Action::Kept, what, "standard PostgreSQL");
+                out.note(Action::Kept, what, reason);
             }
             Outcome::Rewrite(stmts, reason, impact) => {
                 for s in &stmts {
@@ -374,6 +375,16 @@ impl Rules<'_> {
         } else {
             Outcome::Rewrite(vec![st.clone()], reason, impact)
         }
+    }
+}
+
+/// Why a statement kept as it is still works on the target.
+fn keep_reason(st: &Statement, has_storage: bool) -> &'static str {
+    let uses_storage = has_storage && crate::sql::uses::of_statement(st).touches_schema("storage");
+    if uses_storage {
+        "uses storage.objects or storage.buckets: Storage's metadata tables move to the target"
+    } else {
+        "standard PostgreSQL"
     }
 }
 

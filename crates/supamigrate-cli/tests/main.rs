@@ -9,6 +9,8 @@ mod apps;
 mod backup;
 #[path = "cases/cli.rs"]
 mod cli;
+#[path = "cases/failures.rs"]
+mod failures;
 #[path = "cases/kill.rs"]
 mod kill;
 #[path = "cases/plan.rs"]

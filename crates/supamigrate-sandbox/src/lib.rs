@@ -512,15 +512,31 @@ impl Sandbox {
     }
 
     /// Restricts the extensions the target offers, as RDS's `rds.extensions`
-    /// allow-list does (supamigrate reads that setting when it is present).
+    /// allow-list does (supamigrate reads that setting when it is present):
+    /// the master role may then create those only.
     pub async fn set_target_allowed_extensions(&self, names: &[&str]) -> Result<()> {
         let list = quote_literal(&names.join(","));
+        let admin = self.target_superuser("postgres");
+        let what = "setting the target's rds.extensions";
         run_sql(
-            &self.target_superuser("postgres"),
+            &admin,
             &format!("alter database postgres set rds.extensions = {list}"),
-            "setting the target's rds.extensions",
+            what,
         )
-        .await
+        .await?;
+        if rds::offers_rds_extensions() {
+            // ALTER SYSTEM runs outside a transaction block: alone.
+            let c = supamigrate::connect::connect(&admin).await?;
+            for sql in [
+                format!("alter system set supautils.privileged_extensions = {list}"),
+                "select pg_reload_conf()".to_string(),
+            ] {
+                c.batch_execute(&sql)
+                    .await
+                    .map_err(|e| Error::postgres(what, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the target database (`tms_production`) exists yet.

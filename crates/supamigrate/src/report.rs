@@ -375,6 +375,22 @@ fn storage_html(state: &RunState, plan: Option<&MigrationPlan>, h: &mut String) 
             for n in notes.iter().chain(&s.objects.notes) {
                 let _ = write!(h, "<li>{}</li>", esc(n));
             }
+            for m in &s.objects.missing_in_store {
+                let _ = write!(
+                    h,
+                    "<li>missing from the Storage source, not copied (--allow-missing-objects): {}</li>",
+                    esc(&m.to_string())
+                );
+            }
+            for u in &s.to_missing_objects {
+                let _ = write!(
+                    h,
+                    "<li>{} [{}] still names a missing object: {}</li>",
+                    esc(&u.column),
+                    esc(&u.key),
+                    esc(&u.value)
+                );
+            }
             h.push_str("</ul>");
         }
         Some(StorageOutcome::Skipped { reason }) => {

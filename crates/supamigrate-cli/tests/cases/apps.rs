@@ -688,7 +688,10 @@ async fn one_app(name: &str) {
     match name {
         "notes" => notes_app(&sb).await,
         "files" => references(&sb, work.path()).await,
-        "hooks" => hooks_app(&sb, &t).await,
+        "hooks" => {
+            hooks_app(&sb, &t).await;
+            secrets_in_logs(&sb, work.path()).await;
+        }
         _ => {}
     }
 }
@@ -762,6 +765,34 @@ async fn hooks_app(sb: &Sandbox, out: &str) {
         ]],
         "{out}"
     );
+}
+
+/// `plan --json`, `verify` and `schema export` with debug logs: no secret
+/// of the fixture in their output, logs or files.
+async fn secrets_in_logs(sb: &Sandbox, work: &Path) {
+    let export = work.join("export");
+    for args in [
+        vec!["plan", "--json"],
+        vec!["verify"],
+        vec!["schema", "export", "--out", export.to_str().unwrap()],
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+        c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+            .env("RDS_URL", sb.target_url().to_url_with_password())
+            .env("RUST_LOG", "debug")
+            .current_dir(work)
+            .args(&args);
+        let out = run(c).await;
+        assert!(out.status.success(), "{args:?}: {}", output_text(&out));
+        assert_no_secret(&output_text(&out), &format!("{args:?} with debug logs"));
+    }
+    let mut files = String::new();
+    files_text(&export, &mut files);
+    assert!(
+        files.contains("[secret-1]"),
+        "the export shows placeholders"
+    );
+    assert_no_secret(&files, "schema export");
 }
 
 #[tokio::test(flavor = "multi_thread")]

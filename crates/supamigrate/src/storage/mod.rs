@@ -260,6 +260,10 @@ pub struct StorageSummary {
     pub unresolved: Vec<rewrite::Unresolved>,
     /// Rewritten columns with values still pointing at Supabase Storage.
     pub remaining: Vec<RemainingReferences>,
+    /// References to objects missing from the Storage source, left as they
+    /// were (`--allow-missing-objects`).
+    #[serde(default)]
+    pub to_missing_objects: Vec<rewrite::Unresolved>,
 }
 
 impl StorageSummary {
@@ -313,9 +317,44 @@ pub async fn migrate(
     let mut tgt = connect(target).await?;
     let r = rewrite::plan_rewrite(&tgt, &summary.objects, plan).await?;
     summary.rewritten = Some(rewrite::rewrite(&mut tgt, &r, plan).await?);
-    summary.unresolved = r.unresolved;
+    let (to_missing, unresolved) = to_missing_objects(r.unresolved, &summary.objects, plan);
+    summary.unresolved = unresolved;
     summary.remaining = remaining_supabase_references(&tgt, &plan.references).await?;
+    // Those left pointing at missing objects were allowed: not problems.
+    for rem in &mut summary.remaining {
+        rem.rows -= to_missing.iter().filter(|u| u.column == rem.column).count() as i64;
+    }
+    summary.remaining.retain(|r| r.rows > 0);
+    summary.to_missing_objects = to_missing;
     Ok(summary)
+}
+
+/// Splits unresolved references: those naming an object missing from the
+/// Storage source (left as they are, reported), and the others.
+fn to_missing_objects(
+    unresolved: Vec<rewrite::Unresolved>,
+    objects: &ObjectsPlan,
+    plan: &StoragePlan,
+) -> (Vec<rewrite::Unresolved>, Vec<rewrite::Unresolved>) {
+    let missing: BTreeSet<(&str, &str)> = objects
+        .missing_in_store
+        .iter()
+        .map(|o| (o.bucket.as_str(), o.key.as_str()))
+        .collect();
+    unresolved.into_iter().partition(|u| {
+        let bucket = plan
+            .references
+            .iter()
+            .find(|r| format!("{}.{}", r.table, r.column) == u.column)
+            .map(|r| r.bucket.as_str())
+            .unwrap_or("");
+        match crate::plan::refs::parse(&u.value, bucket, &|_| false) {
+            crate::plan::refs::Reference::Object(c) => c
+                .iter()
+                .any(|(b, k)| missing.contains(&(b.as_str(), k.as_str()))),
+            _ => false,
+        }
+    })
 }
 
 /// Objects `storage.objects` lists but the store does not have stop the

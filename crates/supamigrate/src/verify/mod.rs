@@ -66,6 +66,12 @@ pub struct VerifyOptions {
     pub rewrite_prefixes: RewritePrefixes,
     /// Columns whose NOT NULL or default the plan changed (`schema.table.column`).
     pub changed_columns: std::collections::BTreeSet<String>,
+    /// Source columns the plan does not copy (`schema.table.column`): not
+    /// compared, and not missing.
+    pub left_out: std::collections::BTreeSet<String>,
+    /// Rows of reference columns the Storage step left pointing at objects
+    /// missing from the Storage source (`--allow-missing-objects`), by column.
+    pub allowed_remaining: BTreeMap<String, i64>,
     /// Where progress goes.
     pub observer: SharedObserver,
 }
@@ -106,6 +112,17 @@ impl VerifyOptions {
                 .chain(&plan.conversion.plain_generated)
                 .cloned()
                 .collect(),
+            left_out: plan
+                .tables
+                .iter()
+                .flat_map(|t| {
+                    t.left_out
+                        .iter()
+                        .map(move |l| format!("{}.{}", t.source, l.column))
+                })
+                .chain(plan.conversion.recomputed_generated.iter().cloned())
+                .collect(),
+            allowed_remaining: BTreeMap::new(),
             observer,
         }
     }
@@ -381,7 +398,7 @@ impl Pairing<'_> {
         let (mut columns, mut portables, mut missing) = (Vec::new(), Vec::new(), Vec::new());
         for (c, _, ty, builtin) in &sc.columns {
             let Some(to) = rename(c) else { continue };
-            if skipped(c) {
+            if skipped(c) || self.opts.left_out.contains(&format!("{s}.{c}")) {
                 continue;
             }
             if has(&to) {
@@ -765,7 +782,13 @@ async fn other_checks(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Resul
         checks: checks::run(src, tgt, &opts.checks).await?,
         inventory: inventory::compare(&planned, &inherited, &found),
         storage_references: crate::storage::remaining_supabase_references(tgt, &opts.rewritten)
-            .await?,
+            .await?
+            .into_iter()
+            .filter_map(|mut r| {
+                r.rows -= opts.allowed_remaining.get(&r.column).copied().unwrap_or(0);
+                (r.rows > 0).then_some(r)
+            })
+            .collect(),
         reference_mismatches: reference_mismatches(src, tgt, opts).await?,
         code: code_report(src, tgt, opts).await?,
     })

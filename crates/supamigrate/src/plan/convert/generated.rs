@@ -57,7 +57,10 @@ pub(super) fn plan(
     for c in stale {
         let object = format!("generated column {}.{}", c.table, c.column);
         match choice {
-            GeneratedChoice::Recompute => out.note_todo(
+            GeneratedChoice::Recompute => {
+                out.recomputed_generated
+                    .insert(format!("{}.{}", c.table, c.column));
+                out.note_todo(
                 Action::Rewritten,
                 object,
                 format!(
@@ -65,7 +68,8 @@ pub(super) fn plan(
                     c.stale_rows, c.expression
                 ),
                 "nothing, if the new values are right; else restore the old ones from the backup",
-            ),
+                )
+            }
             GeneratedChoice::Keep => {
                 plain.insert(format!("{}.{}", c.table, c.column));
                 out.note_with(

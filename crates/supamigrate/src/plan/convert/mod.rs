@@ -128,6 +128,10 @@ pub struct Conversion {
     /// does not get (`schema.table.column`).
     #[serde(default)]
     pub dropped_defaults: BTreeSet<String>,
+    /// Stale generated columns the target computes again
+    /// (`--stale-generated recompute`): their values differ on purpose.
+    #[serde(default)]
+    pub recomputed_generated: BTreeSet<String>,
     /// Whether the RLS shim (auth schema, API roles) is part of the result.
     pub shim: bool,
     /// Columns left out with a dropped extension (`schema.table.column`): not copied.

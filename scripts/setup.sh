@@ -62,3 +62,25 @@ if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; th
   echo "setup: installing s3s-fs 0.14.1 (a local S3 server) with cargo" >&2
   cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary
 fi
+
+# The Supabase platform kit (../shared/supabase-platform): the sandbox's
+# source replays Supabase's own SQL with every platform extension. Its
+# install.sh (root, idempotent, a second when done) adds Debian's PG 15
+# extensions Supabase has, compiles supautils_lite (the RDS-like target uses
+# it too: rds_superuser's CREATE EXTENSION) and installs the stand-in
+# extensions.
+kit="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/../shared/supabase-platform"
+if [ -x "$kit/install.sh" ] || [ -f "$kit/install.sh" ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; then
+    $sudo bash "$kit/install.sh" >/dev/null 2>&1 || {
+      echo "setup: the platform kit's install.sh failed; run it yourself: sudo bash $kit/install.sh" >&2
+      exit 1
+    }
+  else
+    echo "setup: not root and no sudo: the sandbox uses its hand-written source (the platform kit needs root)" >&2
+  fi
+else
+  echo "setup: no platform kit at $kit: the sandbox uses its hand-written source" >&2
+fi

@@ -49,6 +49,12 @@ pub async fn migrate(name: &str) -> (Sandbox, tempfile::TempDir, Output) {
     let sb = Sandbox::ephemeral_app(app(name))
         .await
         .expect("sandbox starts");
+    assert_eq!(
+        sb.source_kind(),
+        supamigrate_sandbox::SourceKind::Platform,
+        "the fixture applications need the platform-faithful source: the Supabase platform kit \
+         (../shared/supabase-platform), installed by scripts/setup.sh as root"
+    );
     let work = tempfile::tempdir().unwrap();
     let out = run(run_cmd(&sb, work.path(), &[])).await;
     (sb, work, out)

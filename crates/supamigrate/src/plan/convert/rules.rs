@@ -213,8 +213,9 @@ impl Rules<'_> {
             cd.constraints.retain(|k| match k.node.as_ref() {
                 Some(NodeEnum::Constraint(con)) => {
                     let ty = con.contype;
-                    !(default_gone && ty == protobuf::ConstrType::ConstrDefault as i32)
-                        && !(plain && ty == protobuf::ConstrType::ConstrGenerated as i32)
+                    let default = ty == protobuf::ConstrType::ConstrDefault as i32;
+                    let generated = ty == protobuf::ConstrType::ConstrGenerated as i32;
+                    !((default_gone && default) || (plain && generated))
                 }
                 _ => true,
             });

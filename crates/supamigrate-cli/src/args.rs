@@ -572,7 +572,7 @@ pub enum SandboxCommand {
         #[arg(long, default_value_t = supamigrate_sandbox::DEFAULT_SEED)]
         seed: u64,
         /// Load a small fixture application instead of the TMS fixture:
-        /// notes, files, hooks, search or catalog.
+        /// notes, files, hooks, search, catalog or accounts.
         #[arg(long, value_name = "NAME")]
         app: Option<String>,
     },

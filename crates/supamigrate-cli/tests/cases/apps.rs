@@ -692,7 +692,7 @@ async fn one_app(name: &str) {
     files_text(work.path(), &mut files);
     assert_no_secret(&files, &format!("{name}: the state folder and reports"));
     match name {
-        "notes" => notes_app(&sb).await,
+        "notes" => notes_app(&sb, work.path()).await,
         "files" => references(&sb, work.path()).await,
         "hooks" => {
             hooks_app(&sb, &t).await;
@@ -704,7 +704,19 @@ async fn one_app(name: &str) {
 
 /// Two users, each seeing only their rows, the same on both sides; the
 /// functions that read and update auth.users work on the target.
-async fn notes_app(sb: &Sandbox) {
+async fn notes_app(sb: &Sandbox, work: &Path) {
+    // With plpgsql_check in the target database (the check created
+    // it), verify runs it on every plpgsql function too.
+    let mut v = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    v.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+        .env("RDS_URL", sb.target_url().to_url_with_password())
+        .env_remove("RUST_LOG")
+        .current_dir(work)
+        .args(["-q", "verify"]);
+    let out = run(v).await;
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("plpgsql_check passed"), "{t}");
     let src = connect(&sb.source_superuser("postgres")).await.unwrap();
     let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
         .await
@@ -819,6 +831,11 @@ async fn hooks_migrates_and_works() {
 #[tokio::test(flavor = "multi_thread")]
 async fn search_migrates_and_works() {
     one_app("search").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_with_no_table_of_its_own_migrates_its_users() {
+    one_app("accounts").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -83,6 +83,15 @@ pub const APPS: &[App] = &[
         after_objects: "",
     },
     App {
+        name: "accounts",
+        about: "Only Supabase Auth: no table of its own",
+        migrations: &[],
+        dashboard: "",
+        seed: include_str!("accounts/seed.sql"),
+        objects: &[],
+        after_objects: "",
+    },
+    App {
         name: "catalog",
         about: "Extensions in public: vector and citext",
         migrations: &[Migration { version: "20240501000000", name: "schema", sql: include_str!("catalog/20240501000000_schema.sql") }],

@@ -1,0 +1,12 @@
+-- accounts: a project that only uses Supabase Auth (no table of its own):
+-- its users still move.
+insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                        phone, raw_app_meta_data, raw_user_meta_data, is_anonymous, created_at, updated_at)
+values
+ ('00000000-0000-0000-0000-000000000000', 'a1111111-1111-4111-8111-111111111111', 'authenticated', 'authenticated',
+  'only@accounts.example', '$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z4g3Ez0QJYy1i3Y8QW3kN5uW', now(), null,
+  '{"provider":"email"}', '{}', false, now(), now()),
+ ('00000000-0000-0000-0000-000000000000', 'b2222222-2222-4222-8222-222222222222', 'authenticated', 'authenticated',
+  null, null, null, '15550100002', '{"provider":"phone"}', '{}', false, now(), now()),
+ ('00000000-0000-0000-0000-000000000000', 'c3333333-3333-4333-8333-333333333333', 'authenticated', 'authenticated',
+  null, null, null, null, '{}', '{}', true, now(), now());

@@ -335,12 +335,18 @@ fn parse_references(values: &[String]) -> anyhow::Result<Vec<RefColumn>> {
 /// How to copy.
 #[derive(Debug, Clone, Args)]
 pub struct CopyArgs {
-    /// Concurrent workers [default: the number of cores].
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
+    /// Concurrent workers, each with a session on both sides (1–256, and no
+    /// more than both servers have connections free) [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    pub jobs: Option<u16>,
     /// Leave indexes, constraints and triggers to `schema apply --section post-data`.
     #[arg(long)]
     pub no_post_data: bool,
+    /// Copy this table again, whole, in one transaction (schema.table, the
+    /// source's or the target's name; repeatable). Tables whose source
+    /// changed since an interrupted copy are copied again without asking.
+    #[arg(long, value_name = "TABLE")]
+    pub recopy: Vec<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -349,9 +355,10 @@ pub struct CopyArgs {
 /// How to verify.
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// Concurrent workers, each with a session on both sides [default: the number of cores].
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
+    /// Concurrent workers, each with a session on both sides (1–256, and no
+    /// more than both servers have connections free) [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    pub jobs: Option<u16>,
     /// List at most this many differing rows per table.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_rows: usize,
@@ -442,12 +449,13 @@ pub struct StorageArgs {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub stores: StoreArgs,
-    /// Objects copied at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub jobs: usize,
-    /// Part size for streaming and multipart uploads, in MiB (at least 5).
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
-    pub part_size_mib: usize,
+    /// Objects copied at once (1–256).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    pub jobs: u16,
+    /// Part size for streaming and multipart uploads, in MiB (5–5120: S3's
+    /// limits for a part).
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u16).range(5..=5120))]
+    pub part_size_mib: u16,
     /// Objects listed in storage.objects but missing from the Storage source
     /// are reported instead of stopping the copy.
     #[arg(long)]
@@ -461,8 +469,8 @@ impl StorageArgs {
     /// How objects move.
     pub fn transfer(&self) -> TransferOptions {
         TransferOptions {
-            part_size: self.part_size_mib.max(5) * 1024 * 1024,
-            jobs: self.jobs.max(1),
+            part_size: usize::from(self.part_size_mib) * 1024 * 1024,
+            jobs: usize::from(self.jobs),
             allow_missing_objects: self.allow_missing_objects,
         }
     }
@@ -477,15 +485,24 @@ pub struct RunArgs {
     /// The HTML and JSON report.
     #[arg(long, value_name = "DIR", default_value = "supamigrate-report")]
     pub report_dir: PathBuf,
-    /// Database workers for the copy, post-data and verify [default: the number of cores].
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Storage objects copied at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub storage_jobs: usize,
-    /// Part size for Storage uploads, in MiB (at least 5).
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
-    pub part_size_mib: usize,
+    /// Database workers for the copy, post-data and verify, each with a
+    /// session on both sides (1–256) [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    pub jobs: Option<u16>,
+    /// Database workers for the copy and post-data only [default: --jobs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    pub copy_jobs: Option<u16>,
+    /// Storage objects copied at once (1–256).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    pub storage_jobs: u16,
+    /// Part size for Storage uploads, in MiB (5–5120: S3's limits for a part).
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u16).range(5..=5120))]
+    pub part_size_mib: u16,
+    /// Copy this table again, whole, in the copy step (schema.table;
+    /// repeatable). Tables whose source changed since an interrupted copy
+    /// are copied again without asking.
+    #[arg(long, value_name = "TABLE")]
+    pub recopy: Vec<String>,
     /// Objects listed in storage.objects but missing from the Storage source
     /// are reported instead of stopping the run.
     #[arg(long)]
@@ -610,9 +627,12 @@ impl Cli {
     }
 }
 
+/// The most workers a `--jobs` option takes.
+pub const MAX_JOBS: u16 = 256;
+
 /// `--jobs`, or the number of cores.
-pub fn default_jobs(jobs: Option<usize>) -> usize {
-    jobs.unwrap_or_else(|| {
+pub fn default_jobs(jobs: Option<u16>) -> usize {
+    jobs.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)

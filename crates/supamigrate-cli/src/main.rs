@@ -120,6 +120,10 @@ fn report(e: &anyhow::Error) -> ExitCode {
     if let Some(hint) = lib.and_then(|l| l.hint()) {
         eprintln!("hint: {hint}");
     }
+    // Only where a re-run can help: a transient failure (the work done is kept).
+    if lib.is_some_and(|l| l.is_retryable()) {
+        eprintln!("hint: this can be transient: run the same command again to resume; finished work is kept");
+    }
     let bad_input = lib.is_some_and(|l| l.is_bad_input())
         || e.chain().any(|c| c.downcast_ref::<clap::Error>().is_some());
     if bad_input {

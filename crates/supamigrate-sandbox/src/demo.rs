@@ -112,6 +112,7 @@ pub async fn run(
         },
         app_password: None,
         checks: fixture::checks()?,
+        recopy: Vec::new(),
     };
     let result = supamigrate::run::run(&ctx, &run_opts, approver).await;
     let removed = sb.remove();

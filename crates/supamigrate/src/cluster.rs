@@ -352,13 +352,10 @@ pub fn process_alive(pid: i32) -> bool {
 
 /// A command for a server program, as the server's OS user, in `dir`.
 fn server_command(program: &Path, dir: &Path) -> Result<Command> {
-    let mut cmd = Command::new(program);
-    cmd.current_dir(dir)
-        .env("LC_ALL", "C.UTF-8")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGDATA")
-        .env_remove("PGPORT")
-        .env_remove("PGHOST");
+    // A cleared environment: the server must not inherit our connection
+    // strings and passwords.
+    let mut cmd = crate::connect::child(program);
+    cmd.current_dir(dir).env("LC_ALL", "C.UTF-8");
     if let Some(r) = run_as()? {
         cmd.uid(r.uid.as_raw()).gid(r.gid.as_raw());
         cmd.env("HOME", dir);

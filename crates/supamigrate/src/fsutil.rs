@@ -26,6 +26,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and its parents) when missing; a folder it creates is
+/// owner-only (0700).
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| crate::error::Error::io(format!("creating {}", dir.display()), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,10 +180,23 @@ impl Context {
         Ok(())
     }
 
+    /// Takes the migration lock for `command` (see [`crate::guard::lock`]).
+    pub async fn lock(&self, command: &str) -> Result<crate::guard::Lock> {
+        crate::guard::lock(&self.state_dir, self.target()?, command).await
+    }
+
+    /// Refuses a target that is the source or a Supabase project, and a
+    /// source that is not one.
+    pub async fn check_sides(&self) -> Result<()> {
+        crate::guard::check_sides(self.source()?, self.target()?).await
+    }
+
     /// The migration's plan: the one stored on the target, else the one
     /// saved in the state folder, else a new one. A stored plan must agree
-    /// with the command's flags and with the source's schema.
+    /// with the command's flags and with the source's schema. The sides are
+    /// checked first ([`Context::check_sides`]).
     pub async fn plan(&self) -> Result<Planned> {
+        self.check_sides().await?;
         for (origin, found) in [
             (Origin::Target, self.target_plan().await?),
             (Origin::StateDir, self.saved_plan().await?),
@@ -208,6 +221,7 @@ impl Context {
 /// `supamigrate plan`: the plan the target is being migrated by, or a new
 /// one, saved in the state folder for `run` to execute.
 pub async fn plan(ctx: &Context) -> Result<Planned> {
+    ctx.check_sides().await?;
     if let Some(plan) = ctx.target_plan().await? {
         ctx.check_stored(&plan, Origin::Target).await?;
         return Ok(Planned {
@@ -273,6 +287,7 @@ pub async fn provision(
     req: &ProvisionRequest,
     approver: &dyn Approver,
 ) -> Result<ProvisionReport> {
+    let _lock = ctx.lock("provision").await?;
     let plan = confirmed(ctx, approver).await?;
     // The plan may have been made just now: its secrets are in the state folder.
     let req = ProvisionRequest {
@@ -284,6 +299,7 @@ pub async fn provision(
 
 /// `schema apply`: the sections asked for, in order.
 pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Section, Applied)>> {
+    let _lock = ctx.lock("schema apply").await?;
     let plan = ctx.plan().await?.plan;
     let mut out = Vec::new();
     for s in sections {
@@ -297,7 +313,15 @@ pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Se
 
 /// `copy`: the data, sequences, and (unless told not to) post-data.
 pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
+    let _lock = ctx.lock("copy").await?;
     let plan = ctx.plan().await?.plan;
+    crate::guard::check_jobs(
+        &[("source", ctx.source()?), ("target", ctx.target()?)],
+        "--jobs",
+        opts.jobs,
+        copy_sessions(opts.jobs, opts.post_data),
+    )
+    .await?;
     crate::copy::copy(
         ctx.source()?,
         ctx.target()?,
@@ -308,6 +332,17 @@ pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
     )
     .await
 }
+
+/// Sessions a copy opens besides its workers' on each side: the
+/// coordinator and the store's session, and the index builder's (half the
+/// workers) when post-data overlaps the copy.
+pub fn copy_sessions(jobs: usize, post_data: bool) -> usize {
+    2 + if post_data { (jobs / 2).max(1) } else { 0 }
+}
+
+/// Sessions verify opens besides its workers' on each side (the snapshot
+/// sessions).
+pub const VERIFY_SESSIONS: usize = 2;
 
 /// How `verify` runs.
 #[derive(Debug, Clone)]
@@ -327,6 +362,13 @@ pub struct VerifyRequest {
 /// `verify`: the target against the source, as the plan migrated it.
 pub async fn verify(ctx: &Context, req: &VerifyRequest) -> Result<VerifyReport> {
     let plan = ctx.plan().await?.plan;
+    crate::guard::check_jobs(
+        &[("source", ctx.source()?), ("target", ctx.target()?)],
+        "--jobs",
+        req.jobs,
+        VERIFY_SESSIONS,
+    )
+    .await?;
     let mut opts = VerifyOptions::for_plan(&plan, ctx.observer.clone());
     if req.storage_rewritten {
         opts = opts.after_rewrite(&plan);
@@ -378,6 +420,7 @@ pub async fn storage_copy(
     stores: &StoreConfig,
     opts: TransferOptions,
 ) -> Result<StorageSummary> {
+    let _lock = ctx.lock("storage copy").await?;
     let plan = ctx.plan().await?.plan;
     let s = stores.open().await?;
     crate::storage::migrate(
@@ -408,6 +451,7 @@ pub async fn storage_verify(
 /// `preflight`: every check, reading only. The plan is made (or loaded) as
 /// part of it: a plan that cannot be made is a failed check.
 pub async fn preflight(ctx: &Context, backup_dir: &Path) -> Result<Vec<Check>> {
+    ctx.check_sides().await?;
     let plan = ctx.plan().await.map(|p| p.plan);
     let facts = crate::preflight::gather(ctx.source()?, ctx.target()?, backup_dir, &plan).await;
     Ok(crate::preflight::evaluate(&facts))

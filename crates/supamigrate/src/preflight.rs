@@ -181,7 +181,7 @@ pub fn plan_facts(plan: &Result<MigrationPlan>) -> std::result::Result<PlanFacts
 
 fn tool_version(name: &str) -> std::result::Result<(u32, String), String> {
     let path = find_pg_tool(name).map_err(|e| e.to_string())?;
-    let out = std::process::Command::new(&path)
+    let out = crate::connect::child(&path)
         .arg("--version")
         .output()
         .map_err(|e| format!("{}: {e}", path.display()))?;

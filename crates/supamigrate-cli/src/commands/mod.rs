@@ -51,6 +51,7 @@ pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
             let opts = supamigrate::copy::CopyOptions {
                 jobs: default_jobs(copy.jobs),
                 post_data: !copy.no_post_data,
+                recopy: copy.recopy.clone(),
             };
             schema::copy(&context(&cli, plan, ui)?, opts, copy.json).await
         }

@@ -70,13 +70,13 @@ fn run_options(ctx: &Context, stores: &StoreArgs, args: &RunArgs) -> anyhow::Res
     Ok(RunOptions {
         backup_dir: args.backup_dir.clone(),
         report_dir: args.report_dir.clone(),
-        copy_jobs: jobs,
+        copy_jobs: args.copy_jobs.map_or(jobs, usize::from),
         verify_jobs: jobs,
         stores: Some(stores.config(&ctx.settings)),
         stores_missing: None,
         transfer: supamigrate::storage::transfer::TransferOptions {
-            part_size: args.part_size_mib.max(5) * 1024 * 1024,
-            jobs: args.storage_jobs.max(1),
+            part_size: usize::from(args.part_size_mib) * 1024 * 1024,
+            jobs: usize::from(args.storage_jobs),
             allow_missing_objects: args.allow_missing_objects,
         },
         app_password: std::env::var("APP_DB_PASSWORD")
@@ -84,6 +84,7 @@ fn run_options(ctx: &Context, stores: &StoreArgs, args: &RunArgs) -> anyhow::Res
             .filter(|p| !p.is_empty())
             .map(supamigrate::connect::Password::new),
         checks,
+        recopy: args.recopy.clone(),
     })
 }
 

@@ -170,7 +170,7 @@ pub async fn copy(
     let target = ctx.target()?.clone();
     let summary = ops::copy(ctx, opts)
         .await
-        .with_context(|| format!("copying to {target} (re-run to resume)"))?;
+        .with_context(|| format!("copying to {target}"))?;
     if json {
         println!("{}", to_json(&summary)?);
         return Ok(());
@@ -203,6 +203,15 @@ pub async fn copy(
         "tasks: {} now, {} done by an earlier run; sequences set: {}",
         summary.tasks_now, summary.tasks_earlier, summary.sequences
     );
+    for r in &summary.recopied {
+        println!("copied again, whole: {} ({})", r.table, r.reason);
+    }
+    if summary.retries > 0 {
+        println!(
+            "retried {} time(s) after a transient failure (see the warnings above)",
+            summary.retries
+        );
+    }
     if !summary.password_hashes.is_empty() {
         println!("password hashes in auth.users:");
         for h in &summary.password_hashes {

@@ -325,7 +325,7 @@ async fn fingerprints(client: &tokio_postgres::Client, scope: &Scope) -> Result<
 /// `schema.sql` and `data.sql` from the dump, and every file's size and SHA-256.
 fn derive_files(pg_restore: &Path, full: &Path, partial: &Path) -> Result<Vec<FileEntry>> {
     for (name, flag) in [("schema.sql", "--schema-only"), ("data.sql", "--data-only")] {
-        let mut cmd = std::process::Command::new(pg_restore);
+        let mut cmd = crate::connect::child(pg_restore);
         cmd.args([flag, "--file=-"])
             .arg(full)
             .stdout(create_private(&partial.join(name))?);

@@ -487,7 +487,7 @@ pub async fn prepare_rollback(
     manifest: &Manifest,
 ) -> Result<RollbackPlan> {
     let pg_restore = find_pg_tool("pg_restore")?;
-    let out = std::process::Command::new(&pg_restore)
+    let out = crate::connect::child(&pg_restore)
         .arg("--list")
         .arg(dir.join("full.dump"))
         .output()
@@ -582,7 +582,7 @@ async fn copy_columns(client: &Client, t: &TableName) -> Result<Vec<String>> {
 
 fn pg_restore_script(dir: &Path, args: &[&str]) -> Result<std::process::Child> {
     let pg_restore = find_pg_tool("pg_restore")?;
-    std::process::Command::new(&pg_restore)
+    crate::connect::child(&pg_restore)
         .args(args)
         .arg("--file=-")
         .arg(dir.join("full.dump"))

@@ -143,7 +143,7 @@ pub fn dump_schema(
 /// server).
 fn restore_section(archive: &Path, section: &str) -> Result<String> {
     let pg_restore = find_pg_tool("pg_restore")?;
-    let out = std::process::Command::new(&pg_restore)
+    let out = crate::connect::child(&pg_restore)
         .args(["--no-comments", "--file=-"])
         .arg(format!("--section={section}"))
         .arg(archive)
@@ -182,7 +182,7 @@ pub(crate) fn check_pg_dump_version(pg_dump: &Path, source_major: u32) -> Result
 
 /// The major version a PostgreSQL program reports (`pg_dump (PostgreSQL) 15.8`).
 pub fn tool_major(program: &Path) -> Result<u32> {
-    let out = std::process::Command::new(program)
+    let out = crate::connect::child(program)
         .arg("--version")
         .output()
         .map_err(|e| {

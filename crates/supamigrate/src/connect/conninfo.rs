@@ -328,6 +328,17 @@ impl ConnInfo {
         s
     }
 
+    /// `connect_timeout`, or [`DEFAULT_CONNECT_TIMEOUT`] (libpq's default is
+    /// to wait forever; a migration should not hang on a silent server).
+    /// libpq, like us, treats 1 as 2 seconds.
+    pub fn connect_timeout_or_default(&self) -> u64 {
+        match self.connect_timeout {
+            None | Some(0) => DEFAULT_CONNECT_TIMEOUT,
+            Some(1) => 2,
+            Some(t) => t,
+        }
+    }
+
     /// Environment variables that make a libpq tool (psql, pg_dump…) connect here,
     /// except for the password, which goes through a passfile
     /// (see [`crate::connect::PgCommand`]).
@@ -342,9 +353,10 @@ impl ConnInfo {
         if let Some(p) = &self.sslrootcert {
             env.push(("PGSSLROOTCERT", p.to_string_lossy().into_owned()));
         }
-        if let Some(t) = self.connect_timeout {
-            env.push(("PGCONNECT_TIMEOUT", t.to_string()));
-        }
+        env.push((
+            "PGCONNECT_TIMEOUT",
+            self.connect_timeout_or_default().to_string(),
+        ));
         if let Some(a) = &self.application_name {
             env.push(("PGAPPNAME", a.clone()));
         }
@@ -361,6 +373,9 @@ impl fmt::Display for ConnInfo {
         f.write_str(&self.url(false))
     }
 }
+
+/// Seconds to wait for a server when the connection string gives no `connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 15;
 
 /// Characters escaped in URL components: controls, space, and the URL delimiters.
 const COMPONENT: &AsciiSet = &CONTROLS

@@ -5,6 +5,8 @@ mod conninfo;
 mod tls;
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,12 +30,36 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
     if let Some(pw) = &info.password {
         config.password(pw.expose());
     }
-    if let Some(t) = info.connect_timeout {
-        config.connect_timeout(std::time::Duration::from_secs(t));
-    }
+    let timeout = std::time::Duration::from_secs(info.connect_timeout_or_default());
+    config.connect_timeout(timeout);
+    // Keepalives find a dead peer on an idle connection (a worker waiting on a
+    // lock, a snapshot session holding its snapshot) within about a minute.
+    config
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .keepalives_interval(std::time::Duration::from_secs(10))
+        .keepalives_retries(3);
     if let Some(o) = &info.options {
         config.options(o);
     }
+    warn_pooler(info);
+    // connect_timeout in the driver covers the TCP connect only; a server that
+    // accepts and never answers must time out too, as with libpq.
+    match tokio::time::timeout(timeout, connect_with(&config, info)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "connecting to {info}: no answer from the server within {} s",
+                timeout.as_secs()
+            ),
+        )
+        .with_hint("check the host and port (something there accepts connections but does not speak PostgreSQL), or raise connect_timeout in the URL")),
+    }
+}
+
+async fn connect_with(config: &tokio_postgres::Config, info: &ConnInfo) -> Result<Client> {
+    let mut config = config.clone();
     let result = match tls::client_config(info)? {
         None => {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -57,6 +83,23 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
     match result {
         Ok((client, _task)) => Ok(client),
         Err(e) => Err(connect_error(e, info)),
+    }
+}
+
+/// Supabase's transaction pooler (Supavisor) listens on 6543: session state,
+/// snapshots and COPY do not work through it. Said once per process and URL.
+fn warn_pooler(info: &ConnInfo) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if info.port != 6543 {
+        return;
+    }
+    let key = info.to_string();
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.contains(&key) {
+        tracing::warn!(
+            "{info} uses port 6543, Supabase's transaction pooler: exported snapshots, COPY and pg_dump need a session connection; use port 5432 (the direct connection or the session pooler)"
+        );
+        warned.push(key);
     }
 }
 
@@ -151,35 +194,29 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A libpq tool (psql, pg_dump, pg_restore…) set up to connect to one server.
 ///
-/// The connection goes through `PG*` environment variables; the password through
-/// a passfile only this process can read, deleted when the `PgCommand` is dropped.
-/// Nothing secret is in the child's argv or environment.
+/// The child starts from a cleared environment (see [`child`]); the connection
+/// goes through `PG*` variables; the password through a passfile that has no
+/// name in any folder: an anonymous file only this user can read, passed as an
+/// inherited descriptor (`PGPASSFILE=/proc/self/fd/N`). When this process ends,
+/// however it ends (SIGKILL included), the file is gone with it, and the child
+/// is killed with it. Nothing secret is in the child's argv or environment.
 pub struct PgCommand {
     command: Command,
-    _passfile: Option<tempfile::NamedTempFile>,
+    _passfile: Option<std::fs::File>,
 }
 
 impl PgCommand {
     /// `program` (a path or a name found by [`find_pg_tool`]) set up for `info`.
     pub fn new(program: impl AsRef<Path>, info: &ConnInfo) -> Result<PgCommand> {
-        let mut command = Command::new(program.as_ref());
-        for var in INHERITED_PG_VARS {
-            command.env_remove(var);
-        }
+        let mut command = child(program.as_ref());
         for (k, v) in info.libpq_env() {
             command.env(k, v);
         }
         let passfile = match &info.password {
             Some(pw) => {
-                let mut f = tempfile::Builder::new()
-                    .prefix("supamigrate-pgpass-")
-                    .tempfile()
-                    .map_err(|e| Error::io("creating a passfile", e))?;
-                // tempfile creates files with mode 0600.
-                writeln!(f, "*:*:*:*:{}", escape_passfile(pw.expose()))
-                    .and_then(|_| f.flush())
-                    .map_err(|e| Error::io("writing a passfile", e))?;
-                command.env("PGPASSFILE", f.path());
+                let f = anonymous_passfile(pw.expose())?;
+                inherit_fd(&mut command, &f);
+                command.env("PGPASSFILE", format!("/proc/self/fd/{}", f.as_raw_fd()));
                 Some(f)
             }
             None => None,
@@ -191,7 +228,7 @@ impl PgCommand {
     }
 
     /// The command, to add arguments and run. Keep the `PgCommand` alive until
-    /// the child has exited: dropping it deletes the passfile.
+    /// the child has exited: it owns the passfile's descriptor.
     pub fn command(&mut self) -> &mut Command {
         &mut self.command
     }
@@ -216,17 +253,93 @@ impl PgCommand {
     }
 }
 
-/// libpq variables a parent may have set that must not leak into our children.
-const INHERITED_PG_VARS: &[&str] = &[
-    "PGPASSWORD",
-    "PGPASSFILE",
-    "PGSERVICE",
-    "PGSERVICEFILE",
-    "PGHOSTADDR",
-    "PGSSLCERT",
-    "PGSSLKEY",
-    "PGREQUIRESSL",
+/// Variables a child may see: where programs and locales are, the user and
+/// home (libpq reads `~/.postgresql/` for certificates), time zone and temp
+/// folder. Everything else (our `SUPABASE_DB_URL`, `RDS_URL`,
+/// `APP_DB_PASSWORD`, AWS keys, `PGPASSWORD`…) is not passed on.
+const CHILD_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_COLLATE",
+    "LC_MESSAGES",
+    "LC_NUMERIC",
+    "LC_TIME",
+    "LC_MONETARY",
+    "TZ",
+    "TMPDIR",
+    "TERM",
 ];
+
+/// A child process of ours: a cleared environment with [`CHILD_ENV`] only,
+/// and killed when this process dies (`PR_SET_PDEATHSIG`), so a kill of
+/// supamigrate never leaves a pg_dump running. Run it to completion on the
+/// thread that started it (the signal follows the thread).
+#[allow(unsafe_code)]
+pub fn child(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear();
+    for var in CHILD_ENV {
+        if let Some(v) = std::env::var_os(var) {
+            command.env(var, v);
+        }
+    }
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)?;
+            // The parent may have died between fork and prctl.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(std::io::Error::other("the parent process is gone"));
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// A file with the passfile line and no name: removed by the kernel when the
+/// last descriptor closes, so no exit path leaves it behind.
+fn anonymous_passfile(password: &str) -> Result<std::fs::File> {
+    use std::io::Seek;
+    use std::os::unix::fs::PermissionsExt;
+    // tempfile() opens with O_TMPFILE (or creates and unlinks at once); its
+    // mode follows the umask, and libpq ignores a passfile others can read.
+    let mut f = tempfile::tempfile().map_err(|e| Error::io("creating a passfile", e))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("making the passfile owner-only", e))?;
+    writeln!(f, "*:*:*:*:{}", escape_passfile(password))
+        .and_then(|_| f.flush())
+        .and_then(|_| f.rewind())
+        .map_err(|e| Error::io("writing a passfile", e))?;
+    Ok(f)
+}
+
+/// Lets the child inherit `f` under the same descriptor number.
+#[allow(unsafe_code)]
+fn inherit_fd(command: &mut Command, f: &std::fs::File) {
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl is async-signal-safe; it only clears FD_CLOEXEC in the child.
+    unsafe {
+        command.pre_exec(move || {
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
+                .map_err(std::io::Error::from)?;
+            let mut flags = nix::fcntl::FdFlag::from_bits_truncate(flags);
+            flags.remove(nix::fcntl::FdFlag::FD_CLOEXEC);
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags))
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
 
 /// `n` random bytes from the OS, hex-encoded (generated passwords, scratch
 /// database names).
@@ -293,33 +406,27 @@ mod tests {
     }
 
     #[test]
-    fn pg_command_keeps_the_password_out_of_argv_and_env() {
+    fn pg_command_keeps_the_password_out_of_argv_env_and_folders() {
+        std::env::set_var("SUPAMIGRATE_TEST_SECRET_VAR", "hunter2");
         let info = ConnInfo::parse("postgresql://u:hunter2:x@127.0.0.1:1/db").unwrap();
-        let mut pc = PgCommand::new("psql", &info).unwrap();
-        pc.command().arg("-c").arg("select 1");
-        let cmd = pc.command();
-        let args: Vec<_> = cmd
+        let mut pc = PgCommand::new("/bin/sh", &info).unwrap();
+        pc.command()
+            .arg("-c")
+            .arg("cat \"$PGPASSFILE\"; echo; env; readlink \"$PGPASSFILE\"; stat -L -c mode=%a \"$PGPASSFILE\"");
+        let args: Vec<_> = pc
+            .command()
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert!(args.iter().all(|a| !a.contains("hunter2")));
-        let mut passfile = None;
-        for (k, v) in cmd.get_envs() {
-            let v = v
-                .map(|v| v.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            assert!(!v.contains("hunter2"), "{k:?}");
-            if k == "PGPASSFILE" {
-                passfile = Some(v);
-            }
-        }
-        let passfile = passfile.expect("PGPASSFILE set");
-        let content = std::fs::read_to_string(&passfile).unwrap();
-        assert_eq!(content, "*:*:*:*:hunter2\\:x\n");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&passfile).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "passfile readable by others: {mode:o}");
-        drop(pc);
-        assert!(!Path::new(&passfile).exists(), "passfile removed on drop");
+        let out = pc.output().unwrap();
+        let (passfile, rest) = out.split_once('\n').unwrap();
+        assert_eq!(passfile, "*:*:*:*:hunter2\\:x");
+        assert!(!rest.contains("hunter2"), "the child's environment: {rest}");
+        assert!(
+            rest.contains("(deleted)"),
+            "the passfile has no name: {rest}"
+        );
+        assert!(rest.contains("mode=600"), "owner-only: {rest}");
     }
 }

@@ -14,6 +14,7 @@
 //! - Then sequences take the source's exact state, and [`post_data`] builds
 //!   indexes and constraints in parallel, each table's as soon as its data is in.
 
+mod drift;
 pub mod post_data;
 mod worker;
 
@@ -32,7 +33,7 @@ use crate::pg::{export_snapshot, read_sequence, set_sequence, Access, TableName}
 use crate::plan::{CopyTask, MigrationPlan, Section};
 
 /// How to copy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CopyOptions {
     /// Concurrent workers (source + target connection each).
     pub jobs: usize,
@@ -40,6 +41,29 @@ pub struct CopyOptions {
     /// is in (overlapping the copy), then foreign keys and the rest. `false`
     /// leaves post-data to `schema apply --section post-data`.
     pub post_data: bool,
+    /// Tables to copy again whole although their source did not change
+    /// (`--recopy`; source or target names, `schema.table`).
+    pub recopy: Vec<String>,
+}
+
+impl CopyOptions {
+    /// `jobs` workers, post-data or not, nothing asked to be copied again.
+    pub fn new(jobs: usize, post_data: bool) -> CopyOptions {
+        CopyOptions {
+            jobs,
+            post_data,
+            recopy: Vec::new(),
+        }
+    }
+}
+
+/// A table copied again, whole, by this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recopied {
+    /// The target table.
+    pub table: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// One table's totals.
@@ -81,6 +105,14 @@ pub struct CopySummary {
     pub post_data_built: Option<usize>,
     /// Wall-clock seconds of this run.
     pub seconds: f64,
+    /// Tables copied again whole: their source changed since an earlier,
+    /// interrupted run copied them, or `--recopy` asked.
+    #[serde(default)]
+    pub recopied: Vec<Recopied>,
+    /// Work retried after a transient failure (a target restart, a reset
+    /// connection).
+    #[serde(default)]
+    pub retries: u32,
 }
 
 impl CopySummary {
@@ -95,15 +127,8 @@ impl CopySummary {
 async fn load_or_store_tasks(
     target: &mut Client,
     plan: &MigrationPlan,
+    done: &HashMap<String, bool>,
 ) -> Result<Vec<(CopyTask, bool)>> {
-    let rows = target
-        .query(
-            "select id, done_at is not null from supamigrate.copy_tasks",
-            &[],
-        )
-        .await
-        .map_err(|e| Error::postgres("reading the copy's progress", e))?;
-    let done: HashMap<String, bool> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     if !done.is_empty() {
         if done.len() != plan.copy_tasks.len()
             || plan.copy_tasks.iter().any(|t| !done.contains_key(&t.id))
@@ -141,6 +166,79 @@ async fn load_or_store_tasks(
     Ok(plan.copy_tasks.iter().map(|t| (t.clone(), false)).collect())
 }
 
+/// Which stored tasks are done (empty: no task stored yet).
+async fn stored_progress(target: &Client) -> Result<HashMap<String, bool>> {
+    let rows = target
+        .query(
+            "select id, done_at is not null from supamigrate.copy_tasks",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the copy's progress", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The tables `--recopy` names, as the plan's source tables; an unknown
+/// name is refused before anything is written.
+fn resolve_recopy(plan: &MigrationPlan, names: &[String]) -> Result<Vec<TableName>> {
+    names
+        .iter()
+        .map(|n| {
+            let (schema, name) = n.split_once('.').unwrap_or(("public", n.as_str()));
+            plan.tables
+                .iter()
+                .find(|m| {
+                    [&m.source, &m.target]
+                        .iter()
+                        .any(|t| t.schema == schema && t.name == name)
+                })
+                .map(|m| m.source.clone())
+                .ok_or_else(|| {
+                    Error::invalid_input(format!(
+                        "--recopy {n}: the plan copies no such table; nothing was copied"
+                    ))
+                    .with_hint("name a table as schema.table, as `supamigrate plan` lists them")
+                })
+        })
+        .collect()
+}
+
+/// Refuses to write into target tables that hold rows the copy did not
+/// write: a table with no task done must be empty. Reads only.
+async fn require_empty_or_ours(
+    target: &Client,
+    plan: &MigrationPlan,
+    done: &HashMap<String, bool>,
+) -> Result<()> {
+    let mut foreign = Vec::new();
+    for m in &plan.tables {
+        let ours = plan
+            .copy_tasks
+            .iter()
+            .any(|t| t.table == m.source && done.get(&t.id).copied().unwrap_or(false));
+        if ours {
+            continue;
+        }
+        let sql = format!("select exists (select from only {})", m.target.quoted());
+        let has_rows: bool = target
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| Error::postgres(format!("checking that {} is empty", m.target), e))?
+            .get(0);
+        if has_rows {
+            foreign.push(m.target.to_string());
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid_input(format!(
+        "target table(s) already hold rows this migration did not copy: {}; nothing was copied",
+        foreign.join(", ")
+    ))
+    .with_hint("copy into a freshly provisioned database, or empty those tables on the target if their rows are not needed"))
+}
+
 /// Refuses a target whose schema is not there yet.
 async fn require_pre_data(target: &Client, plan: &MigrationPlan) -> Result<()> {
     crate::store::require(target, "copy").await?;
@@ -166,20 +264,65 @@ pub async fn copy(
     let started = Instant::now();
     let mut tgt = connect(target).await?;
     require_pre_data(&tgt, plan).await?;
-    // The coordinator's snapshot: every worker reads this instant of the source.
+    let asked = resolve_recopy(plan, &opts.recopy)?;
+    let done = stored_progress(&tgt).await?;
+    require_empty_or_ours(&tgt, plan, &done).await?;
+    // Signatures first, then the snapshot: a write in between only makes a
+    // later run copy a table again.
     let coordinator = connect(source).await?;
+    let sources: Vec<TableName> = plan.tables.iter().map(|m| m.source.clone()).collect();
+    let signatures = drift::signatures(&coordinator, &sources).await?;
+    // The coordinator's snapshot: every worker reads this instant of the source.
     let snapshot = export_snapshot(&coordinator, Access::ReadOnly).await?;
-    let all = load_or_store_tasks(&mut tgt, plan).await?;
+    let all = load_or_store_tasks(&mut tgt, plan, &done).await?;
+    let copied: Vec<TableName> = sources
+        .iter()
+        .filter(|t| all.iter().any(|(task, d)| *d && task.table == **t))
+        .cloned()
+        .collect();
+    let recorded = drift::recorded(&tgt).await?;
+    let again = drift::drifted(&copied, &signatures, &recorded, &asked);
     let mut summary = CopySummary {
-        tasks_earlier: all.iter().filter(|(_, done)| *done).count(),
+        tasks_earlier: all
+            .iter()
+            .filter(|(t, d)| *d && !again.contains_key(&t.table))
+            .count(),
         ..CopySummary::default()
     };
-    let todo: VecDeque<CopyTask> = all
-        .iter()
-        .filter(|(_, done)| !done)
-        .map(|(t, _)| t.clone())
-        .collect();
-    summary.tasks_now = todo.len();
+    let mut todo: VecDeque<worker::Job> = VecDeque::new();
+    for (table, why) in &again {
+        let tasks: Vec<CopyTask> = all
+            .iter()
+            .filter(|(t, _)| t.table == *table)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let target_table = plan
+            .mapping(table)
+            .map_or(table.clone(), |m| m.target.clone());
+        let reason = match why {
+            drift::Why::Changed => "the source table changed since an earlier run copied it",
+            drift::Why::Unrecorded => "copied by an earlier run that recorded no change counters",
+            drift::Why::Asked => "--recopy",
+        };
+        tracing::warn!(table = %target_table, reason, "copying the table again, whole");
+        summary.recopied.push(Recopied {
+            table: target_table.to_string(),
+            reason: reason.to_string(),
+        });
+        todo.push_back(worker::Job {
+            tasks,
+            recopy: true,
+        });
+    }
+    todo.extend(
+        all.iter()
+            .filter(|(t, d)| !d && !again.contains_key(&t.table))
+            .map(|(t, _)| worker::Job {
+                tasks: vec![t.clone()],
+                recopy: false,
+            }),
+    );
+    summary.tasks_now = todo.iter().map(|j| j.tasks.len()).sum();
     let pending = if opts.post_data {
         post_data::prepare(target, plan, secrets).await?
     } else {
@@ -189,15 +332,16 @@ pub async fn copy(
         .post_data
         .then(|| pending.as_ref().map_or(0, |p| p.remaining()));
     let pending = pending.map(|p| Arc::new(Mutex::new(p)));
-    let remaining = remaining_per_table(plan, &all);
+    let remaining = remaining_per_table(plan, &all, &again);
     let run = worker::Run {
         source: source.clone(),
         target: target.clone(),
         snapshot,
         plan: Arc::new(plan.clone()),
         observer: observer.clone(),
+        signatures: Arc::new(signatures),
     };
-    worker::run(run, todo, remaining, pending.clone(), opts.jobs).await?;
+    summary.retries = worker::run(run, todo, remaining, pending.clone(), opts.jobs).await?;
     summary.sequences = copy_sequences(&coordinator, &tgt, &plan.sequences).await?;
     if plan.users().is_some() {
         summary.password_hashes = password_hash_formats(&coordinator).await?;
@@ -221,6 +365,7 @@ pub async fn copy(
 fn remaining_per_table(
     plan: &MigrationPlan,
     all: &[(CopyTask, bool)],
+    again: &std::collections::BTreeMap<TableName, drift::Why>,
 ) -> HashMap<TableName, usize> {
     let mut remaining: HashMap<TableName, usize> = HashMap::new();
     for (t, done) in all {
@@ -229,7 +374,7 @@ fn remaining_per_table(
             .map(|m| m.target.clone())
             .unwrap_or_else(|| t.table.clone());
         let n = remaining.entry(target).or_insert(0);
-        if !done {
+        if !done || again.contains_key(&t.table) {
             *n += 1;
         }
     }

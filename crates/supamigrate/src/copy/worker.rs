@@ -4,7 +4,7 @@
 //! has committed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +21,7 @@ use crate::events::{Bar, SharedObserver, Unit};
 use crate::failpoint;
 use crate::pg::{column_list, import_snapshot, Access, TableName};
 use crate::plan::{CopyTask, MigrationPlan, TableMapping};
+use crate::retry::{Backoff, RETRY_FOR};
 
 /// What every worker shares.
 pub(super) struct Run {
@@ -29,14 +30,36 @@ pub(super) struct Run {
     pub(super) snapshot: String,
     pub(super) plan: Arc<MigrationPlan>,
     pub(super) observer: SharedObserver,
+    /// Each source table's change signature, read just before the snapshot.
+    pub(super) signatures: Arc<super::drift::Signatures>,
+}
+
+/// One worker's unit of work: one task in its own transaction, or a table
+/// whose source changed since its rows were copied: emptied and copied
+/// again, all its tasks in one transaction.
+#[derive(Debug, Clone)]
+pub(super) struct Job {
+    pub(super) tasks: Vec<CopyTask>,
+    pub(super) recopy: bool,
+}
+
+impl Job {
+    fn label(&self) -> String {
+        match (self.recopy, self.tasks.first()) {
+            (true, Some(t)) => format!("{} (again, whole)", t.table),
+            (false, Some(t)) => t.id.clone(),
+            (_, None) => String::new(),
+        }
+    }
 }
 
 struct Shared {
     run: Run,
-    queue: Mutex<VecDeque<CopyTask>>,
+    queue: Mutex<VecDeque<Job>>,
     failed: AtomicBool,
     overall: Bar,
     signal: TableDone,
+    retries: AtomicU32,
 }
 
 /// Tells the index builder when a table's last task has committed.
@@ -58,14 +81,15 @@ impl TableDone {
 }
 
 /// Copies `todo` with `jobs` workers; builds keys as tables complete when
-/// `pending` post-data is given.
+/// `pending` post-data is given. Returns how many times work was retried
+/// after a transient failure.
 pub(super) async fn run(
     run: Run,
-    todo: VecDeque<CopyTask>,
+    todo: VecDeque<Job>,
     remaining: HashMap<TableName, usize>,
     pending: Option<Arc<Mutex<Pending>>>,
     jobs: usize,
-) -> Result<()> {
+) -> Result<u32> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TableName>();
     for (table, n) in &remaining {
         if *n == 0 {
@@ -83,9 +107,13 @@ pub(super) async fn run(
     };
     let copied = if todo.is_empty() {
         drop(signal);
-        Ok(())
+        Ok(0)
     } else {
-        let total: i64 = todo.iter().map(|t| t.est_bytes.max(1)).sum();
+        let total: i64 = todo
+            .iter()
+            .flat_map(|j| &j.tasks)
+            .map(|t| t.est_bytes.max(1))
+            .sum();
         let overall = Bar::new(&run.observer, "copy", total as u64, Unit::Bytes);
         let shared = Arc::new(Shared {
             run,
@@ -93,15 +121,19 @@ pub(super) async fn run(
             failed: AtomicBool::new(false),
             overall,
             signal,
+            retries: AtomicU32::new(0),
         });
-        run_workers(shared, jobs).await
+        run_workers(shared.clone(), jobs)
+            .await
+            .map(|()| shared.retries.load(Ordering::SeqCst))
     };
     let built = match builder.join_next().await {
         Some(j) => j.map_err(|e| Error::internal(format!("the index builder failed: {e}")))?,
         None => Ok(()),
     };
-    copied?;
-    built
+    let retries = copied?;
+    built?;
+    Ok(retries)
 }
 
 async fn run_workers(shared: Arc<Shared>, jobs: usize) -> Result<()> {
@@ -133,68 +165,139 @@ async fn run_workers(shared: Arc<Shared>, jobs: usize) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-async fn worker(shared: &Shared, bar: &Bar) -> Result<()> {
-    let src = connect(&shared.run.source).await?;
-    let tgt = connect(&shared.run.target).await?;
+/// A source and a target session, tuned for the copy.
+async fn open_sessions(run: &Run) -> Result<(Client, Client)> {
+    let src = connect(&run.source).await?;
+    let tgt = connect(&run.target).await?;
     tgt.batch_execute("set synchronous_commit = off")
         .await
         .map_err(|e| Error::postgres("tuning the target session", e))?;
+    Ok((src, tgt))
+}
+
+/// Takes jobs until the queue is empty. A job that fails for a transient
+/// reason (the target restarted, a connection was reset) is retried on new
+/// sessions with backoff, for up to [`RETRY_FOR`].
+async fn worker(shared: &Shared, bar: &Bar) -> Result<()> {
+    let mut sessions: Option<(Client, Client)> = None;
     loop {
         if shared.failed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(task) = shared.queue.lock().await.pop_front() else {
+        let Some(job) = shared.queue.lock().await.pop_front() else {
             return Ok(());
         };
-        let mapping = shared
-            .run
-            .plan
-            .mapping(&task.table)
-            .ok_or_else(|| Error::internal(format!("task {} has no table mapping", task.id)))?;
-        bar.message(task.id.clone());
-        let started = Instant::now();
-        let span = tracing::info_span!("copy", table = %mapping.target, task = %task.id);
-        let (rows, bytes) = copy_task(&src, &tgt, shared, &task, mapping, bar)
-            .instrument(span)
-            .await?;
-        let secs = started.elapsed().as_secs_f64();
-        shared.signal.task_done(&mapping.target).await;
-        tracing::info!(
-            task = %task.id,
-            rows,
-            mb = format!("{:.1}", bytes as f64 / 1e6),
-            mb_per_s = format!("{:.1}", bytes as f64 / 1e6 / secs.max(1e-6)),
-            "copied"
-        );
+        let mut backoff = Backoff::new(RETRY_FOR);
+        loop {
+            let result = match sessions.take() {
+                Some(s) => Ok(s),
+                None => open_sessions(&shared.run).await,
+            };
+            let result = match result {
+                Ok((src, tgt)) => {
+                    let r = copy_job(&src, &tgt, shared, &job, bar).await;
+                    if r.is_ok() {
+                        sessions = Some((src, tgt));
+                    }
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            let Err(e) = result else { break };
+            if !backoff.retry(&e, &format!("copying {}", job.label())).await {
+                return Err(e);
+            }
+            shared.retries.fetch_add(1, Ordering::SeqCst);
+            // The commit may have reached the target before the connection broke.
+            if committed(&shared.run, &job).await.unwrap_or(false) {
+                break;
+            }
+        }
+        for task in &job.tasks {
+            if let Some(m) = shared.run.plan.mapping(&task.table) {
+                shared.signal.task_done(&m.target).await;
+            }
+        }
     }
 }
 
-/// Copies one task: the rows and the done mark commit together.
-async fn copy_task(
-    src: &Client,
-    tgt: &Client,
-    shared: &Shared,
-    task: &CopyTask,
-    mapping: &TableMapping,
-    bar: &Bar,
-) -> Result<(u64, u64)> {
-    let started = Instant::now();
+/// Whether `job` committed (after a connection broke around its commit).
+async fn committed(run: &Run, job: &Job) -> Result<bool> {
+    let tgt = connect(&run.target).await?;
+    let ids: Vec<&str> = job.tasks.iter().map(|t| t.id.as_str()).collect();
+    let done: i64 = tgt
+        .query_one(
+            "select count(*) from supamigrate.copy_tasks where id = any($1) and done_at is not null",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the copy's progress", e))?
+        .get(0);
+    if done as usize != job.tasks.len() {
+        return Ok(false);
+    }
+    if !job.recopy {
+        return Ok(true);
+    }
+    // A re-copied table's tasks were done before too: its signature tells.
+    let table = &job.tasks[0].table;
+    let recorded = super::drift::recorded(&tgt).await?;
+    Ok(recorded.get(table) == run.signatures.get(table))
+}
+
+/// Copies one job: its rows, the tasks' done marks and the source table's
+/// signature commit together.
+async fn copy_job(src: &Client, tgt: &Client, shared: &Shared, job: &Job, bar: &Bar) -> Result<()> {
     import_snapshot(src, &shared.run.snapshot, Access::ReadOnly).await?;
     tgt.batch_execute("begin")
         .await
         .map_err(|e| Error::postgres("starting a target transaction", e))?;
-    let result = stream(src, tgt, shared, task, mapping, bar, started).await;
+    let result = async {
+        if job.recopy {
+            empty_for_recopy(tgt, &shared.run.plan, job).await?;
+        }
+        for task in &job.tasks {
+            let mapping =
+                shared.run.plan.mapping(&task.table).ok_or_else(|| {
+                    Error::internal(format!("task {} has no table mapping", task.id))
+                })?;
+            bar.message(task.id.clone());
+            let started = Instant::now();
+            let span = tracing::info_span!("copy", table = %mapping.target, task = %task.id);
+            let (rows, bytes) = stream(src, tgt, shared, task, mapping, bar, started)
+                .instrument(span)
+                .await?;
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(
+                task = %task.id,
+                rows,
+                mb = format!("{:.1}", bytes as f64 / 1e6),
+                mb_per_s = format!("{:.1}", bytes as f64 / 1e6 / secs.max(1e-6)),
+                "copied"
+            );
+        }
+        if let Some(t) = job.tasks.first() {
+            let signature = shared
+                .run
+                .signatures
+                .get(&t.table)
+                .map_or("", String::as_str);
+            super::drift::record(tgt, &t.table, signature).await?;
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
     match result {
-        Ok(r) => {
+        Ok(()) => {
             failpoint::hit(failpoint::COPY_BEFORE_COMMIT);
             tgt.batch_execute("commit")
                 .await
-                .map_err(|e| Error::postgres(format!("committing {}", task.id), e))?;
+                .map_err(|e| Error::postgres(format!("committing {}", job.label()), e))?;
             failpoint::hit(failpoint::COPY_TASK_DONE);
             src.batch_execute("commit")
                 .await
                 .map_err(|e| Error::postgres("ending the source transaction", e))?;
-            Ok(r)
+            Ok(())
         }
         Err(e) => {
             let _ = tgt.batch_execute("rollback").await;
@@ -202,6 +305,31 @@ async fn copy_task(
             Err(e)
         }
     }
+}
+
+/// Empties a table whose source changed and clears its tasks' done marks,
+/// inside the job's transaction: until it commits, the old rows stay.
+async fn empty_for_recopy(tgt: &Client, plan: &MigrationPlan, job: &Job) -> Result<()> {
+    let Some(first) = job.tasks.first() else {
+        return Ok(());
+    };
+    let mapping = plan
+        .mapping(&first.table)
+        .ok_or_else(|| Error::internal(format!("task {} has no table mapping", first.id)))?;
+    tgt.batch_execute(&format!("truncate only {}", mapping.target.quoted()))
+        .await
+        .map_err(|e| {
+            Error::postgres(format!("emptying {} to copy it again", mapping.target), e)
+                .with_hint("a table is copied again before post-data's foreign keys exist; if they do, start over on a fresh target database")
+        })?;
+    let ids: Vec<&str> = job.tasks.iter().map(|t| t.id.as_str()).collect();
+    tgt.execute(
+        "update supamigrate.copy_tasks set done_at = null, rows = null, bytes = null, seconds = null where id = any($1)",
+        &[&ids],
+    )
+    .await
+    .map_err(|e| Error::postgres("clearing the re-copied table's progress", e))?;
+    Ok(())
 }
 
 /// Streams the task's rows and marks it done, inside the open transactions.

@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub app_password: Option<Password>,
     /// The application's own checks for verify.
     pub checks: Vec<crate::verify::checks::Check>,
+    /// Tables the copy step copies again whole (`--recopy`).
+    pub recopy: Vec<String>,
 }
 
 /// What `run` reports back.
@@ -75,6 +77,8 @@ struct Runner<'a> {
 
 /// Runs (or resumes) the migration.
 pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> Result<RunOutcome> {
+    let _lock = ctx.lock("run").await?;
+    ctx.check_sides().await?;
     let state = journal::load(&ctx.state_dir, ctx.source()?, ctx.target()?)?;
     let mut r = Runner {
         ctx,
@@ -207,6 +211,24 @@ impl Runner<'_> {
     }
 
     async fn preflight(&mut self) -> Result<StepOutcome> {
+        let sides = [
+            ("source", self.ctx.source()?),
+            ("target", self.ctx.target()?),
+        ];
+        crate::guard::check_jobs(
+            &sides,
+            "--copy-jobs",
+            self.opts.copy_jobs,
+            crate::ops::copy_sessions(self.opts.copy_jobs, false),
+        )
+        .await?;
+        crate::guard::check_jobs(
+            &sides,
+            "--jobs",
+            self.opts.verify_jobs,
+            crate::ops::VERIFY_SESSIONS,
+        )
+        .await?;
         let planned = self.ctx.plan().await;
         let plan = planned
             .as_ref()
@@ -404,6 +426,7 @@ impl Runner<'_> {
         let opts = crate::copy::CopyOptions {
             jobs: self.opts.copy_jobs,
             post_data: false,
+            recopy: self.opts.recopy.clone(),
         };
         crate::copy::copy(
             self.ctx.source()?,

@@ -13,10 +13,13 @@ use crate::plan::file::{from_json, to_json};
 use crate::plan::{MigrationPlan, Section};
 
 /// The store's migrations: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_base.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_base.sql")),
+    (2, include_str!("migrations/0002_copy_sources.sql")),
+];
 
 /// The store version this release writes.
-pub const STORE_VERSION: i32 = 1;
+pub const STORE_VERSION: i32 = 2;
 
 /// The store's version on the target (0: no store yet).
 pub async fn version(client: &impl GenericClient) -> Result<i32> {

@@ -3,7 +3,7 @@
 
 use supamigrate::apply::Applied;
 use supamigrate::connect::{connect, ConnInfo};
-use supamigrate::copy::{self, CopyOptions};
+use supamigrate::copy;
 use supamigrate::pg::TableName;
 use supamigrate::plan::copy::SplitOptions;
 use supamigrate::plan::users::USER_COLUMNS;
@@ -58,15 +58,9 @@ async fn migrate(
     };
     let ctx = context(source.clone(), target.clone(), overrides, state.path());
     let plan = provision_and_pre_data(&ctx).await;
-    let summary = supamigrate::ops::copy(
-        &ctx,
-        CopyOptions {
-            jobs: 3,
-            post_data: true,
-        },
-    )
-    .await
-    .unwrap();
+    let summary = supamigrate::ops::copy(&ctx, supamigrate::copy::CopyOptions::new(3, true))
+        .await
+        .unwrap();
     assert!(
         summary.post_data_built.unwrap() > 0,
         "post-data built with the copy"

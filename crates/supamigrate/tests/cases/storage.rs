@@ -56,15 +56,9 @@ async fn failed_uploads_are_reported_and_a_rerun_completes() {
     };
     let ctx = context(sb.source_url(), sb.target_url(), overrides, state.path());
     let plan = provision_and_pre_data(&ctx).await;
-    supamigrate::ops::copy(
-        &ctx,
-        supamigrate::copy::CopyOptions {
-            jobs: 2,
-            post_data: true,
-        },
-    )
-    .await
-    .unwrap();
+    supamigrate::ops::copy(&ctx, supamigrate::copy::CopyOptions::new(2, true))
+        .await
+        .unwrap();
     let dest = tempfile::tempdir().unwrap();
     let flaky = Stores {
         source: Store::dir(sb.storage_dir()),

@@ -1,0 +1,371 @@
+//! Guards before any write: the two sides are what they claim to be (the
+//! source a Supabase project, the target not the source and not a Supabase
+//! project), both servers have connections for the workers asked for, and
+//! one migration at a time (a lock file in the state folder, an advisory
+//! lock on the target server), the holder named when refused.
+
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::connect::{connect, ConnInfo};
+use crate::error::{Error, ErrorKind, Result};
+
+/// What a server says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `pg_control_system().system_identifier`, when the role may read it.
+    pub system_identifier: Option<i64>,
+    /// Host and port as connected.
+    pub address: (String, u16),
+    /// The database named by the connection string.
+    pub database: String,
+    /// Whether it exists yet.
+    pub database_exists: bool,
+    /// Supabase's own roles found on the server.
+    pub supabase_roles: Vec<String>,
+    /// `auth.users` is a table in the database (on our targets it is a view).
+    pub auth_users_table: bool,
+}
+
+/// Reads `info`'s identity (through `postgres` when its database does not
+/// exist yet).
+pub async fn identify(info: &ConnInfo) -> Result<Identity> {
+    let (client, database_exists) = match connect(info).await {
+        Ok(c) => (c, true),
+        Err(e) if e.kind() == ErrorKind::InvalidInput && info.dbname != "postgres" => {
+            (connect(&info.with_dbname("postgres")).await?, false)
+        }
+        Err(e) => return Err(e),
+    };
+    let system_identifier = client
+        .query_one("select system_identifier from pg_control_system()", &[])
+        .await
+        .ok()
+        .map(|r| r.get(0));
+    let row = client
+        .query_one(
+            "select coalesce(array_agg(rolname::text order by rolname), '{}') from pg_roles \
+             where rolname in ('supabase_admin', 'supabase_auth_admin', 'supabase_storage_admin')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("reading the roles of {info}"), e))?;
+    let supabase_roles: Vec<String> = row.get(0);
+    let auth_users_table = database_exists
+        && client
+            .query_one(
+                "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+                 where n.nspname = 'auth' and c.relname = 'users' and c.relkind in ('r', 'p'))",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("looking for auth.users on {info}"), e))?
+            .get(0);
+    Ok(Identity {
+        system_identifier,
+        address: (info.host.clone(), info.port),
+        database: info.dbname.clone(),
+        database_exists,
+        supabase_roles,
+        auth_users_table,
+    })
+}
+
+/// Refuses sides that cannot be this migration's: the target is the
+/// source, the target is a Supabase project, the source is not one. Pure.
+pub fn judge(source: &Identity, target: &Identity) -> Result<()> {
+    let same_server = match (source.system_identifier, target.system_identifier) {
+        (Some(a), Some(b)) => a == b,
+        _ => source.address == target.address,
+    };
+    if same_server && source.database == target.database {
+        return Err(Error::invalid_input(format!(
+            "RDS_URL and SUPABASE_DB_URL point at the same database ({} on one server); nothing was changed",
+            target.database
+        ))
+        .with_hint("RDS_URL is the new RDS database the project moves to; SUPABASE_DB_URL the Supabase project's database"));
+    }
+    let swapped = "are SUPABASE_DB_URL and RDS_URL swapped? RDS_URL is the new RDS database; SUPABASE_DB_URL the Supabase project's database";
+    if target.auth_users_table || !target.supabase_roles.is_empty() {
+        let what = if target.auth_users_table {
+            "a table auth.users".to_string()
+        } else {
+            format!("Supabase's roles ({})", target.supabase_roles.join(", "))
+        };
+        return Err(Error::invalid_input(format!(
+            "the target looks like a Supabase project: it has {what}; nothing was changed"
+        ))
+        .with_hint(swapped));
+    }
+    if !source.auth_users_table {
+        return Err(Error::invalid_input(format!(
+            "the source does not look like a Supabase project: database {} has no table auth.users; nothing was changed",
+            source.database
+        ))
+        .with_hint(swapped));
+    }
+    Ok(())
+}
+
+/// Reads both sides and [`judge`]s them.
+pub async fn check_sides(source: &ConnInfo, target: &ConnInfo) -> Result<()> {
+    let (s, t) = tokio::try_join!(identify(source), identify(target))?;
+    judge(&s, &t)
+}
+
+/// Connections a server accepts now for a role without superuser rights:
+/// `max_connections` less the reserved slots and the sessions open.
+pub async fn free_connections(client: &Client) -> Result<i64> {
+    let row = client
+        .query_one(
+            "select current_setting('max_connections')::int \
+                  - current_setting('superuser_reserved_connections')::int \
+                  - coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0) \
+                  - coalesce(nullif(current_setting('rds.rds_superuser_reserved_connections', true), '')::int, 0) \
+                  - (select count(*) from pg_stat_activity where backend_type = 'client backend')::int, \
+                  current_setting('max_connections')::int",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("counting the server's free connections", e))?;
+    Ok(i64::from(row.get::<_, i32>(0)))
+}
+
+/// Refuses `jobs` workers (each one session per side, plus `extra`
+/// sessions of the command's own) when a server has fewer free connections.
+pub async fn check_jobs(
+    sides: &[(&str, &ConnInfo)],
+    option: &str,
+    jobs: usize,
+    extra: usize,
+) -> Result<()> {
+    for (name, info) in sides {
+        let server = if crate::connect::probe(info).await?.database_exists {
+            (*info).clone()
+        } else {
+            info.with_dbname("postgres")
+        };
+        let free = free_connections(&connect(&server).await?).await? + 1; // this session
+        let needed = (jobs + extra) as i64;
+        if needed > free {
+            let most = (free - extra as i64).max(0);
+            return Err(Error::invalid_input(format!(
+                "{option} {jobs} needs {needed} connections to the {name} ({jobs} workers and {extra} of its own), but the {name} has {free} free; nothing was changed"
+            ))
+            .with_hint(if most > 0 {
+                format!("use {option} {most} or fewer, or close other sessions, or raise max_connections on the {name}")
+            } else {
+                format!("close other sessions or raise max_connections on the {name}")
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Who holds the migration lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Process id.
+    pub pid: u32,
+    /// Host name.
+    pub host: String,
+    /// When it started (UTC).
+    pub started_at: String,
+    /// The command.
+    pub command: String,
+}
+
+impl Holder {
+    fn me(command: &str) -> Holder {
+        Holder {
+            pid: std::process::id(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into()),
+            started_at: crate::clock::utc_now(),
+            command: command.to_string(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "`supamigrate {}` (pid {} on {}, started {})",
+            self.command, self.pid, self.host, self.started_at
+        )
+    }
+}
+
+/// The migration lock: held until dropped.
+pub struct Lock {
+    _file: nix::fcntl::Flock<std::fs::File>,
+    _session: Option<Client>,
+}
+
+/// The lock file in the state folder.
+pub const LOCK_FILE: &str = "lock";
+
+/// Takes the migration lock for `command`: the state folder's lock file
+/// (`flock`, released by the kernel however the process ends) and an
+/// advisory lock on the target server held by a session named after us.
+/// Refused (exit 2) when another migration holds either, naming it.
+pub async fn lock(state_dir: &Path, target: &ConnInfo, command: &str) -> Result<Lock> {
+    let me = Holder::me(command);
+    crate::fsutil::private_dir(state_dir)?;
+    let path = state_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut file = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    {
+        Ok(f) => f,
+        Err((mut f, _)) => {
+            let mut text = String::new();
+            let _ = f.read_to_string(&mut text);
+            let holder = serde_json::from_str::<Holder>(&text)
+                .map(|h| h.describe())
+                .unwrap_or_else(|_| "another supamigrate".into());
+            return Err(busy(
+                &holder,
+                &format!("state folder {}", state_dir.display()),
+            ));
+        }
+    };
+    let body = serde_json::to_string(&me).map_err(|e| Error::internal(e.to_string()))?;
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| file.write_all(body.as_bytes()))
+        .and_then(|_| file.flush())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    let session = target_lock(target, &me).await?;
+    Ok(Lock {
+        _file: file,
+        _session: session,
+    })
+}
+
+fn busy(holder: &str, what: &str) -> Error {
+    Error::invalid_input(format!(
+        "another migration is running: {holder} holds the lock on the {what}; nothing was changed"
+    ))
+    .with_hint("wait for it to finish (one migration at a time), or stop it; a killed one releases its lock")
+}
+
+/// The advisory lock on the target server (in its `postgres` database, which
+/// exists before the target database does), keyed by the target database.
+async fn target_lock(target: &ConnInfo, me: &Holder) -> Result<Option<Client>> {
+    let mut info = target.with_dbname("postgres");
+    info.application_name = Some(format!(
+        "supamigrate {} pid={} host={} started={}",
+        me.command, me.pid, me.host, me.started_at
+    ));
+    let client = match connect(&info).await {
+        Ok(c) => c,
+        Err(e) if e.is_bad_input() && e.kind() == ErrorKind::InvalidInput => {
+            tracing::warn!(error = %e, "no advisory lock on the target (its postgres database is not reachable); the state folder's lock still holds");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let key = format!("supamigrate:{}", target.dbname);
+    let got: bool = client
+        .query_one("select pg_try_advisory_lock(hashtext($1))", &[&key])
+        .await
+        .map_err(|e| Error::postgres("taking the migration's advisory lock on the target", e))?
+        .get(0);
+    if got {
+        return Ok(Some(client));
+    }
+    let holder: Option<String> = client
+        .query_opt(
+            "select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid \
+             where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database()) \
+               and l.objsubid = 1 \
+               and l.classid::bigint = (hashtext($1)::bigint >> 32) & 4294967295 \
+               and l.objid::bigint = hashtext($1)::bigint & 4294967295 limit 1",
+            &[&key],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading who holds the migration's lock", e))?
+        .map(|r| r.get(0));
+    let holder = holder
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("`{h}`"))
+        .unwrap_or_else(|| "another supamigrate".into());
+    Err(busy(
+        &holder,
+        &format!("target server ({} database)", target.dbname),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(sysid: Option<i64>, port: u16, db: &str, roles: &[&str], auth: bool) -> Identity {
+        Identity {
+            system_identifier: sysid,
+            address: ("127.0.0.1".into(), port),
+            database: db.into(),
+            database_exists: true,
+            supabase_roles: roles.iter().map(|r| r.to_string()).collect(),
+            auth_users_table: auth,
+        }
+    }
+
+    #[test]
+    fn sides_are_judged() {
+        let supabase = side(Some(1), 5432, "postgres", &["supabase_admin"], true);
+        let rds = side(Some(2), 5433, "app", &[], false);
+        let cases: Vec<(&str, Identity, Identity, Option<&str>)> = vec![
+            ("a real pair", supabase.clone(), rds.clone(), None),
+            (
+                "target = source",
+                supabase.clone(),
+                supabase.clone(),
+                Some("point at the same database"),
+            ),
+            (
+                "swapped",
+                rds.clone(),
+                supabase.clone(),
+                Some("the target looks like a Supabase project: it has a table auth.users"),
+            ),
+            (
+                "same server unknown id, same port",
+                side(None, 5432, "postgres", &["supabase_admin"], true),
+                side(None, 5432, "postgres", &["supabase_admin"], true),
+                Some("same database"),
+            ),
+            (
+                "source not Supabase",
+                rds.clone(),
+                side(Some(3), 5434, "app", &[], false),
+                Some("does not look like a Supabase project"),
+            ),
+            (
+                "target with Supabase roles only",
+                supabase.clone(),
+                side(Some(2), 5433, "app", &["supabase_admin"], false),
+                Some("Supabase's roles (supabase_admin)"),
+            ),
+        ];
+        for (name, s, t, want) in cases {
+            let got = judge(&s, &t);
+            match want {
+                None => assert!(got.is_ok(), "{name}: {got:?}"),
+                Some(w) => {
+                    let e = got.expect_err(name);
+                    assert!(e.is_bad_input(), "{name}");
+                    assert!(e.message().contains(w), "{name}: {}", e.message());
+                }
+            }
+        }
+    }
+}

@@ -50,6 +50,11 @@ pub struct Cli {
     /// Supabase project ref; overrides SUPABASE_PROJECT_REF.
     #[arg(long, global = true, value_name = "REF")]
     pub project_ref: Option<String>,
+    /// The source is plain PostgreSQL, not a Supabase project (no Auth, no
+    /// Storage). Without it, a source without auth.users is refused: most
+    /// often the URLs are swapped.
+    #[arg(long, global = true)]
+    pub plain_source: bool,
     /// The migration's state folder: the saved plan (plan.json), run's
     /// journal (run.json), generated secrets.
     #[arg(
@@ -619,11 +624,9 @@ impl Cli {
             target_url: self.target_url.clone(),
             project_ref: self.project_ref.clone(),
         };
-        Ok(config::resolve(
-            &flags,
-            &|k| std::env::var(k).ok(),
-            file.as_ref(),
-        )?)
+        let mut settings = config::resolve(&flags, &|k| std::env::var(k).ok(), file.as_ref())?;
+        settings.plain_source = self.plain_source;
+        Ok(settings)
     }
 }
 

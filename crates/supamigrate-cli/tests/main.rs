@@ -11,6 +11,8 @@ mod backup;
 mod cli;
 #[path = "cases/failures.rs"]
 mod failures;
+#[path = "cases/faults.rs"]
+mod faults;
 #[path = "cases/kill.rs"]
 mod kill;
 #[path = "cases/plan.rs"]

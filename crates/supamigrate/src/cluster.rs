@@ -251,6 +251,19 @@ impl Cluster {
         self.conninfo(&self.superuser, &self.password, dbname)
     }
 
+    /// Restarts the running server on its port (`pg_ctl restart -m fast`):
+    /// every session is terminated, as in a failover or a reboot.
+    pub fn restart(&self) -> Result<()> {
+        let pg_ctl = find_pg_tool("pg_ctl")?;
+        let mut cmd = server_command(&pg_ctl, &self.dir)?;
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", "60", "-m", "fast", "restart"]);
+        run_tool(cmd, "pg_ctl restart")
+    }
+
     /// Starts the server on a free loopback port (keeping the last port if free).
     pub fn start(&mut self) -> Result<()> {
         if self.is_running() {

@@ -122,6 +122,9 @@ pub struct Settings {
     target: Option<ConnInfo>,
     /// Supabase project ref.
     pub project_ref: Option<String>,
+    /// The source is plain PostgreSQL, not a Supabase project: allowed
+    /// only when asked for (`--plain-source`).
+    pub plain_source: bool,
 }
 
 impl Settings {
@@ -131,6 +134,7 @@ impl Settings {
             source: Some(source),
             target: Some(target),
             project_ref,
+            plain_source: false,
         }
     }
 
@@ -182,6 +186,7 @@ pub fn resolve(
         source: resolve_source(flags, &env, file)?,
         target: resolve_target(flags, &env, file)?,
         project_ref: resolve_project_ref(flags, &env, file)?,
+        plain_source: false,
     })
 }
 

@@ -1,6 +1,8 @@
 //! Failpoints for crash tests: `SUPAMIGRATE_FAILPOINTS=name@N,…` makes the
-//! process SIGKILL itself the N-th time (default 1st) it passes `name`. With
-//! the variable unset, [`hit`] costs one atomic load.
+//! process SIGKILL itself the N-th time (default 1st) it passes `name`;
+//! `name@N=sleep:MS` makes it sleep MS milliseconds there instead (a window
+//! for a test to restart a server or start a second run). With the variable
+//! unset, [`hit`] costs one atomic load.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +23,18 @@ pub const STORAGE_OBJECT_UPLOADED: &str = "storage-object-uploaded";
 /// A step of `run` finished and its state was saved.
 pub const RUN_STEP_DONE: &str = "run-step-done";
 
-static ENABLED: OnceLock<Option<HashMap<String, u64>>> = OnceLock::new();
+/// What a failpoint does when reached.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Kill,
+    Sleep(u64),
+}
+
+static ENABLED: OnceLock<Option<HashMap<String, (u64, Action)>>> = OnceLock::new();
 static COUNTS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
 static ANY: AtomicBool = AtomicBool::new(true);
 
-fn config() -> &'static Option<HashMap<String, u64>> {
+fn config() -> &'static Option<HashMap<String, (u64, Action)>> {
     ENABLED.get_or_init(|| {
         let v = std::env::var("SUPAMIGRATE_FAILPOINTS")
             .ok()
@@ -36,8 +45,16 @@ fn config() -> &'static Option<HashMap<String, u64>> {
         v.map(|v| {
             v.split(',')
                 .filter_map(|item| {
+                    let (item, action) = match item.split_once('=') {
+                        Some((i, a)) => (i, a.trim()),
+                        None => (item, "kill"),
+                    };
+                    let action = match action.strip_prefix("sleep:") {
+                        Some(ms) => Action::Sleep(ms.parse().ok()?),
+                        None => Action::Kill,
+                    };
                     let (name, n) = item.split_once('@').unwrap_or((item, "1"));
-                    Some((name.trim().to_string(), n.trim().parse().ok()?))
+                    Some((name.trim().to_string(), (n.trim().parse().ok()?, action)))
                 })
                 .collect()
         })
@@ -52,7 +69,7 @@ pub fn hit(name: &str) {
     let Some(points) = config() else {
         return;
     };
-    let Some(&at) = points.get(name) else {
+    let Some(&(at, action)) = points.get(name) else {
         return;
     };
     let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
@@ -62,7 +79,16 @@ pub fn hit(name: &str) {
         .or_insert(0);
     *n += 1;
     if *n == at {
-        eprintln!("failpoint {name}@{at}: SIGKILL");
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        match action {
+            Action::Kill => {
+                eprintln!("failpoint {name}@{at}: SIGKILL");
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+            Action::Sleep(ms) => {
+                drop(counts);
+                eprintln!("failpoint {name}@{at}: sleeping {ms} ms");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
     }
 }

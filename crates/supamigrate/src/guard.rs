@@ -76,7 +76,7 @@ pub async fn identify(info: &ConnInfo) -> Result<Identity> {
 
 /// Refuses sides that cannot be this migration's: the target is the
 /// source, the target is a Supabase project, the source is not one. Pure.
-pub fn judge(source: &Identity, target: &Identity) -> Result<()> {
+pub fn judge(source: &Identity, target: &Identity, plain_source: bool) -> Result<()> {
     let same_server = match (source.system_identifier, target.system_identifier) {
         (Some(a), Some(b)) => a == b,
         _ => source.address == target.address,
@@ -100,20 +100,20 @@ pub fn judge(source: &Identity, target: &Identity) -> Result<()> {
         ))
         .with_hint(swapped));
     }
-    if !source.auth_users_table {
+    if !source.auth_users_table && !plain_source {
         return Err(Error::invalid_input(format!(
             "the source does not look like a Supabase project: database {} has no table auth.users; nothing was changed",
             source.database
         ))
-        .with_hint(swapped));
+        .with_hint(format!("{swapped}; a plain PostgreSQL source is migrated with --plain-source")));
     }
     Ok(())
 }
 
 /// Reads both sides and [`judge`]s them.
-pub async fn check_sides(source: &ConnInfo, target: &ConnInfo) -> Result<()> {
+pub async fn check_sides(source: &ConnInfo, target: &ConnInfo, plain_source: bool) -> Result<()> {
     let (s, t) = tokio::try_join!(identify(source), identify(target))?;
-    judge(&s, &t)
+    judge(&s, &t, plain_source)
 }
 
 /// Connections a server accepts now for a role without superuser rights:
@@ -357,7 +357,7 @@ mod tests {
             ),
         ];
         for (name, s, t, want) in cases {
-            let got = judge(&s, &t);
+            let got = judge(&s, &t, false);
             match want {
                 None => assert!(got.is_ok(), "{name}: {got:?}"),
                 Some(w) => {
@@ -367,5 +367,7 @@ mod tests {
                 }
             }
         }
+        let plain = side(Some(3), 5434, "app", &[], false);
+        assert!(judge(&plain, &side(Some(2), 5433, "app", &[], false), true).is_ok());
     }
 }

@@ -188,7 +188,7 @@ impl Context {
     /// Refuses a target that is the source or a Supabase project, and a
     /// source that is not one.
     pub async fn check_sides(&self) -> Result<()> {
-        crate::guard::check_sides(self.source()?, self.target()?).await
+        crate::guard::check_sides(self.source()?, self.target()?, self.settings.plain_source).await
     }
 
     /// The migration's plan: the one stored on the target, else the one

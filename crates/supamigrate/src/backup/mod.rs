@@ -259,11 +259,18 @@ fn prepare_dirs(out: &Path, stamp: &str) -> Result<(PathBuf, PathBuf)> {
         ))
         .with_hint("wait a second and run backup again"));
     }
-    let partial = out.join(format!(".partial-{stamp}"));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .map_err(|e| Error::io(format!("removing {}", partial.display()), e))?;
+    // Unfinished folders of backups that were killed: never a backup.
+    for e in std::fs::read_dir(out)
+        .map_err(|e| Error::io(format!("reading {}", out.display()), e))?
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with(".partial-") {
+            tracing::warn!(dir = %e.path().display(), "removing the unfinished folder of an interrupted backup");
+            std::fs::remove_dir_all(e.path())
+                .map_err(|err| Error::io(format!("removing {}", e.path().display()), err))?;
+        }
     }
+    let partial = out.join(format!(".partial-{stamp}"));
     mkdir_private(&partial)?;
     Ok((dir, partial))
 }
@@ -298,7 +305,17 @@ async fn dump(
         .map_err(|e| Error::internal(format!("the pg_dump task failed: {e}")))?;
     drop(dump);
     out.map_err(|e| {
-        e.with_hint("pg_dump needs a session connection (not the transaction pooler on port 6543)")
+        let hint = if e.message().contains("No space left") {
+            format!(
+                "the disk holding {} is full: free space there, or give --out (run: --backup-dir) on a larger disk",
+                partial.display()
+            )
+        } else if source.port == 6543 {
+            "pg_dump needs a session connection, not the transaction pooler on port 6543: use port 5432".to_string()
+        } else {
+            "check pg_dump's message above: the source must be reachable and the role able to read the schemas".to_string()
+        };
+        e.with_hint(hint)
     })?;
     Ok(full)
 }
@@ -354,9 +371,42 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
     // One snapshot for the dump and the fingerprints.
     let snap = open_snapshot(&client).await?;
     let (dir, partial) = prepare_dirs(&opts.out, &snap.stamp)?;
-    let full = dump(source, &pg_dump, &snap.id, &scope, &partial).await?;
-    let tables = fingerprints(&client, &scope).await?;
-    let extensions = crate::catalog::extensions(&client, &scope.schemas).await?;
+    // A failure (a full disk, pg_dump refused) leaves no half-written folder.
+    let result = write_backup(
+        source,
+        opts,
+        &client,
+        scope,
+        snap,
+        &pg_dump,
+        &pg_restore,
+        (&dir, &partial),
+    )
+    .await;
+    if result.is_err() && partial.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&partial) {
+            tracing::warn!(error = %e, dir = %partial.display(), "could not remove the unfinished backup folder");
+        }
+    }
+    result
+}
+
+/// Everything of [`create`] after the folders exist: written in `partial`,
+/// renamed to `dir` at the end.
+#[allow(clippy::too_many_arguments)]
+async fn write_backup(
+    source: &ConnInfo,
+    opts: &BackupOptions,
+    client: &tokio_postgres::Client,
+    scope: Scope,
+    snap: Snapshot,
+    pg_dump: &Path,
+    pg_restore: &Path,
+    (dir, partial): (&Path, &Path),
+) -> Result<Backup> {
+    let full = dump(source, pg_dump, &snap.id, &scope, partial).await?;
+    let tables = fingerprints(client, &scope).await?;
+    let extensions = crate::catalog::extensions(client, &scope.schemas).await?;
     client
         .batch_execute("commit")
         .await
@@ -380,13 +430,13 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
         schemas: scope.schemas,
         supabase_schemas: scope.supabase,
         extensions,
-        files: derive_files(&pg_restore, &full, &partial)?,
+        files: derive_files(pg_restore, &full, partial)?,
         tables,
     };
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::internal(format!("serializing the manifest: {e}")))?;
     crate::fsutil::write_atomically(&partial.join(MANIFEST), text.as_bytes(), 0o600)?;
-    std::fs::rename(&partial, &dir).map_err(|e| {
+    std::fs::rename(partial, dir).map_err(|e| {
         Error::io(
             format!("renaming {} to {}", partial.display(), dir.display()),
             e,
@@ -394,7 +444,10 @@ pub async fn create(source: &ConnInfo, opts: &BackupOptions) -> Result<Backup> {
     })?;
     point_latest(&opts.out, &snap.stamp)?;
     tracing::info!(dir = %dir.display(), tables = manifest.tables.len(), "backup complete");
-    Ok(Backup { dir, manifest })
+    Ok(Backup {
+        dir: dir.to_path_buf(),
+        manifest,
+    })
 }
 
 /// Points `out/latest` at `name`, replacing the link in one rename.

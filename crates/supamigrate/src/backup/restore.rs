@@ -182,6 +182,12 @@ async fn drop_scratch(admin: &Client, name: &str) -> Result<()> {
         )))
 }
 
+/// Drops the scratch databases an interrupted restore test left on the
+/// server `admin` is connected to (each said in a warning).
+pub async fn drop_leftover_scratch(admin: &Client) {
+    drop_leftovers(admin).await
+}
+
 /// Scratch databases an interrupted check left behind.
 async fn drop_leftovers(admin: &Client) {
     let Ok(rows) = admin
@@ -195,6 +201,7 @@ async fn drop_leftovers(admin: &Client) {
     };
     for r in rows {
         let name: String = r.get(0);
+        tracing::warn!(database = %name, "dropping a scratch database an interrupted restore test left");
         if let Err(e) = drop_scratch(admin, &name).await {
             tracing::warn!(error = %e, database = %name, "could not drop a scratch database left by an interrupted check");
         }

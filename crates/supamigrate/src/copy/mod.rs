@@ -342,6 +342,10 @@ pub async fn copy(
         signatures: Arc::new(signatures),
     };
     summary.retries = worker::run(run, todo, remaining, pending.clone(), opts.jobs).await?;
+    // A new session: the first one may not have outlived a target restart
+    // the workers rode out.
+    drop(tgt);
+    let tgt = connect(target).await?;
     summary.sequences = copy_sequences(&coordinator, &tgt, &plan.sequences).await?;
     if plan.users().is_some() {
         summary.password_hashes = password_hash_formats(&coordinator).await?;

@@ -150,23 +150,39 @@ pub async fn run_statements(
     for _ in 0..parallel {
         let (target, prelude, queue) = (target.clone(), prelude.to_vec(), queue.clone());
         set.spawn(async move {
-            let c = connect(&target).await?;
-            c.batch_execute("set maintenance_work_mem = '512MB'; set synchronous_commit = off")
-                .await
-                .map_err(|e| Error::postgres("tuning the index build session", e))?;
-            for p in &prelude {
-                c.batch_execute(&p.run).await.map_err(|e| {
-                    p.mask_error(Error::postgres(
-                        format!("post-data prelude ({})", excerpt(&p.shown)),
-                        e,
-                    ))
-                })?;
-            }
+            let mut session: Option<Client> = None;
             loop {
                 let Some(sql) = queue.lock().await.pop_front() else {
                     return Ok::<(), Error>(());
                 };
-                run_one(&c, &sql).await?;
+                // A transient failure (the target restarted) is retried on a
+                // new session, with backoff; the statement's record says
+                // whether it committed before the connection broke.
+                let mut backoff = crate::retry::Backoff::new(crate::retry::RETRY_FOR);
+                loop {
+                    let attempt = async {
+                        let c = match session.take() {
+                            Some(c) => c,
+                            None => open_session(&target, &prelude).await?,
+                        };
+                        let r = run_one(&c, &sql).await;
+                        if r.is_ok() {
+                            session = Some(c);
+                        }
+                        r
+                    }
+                    .await;
+                    let Err(e) = attempt else { break };
+                    if !backoff
+                        .retry(&e, &format!("post-data ({})", excerpt(&sql.shown)))
+                        .await
+                    {
+                        return Err(e);
+                    }
+                    if is_done(&target, &sql).await.unwrap_or(false) {
+                        break;
+                    }
+                }
             }
         });
     }
@@ -178,6 +194,35 @@ pub async fn run_statements(
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// A session for post-data: tuned, with the prelude run.
+async fn open_session(target: &ConnInfo, prelude: &[Sql]) -> Result<Client> {
+    let c = connect(target).await?;
+    c.batch_execute("set maintenance_work_mem = '512MB'; set synchronous_commit = off")
+        .await
+        .map_err(|e| Error::postgres("tuning the index build session", e))?;
+    for p in prelude {
+        c.batch_execute(&p.run).await.map_err(|e| {
+            p.mask_error(Error::postgres(
+                format!("post-data prelude ({})", excerpt(&p.shown)),
+                e,
+            ))
+        })?;
+    }
+    Ok(c)
+}
+
+/// Whether `sql`'s record committed.
+async fn is_done(target: &ConnInfo, sql: &Sql) -> Result<bool> {
+    let c = connect(target).await?;
+    c.query_one(
+        "select exists (select from supamigrate.post_data_done where sha256 = $1)",
+        &[&sha(&sql.shown)],
+    )
+    .await
+    .map(|r| r.get(0))
+    .map_err(|e| Error::postgres("reading post-data's progress", e))
 }
 
 /// One statement and its record, in one transaction; retried on deadlock

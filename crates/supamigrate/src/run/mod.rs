@@ -79,6 +79,10 @@ struct Runner<'a> {
 pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> Result<RunOutcome> {
     let _lock = ctx.lock("run").await?;
     ctx.check_sides().await?;
+    // A restore test killed by an earlier run left its scratch database.
+    if let Ok(admin) = connect(&ctx.target()?.with_dbname("postgres")).await {
+        crate::backup::restore::drop_leftover_scratch(&admin).await;
+    }
     let state = journal::load(&ctx.state_dir, ctx.source()?, ctx.target()?)?;
     let mut r = Runner {
         ctx,

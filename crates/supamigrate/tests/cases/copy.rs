@@ -47,6 +47,15 @@ async fn migrate(
     target: &ConnInfo,
     split_bytes: i64,
 ) -> (copy::CopySummary, MigrationPlan) {
+    migrate_with(source, target, split_bytes, false).await
+}
+
+async fn migrate_with(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    split_bytes: i64,
+    plain_source: bool,
+) -> (copy::CopySummary, MigrationPlan) {
     let state = tempfile::tempdir().unwrap();
     let overrides = PlanOverrides {
         app_role: Some("tms_app".into()),
@@ -56,7 +65,8 @@ async fn migrate(
         }),
         ..PlanOverrides::default()
     };
-    let ctx = context(source.clone(), target.clone(), overrides, state.path());
+    let mut ctx = context(source.clone(), target.clone(), overrides, state.path());
+    ctx.settings.plain_source = plain_source;
     let plan = provision_and_pre_data(&ctx).await;
     let summary = supamigrate::ops::copy(&ctx, supamigrate::copy::CopyOptions::new(3, true))
         .await
@@ -232,7 +242,24 @@ async fn plain_postgres_source_skips_the_users_step() {
         .await
         .unwrap();
     let target = sb.target_url().with_dbname("plain_dst");
-    let (summary, _) = migrate(&source, &target, 1024 * 1024).await;
+    // Without --plain-source, such a source is refused (URLs swapped?).
+    let state = tempfile::tempdir().unwrap();
+    let refused = supamigrate::ops::plan(&context(
+        source.clone(),
+        target.clone(),
+        PlanOverrides::default(),
+        state.path(),
+    ))
+    .await
+    .expect_err("a source without auth.users is refused");
+    assert!(refused.is_bad_input(), "{refused}");
+    assert!(
+        refused
+            .message()
+            .contains("does not look like a Supabase project"),
+        "{refused}"
+    );
+    let (summary, _) = migrate_with(&source, &target, 1024 * 1024, true).await;
     assert!(summary.password_hashes.is_empty(), "no users step");
     assert_eq!(summary.sequences, 1);
     let (a, b) = (

@@ -1,15 +1,26 @@
 -- For each given table: its change counters (rows inserted, updated, deleted
 -- since the statistics began) and storage file, summed over its partitions.
 -- Any write, TRUNCATE, VACUUM FULL or statistics reset changes the text.
-select t.schema, t.name,
+-- Catalog reads only: no lock is taken (pg_partition_tree would lock).
+with recursive given as (
+    select t.schema, t.name, c.oid as root
+    from unnest($1::text[], $2::text[]) as t(schema, name)
+    join pg_namespace n on n.nspname = t.schema
+    join pg_class c on c.relnamespace = n.oid and c.relname = t.name
+), tree as (
+    select root, root as relid from given
+    union all
+    select tree.root, i.inhrelid from tree join pg_inherits i on i.inhparent = tree.relid
+)
+select g.schema, g.name,
        coalesce((
            select string_agg(
                       coalesce(s.n_tup_ins, 0) || '/' || coalesce(s.n_tup_upd, 0) || '/' ||
                       coalesce(s.n_tup_del, 0) || '/' || c.relfilenode,
-                      ',' order by p.relid::oid)
-           from pg_partition_tree(format('%I.%I', t.schema, t.name)::regclass) p
-           join pg_class c on c.oid = p.relid
-           left join pg_stat_all_tables s on s.relid = p.relid
-           where p.isleaf
+                      ',' order by tree.relid)
+           from tree
+           join pg_class c on c.oid = tree.relid
+           left join pg_stat_all_tables s on s.relid = tree.relid
+           where tree.root = g.root and c.relkind in ('r', 'm')
        ), '') as signature
-from unnest($1::text[], $2::text[]) as t(schema, name)
+from given g

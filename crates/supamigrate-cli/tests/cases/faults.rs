@@ -689,4 +689,23 @@ async fn one_run_at_a_time_and_run_honours_app_db_password() {
         .await
         .expect("the app role logs in with APP_DB_PASSWORD");
     c.query_one("select 1", &[]).await.unwrap();
+
+    // A finished run, run again, verifies again before saying green.
+    let out = ok(run_cmd(&state), "the finished run again").await;
+    assert!(
+        output_text(&out).contains("verify is all green"),
+        "{}",
+        output_text(&out)
+    );
+    let s = superuser(&sb, true, "postgres").await;
+    s.batch_execute(
+        "insert into public.customers (display_name) values ('signed up after the run')",
+    )
+    .await
+    .unwrap();
+    let out = run(run_cmd(&state)).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("verify found"), "{text}");
+    assert!(text.contains("public.customers"), "{text}");
 }

@@ -105,13 +105,23 @@ async fn already_there(
     let Some(src) = source.digest(&o.bucket, &o.key, part).await? else {
         return Ok(None);
     };
-    let same = match &h.checksum {
-        Some(c) => h.size == src.bytes && *c == dest.checksum_form(&src, part),
-        None => dest
-            .digest(&o.dest_bucket, &o.key, part)
-            .await?
-            .is_some_and(|d| d.bytes == src.bytes && d.sha256_hex() == src.sha256_hex()),
+    if h.size != src.bytes {
+        return Ok(None);
+    }
+    // The destination's bytes are read back and hashed: a store's ETag is
+    // what it recorded at upload, and says nothing of bytes changed at rest
+    // since. Only a provable match is skipped; anything else is copied again.
+    let found = match dest.digest(&o.dest_bucket, &o.key, part).await {
+        Ok(d) => d,
+        // Bytes the store itself finds damaged (a body checksum mismatch):
+        // copied again.
+        Err(e) if !e.is_retryable() => {
+            tracing::warn!(object = %format!("{}/{}", o.dest_bucket, o.key), error = %e, "the destination's copy cannot be read back; copying it again");
+            None
+        }
+        Err(e) => return Err(e),
     };
+    let same = found.is_some_and(|d| d.bytes == src.bytes && d.sha256_hex() == src.sha256_hex());
     Ok(same.then_some(src.bytes))
 }
 

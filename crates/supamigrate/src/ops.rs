@@ -463,6 +463,9 @@ pub struct Rollback {
     pub manifest: crate::backup::Manifest,
     /// What the rollback will do.
     pub plan: crate::backup::restore::RollbackPlan,
+    /// Per table, the rows written since the backup that it discards,
+    /// puts back or reverts.
+    pub since: Vec<crate::backup::since::RowsSince>,
 }
 
 /// `rollback`, first half: checks the backup's files and plans what the
@@ -479,7 +482,12 @@ pub async fn rollback_prepare(settings: &Settings, dir: &Path) -> Result<Rollbac
     }
     let client = connect(settings.source()?).await?;
     let plan = crate::backup::restore::prepare_rollback(&client, dir, &manifest).await?;
-    Ok(Rollback { manifest, plan })
+    let since = crate::backup::since::rows_since(dir, &manifest, &client).await?;
+    Ok(Rollback {
+        manifest,
+        plan,
+        since,
+    })
 }
 
 /// `rollback`, second half: runs it (one transaction), then the health

@@ -159,6 +159,34 @@ fn describe_rollback(
     for t in &plan.not_in_backup {
         println!("  leave {t} alone: it is not in the backup");
     }
+    if r.since.is_empty() {
+        println!("  rows written since the backup: none (every table equals it)");
+        return;
+    }
+    println!("  rows written since the backup, which the rollback undoes:");
+    println!(
+        "    {:<44} {:>10} {:>10} {:>10}",
+        "TABLE", "DISCARDED", "PUT BACK", "REVERTED"
+    );
+    for s in &r.since {
+        let changed = s.changed.map_or("?".to_string(), |n| n.to_string());
+        println!(
+            "    {:<44} {:>10} {:>10} {:>10}",
+            s.table.to_string(),
+            s.inserted,
+            s.deleted,
+            changed
+        );
+        if let Some(why) = &s.not_compared {
+            println!("      (not compared row by row: {why})");
+        }
+    }
+    let lost: i64 = r
+        .since
+        .iter()
+        .map(|s| s.inserted + s.changed.unwrap_or(0))
+        .sum();
+    println!("  {lost} row(s) written since the backup will be lost (inserted rows discarded, changed rows reverted)");
 }
 
 fn confirm_rollback(yes: bool) -> anyhow::Result<()> {

@@ -208,6 +208,25 @@ async fn backup_restores_and_rollback_brings_every_table_back() {
     let t = output_text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("merge back the rows of auth.users"), "{t}");
+    // Before asking, what the rollback undoes, per table: (discarded, put
+    // back, reverted).
+    let counts = |table: &str| -> Vec<String> {
+        t.lines()
+            .map(str::split_whitespace)
+            .map(|w| w.map(str::to_string).collect::<Vec<_>>())
+            .find(|w| w.len() == 4 && w[0] == table)
+            .unwrap_or_else(|| panic!("no line for {table}: {t}"))[1..]
+            .to_vec()
+    };
+    for (table, want) in [
+        ("public.customers", ["0", "0", "1"]),
+        ("public.trip_alerts", ["0", "5", "0"]),
+        ("public.materials", ["1", "0", "0"]),
+        ("auth.users", ["1", "0", "1"]),
+    ] {
+        assert_eq!(counts(table), want, "{table}: {t}");
+    }
+    assert!(t.contains("will be lost"), "{t}");
     assert!(t.contains("keep FUNCTION public.handle_new_user()"), "{t}");
     assert!(t.contains("✓ every table equals the backup"), "{t}");
     assert!(

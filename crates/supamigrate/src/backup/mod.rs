@@ -12,6 +12,7 @@
 
 pub mod restore;
 pub mod script;
+pub mod since;
 
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

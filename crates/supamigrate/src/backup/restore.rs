@@ -236,6 +236,61 @@ fn excuse(check: &mut RestoreCheck, manifest: &Manifest, let_go: &BTreeSet<Strin
     }
 }
 
+/// A backup restored into a throwaway local cluster (initdb in a temporary
+/// folder), for reading its rows; stopped and removed by [`LocalRestore::stop`]
+/// (or when dropped).
+pub struct LocalRestore {
+    cluster: crate::cluster::Cluster,
+    _tmp: tempfile::TempDir,
+}
+
+impl LocalRestore {
+    /// Restores the backup in `dir` into database `backup` of a new local cluster.
+    pub async fn start(dir: &Path, manifest: &Manifest) -> Result<LocalRestore> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::Builder::new()
+            .prefix("supamigrate-backup-rows-")
+            .tempdir()
+            .map_err(|e| Error::io("creating a temporary folder", e))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::io(format!("chmod {}", tmp.path().display()), e))?;
+        let mut cluster = crate::cluster::Cluster::init(&crate::cluster::ClusterSpec {
+            dir: tmp.path().join("cluster"),
+            superuser: "postgres".into(),
+            settings: Vec::new(),
+            tls: None,
+        })?;
+        cluster.start()?;
+        // From here on, Drop stops the cluster on every exit path.
+        let local = LocalRestore { cluster, _tmp: tmp };
+        let admin = connect(&local.cluster.superuser_conninfo("postgres")).await?;
+        admin
+            .batch_execute("create database backup")
+            .await
+            .map_err(|e| Error::postgres("creating the local restore's database", e))?;
+        restore_and_compare(dir, manifest, &local.conninfo()).await?;
+        Ok(local)
+    }
+
+    /// The restored database.
+    pub fn conninfo(&self) -> ConnInfo {
+        self.cluster.superuser_conninfo("backup")
+    }
+
+    /// Stops the cluster (its folder goes with `self`).
+    pub fn stop(self) -> Result<()> {
+        self.cluster.stop()
+    }
+}
+
+impl Drop for LocalRestore {
+    fn drop(&mut self) {
+        if let Err(e) = self.cluster.stop() {
+            tracing::warn!(error = %e, "could not stop the local restore's cluster");
+        }
+    }
+}
+
 /// [`verify_backup`] on a throwaway local cluster (initdb in a temporary
 /// folder, removed afterwards): for when no server may host the scratch
 /// database.

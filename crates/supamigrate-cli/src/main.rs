@@ -103,6 +103,12 @@ fn init_logging(cli: &Cli) {
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
     };
+    // The AWS configuration chain logs every source it tries (IMDS off
+    // EC2); a store that cannot be configured is reported by us, once.
+    let filter = match "aws_config=error".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

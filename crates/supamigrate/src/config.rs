@@ -77,16 +77,71 @@ impl FileConfig {
                 .with_source(e)
                 .with_hint("check the path given to --config")
         })?;
-        toml::from_str(&text).map_err(|e| {
+        Self::parse(&text).map_err(|e| {
             Error::invalid_input(format!(
                 "configuration file {} is not valid: {}",
                 path.display(),
                 e.message()
             ))
-            .with_hint("see the README for the keys supamigrate.toml accepts")
+            .with_hint(
+                e.hint()
+                    .unwrap_or("see the README for the keys supamigrate.toml accepts")
+                    .to_string(),
+            )
         })
     }
 
+    /// Parses the text of a configuration file. Errors name the line and
+    /// key, never the value of a secret (`password`).
+    pub fn parse(text: &str) -> Result<FileConfig> {
+        let line_of = |span: Option<std::ops::Range<usize>>| {
+            span.map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1)
+        };
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = line_of(e.span())
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            Error::invalid_input(format!("{at}not TOML ({})", e.message().trim()))
+        })?;
+        check_secrets(&table, "")?;
+        toml::from_str(text).map_err(|e| {
+            let line = line_of(e.span());
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().to_string());
+            let mut at = String::new();
+            if let Some(l) = line {
+                at.push_str(&format!("line {l}"));
+            }
+            if let Some(k) = key {
+                at.push_str(&format!(" (key {k})"));
+            }
+            Error::invalid_input(format!("{at}: {}", e.message().trim()))
+        })
+    }
+}
+
+/// Secret keys must hold strings; a wrong one is refused without its value.
+fn check_secrets(table: &toml::Table, prefix: &str) -> Result<()> {
+    for (k, v) in table {
+        let key = format!("{prefix}{k}");
+        match v {
+            toml::Value::Table(t) => check_secrets(t, &format!("{key}."))?,
+            toml::Value::String(_) => {}
+            _ if k.contains("password") || k.contains("secret") => {
+                return Err(Error::invalid_input(format!(
+                    "key {key} must be a string (its value is not shown)"
+                ))
+                .with_hint(format!("quote it: {k} = \"...\"")));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl FileConfig {
     /// `--config FILE` if given (it must exist), else `./supamigrate.toml` if present.
     pub fn discover(explicit: Option<&Path>) -> Result<Option<FileConfig>> {
         match explicit {

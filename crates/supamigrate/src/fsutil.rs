@@ -26,6 +26,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a path that exists and is not a folder (a file given where a
+/// folder is wanted), naming it; changes nothing.
+pub fn require_folder(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(crate::error::Error::invalid_input(format!(
+            "{} is a file, not a folder; nothing was written",
+            dir.display()
+        ))
+        .with_hint("give the path of a folder (it is created when missing)"));
+    }
+    Ok(())
+}
+
 /// Creates `dir` (and its parents) when missing; a folder it creates is
 /// owner-only (0700).
 pub fn private_dir(dir: &Path) -> Result<()> {
@@ -33,6 +46,7 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
+    require_folder(dir)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

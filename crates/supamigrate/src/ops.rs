@@ -257,6 +257,7 @@ pub async fn check(settings: &Settings) -> Result<CheckReport> {
 /// `schema export`: the source's schema dump, as two SQL files in `dir`.
 pub async fn schema_export(ctx: &Context, dir: &Path) -> Result<Vec<String>> {
     let opts = ctx.overrides.resolve();
+    crate::fsutil::require_folder(dir)?;
     let src = inventory::gather_source(ctx.source()?, &opts.schemas).await?;
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -314,6 +315,13 @@ pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Se
 /// `copy`: the data, sequences, and (unless told not to) post-data.
 pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
     let _lock = ctx.lock("copy").await?;
+    if !probe(ctx.target()?).await?.database_exists {
+        return Err(Error::invalid_input(format!(
+            "the target database {} does not exist yet; nothing was copied",
+            ctx.target()?.dbname
+        ))
+        .with_hint("run `supamigrate provision` and `supamigrate schema apply --section pre-data` first (or `supamigrate run`, which does every step)"));
+    }
     let plan = ctx.plan().await?.plan;
     crate::guard::check_jobs(
         &[("source", ctx.source()?), ("target", ctx.target()?)],

@@ -89,6 +89,9 @@ fn run_options(ctx: &Context, stores: &StoreArgs, args: &RunArgs) -> anyhow::Res
 }
 
 pub async fn run(ctx: &Context, stores: &StoreArgs, args: &RunArgs) -> anyhow::Result<()> {
+    // Both sides first: their errors say what to set, before anything else runs.
+    ctx.settings.source()?;
+    ctx.settings.target()?;
     let mut opts = run_options(ctx, stores, args)?;
     // A project without Storage objects needs no Storage configuration: the
     // stores are checked here, and preflight decides whether they are needed.
@@ -127,6 +130,18 @@ fn finish(outcome: &RunOutcome) -> anyhow::Result<()> {
         st.verify().map(|v| v.mismatches()).unwrap_or(0),
     );
     println!("report: {}", outcome.report_html.display());
+    for rec in &st.done {
+        if let supamigrate::journal::StepOutcome::Provision(p) = &rec.outcome {
+            match (&p.password_file, p.password_set) {
+                (Some(f), _) => println!(
+                    "the application role's generated password is in {} (owner-only); set APP_DB_PASSWORD to choose it",
+                    f.display()
+                ),
+                (None, true) => println!("the application role's password is APP_DB_PASSWORD's"),
+                (None, false) => {}
+            }
+        }
+    }
     if !outcome.all_green {
         anyhow::bail!("verify did not end green");
     }

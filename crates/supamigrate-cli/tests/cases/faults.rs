@@ -709,3 +709,207 @@ async fn one_run_at_a_time_and_run_honours_app_db_password() {
     assert!(text.contains("verify found"), "{text}");
     assert!(text.contains("public.customers"), "{text}");
 }
+
+/// Bad input: each message names what is wrong and how to fix it, once,
+/// with exit code 2 (1 for a server that cannot be reached), and never
+/// echoes a secret.
+#[tokio::test]
+async fn bad_input_gets_a_clear_message() {
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let config = |name: &str, text: &str| {
+        let p = work.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let numeric = config(
+        "numeric.toml",
+        "[target]\nhost = \"h\"\npassword = 98765432\n",
+    );
+    let syntax = config("syntax.toml", "project_ref = \n");
+    let unknown = config("unknown.toml", "[target]\nhots = \"db.example.com\"\n");
+    let target = sb.target_url();
+    let fresh = target.with_dbname("not_provisioned").to_url_with_password();
+    let port = target.port.to_string();
+    struct Case<'a> {
+        what: &'a str,
+        env: Vec<(&'a str, String)>,
+        unset: &'a [&'a str],
+        args: Vec<String>,
+        code: i32,
+        says: &'a [&'a str],
+        never: &'a [&'a str],
+    }
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases = vec![
+        Case {
+            what: "URL without a host",
+            env: vec![("SUPABASE_DB_URL", "postgresql://u:pw@/db".into())],
+            unset: &[],
+            args: args(&["plan"]),
+            code: 2,
+            says: &["has no host", "host name after the '@'"],
+            never: &["localhost"],
+        },
+        Case {
+            what: "a '/' in the password",
+            env: vec![(
+                "SUPABASE_DB_URL",
+                "postgresql://u:p@ss/w@127.0.0.1:5432/db".into(),
+            )],
+            unset: &[],
+            args: args(&["plan"]),
+            code: 2,
+            says: &["'/' in the password", "%2F"],
+            never: &["p@ss/w", "invalid port"],
+        },
+        Case {
+            what: "a port that is not a number",
+            env: vec![("SUPABASE_DB_URL", "postgresql://u@127.0.0.1:54x2/db".into())],
+            unset: &[],
+            args: args(&["plan"]),
+            code: 2,
+            says: &["invalid port \"54x2\"", "percent-encode"],
+            never: &[],
+        },
+        Case {
+            what: "RDS_* without a password",
+            env: vec![
+                ("RDS_HOST", "127.0.0.1".into()),
+                ("RDS_PORT", port.clone()),
+                ("RDS_USER", target.user.clone()),
+                ("RDS_DATABASE", "postgres".into()),
+            ],
+            unset: &["RDS_URL", "RDS_PASSWORD"],
+            args: args(&["plan"]),
+            code: 2,
+            says: &["asks for a password and none was given", "RDS_PASSWORD"],
+            never: &[],
+        },
+        Case {
+            what: "a numeric password in supamigrate.toml",
+            env: vec![],
+            unset: &["RDS_URL"],
+            args: vec!["--config".into(), numeric.clone(), "plan".into()],
+            code: 2,
+            says: &["key target.password must be a string", "quote it"],
+            never: &["98765432"],
+        },
+        Case {
+            what: "a TOML syntax error",
+            env: vec![],
+            unset: &[],
+            args: vec!["--config".into(), syntax.clone(), "plan".into()],
+            code: 2,
+            says: &["line 1", "not TOML"],
+            never: &[],
+        },
+        Case {
+            what: "an unknown TOML key",
+            env: vec![],
+            unset: &[],
+            args: vec!["--config".into(), unknown.clone(), "plan".into()],
+            code: 2,
+            says: &["line 2 (key hots)", "unknown field"],
+            never: &[],
+        },
+        Case {
+            what: "copy before provision",
+            env: vec![("RDS_URL", fresh.clone())],
+            unset: &[],
+            args: args(&["copy"]),
+            code: 2,
+            says: &["does not exist yet", "supamigrate provision"],
+            never: &["re-run", "resume", "schema_sections"],
+        },
+        Case {
+            what: "run without RDS_URL",
+            env: vec![],
+            unset: &["RDS_URL"],
+            args: args(&["run", "--yes"]),
+            code: 2,
+            says: &["no target database given", "set RDS_URL"],
+            never: &["IMDS"],
+        },
+        Case {
+            what: "--out naming a file",
+            env: vec![],
+            unset: &[],
+            args: vec![
+                "backup".into(),
+                "--out".into(),
+                file.to_string_lossy().into_owned(),
+            ],
+            code: 2,
+            says: &["is a file, not a folder"],
+            never: &["File exists"],
+        },
+        Case {
+            what: "the transaction pooler's port (backup)",
+            env: vec![(
+                "SUPABASE_DB_URL",
+                "postgresql://u:pw@127.0.0.1:6543/postgres?connect_timeout=2".into(),
+            )],
+            unset: &[],
+            args: args(&["backup", "--out", "/nonexistent-backups"]),
+            code: 1,
+            says: &["uses port 6543, Supabase's transaction pooler"],
+            never: &[],
+        },
+        Case {
+            what: "the transaction pooler's port (plan)",
+            env: vec![(
+                "SUPABASE_DB_URL",
+                "postgresql://u:pw@127.0.0.1:6543/postgres?connect_timeout=2".into(),
+            )],
+            unset: &[],
+            args: args(&["plan"]),
+            code: 1,
+            says: &["uses port 6543, Supabase's transaction pooler"],
+            never: &[],
+        },
+    ];
+    for case in cases {
+        let mut c = bin(&sb);
+        c.current_dir(work.path());
+        for v in case.unset {
+            c.env_remove(v);
+        }
+        for (k, v) in &case.env {
+            c.env(k, v);
+        }
+        c.args(&case.args);
+        let out = run(c).await;
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(case.code), "{}: {text}", case.what);
+        for s in case.says {
+            assert!(text.contains(s), "{}: should say {s:?}: {text}", case.what);
+            assert_eq!(
+                text.matches(s).count(),
+                1,
+                "{}: said once: {text}",
+                case.what
+            );
+        }
+        for s in case.never {
+            assert!(
+                !text.contains(s),
+                "{}: should not say {s:?}: {text}",
+                case.what
+            );
+        }
+        for secret in passwords(&sb) {
+            assert!(
+                !text.contains(&secret),
+                "{}: a password in {text}",
+                case.what
+            );
+        }
+    }
+    assert!(
+        !sb.target_database_exists().await.unwrap(),
+        "nothing created"
+    );
+}

@@ -126,6 +126,7 @@ pub struct Backup {
 }
 
 fn mkdir_private(dir: &Path) -> Result<()> {
+    crate::fsutil::require_folder(dir)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -238,7 +238,7 @@ impl ConnInfo {
             "port" => {
                 self.port = value.parse().map_err(|_| {
                     Error::invalid_input(format!("invalid port {value:?} in connection string"))
-                        .with_hint("the port is a number such as 5432")
+                        .with_hint("the port is a number such as 5432; if the password holds a special character, percent-encode it: / as %2F, @ as %40, : as %3A, # as %23")
                 })?;
             }
             "user" => self.user = value,
@@ -429,6 +429,12 @@ fn parse_url(s: &str) -> Result<Vec<(String, String)>> {
         Some((a, p)) => (a, Some(p)),
         None => (rest, None),
     };
+    if path.is_some_and(|p| p.contains('@')) {
+        return Err(Error::invalid_input(
+            "the connection URL has an '@' after its first '/': is there a '/' in the password?",
+        )
+        .with_hint("percent-encode the password's special characters: / as %2F, @ as %40, : as %3A, # as %23, ? as %3F"));
+    }
     let mut pairs = Vec::new();
     // The user info ends at the last '@': passwords may contain unescaped '@'.
     let hostport = match authority.rsplit_once('@') {
@@ -458,6 +464,12 @@ fn parse_url(s: &str) -> Result<Vec<(String, String)>> {
         pairs.push(("port".into(), port.to_string()));
     } else if !hostport.is_empty() {
         pairs.push(("host".into(), dec(hostport, "host")?));
+    }
+    if pairs.iter().any(|(k, v)| k == "host" && v.is_empty())
+        || !pairs.iter().any(|(k, _)| k == "host")
+    {
+        return Err(Error::invalid_input("the connection URL has no host")
+            .with_hint("write the server's host name after the '@', as in postgresql://user:password@db.example.com:5432/dbname (Unix sockets are not supported)"));
     }
     if let Some(path) = path {
         if !path.is_empty() {

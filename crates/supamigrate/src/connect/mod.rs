@@ -161,10 +161,21 @@ fn connect_error(e: tokio_postgres::Error, info: &ConnInfo) -> Error {
             .with_hint(hint)
             .with_source(e);
     }
+    let detail = error_chain(&e);
+    if info.password.is_none()
+        && (detail.contains("password missing")
+            || e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD))
+    {
+        return Error::new(
+            ErrorKind::Auth,
+            format!("connecting to {info}: the server asks for a password and none was given"),
+        )
+        .with_hint("put the password in the URL (percent-encoded), or set RDS_PASSWORD for the target, or use [target] password in supamigrate.toml")
+        .with_source(e);
+    }
     if e.as_db_error().is_some() {
         return Error::postgres(format!("connecting to {info}"), e);
     }
-    let detail = error_chain(&e);
     let hint = if detail.contains("server does not support TLS") {
         "the server does not offer TLS: use sslmode=prefer or disable, or turn ssl on at the server"
     } else {

@@ -430,6 +430,13 @@ pub async fn storage_copy(
 ) -> Result<StorageSummary> {
     let _lock = ctx.lock("storage copy").await?;
     let plan = ctx.plan().await?.plan;
+    if plan.storage.rewrite.is_some() && ctx.target_plan().await?.is_none() {
+        return Err(Error::invalid_input(format!(
+            "the target database {} has not been provisioned, so the Storage references cannot be rewritten after the upload; nothing was uploaded",
+            ctx.target()?.dbname
+        ))
+        .with_hint("run `supamigrate provision`, `schema apply --section pre-data` and `copy` first (or `supamigrate run`, which does every step)"));
+    }
     let s = stores.open().await?;
     crate::storage::migrate(
         ctx.source()?,

@@ -825,6 +825,22 @@ async fn bad_input_gets_a_clear_message() {
             never: &["re-run", "resume", "schema_sections"],
         },
         Case {
+            what: "storage copy before provision",
+            env: vec![("RDS_URL", fresh.clone())],
+            unset: &[],
+            args: vec![
+                "storage".into(),
+                "copy".into(),
+                "--source-dir".into(),
+                sb.storage_dir().to_string_lossy().into_owned(),
+                "--dest-dir".into(),
+                work.path().join("s3").to_string_lossy().into_owned(),
+            ],
+            code: 2,
+            says: &["has not been provisioned", "nothing was uploaded"],
+            never: &[],
+        },
+        Case {
             what: "run without RDS_URL",
             env: vec![],
             unset: &["RDS_URL"],
@@ -912,4 +928,5 @@ async fn bad_input_gets_a_clear_message() {
         !sb.target_database_exists().await.unwrap(),
         "nothing created"
     );
+    assert!(!work.path().join("s3").exists(), "nothing uploaded");
 }

@@ -276,53 +276,20 @@ pub async fn copy(
     let snapshot = export_snapshot(&coordinator, Access::ReadOnly).await?;
     let all = load_or_store_tasks(&mut tgt, plan, &done).await?;
     let copied: Vec<TableName> = sources
-        .iter()
-        .filter(|t| all.iter().any(|(task, d)| *d && task.table == **t))
-        .cloned()
+        .into_iter()
+        .filter(|t| all.iter().any(|(task, d)| *d && task.table == *t))
         .collect();
-    let recorded = drift::recorded(&tgt).await?;
-    let again = drift::drifted(&copied, &signatures, &recorded, &asked);
+    let again = drift::drifted(&copied, &signatures, &drift::recorded(&tgt).await?, &asked);
+    let (todo, recopied) = jobs(plan, &all, &again);
     let mut summary = CopySummary {
         tasks_earlier: all
             .iter()
             .filter(|(t, d)| *d && !again.contains_key(&t.table))
             .count(),
+        tasks_now: todo.iter().map(|j| j.tasks.len()).sum(),
+        recopied,
         ..CopySummary::default()
     };
-    let mut todo: VecDeque<worker::Job> = VecDeque::new();
-    for (table, why) in &again {
-        let tasks: Vec<CopyTask> = all
-            .iter()
-            .filter(|(t, _)| t.table == *table)
-            .map(|(t, _)| t.clone())
-            .collect();
-        let target_table = plan
-            .mapping(table)
-            .map_or(table.clone(), |m| m.target.clone());
-        let reason = match why {
-            drift::Why::Changed => "the source table changed since an earlier run copied it",
-            drift::Why::Unrecorded => "copied by an earlier run that recorded no change counters",
-            drift::Why::Asked => "--recopy",
-        };
-        tracing::warn!(table = %target_table, reason, "copying the table again, whole");
-        summary.recopied.push(Recopied {
-            table: target_table.to_string(),
-            reason: reason.to_string(),
-        });
-        todo.push_back(worker::Job {
-            tasks,
-            recopy: true,
-        });
-    }
-    todo.extend(
-        all.iter()
-            .filter(|(t, d)| !d && !again.contains_key(&t.table))
-            .map(|(t, _)| worker::Job {
-                tasks: vec![t.clone()],
-                recopy: false,
-            }),
-    );
-    summary.tasks_now = todo.iter().map(|j| j.tasks.len()).sum();
     let pending = if opts.post_data {
         post_data::prepare(target, plan, secrets).await?
     } else {
@@ -363,6 +330,51 @@ pub async fn copy(
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The work of this run: each changed (or asked-for) table as one job that
+/// copies it again whole, then every task not done yet; with what is copied
+/// again and why.
+fn jobs(
+    plan: &MigrationPlan,
+    all: &[(CopyTask, bool)],
+    again: &std::collections::BTreeMap<TableName, drift::Why>,
+) -> (VecDeque<worker::Job>, Vec<Recopied>) {
+    let mut recopied = Vec::new();
+    let mut todo: VecDeque<worker::Job> = VecDeque::new();
+    for (table, why) in again {
+        let tasks: Vec<CopyTask> = all
+            .iter()
+            .filter(|(t, _)| t.table == *table)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let target_table = plan
+            .mapping(table)
+            .map_or(table.clone(), |m| m.target.clone());
+        let reason = match why {
+            drift::Why::Changed => "the source table changed since an earlier run copied it",
+            drift::Why::Unrecorded => "copied by an earlier run that recorded no change counters",
+            drift::Why::Asked => "--recopy",
+        };
+        tracing::warn!(table = %target_table, reason, "copying the table again, whole");
+        recopied.push(Recopied {
+            table: target_table.to_string(),
+            reason: reason.to_string(),
+        });
+        todo.push_back(worker::Job {
+            tasks,
+            recopy: true,
+        });
+    }
+    todo.extend(
+        all.iter()
+            .filter(|(t, d)| !d && !again.contains_key(&t.table))
+            .map(|(t, _)| worker::Job {
+                tasks: vec![t.clone()],
+                recopy: false,
+            }),
+    );
+    (todo, recopied)
 }
 
 /// For each target table, how many of its tasks are not done yet.

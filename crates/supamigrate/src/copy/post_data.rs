@@ -251,10 +251,15 @@ async fn run_one(c: &Client, sql: &Sql) -> Result<()> {
             }
             Err(e) => {
                 let _ = c.batch_execute("rollback").await;
-                let err = sql.mask_error(Error::postgres(
+                let violation = e.code().is_some_and(|c| c.code().starts_with("23"));
+                let mut err = sql.mask_error(Error::postgres(
                     format!("post-data ({})", excerpt(&sql.shown)),
                     e,
                 ));
+                if violation {
+                    // A re-run alone cannot fix rows that break a constraint.
+                    err = err.with_hint("the target's rows break this constraint: the source changed while the copy ran across snapshots, or its rows break it there too (a NOT VALID constraint): fix the rows on the source, then `supamigrate copy --recopy TABLE` for the tables involved (run: `--recopy`), or start over on a fresh target database");
+                }
                 if err.is_retryable() && attempt < 4 {
                     tracing::warn!(error = %err, attempt, "retrying");
                     continue;

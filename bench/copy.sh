@@ -6,7 +6,8 @@
 #
 # 1. Starts a sandbox at SCALE and turns it, with supamigrate itself, into a
 #    plain TMS database (the runbook's converted schema + generated data) on the
-#    source server: the common starting point.
+#    target server: the common starting point (a plain PostgreSQL source, so
+#    supamigrate runs with --plain-source).
 # 2. Copies that database to three fresh databases on the target server:
 #      supamigrate  provision + schema apply --section pre-data + copy (with post-data)
 #      pg_dump      pg_dump -Fc | pg_restore (single stream, as the runbook would)
@@ -36,9 +37,9 @@ src_admin="postgresql://supabase_admin@127.0.0.1:$src_port"
 tgt_admin="postgresql://rdsadmin@127.0.0.1:$tgt_port"
 
 echo "== building the plain TMS source (scale $scale) =="
-plain="$src_admin/bench_plain"
+plain="$tgt_admin/bench_plain"
 (
-  export RDS_URL="postgresql://supabase_admin:$src_pw@127.0.0.1:$src_port/bench_plain" APP_DB_USER=tms_app
+  export RDS_URL="postgresql://rdsadmin:$tgt_pw@127.0.0.1:$tgt_port/bench_plain" APP_DB_USER=tms_app
   "$bin" -q provision --yes --policies drop --secrets-dir "$base/secrets" >/dev/null
   "$bin" -q schema apply --policies drop --section pre-data >/dev/null
   "$bin" -q copy --policies drop --jobs "$jobs" >/dev/null
@@ -61,9 +62,9 @@ for db in dst_supamigrate dst_pgdump dst_pgcopydb; do
 done
 
 echo "== supamigrate =="
-measure supamigrate env SUPABASE_DB_URL="postgresql://supabase_admin:$src_pw@127.0.0.1:$src_port/bench_plain" \
+measure supamigrate env SUPABASE_DB_URL="postgresql://rdsadmin:$tgt_pw@127.0.0.1:$tgt_port/bench_plain" \
   RDS_URL="postgresql://rdsadmin:$tgt_pw@127.0.0.1:$tgt_port/dst_supamigrate" APP_DB_USER=tms_app \
-  bash -c "'$bin' -q provision --yes --policies drop --secrets-dir '$base/secrets2' && '$bin' -q schema apply --policies drop --section pre-data && '$bin' -q copy --policies drop --jobs $jobs"
+  bash -c "'$bin' -q --plain-source --state-dir '$base/state2' provision --yes --policies drop --secrets-dir '$base/secrets2' && '$bin' -q --plain-source --state-dir '$base/state2' schema apply --policies drop --section pre-data && '$bin' -q --plain-source --state-dir '$base/state2' copy --policies drop --jobs $jobs"
 
 echo "== pg_dump | pg_restore =="
 measure pgdump bash -c "pg_dump -Fc '$plain' | pg_restore --no-owner --no-acl -d '$tgt_admin/dst_pgdump'"

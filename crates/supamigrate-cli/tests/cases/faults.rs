@@ -825,22 +825,6 @@ async fn bad_input_gets_a_clear_message() {
             never: &["re-run", "resume", "schema_sections"],
         },
         Case {
-            what: "storage copy before provision",
-            env: vec![("RDS_URL", fresh.clone())],
-            unset: &[],
-            args: vec![
-                "storage".into(),
-                "copy".into(),
-                "--source-dir".into(),
-                sb.storage_dir().to_string_lossy().into_owned(),
-                "--dest-dir".into(),
-                work.path().join("s3").to_string_lossy().into_owned(),
-            ],
-            code: 2,
-            says: &["has not been provisioned", "nothing was uploaded"],
-            never: &[],
-        },
-        Case {
             what: "run without RDS_URL",
             env: vec![],
             unset: &["RDS_URL"],
@@ -928,5 +912,115 @@ async fn bad_input_gets_a_clear_message() {
         !sb.target_database_exists().await.unwrap(),
         "nothing created"
     );
-    assert!(!work.path().join("s3").exists(), "nothing uploaded");
+}
+
+/// `storage copy` with references to rewrite and no provisioned target
+/// stops before uploading anything.
+#[tokio::test]
+async fn storage_copy_before_provision_uploads_nothing() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("s3");
+    let mut c = bin(&sb);
+    c.args(["storage", "copy", "--source-dir"])
+        .arg(sb.storage_dir())
+        .arg("--dest-dir")
+        .arg(&dest);
+    let out = run(c).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("has not been provisioned"), "{text}");
+    assert!(text.contains("nothing was uploaded"), "{text}");
+    assert!(!dest.exists(), "nothing uploaded");
+}
+
+/// Ctrl-C mid-copy says what was interrupted and how to resume (exit 130);
+/// the re-run completes.
+#[tokio::test]
+async fn ctrl_c_says_what_was_interrupted_and_a_rerun_resumes() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    prepared(&sb).await;
+    let mut c = bin(&sb);
+    c.args(["copy", "--jobs", "1"])
+        .env("SUPAMIGRATE_FAILPOINTS", "copy-task-done@2=sleep:4000");
+    let child = spawn(c);
+    let pid = child.id();
+    let t = superuser(&sb, false, "tms_production").await;
+    let started = Instant::now();
+    loop {
+        let done: i64 = t
+            .query_one(
+                "select count(*) from supamigrate.copy_tasks where done_at is not null",
+                &[],
+            )
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if done >= 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = wait_child(child).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(
+        text.contains("Run the same command again to resume"),
+        "{text}"
+    );
+    let mut c = bin(&sb);
+    c.arg("copy");
+    ok(c, "the copy after Ctrl-C").await;
+    let mut v = bin(&sb);
+    v.arg("verify");
+    ok(v, "verify").await;
+}
+
+/// `provision` on an existing role leaves its password alone unless
+/// APP_DB_PASSWORD is given, and says which.
+#[tokio::test]
+async fn provision_says_what_it_did_to_an_existing_role() {
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let login = |pw: &str| {
+        let mut app = sb.target_url();
+        app.user = "tms_app".into();
+        app.password = Some(supamigrate::connect::Password::new(pw));
+        async move { connect(&app).await.is_ok() }
+    };
+    let provision = |pw: Option<&str>| {
+        let mut c = bin(&sb);
+        c.args(["provision", "--yes"]);
+        match pw {
+            Some(p) => c.env("APP_DB_PASSWORD", p),
+            None => c.env_remove("APP_DB_PASSWORD"),
+        };
+        c
+    };
+    let out = ok(provision(Some("first-Pa55")), "provision").await;
+    assert!(output_text(&out).contains("created, with the password from APP_DB_PASSWORD"));
+    let out = ok(provision(None), "provision again").await;
+    assert!(
+        output_text(&out).contains("exists (its password is unchanged)"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(login("first-Pa55").await, "the password is unchanged");
+    let out = ok(
+        provision(Some("second-Pa55")),
+        "provision with a new password",
+    )
+    .await;
+    assert!(
+        output_text(&out).contains("exists; its password was set from APP_DB_PASSWORD"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(login("second-Pa55").await && !login("first-Pa55").await);
 }

@@ -9,8 +9,12 @@
 //! | target | `--target-url` | `RDS_URL`, else `RDS_HOST` `RDS_PORT` `RDS_DATABASE` `RDS_USER` `RDS_PASSWORD` | `[target] url`, else `host` `port` `database` `user` `password` |
 //! | project ref | `--project-ref` | `SUPABASE_PROJECT_REF` | `project_ref` |
 //!
-//! When the chosen target URL has no password, `RDS_PASSWORD` (or the file's
-//! `[target] password`) supplies it. [`resolve`] is pure: it takes the
+//! Under these, libpq's conventions: parameters a connection string leaves
+//! out come from `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGSSLMODE`,
+//! `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`, `PGAPPNAME`. A connection without a
+//! password takes one from `RDS_PASSWORD` or the file's `[target] password`
+//! (the target only), then `PGPASSWORD`, then the password file
+//! (`PGPASSFILE`, else `~/.pgpass`). [`resolve`] is pure: it takes the
 //! environment as a function, so the rules are tested without touching the
 //! process environment.
 
@@ -257,9 +261,32 @@ fn resolve_source(
         .or_else(|| env("SUPABASE_DB_URL").map(|u| (u, "SUPABASE_DB_URL")))
         .or_else(|| file.source.url.clone().map(|u| (u, "[source] url")))
     {
-        Some((url, from)) => Ok(Some(parse_from(&url, from)?)),
+        Some((url, from)) => {
+            let mut info = parse_from(&url, from, env)?;
+            fill_password(&mut info, None, env);
+            Ok(Some(info))
+        }
         None => Ok(None),
     }
+}
+
+/// A connection without a password in its string takes one from, in order:
+/// `ours` (`RDS_PASSWORD`, `[target] password`), `PGPASSWORD`, then the
+/// password file (`PGPASSFILE`, else `~/.pgpass`), as libpq does.
+fn fill_password(info: &mut ConnInfo, ours: Option<String>, env: &dyn Fn(&str) -> Option<String>) {
+    if info.password.is_some() {
+        return;
+    }
+    let file = || {
+        let path = env("PGPASSFILE")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+        crate::connect::passfile::lookup(&path, &info.host, info.port, &info.dbname, &info.user)
+    };
+    info.password = ours
+        .or_else(|| env("PGPASSWORD"))
+        .or_else(file)
+        .map(Password::new);
 }
 
 fn resolve_target(
@@ -269,41 +296,45 @@ fn resolve_target(
 ) -> Result<Option<ConnInfo>> {
     let password_fallback = env("RDS_PASSWORD").or_else(|| file.target.password.clone());
     let target = if let Some(url) = flags.target_url.clone() {
-        Some(parse_from(&url, "--target-url")?)
+        Some(parse_from(&url, "--target-url", env)?)
     } else if let Some(url) = env("RDS_URL") {
-        Some(parse_from(&url, "RDS_URL")?)
+        Some(parse_from(&url, "RDS_URL", env)?)
     } else if let Some(host) = env("RDS_HOST") {
         Some(from_parts(
             host,
-            env("RDS_PORT"),
-            env("RDS_DATABASE"),
-            env("RDS_USER"),
-            env("RDS_SSLMODE"),
-            env("RDS_SSLROOTCERT"),
+            [
+                env("RDS_PORT"),
+                env("RDS_DATABASE"),
+                env("RDS_USER"),
+                env("RDS_SSLMODE"),
+                env("RDS_SSLROOTCERT"),
+            ],
             "RDS_* variables",
+            env,
         )?)
     } else if let Some(url) = file.target.url.clone() {
-        Some(parse_from(&url, "[target] url")?)
+        Some(parse_from(&url, "[target] url", env)?)
     } else if let Some(host) = file.target.host.clone() {
         Some(from_parts(
             host,
-            file.target.port.map(|p| p.to_string()),
-            file.target.database.clone(),
-            file.target.user.clone(),
-            file.target.sslmode.clone(),
-            file.target
-                .sslrootcert
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
+            [
+                file.target.port.map(|p| p.to_string()),
+                file.target.database.clone(),
+                file.target.user.clone(),
+                file.target.sslmode.clone(),
+                file.target
+                    .sslrootcert
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned()),
+            ],
             "[target] in the configuration file",
+            env,
         )?)
     } else {
         None
     };
     Ok(target.map(|mut t| {
-        if t.password.is_none() {
-            t.password = password_fallback.map(Password::new);
-        }
+        fill_password(&mut t, password_fallback, env);
         t
     }))
 }
@@ -327,21 +358,19 @@ fn resolve_project_ref(
     Ok(project_ref)
 }
 
-fn parse_from(url: &str, from: &str) -> Result<ConnInfo> {
-    ConnInfo::parse(url).map_err(|e| {
+fn parse_from(url: &str, from: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConnInfo> {
+    ConnInfo::parse_with_defaults(url, env).map_err(|e| {
         let hint = e.hint().unwrap_or_default().to_string();
         Error::invalid_input(format!("{from}: {}", e.message())).with_hint(hint)
     })
 }
 
+/// A connection from its parts: `[port, database, user, sslmode, sslrootcert]`.
 fn from_parts(
     host: String,
-    port: Option<String>,
-    database: Option<String>,
-    user: Option<String>,
-    sslmode: Option<String>,
-    sslrootcert: Option<String>,
+    [port, database, user, sslmode, sslrootcert]: [Option<String>; 5],
     from: &str,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ConnInfo> {
     let mut pairs = vec![("host".to_string(), host)];
     let named = [
@@ -356,7 +385,7 @@ fn from_parts(
             pairs.push((k.to_string(), v));
         }
     }
-    ConnInfo::from_pairs(pairs).map_err(|e| {
+    ConnInfo::from_pairs_with_defaults(pairs, env).map_err(|e| {
         let hint = e.hint().unwrap_or_default().to_string();
         Error::invalid_input(format!("{from}: {}", e.message())).with_hint(hint)
     })
@@ -496,5 +525,167 @@ mod tests {
     fn unknown_file_keys_are_refused() {
         let e: std::result::Result<FileConfig, _> = toml::from_str("[target]\nhots = \"x\"\n");
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn libpq_environment_and_password_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pgpass = dir.path().join("pgpass");
+        std::fs::write(
+            &pgpass,
+            "rds.example.com:5432:app:admin:from-pgpass\n*:*:*:*:pgpass-any\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let pgpass = pgpass.to_string_lossy().into_owned();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::copy(&pgpass, home.join(".pgpass")).unwrap();
+        let home = home.to_string_lossy().into_owned();
+        let url = "postgresql://admin@rds.example.com:5432/app";
+        // (env, expected target: host, port, user, db, password, sslmode, connect_timeout)
+        type Want<'a> = (
+            &'a str,
+            u16,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            Option<u64>,
+        );
+        let cases: Vec<(Vec<(&str, &str)>, Want)> = vec![
+            // The URL's own values win over PG*.
+            (
+                vec![
+                    ("RDS_URL", "postgresql://u:urlpw@h:1/d?sslmode=require"),
+                    ("PGHOST", "x"),
+                    ("PGPORT", "9"),
+                    ("PGUSER", "y"),
+                    ("PGDATABASE", "z"),
+                    ("PGPASSWORD", "envpw"),
+                    ("PGSSLMODE", "disable"),
+                ],
+                ("h", 1, "u", "d", Some("urlpw"), "require", None),
+            ),
+            // What the URL leaves out comes from PG*.
+            (
+                vec![
+                    ("RDS_URL", "postgresql:///app"),
+                    ("PGHOST", "pghost"),
+                    ("PGPORT", "6000"),
+                    ("PGUSER", "pguser"),
+                    ("PGSSLMODE", "require"),
+                    ("PGCONNECT_TIMEOUT", "7"),
+                ],
+                ("pghost", 6000, "pguser", "app", None, "require", Some(7)),
+            ),
+            // RDS_PASSWORD before PGPASSWORD before the password file.
+            (
+                vec![
+                    ("RDS_URL", url),
+                    ("RDS_PASSWORD", "rdspw"),
+                    ("PGPASSWORD", "envpw"),
+                    ("PGPASSFILE", &pgpass),
+                ],
+                (
+                    "rds.example.com",
+                    5432,
+                    "admin",
+                    "app",
+                    Some("rdspw"),
+                    "prefer",
+                    None,
+                ),
+            ),
+            (
+                vec![
+                    ("RDS_URL", url),
+                    ("PGPASSWORD", "envpw"),
+                    ("PGPASSFILE", &pgpass),
+                ],
+                (
+                    "rds.example.com",
+                    5432,
+                    "admin",
+                    "app",
+                    Some("envpw"),
+                    "prefer",
+                    None,
+                ),
+            ),
+            (
+                vec![("RDS_URL", url), ("PGPASSFILE", &pgpass)],
+                (
+                    "rds.example.com",
+                    5432,
+                    "admin",
+                    "app",
+                    Some("from-pgpass"),
+                    "prefer",
+                    None,
+                ),
+            ),
+            // ~/.pgpass when PGPASSFILE is not set; its catch-all line for another database.
+            (
+                vec![
+                    ("RDS_URL", "postgresql://admin@rds.example.com:5432/other"),
+                    ("HOME", &home),
+                ],
+                (
+                    "rds.example.com",
+                    5432,
+                    "admin",
+                    "other",
+                    Some("pgpass-any"),
+                    "prefer",
+                    None,
+                ),
+            ),
+            // RDS_* parts take PG* defaults too.
+            (
+                vec![
+                    ("RDS_HOST", "parts"),
+                    ("RDS_USER", "admin"),
+                    ("RDS_DATABASE", "app"),
+                    ("PGPORT", "6432"),
+                ],
+                ("parts", 6432, "admin", "app", None, "prefer", None),
+            ),
+        ];
+        for (env, (host, port, user, db, pw, ssl, timeout)) in cases {
+            let t = run(Flags::default(), &env, None)
+                .unwrap()
+                .target()
+                .unwrap()
+                .clone();
+            let got = (
+                t.host.as_str(),
+                t.port,
+                t.user.as_str(),
+                t.dbname.as_str(),
+                t.password.as_ref().map(|p| p.expose()),
+                t.sslmode.as_str(),
+                t.connect_timeout,
+            );
+            assert_eq!(got, (host, port, user, db, pw, ssl, timeout), "{env:?}");
+        }
+        // The source reads PGPASSWORD and the password file the same way.
+        let s = run(
+            Flags::default(),
+            &[
+                (
+                    "SUPABASE_DB_URL",
+                    "postgresql://postgres@db.x.supabase.co:5432/postgres",
+                ),
+                ("PGPASSWORD", "srcpw"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.source().unwrap().password.as_ref().map(|p| p.expose()),
+            Some("srcpw")
+        );
     }
 }

@@ -1024,3 +1024,57 @@ async fn provision_says_what_it_did_to_an_existing_role() {
     );
     assert!(login("second-Pa55").await && !login("first-Pa55").await);
 }
+
+/// libpq's conventions: the target's URL has no password; it comes from
+/// PGPASSWORD alone (provision, pre-data), then from the password file
+/// PGPASSFILE names (copy, verify), and the migration works.
+#[tokio::test]
+async fn pgpassword_and_the_password_file_are_enough() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let work = tempfile::tempdir().unwrap();
+    let mut tgt = sb.target_url();
+    let tgt_pw = tgt.password.take().unwrap().expose().to_string();
+    let pgpass = work.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "{}:{}:*:{}:{}\n",
+            tgt.host,
+            tgt.port,
+            tgt.user,
+            tgt_pw.replace('\\', "\\\\").replace(':', "\\:")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cmd = |args: &[&str], env: (&str, &str)| {
+        let mut c = bin(&sb);
+        c.env("RDS_URL", tgt.to_url_with_password())
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", work.path())
+            .env(env.0, env.1)
+            .args(args);
+        c
+    };
+    let by_env = ("PGPASSWORD", tgt_pw.as_str());
+    let pgpass = pgpass.to_string_lossy().into_owned();
+    let by_file = ("PGPASSFILE", pgpass.as_str());
+    ok(cmd(&["provision", "--yes"], by_env), "provision").await;
+    ok(
+        cmd(&["schema", "apply", "--section", "pre-data"], by_env),
+        "pre-data",
+    )
+    .await;
+    ok(cmd(&["copy"], by_file), "copy").await;
+    ok(cmd(&["verify"], by_file), "verify").await;
+    // Without either, the error says every place a password may come from.
+    let out = run(cmd(&["plan"], ("PGAPPNAME", "test"))).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for place in ["RDS_PASSWORD", "PGPASSWORD", "~/.pgpass", "PGPASSFILE"] {
+        assert!(text.contains(place), "{place}: {text}");
+    }
+    assert!(!text.contains("password missing"), "{text}");
+}

@@ -168,12 +168,20 @@ impl ConnInfo {
     /// # Ok::<(), supamigrate::Error>(())
     /// ```
     pub fn parse(s: &str) -> Result<ConnInfo> {
+        Self::parse_with_defaults(s, &|_| None)
+    }
+
+    /// Parses `s`, taking every parameter it does not give from libpq's
+    /// environment variables ([`LIBPQ_ENV`], read through `env`), as libpq
+    /// does. The password is not among them: see [`crate::config`].
+    pub fn parse_with_defaults(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConnInfo> {
         let s = s.trim();
         if s.is_empty() {
             return Err(Error::invalid_input("empty connection string")
                 .with_hint("give a URL like postgresql://user:password@host:5432/dbname"));
         }
-        let pairs = if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+        let url = s.starts_with("postgresql://") || s.starts_with("postgres://");
+        let pairs = if url {
             parse_url(s)?
         } else if s.contains('=') {
             parse_keyvalue(s)?
@@ -183,7 +191,20 @@ impl ConnInfo {
             )
             .with_hint("give a URL like postgresql://user:password@host:5432/dbname"));
         };
+        let pairs = with_env_defaults(pairs, env);
+        if url && !pairs.iter().any(|(k, v)| k == "host" && !v.is_empty()) {
+            return Err(Error::invalid_input("the connection URL has no host (and PGHOST is not set)")
+                .with_hint("write the server's host name after the '@', as in postgresql://user:password@db.example.com:5432/dbname (Unix sockets are not supported)"));
+        }
         Self::from_pairs(pairs)
+    }
+
+    /// [`ConnInfo::from_pairs`] with libpq's environment as defaults.
+    pub fn from_pairs_with_defaults(
+        pairs: Vec<(String, String)>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ConnInfo> {
+        Self::from_pairs(with_env_defaults(pairs, env))
     }
 
     /// Builds from (key, value) pairs with libpq's parameter names.
@@ -374,6 +395,35 @@ impl fmt::Display for ConnInfo {
     }
 }
 
+/// libpq's environment variables that default a connection parameter the
+/// connection string leaves out: (variable, parameter).
+pub const LIBPQ_ENV: &[(&str, &str)] = &[
+    ("PGHOST", "host"),
+    ("PGPORT", "port"),
+    ("PGUSER", "user"),
+    ("PGDATABASE", "dbname"),
+    ("PGSSLMODE", "sslmode"),
+    ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGCONNECT_TIMEOUT", "connect_timeout"),
+    ("PGAPPNAME", "application_name"),
+];
+
+/// `pairs` with each parameter they lack taken from its libpq variable.
+fn with_env_defaults(
+    mut pairs: Vec<(String, String)>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
+    for (var, key) in LIBPQ_ENV {
+        let given = pairs.iter().any(|(k, v)| k == key && !v.is_empty());
+        if !given {
+            if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+                pairs.insert(0, (key.to_string(), v));
+            }
+        }
+    }
+    pairs
+}
+
 /// Seconds to wait for a server when the connection string gives no `connect_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 15;
 
@@ -464,12 +514,6 @@ fn parse_url(s: &str) -> Result<Vec<(String, String)>> {
         pairs.push(("port".into(), port.to_string()));
     } else if !hostport.is_empty() {
         pairs.push(("host".into(), dec(hostport, "host")?));
-    }
-    if pairs.iter().any(|(k, v)| k == "host" && v.is_empty())
-        || !pairs.iter().any(|(k, _)| k == "host")
-    {
-        return Err(Error::invalid_input("the connection URL has no host")
-            .with_hint("write the server's host name after the '@', as in postgresql://user:password@db.example.com:5432/dbname (Unix sockets are not supported)"));
     }
     if let Some(path) = path {
         if !path.is_empty() {

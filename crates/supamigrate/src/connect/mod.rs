@@ -2,6 +2,7 @@
 //! mode, and starting libpq tools (psql, pg_dump…) without leaking passwords.
 
 mod conninfo;
+pub mod passfile;
 mod tls;
 
 use std::io::Write;
@@ -170,8 +171,7 @@ fn connect_error(e: tokio_postgres::Error, info: &ConnInfo) -> Error {
             ErrorKind::Auth,
             format!("connecting to {info}: the server asks for a password and none was given"),
         )
-        .with_hint("put the password in the URL (percent-encoded), or set RDS_PASSWORD for the target, or use [target] password in supamigrate.toml")
-        .with_source(e);
+        .with_hint("give it in the connection URL (percent-encoded), or set RDS_PASSWORD (the target) or PGPASSWORD, or add a line for this server to ~/.pgpass (or the file PGPASSFILE names, mode 0600), or set [target] password in supamigrate.toml");
     }
     if e.as_db_error().is_some() {
         return Error::postgres(format!("connecting to {info}"), e);

@@ -22,6 +22,7 @@ pub mod fixture;
 pub mod migrations;
 pub mod platform;
 pub mod rds;
+pub mod shared;
 pub mod supabase;
 
 use std::os::unix::fs::PermissionsExt;
@@ -125,6 +126,10 @@ struct State {
     project_ref: String,
     source: ClusterState,
     target: ClusterState,
+    /// Where the clusters live when the postgres OS user cannot reach the
+    /// sandbox folder (`None`: inside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clusters: Option<PathBuf>,
 }
 
 /// A running (or stopped) sandbox.
@@ -196,29 +201,30 @@ impl Sandbox {
         // The server's OS user must traverse it; the state file inside stays 0600.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| Error::io(format!("chmod {}", dir.display()), e))?;
-        supamigrate::cluster::check_reachable_by_server_user(&dir)?;
-        match Self::create(&dir, opts).await {
+        let root = clusters_root(&dir)?;
+        match Self::create(&dir, &root, opts).await {
             Ok(sb) => Ok(sb),
             Err(e) => {
-                stop_clusters_under(&dir);
+                stop_clusters_under(&root);
                 if keep_requested() {
                     tracing::warn!(dir = %dir.display(), "sandbox start failed; kept for inspection");
                 } else {
                     let _ = std::fs::remove_dir_all(&dir);
+                    let _ = std::fs::remove_dir_all(&root);
                 }
                 Err(e)
             }
         }
     }
 
-    async fn create(dir: &Path, opts: &SandboxOptions) -> Result<Sandbox> {
+    async fn create(dir: &Path, root: &Path, opts: &SandboxOptions) -> Result<Sandbox> {
         let (source_kind, kit) = SourceKind::choose()?;
         let login_password = Password::new(random_hex(16)?);
-        let source = make_source(dir, kit.as_ref(), &login_password).await?;
-        let scripts = dir.join("rds-extension-scripts");
+        let source = make_source(root, kit.as_ref(), &login_password).await?;
+        let scripts = root.join("rds-extension-scripts");
         rds::write_extension_scripts(&scripts)?;
         let mut target = Cluster::init(&ClusterSpec {
-            dir: dir.join("target"),
+            dir: root.join("target"),
             superuser: "rdsadmin".into(),
             settings: rds::server_settings(&scripts),
             tls: None,
@@ -250,6 +256,7 @@ impl Sandbox {
                     None => TARGET_DATABASE.into(),
                 },
             },
+            clusters: (root != dir).then(|| root.to_path_buf()),
         };
         let sb = Sandbox {
             dir: dir.to_path_buf(),
@@ -388,14 +395,15 @@ impl Sandbox {
             .with_hint("remove it with `supamigrate sandbox stop --remove` and start again"));
         }
         let dir = dir.to_path_buf();
+        let root = state.clusters.clone().unwrap_or_else(|| dir.clone());
         let source = Cluster::open(
-            dir.join("source"),
+            root.join("source"),
             state.source.superuser.clone(),
             Password::new(state.source.superuser_password.clone()),
             state.source.port,
         );
         let target = Cluster::open(
-            dir.join("target"),
+            root.join("target"),
             state.target.superuser.clone(),
             Password::new(state.target.superuser_password.clone()),
             state.target.port,
@@ -577,10 +585,55 @@ impl Sandbox {
         self.ephemeral = false;
         self.stop()?;
         let dir = self.dir.clone();
+        let clusters = self.state.clusters.clone();
         drop(self);
+        if let Some(c) = clusters.filter(|c| c.exists()) {
+            std::fs::remove_dir_all(&c)
+                .map_err(|e| Error::io(format!("removing {}", c.display()), e))?;
+        }
         std::fs::remove_dir_all(&dir)
             .map_err(|e| Error::io(format!("removing {}", dir.display()), e))
     }
+
+    /// Where the clusters' files are (the sandbox folder, or a folder the
+    /// postgres OS user can reach when it cannot reach that one).
+    pub fn clusters_dir(&self) -> PathBuf {
+        self.state
+            .clusters
+            .clone()
+            .unwrap_or_else(|| self.dir.clone())
+    }
+}
+
+/// Where a sandbox in `dir` keeps its clusters: `dir` itself when the
+/// server's OS user can reach it, else a folder of ours under the system's
+/// temporary folder (said once), so a sandbox starts from any folder (a
+/// home of mode 700, a `mktemp -d` folder).
+fn clusters_root(dir: &Path) -> Result<PathBuf> {
+    let Err(why) = supamigrate::cluster::check_reachable_by_server_user(dir) else {
+        return Ok(dir.to_path_buf());
+    };
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(dir.to_string_lossy().as_bytes()));
+    let home = std::path::Path::new("/tmp").join(format!(
+        "supamigrate-clusters-{}",
+        nix::unistd::Uid::effective().as_raw()
+    ));
+    let root = home.join(&digest[..16]);
+    for d in [&home, &root] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::io(format!("chmod {}", d.display()), e))?;
+    }
+    supamigrate::cluster::check_reachable_by_server_user(&root)?;
+    tracing::info!(
+        clusters = %root.display(),
+        "{}; the clusters go there, everything else stays in {}",
+        why.message(),
+        dir.display()
+    );
+    Ok(root)
 }
 
 /// The source cluster: a copy of the platform template, or a fresh cluster
@@ -653,6 +706,9 @@ impl Drop for Sandbox {
         // The sandbox lives in <tempdir>/sandbox; remove the tempdir.
         let base = self.dir.parent().unwrap_or(&self.dir).to_path_buf();
         let _ = std::fs::remove_dir_all(base);
+        if let Some(c) = &self.state.clusters {
+            let _ = std::fs::remove_dir_all(c);
+        }
     }
 }
 

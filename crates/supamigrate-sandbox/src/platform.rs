@@ -40,6 +40,18 @@ pub struct Kit {
     dir: PathBuf,
 }
 
+/// Whether the platform-faithful source can run here; when not, records
+/// that `test` is skipped (see [`crate::shared::skip`]) and returns `false`.
+pub fn require(test: &str) -> bool {
+    match Kit::locate() {
+        Ok(_) => true,
+        Err(why) => {
+            crate::shared::skip(test, &format!("needs the Supabase platform kit: {why}"));
+            false
+        }
+    }
+}
+
 impl Kit {
     /// The kit, if this machine can use it: found (`SUPAMIGRATE_PLATFORM_KIT`,
     /// else `../shared/supabase-platform` beside the project), installed
@@ -48,7 +60,7 @@ impl Kit {
     pub fn locate() -> std::result::Result<Kit, String> {
         let dir = match std::env::var_os("SUPAMIGRATE_PLATFORM_KIT") {
             Some(d) => PathBuf::from(d),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/supabase-platform"),
+            None => crate::shared::path("supabase-platform"),
         };
         if !dir.join("bootstrap.sh").is_file() {
             return Err(format!(

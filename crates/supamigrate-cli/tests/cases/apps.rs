@@ -678,6 +678,9 @@ fn assert_features(work: &Path, name: &str) {
 }
 
 async fn one_app(name: &str) {
+    if !supamigrate_sandbox::platform::require(&format!("apps::{name}")) {
+        return;
+    }
     let (sb, work, out) = migrate(name).await;
     let t = output_text(&out);
     assert!(out.status.success(), "{name}: {t}");

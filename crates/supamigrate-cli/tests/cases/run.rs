@@ -232,3 +232,37 @@ async fn demo_ends_green_and_prints_the_report_path() {
         "the demo removes its sandbox"
     );
 }
+
+/// The demo started in a folder the postgres OS user cannot reach (inside
+/// a home of mode 700, like `/root`, or a `mktemp -d` folder): the clusters
+/// go where it can, the report stays in the user's folder, and it ends green.
+#[tokio::test]
+async fn demo_starts_from_a_private_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let work = home.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    c.args(["demo"])
+        .current_dir(&work)
+        .env_remove("SUPABASE_DB_URL")
+        .env_remove("RDS_URL")
+        .env_remove("SUPAMIGRATE_FAILPOINTS")
+        .env_remove("RUST_LOG");
+    let out = run(c).await;
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("✓ migration complete: verify is all green"),
+        "{t}"
+    );
+    assert!(
+        t.contains("the clusters go there"),
+        "says where the clusters are: {t}"
+    );
+    assert!(
+        work.join("supamigrate-demo/report/report.html").exists(),
+        "{t}"
+    );
+}

@@ -218,6 +218,11 @@ const SOURCE_CATALOG: &[(&str, &str, &str)] = &[
 
 #[tokio::test]
 async fn source_looks_like_supabase_and_target_like_rds() {
+    if !supamigrate_sandbox::platform::require(
+        "sandbox::source_looks_like_supabase_and_target_like_rds",
+    ) {
+        return;
+    }
     let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
     let mut failures = Vec::new();

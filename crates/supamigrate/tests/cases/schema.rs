@@ -3,7 +3,6 @@
 //! converted schema; the RLS shim; unsupported extensions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use supamigrate::apply::{apply, Applied};
 use supamigrate::connect::{connect, Password};
@@ -16,9 +15,11 @@ use tokio_postgres::Client;
 
 use crate::common::context;
 
+/// The seed runbook, in `../shared`.
+const SEED: &str = "seed/000_5582c1bb4dae8c4c.txt";
+
 fn seed_sql() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seed/000_5582c1bb4dae8c4c.txt");
+    let path = supamigrate_sandbox::shared::path(SEED);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // The runbook's Step 1.2 is the one ```sql block that starts with the converted schema.
     let start = text
@@ -200,6 +201,10 @@ const INTENTIONAL: &[(&str, &str, &str, &str)] = &[
 
 #[tokio::test]
 async fn converted_schema_matches_the_runbooks() {
+    if !supamigrate_sandbox::shared::require("schema::converted_schema_matches_the_runbooks", SEED)
+    {
+        return;
+    }
     let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
     migrate_schema(&sb, PolicyMode::Drop)
         .await

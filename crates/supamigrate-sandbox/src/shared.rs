@@ -35,7 +35,8 @@ pub fn skip(test: &str, why: &str) {
         .append(true)
         .open(skip_log())
     {
-        let _ = writeln!(f, "{line}");
+        // One write of the whole line: appends from parallel tests do not interleave.
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
 }
 

@@ -63,6 +63,20 @@ if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; th
   cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary
 fi
 
+# A second S3 implementation for the storage tests: moto's server (PyPI
+# `moto[server]`), in a project-local virtualenv (.tools/moto).
+moto_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/moto"
+if [ ! -x "$moto_dir/bin/moto_server" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    need=(python3 python3-venv)
+    install_packages
+  fi
+  echo "setup: installing moto's S3 server (PyPI moto[server]) into .tools/moto" >&2
+  rm -rf "$moto_dir"
+  python3 -m venv "$moto_dir"
+  "$moto_dir/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
+fi
+
 # The Supabase platform kit (../shared/supabase-platform): the sandbox's
 # source replays Supabase's own SQL with every platform extension. Its
 # install.sh (root, idempotent, a second when done) adds Debian's PG 15

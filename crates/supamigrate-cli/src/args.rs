@@ -209,12 +209,12 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Try it all on the local sandbox: start it (scale 1), run the whole
-    /// migration with Storage into a local directory, print a summary and the
-    /// HTML report's path, stop and remove the sandbox.
+    /// Try it all on the local sandbox: start it (scale 1) and a local S3
+    /// server (moto), run the whole migration with Storage uploaded to it,
+    /// print a summary and the HTML report's path, stop and remove both.
     #[cfg(feature = "sandbox")]
     Demo {
-        /// Where the report, backups and copied objects stay.
+        /// Where the report and backups stay.
         #[arg(long, value_name = "DIR", default_value = "supamigrate-demo")]
         dir: PathBuf,
         /// Fixture scale.
@@ -443,6 +443,7 @@ impl StoreArgs {
             project_ref: settings.project_ref.clone(),
             source_keys: StoreConfig::keys_from_env(&|k| std::env::var(k).ok()),
             dest_dir: self.dest_dir.clone(),
+            dest_s3: None,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `supamigrate demo`: the whole migration on a fresh local sandbox. It
 //! starts the sandbox, runs `supamigrate run` on it with the TMS fixture's
-//! reference columns, bucket prefix and checks, then stops and removes the
-//! sandbox. The report, the backups and the copied objects stay in the
-//! demo's folder.
+//! reference columns, bucket prefix and checks, with Storage uploaded to a
+//! local S3 server (moto), then stops both and removes the sandbox. The
+//! report and the backups stay in the demo's folder.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,7 @@ use crate::{fixture, Sandbox, SandboxOptions, DEFAULT_SEED};
 /// How to run the demo.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Where the report, backups and copied objects stay.
+    /// Where the report and backups stay.
     pub dir: PathBuf,
     /// Fixture scale.
     pub scale: u32,
@@ -70,6 +70,7 @@ pub async fn run(
     approver: &dyn Approver,
     observer: SharedObserver,
     on_sandbox: &dyn Fn(&Path),
+    on_s3: &dyn Fn(&str),
 ) -> Result<DemoOutcome> {
     std::fs::create_dir_all(&opts.dir)
         .map_err(|e| Error::io(format!("creating {}", opts.dir.display()), e))?;
@@ -85,6 +86,16 @@ pub async fn run(
     })
     .await?;
     on_sandbox(&sandbox_dir);
+    // Storage goes to a local S3 server, so the demo runs the real upload
+    // path; it stops with the demo.
+    let s3 = match crate::s3::LocalS3::start() {
+        Ok(s3) => s3,
+        Err(e) => {
+            let _ = sb.remove();
+            return Err(e);
+        }
+    };
+    on_s3(&s3.endpoint());
     let ctx = Context {
         settings: Settings::new(
             sb.source_url(),
@@ -102,7 +113,7 @@ pub async fn run(
         verify_jobs: 2,
         stores: Some(StoreConfig {
             source_dir: Some(sb.storage_dir()),
-            dest_dir: Some(dir.join("s3")),
+            dest_s3: Some((s3.endpoint(), s3.keys())),
             ..StoreConfig::default()
         }),
         stores_missing: None,
@@ -115,6 +126,7 @@ pub async fn run(
         recopy: Vec::new(),
     };
     let result = supamigrate::run::run(&ctx, &run_opts, approver).await;
+    drop(s3);
     let removed = sb.remove();
     let run = result?;
     removed?;

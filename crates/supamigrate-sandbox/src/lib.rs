@@ -22,6 +22,7 @@ pub mod fixture;
 pub mod migrations;
 pub mod platform;
 pub mod rds;
+pub mod s3;
 pub mod shared;
 pub mod supabase;
 

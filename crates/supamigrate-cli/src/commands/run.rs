@@ -161,10 +161,20 @@ pub async fn demo(dir: &Path, scale: u32, ui: &crate::ui::Ui) -> anyhow::Result<
             p.display()
         )
     };
-    let outcome =
-        supamigrate_sandbox::demo::run(&opts, &Confirm { yes: true }, ui.observer(), &on_sandbox)
-            .await
-            .context("the demo stopped")?;
+    let on_s3 = |endpoint: &str| {
+        println!(
+            "storage: uploaded to a local S3 server (moto) at {endpoint}, stopped with the demo"
+        )
+    };
+    let outcome = supamigrate_sandbox::demo::run(
+        &opts,
+        &Confirm { yes: true },
+        ui.observer(),
+        &on_sandbox,
+        &on_s3,
+    )
+    .await
+    .context("the demo stopped")?;
     println!("\nMigration Execution Checklist:");
     print!(
         "{}",
@@ -172,7 +182,7 @@ pub async fn demo(dir: &Path, scale: u32, ui: &crate::ui::Ui) -> anyhow::Result<
     );
     finish(&outcome.run)?;
     println!(
-        "demo: the sandbox is stopped and removed; the report, backups and copied objects stay in {}",
+        "demo: the sandbox and the S3 server are stopped and removed; the report and backups stay in {}",
         outcome.dir.display()
     );
     Ok(())

@@ -228,6 +228,11 @@ async fn demo_ends_green_and_prints_the_report_path() {
     assert!(t.contains(&format!("report: {}", report.display())), "{t}");
     assert!(report.exists());
     assert!(
+        t.contains("storage: uploaded to a local S3 server (moto) at http://127.0.0.1:"),
+        "{t}"
+    );
+    assert!(t.contains("625 Storage objects"), "{t}");
+    assert!(
         !dir.path().join("sandbox").exists(),
         "the demo removes its sandbox"
     );

@@ -42,6 +42,9 @@ pub struct StoreConfig {
     pub source_keys: Option<S3Keys>,
     /// Write objects to this directory instead of S3.
     pub dest_dir: Option<PathBuf>,
+    /// An S3-compatible destination with its own endpoint and keys, instead
+    /// of the AWS configuration chain (the demo's local S3 server).
+    pub dest_s3: Option<(String, S3Keys)>,
 }
 
 /// The two stores.
@@ -113,6 +116,18 @@ impl StoreConfig {
     pub async fn open_dest(&self) -> Result<Store> {
         if let Some(d) = &self.dest_dir {
             return Ok(Store::dir(d.clone()));
+        }
+        if let Some((endpoint, keys)) = &self.dest_s3 {
+            return Ok(Store::S3(
+                S3Store::with_keys(
+                    endpoint,
+                    &keys.access_key,
+                    keys.secret_key.expose(),
+                    &keys.region,
+                    &format!("S3 at {endpoint}"),
+                )
+                .await,
+            ));
         }
         let config = aws_config().await;
         if config.region().is_none() {

@@ -205,6 +205,18 @@ impl S3Store {
                 break;
             }
         }
+        self.complete(bucket, key, id, parts, d.bytes).await
+    }
+
+    /// Completes a multipart upload of `bytes` bytes.
+    async fn complete(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+        parts: Vec<CompletedPart>,
+        bytes: u64,
+    ) -> Result<()> {
         let n = parts.len();
         let completed = self
             .client
@@ -229,7 +241,7 @@ impl S3Store {
         let unreadable = e.raw_response().is_some_and(|r| r.status().as_u16() == 200);
         if unreadable {
             if let Some(h) = self.head(bucket, key).await? {
-                if h.size == d.bytes {
+                if h.size == bytes {
                     tracing::warn!(
                         object = %format!("{bucket}/{key}"),
                         parts = n,

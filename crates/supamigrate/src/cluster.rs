@@ -28,6 +28,10 @@ pub struct ClusterSpec {
     pub settings: Vec<(String, String)>,
     /// Serve TLS with this certificate and key (PEM).
     pub tls: Option<ServerTls>,
+    /// The directory of the server programs (`initdb`, `pg_ctl`, `postgres`)
+    /// of another major than the system's; `None`: found as any
+    /// PostgreSQL program is ([`find_pg_tool`]). Kept with the cluster.
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// A server certificate and key, PEM-encoded.
@@ -46,7 +50,11 @@ pub struct Cluster {
     superuser: String,
     password: Password,
     port: u16,
+    bin_dir: Option<PathBuf>,
 }
+
+/// The file in a cluster's directory naming its server programs' directory.
+const BIN_DIR_FILE: &str = "server-bin";
 
 /// The OS user to run the server as: `postgres` when we are root, else ourselves.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +138,11 @@ impl Cluster {
         let password = Password::new(random_hex(16)?);
         let pwfile = dir.join("initdb.pw");
         write_owned(&pwfile, password.expose(), 0o600)?;
-        let initdb = find_pg_tool("initdb")?;
+        if let Some(bin) = &spec.bin_dir {
+            std::fs::write(dir.join(BIN_DIR_FILE), bin.as_os_str().as_encoded_bytes())
+                .map_err(|e| Error::io(format!("writing {}/{BIN_DIR_FILE}", dir.display()), e))?;
+        }
+        let initdb = server_tool(spec.bin_dir.as_deref(), "initdb")?;
         let mut cmd = server_command(&initdb, dir)?;
         cmd.arg("-D")
             .arg(dir.join("data"))
@@ -192,17 +204,40 @@ impl Cluster {
             superuser: spec.superuser.clone(),
             password,
             port: 0,
+            bin_dir: spec.bin_dir.clone(),
         })
     }
 
     /// A cluster created earlier.
     pub fn open(dir: PathBuf, superuser: String, password: Password, port: u16) -> Cluster {
+        let bin_dir = std::fs::read(dir.join(BIN_DIR_FILE))
+            .ok()
+            .map(|b| PathBuf::from(String::from_utf8_lossy(&b).into_owned()));
         Cluster {
             dir,
             superuser,
             password,
             port,
+            bin_dir,
         }
+    }
+
+    /// The server program `name` of this cluster's major.
+    fn tool(&self, name: &str) -> Result<PathBuf> {
+        server_tool(self.bin_dir.as_deref(), name)
+    }
+
+    /// The major version of the cluster's data directory (`PG_VERSION`).
+    pub fn major(&self) -> Result<u32> {
+        let path = self.dir.join("data").join("PG_VERSION");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        text.trim().parse().map_err(|_| {
+            Error::new(
+                ErrorKind::Sandbox,
+                format!("{} holds no major version", path.display()),
+            )
+        })
     }
 
     /// The cluster's directory.
@@ -254,7 +289,7 @@ impl Cluster {
     /// Restarts the running server on its port (`pg_ctl restart -m fast`):
     /// every session is terminated, as in a failover or a reboot.
     pub fn restart(&self) -> Result<()> {
-        let pg_ctl = find_pg_tool("pg_ctl")?;
+        let pg_ctl = self.tool("pg_ctl")?;
         let mut cmd = server_command(&pg_ctl, &self.dir)?;
         cmd.arg("-D")
             .arg(self.dir.join("data"))
@@ -269,7 +304,7 @@ impl Cluster {
         if self.is_running() {
             return Ok(());
         }
-        let pg_ctl = find_pg_tool("pg_ctl")?;
+        let pg_ctl = self.tool("pg_ctl")?;
         let mut last_err = None;
         for attempt in 0..4 {
             let port = if attempt == 0 && self.port != 0 && port_is_free(self.port) {
@@ -322,7 +357,7 @@ impl Cluster {
         if !self.dir.join("data").join("postmaster.pid").exists() {
             return Ok(());
         }
-        let pg_ctl = find_pg_tool("pg_ctl")?;
+        let pg_ctl = self.tool("pg_ctl")?;
         let mut cmd = server_command(&pg_ctl, &self.dir)?;
         cmd.arg("-D")
             .arg(self.dir.join("data"))
@@ -345,6 +380,22 @@ impl Cluster {
     pub fn is_running(&self) -> bool {
         self.pid().is_some()
     }
+}
+
+/// `name` in `bin_dir`, else wherever [`find_pg_tool`] finds it.
+fn server_tool(bin_dir: Option<&Path>, name: &str) -> Result<PathBuf> {
+    let Some(bin) = bin_dir else {
+        return find_pg_tool(name);
+    };
+    let path = bin.join(name);
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(Error::new(
+        ErrorKind::Tool,
+        format!("PostgreSQL program {} not found", path.display()),
+    )
+    .with_hint("run scripts/setup.sh (it installs the servers of other majors)"))
 }
 
 /// Whether process `pid` exists and is not a zombie (an exited process its

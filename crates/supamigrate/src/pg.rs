@@ -7,6 +7,13 @@ use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
 
+/// Session settings that fix the text form of values: what one server
+/// writes under them, another major reads back to the same value (floats
+/// in full precision, ISO dates, `postgres` intervals, hex bytea, UTC). The
+/// copy's sessions on both sides and verify's run under them.
+pub const TEXT_FORMS: &str = "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; \
+    set intervalstyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex';";
+
 /// A schema-qualified table (or sequence, view…) name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TableName {

@@ -405,11 +405,7 @@ fn connections(facts: &Facts, out: &mut Vec<Check>) {
                 ),
                 None,
             ));
-            p.server_version
-                .split(['.', ' '])
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
+            major_of(&p.server_version)
         }
         Err(f) => {
             out.push(check(
@@ -435,6 +431,51 @@ fn connections(facts: &Facts, out: &mut Vec<Check>) {
         });
     }
     target_checks(facts, out);
+    versions(facts, source_major, out);
+}
+
+/// The major of a `server_version` ("15.8 (Debian …)" → 15); 0 if unknown.
+fn major_of(server_version: &str) -> u32 {
+    server_version
+        .split(['.', ' '])
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The target's major against the source's: an older one is refused.
+fn versions(facts: &Facts, source_major: u32, out: &mut Vec<Check>) {
+    let Ok(t) = &facts.target else {
+        return;
+    };
+    let target_major = major_of(&t.probe.server_version);
+    if source_major == 0 || target_major == 0 {
+        return;
+    }
+    out.push(
+        match crate::plan::versions::check_order(source_major, target_major) {
+            Ok(()) if target_major == source_major => check(
+                "target version",
+                Status::Pass,
+                format!("PostgreSQL {target_major}, as the source"),
+                None,
+            ),
+            Ok(()) => check(
+                "target version",
+                Status::Pass,
+                format!(
+                    "PostgreSQL {target_major}, newer than the source's {source_major}: rows are copied in text form; the plan lists what else differs"
+                ),
+                None,
+            ),
+            Err(e) => check(
+                "target version",
+                Status::Fail,
+                e.message().to_string(),
+                e.hint(),
+            ),
+        },
+    );
 }
 
 fn target_checks(facts: &Facts, out: &mut Vec<Check>) {
@@ -692,6 +733,15 @@ mod tests {
                     })
                 }),
                 "Fail schema conversion: the source uses extensions",
+            ),
+            (
+                "older target",
+                Box::new(|f| {
+                    if let Ok(t) = &mut f.target {
+                        t.probe.server_version = "14.9".into()
+                    }
+                }),
+                "Fail target version: the target runs PostgreSQL 14, older than the source's 15",
             ),
             (
                 "target down",

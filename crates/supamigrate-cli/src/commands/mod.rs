@@ -69,7 +69,11 @@ pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
             run::run(&ctx, stores, run).await
         }
         #[cfg(feature = "sandbox")]
-        Command::Demo { dir, scale } => run::demo(dir, *scale, ui).await,
+        Command::Demo {
+            dir,
+            scale,
+            target_version,
+        } => run::demo(dir, *scale, *target_version, ui).await,
     }
 }
 

@@ -150,10 +150,16 @@ fn finish(outcome: &RunOutcome) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "sandbox")]
-pub async fn demo(dir: &Path, scale: u32, ui: &crate::ui::Ui) -> anyhow::Result<()> {
+pub async fn demo(
+    dir: &Path,
+    scale: u32,
+    target_version: Option<u32>,
+    ui: &crate::ui::Ui,
+) -> anyhow::Result<()> {
     let opts = supamigrate_sandbox::demo::DemoOptions {
         dir: dir.to_path_buf(),
         scale,
+        target_version,
     };
     let on_sandbox = |p: &Path| {
         println!(

@@ -16,6 +16,7 @@ pub async fn sandbox(action: &SandboxCommand) -> anyhow::Result<()> {
             scale,
             seed,
             app,
+            target_version,
         } => {
             let app = match app {
                 None => None,
@@ -38,6 +39,7 @@ pub async fn sandbox(action: &SandboxCommand) -> anyhow::Result<()> {
                 scale: *scale,
                 seed: *seed,
                 app,
+                target_version: *target_version,
             };
             let sb = Sandbox::start(&opts)
                 .await

@@ -252,6 +252,7 @@ fn throwaway_cluster(prefix: &str) -> Result<(tempfile::TempDir, crate::cluster:
         superuser: "postgres".into(),
         settings: Vec::new(),
         tls: None,
+        bin_dir: None,
     })?;
     cluster.start()?;
     Ok((tmp, cluster))

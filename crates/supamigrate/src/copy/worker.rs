@@ -165,13 +165,22 @@ async fn run_workers(shared: Arc<Shared>, jobs: usize) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// A source and a target session, tuned for the copy.
+/// A source and a target session, tuned for the copy. Text COPY (between
+/// majors) reads back what the other side wrote only under the same
+/// settings ([`crate::pg::TEXT_FORMS`]: a source role's DateStyle or
+/// extra_float_digits must not round or reorder values).
 async fn open_sessions(run: &Run) -> Result<(Client, Client)> {
     let src = connect(&run.source).await?;
     let tgt = connect(&run.target).await?;
-    tgt.batch_execute("set synchronous_commit = off")
+    src.batch_execute(crate::pg::TEXT_FORMS)
         .await
-        .map_err(|e| Error::postgres("tuning the target session", e))?;
+        .map_err(|e| Error::postgres("setting the source session's text forms", e))?;
+    tgt.batch_execute(&format!(
+        "{} set synchronous_commit = off",
+        crate::pg::TEXT_FORMS
+    ))
+    .await
+    .map_err(|e| Error::postgres("tuning the target session", e))?;
     Ok((src, tgt))
 }
 

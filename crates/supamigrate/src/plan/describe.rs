@@ -14,6 +14,7 @@ use crate::steps::Step;
 pub fn describe(plan: &MigrationPlan) -> String {
     let mut s = String::new();
     header(plan, &mut s);
+    versions(plan, &mut s);
     schema(plan, &mut s);
     provision(plan, &mut s);
     data(plan, &mut s);
@@ -42,6 +43,19 @@ fn header(plan: &MigrationPlan, s: &mut String) {
     let _ = writeln!(s, "\nSteps of `supamigrate run`:");
     for (i, step) in Step::ALL.iter().enumerate() {
         let _ = writeln!(s, "  {}. {step}", i + 1);
+    }
+}
+
+fn versions(plan: &MigrationPlan, s: &mut String) {
+    if plan.versions.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nTarget version:");
+    for n in &plan.versions {
+        let _ = writeln!(s, "  {}: {}", n.what, n.happens);
+        if !n.todo.is_empty() {
+            let _ = writeln!(s, "      to do: {}", n.todo);
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod statements;
 pub mod storage;
 pub mod storage_meta;
 pub mod users;
+pub mod versions;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -91,6 +92,9 @@ pub struct MigrationPlan {
     pub sequences: Vec<TableName>,
     /// Storage.
     pub storage: storage::StoragePlan,
+    /// What differs because the target runs a newer major than the source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<versions::VersionNote>,
 }
 
 impl MigrationPlan {
@@ -158,6 +162,7 @@ pub fn build(
     created_at: &str,
 ) -> Result<MigrationPlan> {
     provision::validate_role_name(&opts.app_role)?;
+    versions::check_order(inv.source.schema.source_major, inv.target.major)?;
     let conversion = convert::convert(&inv.source.schema, &convert_options(inv, opts))?;
     let source_major = inv.source.schema.source_major;
     let tables = copy::mappings(&inv.source, &conversion, source_major == inv.target.major);
@@ -207,7 +212,10 @@ pub fn build(
         copy_tasks,
         sequences: inv.source.sequences.clone(),
         storage,
+        versions: Vec::new(),
     };
+    plan.versions =
+        versions::differences(source_major, inv.target.major, &plan.conversion.statements);
     plan.id = plan.digest();
     Ok(plan)
 }

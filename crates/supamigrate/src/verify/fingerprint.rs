@@ -13,8 +13,7 @@ use crate::error::{Error, Result};
 use crate::pg::TableName;
 
 /// Settings that make the text form of values canonical.
-pub const PINNED_SESSION: &str = "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; \
-    set intervalstyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex';";
+pub use crate::pg::TEXT_FORMS as PINNED_SESSION;
 
 /// One table's fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -48,6 +48,7 @@ fn start_cluster(tls: Option<ServerTls>) -> (tempfile::TempDir, Running) {
         superuser: "admin".into(),
         settings: vec![],
         tls,
+        bin_dir: None,
     })
     .unwrap();
     cluster.start().unwrap();

@@ -221,78 +221,7 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
 
     // Every object: same bytes, Content-Type, Cache-Control, user metadata.
     let dest = S3Store::with_keys(&s3.endpoint(), AK, SK, "us-east-1", "test").await;
-    let source = Store::dir(sb.storage_dir());
-    let rows = admin
-        .query(
-            "select bucket_id, name, metadata->>'mimetype', metadata->>'cacheControl', user_metadata::text,
-                    (metadata->>'size')::bigint
-             from storage.objects where name <> 'ghost/never uploaded.pdf'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 625);
-    let part = 16 * 1024 * 1024;
-    let (mut big, mut odd_keys, mut placeholders) = (0, 0, 0);
-    for row in &rows {
-        let (bucket, key): (String, String) = (row.get(0), row.get(1));
-        let dest_bucket = format!("tms-storage-{bucket}");
-        let h = dest
-            .head(&dest_bucket, &key)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("{key}"));
-        assert_eq!(
-            h.meta.content_type,
-            row.get::<_, Option<String>>(2),
-            "{key}"
-        );
-        assert_eq!(
-            h.meta.cache_control,
-            row.get::<_, Option<String>>(3),
-            "{key}"
-        );
-        let um: Option<String> = row.get(4);
-        match um {
-            Some(um) => {
-                let stored: Value =
-                    serde_json::from_str(&h.meta.metadata["supabase-user-metadata"]).unwrap();
-                assert_eq!(stored, serde_json::from_str::<Value>(&um).unwrap(), "{key}");
-            }
-            None => assert!(h.meta.metadata.is_empty(), "{key}"),
-        }
-        let size: i64 = row.get(5);
-        let odd = key.contains(' ') || !key.is_ascii();
-        // Bytes: read back here for the large objects and some odd keys;
-        // `storage verify` below compares every object.
-        if size > 64 * 1024 * 1024 || (odd && odd_keys < 20) {
-            let s = source.digest(&bucket, &key, part).await.unwrap().unwrap();
-            let d = dest
-                .digest(&dest_bucket, &key, part)
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(
-                (s.bytes, s.sha256_hex()),
-                (d.bytes, d.sha256_hex()),
-                "{key}"
-            );
-            assert_eq!(h.size, s.bytes, "{key}");
-        }
-        if size > 64 * 1024 * 1024 {
-            big += 1;
-        }
-        if odd {
-            odd_keys += 1;
-        }
-        if key.ends_with(".emptyFolderPlaceholder") {
-            placeholders += 1;
-        }
-    }
-    assert!(
-        big >= 1 && odd_keys > 100 && placeholders == 1,
-        "{big} {odd_keys} {placeholders}"
-    );
+    check_objects(&sb, &admin, &dest, "tms-storage-").await;
 
     // No reference column on the target points at Supabase Storage.
     let tgt = connect(&sb.target_url()).await.unwrap();
@@ -424,6 +353,85 @@ async fn storage_copies_resumes_verifies_and_rewrites_references() {
     ok(verify, "verify after the repair").await;
 }
 
+/// Every object of the source (but the ghost row) is in `dest` under
+/// `prefix` + its bucket with the source's Content-Type, Cache-Control and
+/// user metadata; the large objects and some unicode/space keys have the
+/// same bytes (`storage verify` compares every object).
+async fn check_objects(sb: &Sandbox, admin: &tokio_postgres::Client, dest: &S3Store, prefix: &str) {
+    let source = Store::dir(sb.storage_dir());
+    let rows = admin
+        .query(
+            "select bucket_id, name, metadata->>'mimetype', metadata->>'cacheControl', user_metadata::text,
+                    (metadata->>'size')::bigint
+             from storage.objects where name <> 'ghost/never uploaded.pdf'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 625);
+    let part = 16 * 1024 * 1024;
+    let (mut big, mut odd_keys, mut placeholders) = (0, 0, 0);
+    for row in &rows {
+        let (bucket, key): (String, String) = (row.get(0), row.get(1));
+        let dest_bucket = format!("{prefix}{bucket}");
+        let h = dest
+            .head(&dest_bucket, &key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key}"));
+        assert_eq!(
+            h.meta.content_type,
+            row.get::<_, Option<String>>(2),
+            "{key}"
+        );
+        assert_eq!(
+            h.meta.cache_control,
+            row.get::<_, Option<String>>(3),
+            "{key}"
+        );
+        let um: Option<String> = row.get(4);
+        match um {
+            Some(um) => {
+                let stored: Value =
+                    serde_json::from_str(&h.meta.metadata["supabase-user-metadata"]).unwrap();
+                assert_eq!(stored, serde_json::from_str::<Value>(&um).unwrap(), "{key}");
+            }
+            None => assert!(h.meta.metadata.is_empty(), "{key}"),
+        }
+        let size: i64 = row.get(5);
+        let odd = key.contains(' ') || !key.is_ascii();
+        // Bytes: read back here for the large objects and some odd keys;
+        // `storage verify` below compares every object.
+        if size > 64 * 1024 * 1024 || (odd && odd_keys < 20) {
+            let s = source.digest(&bucket, &key, part).await.unwrap().unwrap();
+            let d = dest
+                .digest(&dest_bucket, &key, part)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (s.bytes, s.sha256_hex()),
+                (d.bytes, d.sha256_hex()),
+                "{key}"
+            );
+            assert_eq!(h.size, s.bytes, "{key}");
+        }
+        if size > 64 * 1024 * 1024 {
+            big += 1;
+        }
+        if odd {
+            odd_keys += 1;
+        }
+        if key.ends_with(".emptyFolderPlaceholder") {
+            placeholders += 1;
+        }
+    }
+    assert!(
+        big >= 1 && odd_keys > 100 && placeholders == 1,
+        "{big} {odd_keys} {placeholders}"
+    );
+}
+
 fn walk_first_file(dir: &Path) -> std::path::PathBuf {
     let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
     entries.sort_by_key(|e| e.path());
@@ -481,9 +489,22 @@ impl Drop for Moto {
     }
 }
 
+/// The destination bucket prefix of a `storage copy --json` report.
+fn default_prefix(r: &Value) -> String {
+    let o = &r["objects"]["objects"][0];
+    let (dest, bucket) = (
+        o["dest_bucket"].as_str().unwrap(),
+        o["bucket"].as_str().unwrap(),
+    );
+    dest.strip_suffix(bucket)
+        .expect("dest bucket = prefix + bucket")
+        .to_string()
+}
+
 /// The same Storage migration against a second S3 implementation: every
 /// object (unicode and space keys, a multipart upload of a key with `✓`,
-/// metadata) copies, verifies byte for byte, and a re-run skips them all.
+/// metadata) copies after a kill and a resume, verifies byte for byte, and
+/// a re-run skips them all.
 #[tokio::test]
 async fn storage_copies_and_verifies_against_moto_too() {
     let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
@@ -517,10 +538,30 @@ async fn storage_copies_and_verifies_against_moto_too() {
     )
     .await;
     ok(cmd(&["copy", "--jobs", "2"]), "copy").await;
-    let out = ok(cmd(&["storage", "copy", "--json"]), "storage copy to moto").await;
+    // Killed after 100 uploads, then resumed.
+    let mut killed = cmd(&["storage", "copy", "--jobs", "4"]);
+    killed.env("SUPAMIGRATE_FAILPOINTS", "storage-object-uploaded@100");
+    let out = run(killed).await;
+    assert_eq!(out.status.signal(), Some(9), "{}", output_text(&out));
+    let out = ok(
+        cmd(&["storage", "copy", "--jobs", "4", "--json"]),
+        "storage copy to moto (resumed)",
+    )
+    .await;
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["copy"]["failed"], serde_json::json!([]), "{r}");
-    assert_eq!(r["copy"]["copied"].as_u64(), Some(625), "{r}");
+    let (copied, skipped) = (
+        r["copy"]["copied"].as_u64().unwrap(),
+        r["copy"]["skipped"].as_u64().unwrap(),
+    );
+    assert!(
+        skipped >= 100,
+        "finished objects are not uploaded again: {r:#}"
+    );
+    assert_eq!(copied + skipped, 625, "{r}");
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    let s3 = S3Store::with_keys(&endpoint, "moto", "moto-secret", "us-east-1", "moto").await;
+    check_objects(&sb, &admin, &s3, &default_prefix(&r)).await;
     let out = ok(cmd(&["storage", "verify"]), "storage verify on moto").await;
     assert!(
         output_text(&out).contains("every object's bytes are equal on both sides (625)"),

@@ -108,7 +108,10 @@ impl Error {
                 (ErrorKind::Connection, DisplayErrorContext(&e).to_string())
             }
             SdkError::ServiceError(s) => {
-                let code = s.err().code().unwrap_or("an answer without an S3 error code");
+                let code = s
+                    .err()
+                    .code()
+                    .unwrap_or("an answer without an S3 error code");
                 let kind = match code {
                     "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" => {
                         ErrorKind::Auth

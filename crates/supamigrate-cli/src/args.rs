@@ -277,6 +277,11 @@ pub struct PlanArgs {
     /// recompute them on the target, or keep the source's values in a plain column.
     #[arg(long, value_name = "CHOICE")]
     pub stale_generated: Option<StaleGenerated>,
+    /// Leave ANALYZE and VACUUM for later: the copy does not gather planner
+    /// statistics or vacuum the tables it copied in ranges (tables copied
+    /// whole still go in with COPY FREEZE).
+    #[arg(long)]
+    pub no_analyze: bool,
 }
 
 /// What to do with stale stored generated columns.
@@ -321,6 +326,7 @@ impl PlanArgs {
                 StaleGenerated::Recompute => GeneratedChoice::Recompute,
                 StaleGenerated::Keep => GeneratedChoice::Keep,
             }),
+            no_analyze: self.no_analyze.then_some(true),
         })
     }
 }

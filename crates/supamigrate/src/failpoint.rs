@@ -18,6 +18,8 @@ pub const COPY_TASK_DONE: &str = "copy-task-done";
 pub const POST_DATA_BEFORE_COMMIT: &str = "post-data-before-commit";
 /// A post-data statement and its record have committed.
 pub const POST_DATA_STATEMENT: &str = "post-data-statement";
+/// A table was made ready for traffic (ANALYZE, VACUUM) and recorded.
+pub const READY_TABLE: &str = "ready-table";
 /// A Storage object was uploaded, not yet checked.
 pub const STORAGE_OBJECT_UPLOADED: &str = "storage-object-uploaded";
 /// A step of `run` finished and its state was saved.

@@ -337,20 +337,34 @@ fn steps_html(state: &RunState, h: &mut String) {
     h.push_str("</table>");
 }
 
+/// `freeze-analyze` → what people read.
+fn ready_label(action: &str) -> &str {
+    use crate::plan::ready::ReadyAction;
+    serde_json::from_value::<ReadyAction>(serde_json::Value::String(action.to_string()))
+        .map(ReadyAction::describe)
+        .unwrap_or(action)
+}
+
 fn copy_html(state: &RunState, h: &mut String) {
     let Some(copy) = state.copy() else { return };
     if copy.tables.is_empty() {
         return;
     }
-    h.push_str("<h2>Data copy</h2><table id=\"copy\"><tr><th>Table</th><th>Rows</th><th>MB</th><th>Seconds</th></tr>");
+    h.push_str("<h2>Data copy</h2><table id=\"copy\"><tr><th>Table</th><th>Rows</th><th>MB</th><th>Seconds</th><th>Made ready for traffic</th></tr>");
     for t in &copy.tables {
+        let ready = match (&t.ready, t.ready_seconds) {
+            (Some(a), Some(s)) => format!("{} ({s:.2} s)", ready_label(a)),
+            (Some(a), None) => ready_label(a).to_string(),
+            _ => "nothing (--no-analyze)".to_string(),
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.2}</td></tr>",
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.2}</td><td>{}</td></tr>",
             esc(&t.table),
             t.rows,
             t.bytes as f64 / 1e6,
-            t.seconds
+            t.seconds,
+            esc(&ready)
         );
     }
     h.push_str("</table><h3>Throughput</h3>");

@@ -41,11 +41,27 @@ async fn killed_copy_resumes_to_an_exact_copy() {
     pre.args(["schema", "apply", "--section", "pre-data"]);
     assert!(run(pre).await.status.success());
 
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+    let ready_rows = || async {
+        tgt.query(
+            "select target_schema || '.' || target_table, done_at::text from supamigrate.ready_done order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect::<Vec<_>>()
+    };
+    let mut ready_before_kill = Vec::new();
     // Each failpoint kills one run; the next run resumes and meets the next one.
     for fp in [
         "copy-chunk@5",               // mid-table: rows sent, not committed
         "copy-before-commit@3",       // a task fully sent, commit not done
         "copy-task-done@4",           // between tables: some committed
+        "ready-table@5",              // five tables analyzed and recorded
         "post-data-statement@25",     // during index and constraint creation
         "post-data-before-commit@10", // an index built, its record not committed
     ] {
@@ -60,6 +76,10 @@ async fn killed_copy_resumes_to_an_exact_copy() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
+        if fp.starts_with("ready-table") {
+            ready_before_kill = ready_rows().await;
+            assert!(ready_before_kill.len() >= 5, "{ready_before_kill:?}");
+        }
     }
     let mut copy = bin(&sb);
     copy.args(["copy", "--jobs", "2"]);
@@ -72,10 +92,17 @@ async fn killed_copy_resumes_to_an_exact_copy() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("post-data: built"), "{report}");
 
+    // The tables made ready before the kill were not made ready again.
+    let after = ready_rows().await;
+    for row in &ready_before_kill {
+        assert!(
+            after.contains(row),
+            "{} was analyzed again: {after:?}",
+            row.0
+        );
+    }
+    assert_eq!(after.len(), 30, "every table is ready: {after:?}");
     let src = connect(&sb.source_superuser("postgres")).await.unwrap();
-    let tgt = connect(&sb.target_superuser("tms_production"))
-        .await
-        .unwrap();
     for t in supamigrate_sandbox::fixture::TMS_TABLES {
         let t = format!("public.{t}");
         assert_eq!(digest(&src, &t).await, digest(&tgt, &t).await, "{t}");
@@ -108,4 +135,77 @@ async fn killed_copy_resumes_to_an_exact_copy() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `--no-analyze`: the copy leaves statistics for later (tables copied whole
+/// still go in frozen), the plan says so, and verify does not ask for them.
+#[tokio::test]
+async fn no_analyze_leaves_statistics_for_later() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let secrets = tempfile::tempdir().unwrap();
+    for args in [
+        vec![
+            "provision",
+            "--yes",
+            "--no-analyze",
+            "--secrets-dir",
+            secrets.path().to_str().unwrap(),
+        ],
+        vec!["schema", "apply", "--section", "pre-data"],
+        vec!["copy", "--jobs", "2"],
+    ] {
+        let mut c = bin(&sb);
+        c.args(&args);
+        let out = run(c).await;
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+    // (Index builds set reltuples and relallvisible; only ANALYZE writes pg_stats.)
+    let (analyzed, visible, pages): (i64, i64, i64) = {
+        let r = tgt
+            .query_one(
+                "select (select count(*) from pg_stats where schemaname = 'public'), \
+                        sum(c.relallvisible)::int8, sum(c.relpages)::int8 \
+                 from pg_class c where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!(analyzed, 0, "no table was analyzed");
+    assert!(
+        pages > 0 && visible == pages,
+        "COPY FREEZE: {visible} of {pages} pages all-visible"
+    );
+    let ready: i64 = tgt
+        .query_one("select count(*) from supamigrate.ready_done", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ready, 0);
+    let mut plan = bin(&sb);
+    plan.arg("plan");
+    let out = run(plan).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("COPY FREEZE; no ANALYZE (--no-analyze)"),
+        "{text}"
+    );
+    let mut verify = bin(&sb);
+    verify.arg("verify");
+    let out = run(verify).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("planner statistics"), "{text}");
 }

@@ -16,6 +16,7 @@
 
 mod drift;
 pub mod post_data;
+pub mod ready;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
@@ -77,6 +78,13 @@ pub struct TableSummary {
     pub bytes: i64,
     /// Seconds spent (summed over its tasks).
     pub seconds: f64,
+    /// What made it ready for traffic (`freeze-analyze`,
+    /// `vacuum-freeze-analyze`), when something did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// Seconds that took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_seconds: Option<f64>,
 }
 
 /// How many users' passwords are stored in one format.
@@ -299,6 +307,9 @@ pub async fn copy(
         .post_data
         .then(|| pending.as_ref().map_or(0, |p| p.remaining()));
     let pending = pending.map(|p| Arc::new(Mutex::new(p)));
+    let ready_done = ready::done(&tgt).await?;
+    let ready_todo: HashMap<TableName, crate::plan::ready::ReadyAction> =
+        ready::todo(plan, &ready_done).into_iter().collect();
     let remaining = remaining_per_table(plan, &all, &again);
     let run = worker::Run {
         source: source.clone(),
@@ -308,7 +319,8 @@ pub async fn copy(
         observer: observer.clone(),
         signatures: Arc::new(signatures),
     };
-    summary.retries = worker::run(run, todo, remaining, pending.clone(), opts.jobs).await?;
+    summary.retries =
+        worker::run(run, todo, remaining, pending.clone(), ready_todo, opts.jobs).await?;
     // A new session: the first one may not have outlived a target restart
     // the workers rode out.
     drop(tgt);
@@ -321,13 +333,17 @@ pub async fn copy(
         .batch_execute("commit")
         .await
         .map_err(|e| Error::postgres("closing the source snapshot", e))?;
-    summary.tables = table_summaries(&tgt).await?;
     if let Some(p) = pending {
         let p = Arc::try_unwrap(p)
             .map_err(|_| Error::internal("post-data is still shared after the copy"))?
             .into_inner();
         p.finish(target, opts.jobs).await?;
     }
+    // What the index builder did not get to (a copy without post-data, a
+    // table whose keys were built before): made ready now.
+    let left = ready::todo(plan, &ready::done(&tgt).await?);
+    ready::all(target, left, opts.jobs).await?;
+    summary.tables = table_summaries(&tgt).await?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -400,8 +416,11 @@ fn remaining_per_table(
 async fn table_summaries(tgt: &Client) -> Result<Vec<TableSummary>> {
     let rows = tgt
         .query(
-            "select target_schema || '.' || target_table, sum(rows)::bigint, sum(bytes)::bigint, sum(seconds) \
-             from supamigrate.copy_tasks group by 1 order by 1",
+            "select t.target_schema || '.' || t.target_table, sum(t.rows)::bigint, sum(t.bytes)::bigint, sum(t.seconds), \
+                    min(r.action), min(r.seconds) \
+             from supamigrate.copy_tasks t left join supamigrate.ready_done r \
+               on r.target_schema = t.target_schema and r.target_table = t.target_table \
+             group by 1 order by 1",
             &[],
         )
         .await
@@ -413,6 +432,8 @@ async fn table_summaries(tgt: &Client) -> Result<Vec<TableSummary>> {
             rows: r.get::<_, Option<i64>>(1).unwrap_or(0),
             bytes: r.get::<_, Option<i64>>(2).unwrap_or(0),
             seconds: r.get::<_, Option<f64>>(3).unwrap_or(0.0),
+            ready: r.get(4),
+            ready_seconds: r.get(5),
         })
         .collect())
 }

@@ -20,6 +20,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Bar, SharedObserver, Unit};
 use crate::failpoint;
 use crate::pg::{column_list, import_snapshot, Access, TableName};
+use crate::plan::ready::ReadyAction;
 use crate::plan::{CopyTask, MigrationPlan, TableMapping};
 use crate::retry::{Backoff, RETRY_FOR};
 
@@ -88,6 +89,7 @@ pub(super) async fn run(
     todo: VecDeque<Job>,
     remaining: HashMap<TableName, usize>,
     pending: Option<Arc<Mutex<Pending>>>,
+    ready: HashMap<TableName, ReadyAction>,
     jobs: usize,
 ) -> Result<u32> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TableName>();
@@ -99,7 +101,13 @@ pub(super) async fn run(
     // Held here: dropping the copy (Ctrl-C) aborts the builder too.
     let mut builder = JoinSet::new();
     if let Some(p) = pending {
-        builder.spawn(index_builder(run.target.clone(), p, rx, (jobs / 2).max(1)));
+        builder.spawn(index_builder(
+            run.target.clone(),
+            p,
+            ready,
+            rx,
+            (jobs / 2).max(1),
+        ));
     }
     let signal = TableDone {
         remaining: Mutex::new(remaining),
@@ -341,6 +349,30 @@ async fn empty_for_recopy(tgt: &Client, plan: &MigrationPlan, job: &Job) -> Resu
     Ok(())
 }
 
+/// Empties the table in the task's transaction, as `COPY … FREEZE` needs;
+/// refuses (nothing is removed) if it holds any row: a whole-table task
+/// not done yet committed none, so a row there is someone else's.
+async fn empty_for_freeze(tgt: &Client, mapping: &TableMapping) -> Result<()> {
+    let t = mapping.target.quoted();
+    let rows = tgt
+        .query_opt(&format!("select 1 from only {t} limit 1"), &[])
+        .await
+        .map_err(|e| Error::postgres(format!("checking that {} is empty", mapping.target), e))?;
+    if rows.is_some() {
+        return Err(Error::new(
+            ErrorKind::Database,
+            format!(
+                "{} holds rows this copy did not write; nothing was removed",
+                mapping.target
+            ),
+        )
+        .with_hint("something else writes into the target while the copy runs: stop it, then `supamigrate copy --recopy TABLE` or start over on a fresh target database"));
+    }
+    tgt.batch_execute(&format!("truncate only {t}"))
+        .await
+        .map_err(|e| Error::postgres(format!("emptying {} for COPY FREEZE", mapping.target), e))
+}
+
 /// Streams the task's rows and marks it done, inside the open transactions.
 async fn stream(
     src: &Client,
@@ -356,9 +388,20 @@ async fn stream(
     } else {
         ""
     };
+    let freeze = task.range.is_none()
+        && !mapping.partitioned
+        && shared.run.plan.ready_for(&mapping.target).copy_freeze();
+    if freeze {
+        empty_for_freeze(tgt, mapping).await?;
+    }
+    let into = match (mapping.binary, freeze) {
+        (true, true) => " (format binary, freeze)",
+        (false, true) => " (freeze)",
+        (_, false) => format,
+    };
     let sink = tgt
         .copy_in::<_, bytes::Bytes>(&format!(
-            "copy {} ({}) from stdin{format}",
+            "copy {} ({}) from stdin{into}",
             mapping.target.quoted(),
             column_list(&mapping.target_columns())
         ))
@@ -443,11 +486,14 @@ async fn mark_done(tgt: &Client, task: &CopyTask, rows: u64, bytes: u64, secs: f
     Ok(())
 }
 
-/// Builds each table's keys and indexes as tables complete, `jobs` at a time
-/// (the caller passes half the copy's jobs: the copy workers keep the rest).
+/// Builds each table's keys and indexes as tables complete, then makes the
+/// table ready for traffic (ANALYZE, VACUUM: `ready`), `jobs` statements at
+/// a time (the caller passes half the copy's jobs: the copy workers keep the
+/// rest).
 async fn index_builder(
     target: ConnInfo,
     pending: Arc<Mutex<Pending>>,
+    ready: HashMap<TableName, ReadyAction>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<TableName>,
     jobs: usize,
 ) -> Result<()> {
@@ -458,18 +504,41 @@ async fn index_builder(
             let mut p = pending.lock().await;
             (p.take_keys_for(&table), p.prelude().to_vec())
         };
-        for st in stmts {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| Error::internal(format!("index builder: {e}")))?;
-            let (target, prelude) = (target.clone(), prelude.clone());
-            set.spawn(async move {
-                let _permit = permit;
-                super::post_data::run_statements(&target, &prelude, VecDeque::from([st]), 1).await
-            });
-        }
+        // A VACUUM waits for the copy's end: while other tables' COPY
+        // transactions run, it can neither freeze the rows nor mark pages
+        // all-visible (they are newer than the oldest running transaction).
+        let action = ready
+            .get(&table)
+            .copied()
+            .filter(|a| !a.outside_transaction());
+        let (target, permits) = (target.clone(), permits.clone());
+        set.spawn(async move {
+            let mut keys = JoinSet::new();
+            for st in stmts {
+                let permit = permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Error::internal(format!("index builder: {e}")))?;
+                let (target, prelude) = (target.clone(), prelude.clone());
+                keys.spawn(async move {
+                    let _permit = permit;
+                    super::post_data::run_statements(&target, &prelude, VecDeque::from([st]), 1)
+                        .await
+                });
+            }
+            while let Some(j) = keys.join_next().await {
+                j.map_err(|e| Error::internal(format!("an index build failed: {e}")))??;
+            }
+            if let Some(action) = action {
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Error::internal(format!("index builder: {e}")))?;
+                super::ready::one(&target, &table, action).await?;
+            }
+            Ok::<(), Error>(())
+        });
     }
     while let Some(j) = set.join_next().await {
         j.map_err(|e| Error::internal(format!("an index build failed: {e}")))??;

@@ -161,6 +161,22 @@ fn data(plan: &MigrationPlan, s: &mut String) {
         "  sequences set to the source's state: {}",
         plan.sequences.len()
     );
+    let mut by_action: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in &plan.ready {
+        by_action
+            .entry(r.action.describe())
+            .or_default()
+            .push(r.table.to_string());
+    }
+    let _ = writeln!(s, "  ready for traffic as each table's indexes are in:");
+    for (action, tables) in by_action {
+        let shown = if tables.len() > 6 {
+            format!("{}, … ({} tables)", tables[..6].join(", "), tables.len())
+        } else {
+            tables.join(", ")
+        };
+        let _ = writeln!(s, "    {action}: {shown}");
+    }
 }
 
 fn storage(plan: &MigrationPlan, s: &mut String) {

@@ -17,6 +17,7 @@ pub mod file;
 pub mod objects;
 pub mod options;
 pub mod provision;
+pub mod ready;
 pub mod refs;
 pub mod statements;
 pub mod storage;
@@ -92,6 +93,9 @@ pub struct MigrationPlan {
     pub sequences: Vec<TableName>,
     /// Storage.
     pub storage: storage::StoragePlan,
+    /// What makes each table ready for traffic after its copy.
+    #[serde(default)]
+    pub ready: Vec<ready::ReadyTable>,
     /// What differs because the target runs a newer major than the source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<versions::VersionNote>,
@@ -103,7 +107,15 @@ impl MigrationPlan {
         self.tables.iter().find(|m| &m.source == t)
     }
 
-    /// `auth.users` → `app_users`, when the source has Supabase Auth.
+    /// What makes target table `target` ready for traffic after its copy.
+    pub fn ready_for(&self, target: &TableName) -> ready::ReadyAction {
+        self.ready
+            .iter()
+            .find(|r| &r.table == target)
+            .map_or(ready::ReadyAction::Nothing, |r| r.action)
+    }
+
+    /// The `auth.users` → `app_users` mapping, if users move.
     pub fn users(&self) -> Option<&TableMapping> {
         self.tables.iter().find(|m| m.is_users())
     }
@@ -167,6 +179,7 @@ pub fn build(
     let source_major = inv.source.schema.source_major;
     let tables = copy::mappings(&inv.source, &conversion, source_major == inv.target.major);
     let copy_tasks = copy::tasks(&tables, opts.split);
+    let ready = ready::plan(&tables, &copy_tasks, !opts.no_analyze);
     let schemas = inv.source.schema.schemas.clone();
     let storage = storage::plan(
         inv.source.has_storage,
@@ -212,6 +225,7 @@ pub fn build(
         copy_tasks,
         sequences: inv.source.sequences.clone(),
         storage,
+        ready,
         versions: Vec::new(),
     };
     plan.versions =

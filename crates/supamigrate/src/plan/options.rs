@@ -33,6 +33,9 @@ pub struct PlanOptions {
     /// Stale stored generated columns (`--stale-generated`).
     #[serde(default)]
     pub stale_generated: Option<GeneratedChoice>,
+    /// Leave ANALYZE and VACUUM after the copy for later (`--no-analyze`).
+    #[serde(default)]
+    pub no_analyze: bool,
 }
 
 impl Default for PlanOptions {
@@ -45,6 +48,7 @@ impl Default for PlanOptions {
             storage: StorageChoices::default(),
             split: SplitOptions::default(),
             stale_generated: None,
+            no_analyze: false,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct PlanOverrides {
     pub split: Option<SplitOptions>,
     /// `--stale-generated`.
     pub stale_generated: Option<GeneratedChoice>,
+    /// `--no-analyze`.
+    pub no_analyze: Option<bool>,
 }
 
 impl PlanOverrides {
@@ -102,6 +108,7 @@ impl PlanOverrides {
             },
             split: self.split.unwrap_or(d.split),
             stale_generated: self.stale_generated.or(d.stale_generated),
+            no_analyze: self.no_analyze.unwrap_or(d.no_analyze),
         }
     }
 
@@ -149,6 +156,9 @@ impl PlanOverrides {
                 g.name().to_string(),
                 planned.to_string(),
             );
+        }
+        if let Some(n) = self.no_analyze {
+            differ("--no-analyze", n.to_string(), stored.no_analyze.to_string());
         }
         self.storage_differences(&stored.storage, &mut differ);
         out

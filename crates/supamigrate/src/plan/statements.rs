@@ -84,6 +84,15 @@ fn phase_of(node: Option<&NodeEnum>) -> (Phase, Option<TableName>) {
             (Phase::Prelude, None)
         }
         Some(NodeEnum::IndexStmt(i)) => (Phase::Keys, table_of(&i.relation)),
+        // Extended statistics: with the table's indexes, so the ANALYZE
+        // that follows them fills them.
+        Some(NodeEnum::CreateStatsStmt(c)) => {
+            let rel = c.relations.first().and_then(|n| match n.node.as_ref() {
+                Some(NodeEnum::RangeVar(r)) => Some(r.clone()),
+                _ => None,
+            });
+            (Phase::Keys, table_of(&rel))
+        }
         Some(NodeEnum::AlterTableStmt(a)) => {
             let mut p = Phase::Rest;
             for c in &a.cmds {
@@ -161,6 +170,7 @@ mod tests {
             ("CREATE TRIGGER tr BEFORE UPDATE ON public.t FOR EACH ROW EXECUTE FUNCTION public.f()", Phase::Rest, None),
             ("ALTER TABLE public.t ENABLE ROW LEVEL SECURITY", Phase::Rest, None),
             ("CREATE POLICY p ON public.t USING (true)", Phase::Rest, None),
+            ("CREATE STATISTICS public.s (dependencies) ON a, b FROM public.t", Phase::Keys, Some("public.t")),
         ];
         for (sql, phase, table) in cases {
             let p = added(sql, Section::PostData).unwrap();

@@ -19,6 +19,7 @@ pub mod fingerprint;
 pub mod integrity;
 pub mod inventory;
 pub mod render;
+pub mod stats;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -72,6 +73,9 @@ pub struct VerifyOptions {
     /// Rows of reference columns the Storage step left pointing at objects
     /// missing from the Storage source (`--allow-missing-objects`), by column.
     pub allowed_remaining: BTreeMap<String, i64>,
+    /// The copy made the tables ready (ANALYZE): check their statistics.
+    /// `false` under `--no-analyze`.
+    pub statistics: bool,
     /// Where progress goes.
     pub observer: SharedObserver,
 }
@@ -123,6 +127,7 @@ impl VerifyOptions {
                 .chain(plan.conversion.recomputed_generated.iter().cloned())
                 .collect(),
             allowed_remaining: BTreeMap::new(),
+            statistics: !plan.options.no_analyze && !plan.ready.is_empty(),
             observer,
         }
     }
@@ -233,6 +238,10 @@ pub struct VerifyReport {
     /// The application's code and column definitions on the target.
     #[serde(default)]
     pub code: code::CodeReport,
+    /// Each migrated table's statistics on the target (empty when they are
+    /// not checked: `--no-analyze`).
+    #[serde(default)]
+    pub statistics: Vec<stats::StatsCheck>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -254,6 +263,7 @@ impl VerifyReport {
             + self.storage_references.len()
             + self.reference_mismatches.len()
             + self.code.mismatches()
+            + self.statistics.iter().filter(|s| !s.matches()).count()
     }
 
     /// Everything matches.
@@ -864,7 +874,18 @@ pub async fn verify(
         tables.push(absent_result(&src0, a).await?);
     }
     tables.sort_by(|a, b| a.source.cmp(&b.source));
+    let statistics = if opts.statistics {
+        let present: Vec<(TableName, i64)> = tables
+            .iter()
+            .filter(|t| t.method != Method::NotOnTarget)
+            .map(|t| (t.target.clone(), t.target_rows))
+            .collect();
+        stats::check(&tgt0, &present).await?
+    } else {
+        Vec::new()
+    };
     let report = VerifyReport {
+        statistics,
         tables,
         orphans: checks.orphans,
         sequences: checks.sequences,

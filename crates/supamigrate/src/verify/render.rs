@@ -270,9 +270,42 @@ fn code(r: &VerifyReport) -> Group {
     ("Application code", lines)
 }
 
+/// Planner statistics: each table that lacks them, or one line for all.
+fn statistics(r: &VerifyReport, every_table: bool) -> Option<Group> {
+    if r.statistics.is_empty() {
+        return None;
+    }
+    let mut lines: Vec<(bool, String)> = r
+        .statistics
+        .iter()
+        .filter(|s| every_table || !s.matches())
+        .map(|s| (s.matches(), s.describe()))
+        .collect();
+    if !every_table && lines.is_empty() {
+        let (pages, visible) = r
+            .statistics
+            .iter()
+            .fold((0, 0), |(p, v), s| (p + s.pages, v + s.all_visible));
+        lines.push((
+            true,
+            format!(
+                "{} tables have planner statistics, estimates within 10% of their rows; {}% of {pages} pages all-visible",
+                r.statistics.len(),
+                if pages > 0 { visible * 100 / pages } else { 100 }
+            ),
+        ));
+    }
+    Some(("Statistics", lines))
+}
+
 /// Findings other than the per-table ones.
 fn findings(r: &VerifyReport) -> Vec<Group> {
+    findings_with(r, false)
+}
+
+fn findings_with(r: &VerifyReport, every_table: bool) -> Vec<Group> {
     let mut out = vec![foreign_keys(r), sequences(r)];
+    out.extend(statistics(r, every_table));
     if !r.checks.is_empty() {
         out.push(checks(r));
     }
@@ -391,7 +424,7 @@ pub fn markdown(r: &VerifyReport) -> String {
             let _ = writeln!(s, "- {}", md_cell(&l));
         }
     }
-    for (title, lines) in findings(r) {
+    for (title, lines) in findings_with(r, true) {
         let _ = writeln!(s, "\n## {title}\n");
         for (ok, l) in lines {
             let _ = writeln!(s, "- {} {}", if ok { OK } else { BAD }, md_cell(&l));

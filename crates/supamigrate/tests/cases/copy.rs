@@ -87,6 +87,16 @@ async fn migrate_with(
 #[tokio::test]
 async fn scale_10_copy_is_exact() {
     let sb = Sandbox::ephemeral(10).await.expect("sandbox starts");
+    // An extended statistics object of the application's, carried over and filled.
+    connect(&sb.source_url())
+        .await
+        .unwrap()
+        .batch_execute(
+            "create statistics public.shipments_status_customer (dependencies, ndistinct) \
+             on status, customer_id from public.shipments",
+        )
+        .await
+        .unwrap();
     let (summary, _) = migrate(&sb.source_url(), &sb.target_url(), 1024 * 1024).await;
     assert!(
         summary.tasks_now > 28,
@@ -141,6 +151,66 @@ async fn scale_10_copy_is_exact() {
         .unwrap()
         .get(0);
     assert_eq!(trigger, 1);
+    ready_for_traffic(&tgt, &summary).await;
+}
+
+/// Every table the copy wrote has planner statistics (reltuples within 10%
+/// of its rows, a `pg_stats` row per column) and an all-visible map; split
+/// tables were vacuumed (FREEZE, ANALYZE), whole ones went in with COPY
+/// FREEZE; the extended statistics object is filled.
+async fn ready_for_traffic(tgt: &Client, summary: &copy::CopySummary) {
+    let mut actions = std::collections::BTreeSet::new();
+    for t in &summary.tables {
+        let action = t
+            .ready
+            .clone()
+            .unwrap_or_else(|| panic!("{}: not made ready", t.table));
+        actions.insert(action);
+        let (schema, name) = t.table.split_once('.').unwrap();
+        let r = tgt
+            .query_one(
+                "select c.reltuples::float8, c.relpages::int8, c.relallvisible::int8, \
+                        (select count(*) from pg_stats s where s.schemaname = $1 and s.tablename = $2), \
+                        (select count(*) from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), \
+                        age(c.relfrozenxid) \
+                 from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2",
+                &[&schema, &name],
+            )
+            .await
+            .unwrap();
+        let (reltuples, pages, visible, with_stats, columns): (f64, i64, i64, i64, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        let rows = t.rows as f64;
+        assert!(
+            (reltuples - rows).abs() <= 0.1 * rows.max(1.0),
+            "{}: reltuples {reltuples} for {rows} rows",
+            t.table
+        );
+        if t.rows > 0 {
+            assert_eq!(
+                with_stats, columns,
+                "{}: every column has statistics",
+                t.table
+            );
+        }
+        assert_eq!(visible, pages, "{}: every page all-visible", t.table);
+    }
+    assert!(
+        actions.contains("freeze-analyze") && actions.contains("vacuum-freeze-analyze"),
+        "{actions:?}"
+    );
+    let filled: bool = tgt
+        .query_one(
+            // (dependencies stay NULL where the columns are independent.)
+            "select d.stxdndistinct is not null \
+             from pg_statistic_ext s join pg_statistic_ext_data d on d.stxoid = s.oid \
+             where s.stxname = 'shipments_status_customer'",
+            &[],
+        )
+        .await
+        .expect("the extended statistics object is on the target")
+        .get(0);
+    assert!(filled, "the extended statistics were analyzed");
 }
 
 /// Every common built-in type, generated and identity columns, a table

@@ -277,9 +277,8 @@ pub struct PlanArgs {
     /// recompute them on the target, or keep the source's values in a plain column.
     #[arg(long, value_name = "CHOICE")]
     pub stale_generated: Option<StaleGenerated>,
-    /// Leave ANALYZE and VACUUM for later: the copy does not gather planner
-    /// statistics or vacuum the tables it copied in ranges (tables copied
-    /// whole still go in with COPY FREEZE).
+    /// Leave ANALYZE for later: the copy gathers no planner statistics
+    /// (tables copied whole still go in with COPY FREEZE).
     #[arg(long)]
     pub no_analyze: bool,
 }

@@ -308,6 +308,11 @@ pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Se
             *s,
             crate::apply::apply(ctx.target()?, &plan, *s, &ctx.secrets()?).await?,
         ));
+        if *s == Section::PostData {
+            // With the indexes there, the tables' statistics (a copy
+            // without post-data left them for now).
+            crate::copy::ready::rest(ctx.target()?, &plan, 2).await?;
+        }
     }
     Ok(out)
 }

@@ -345,7 +345,12 @@ fn ready_label(action: &str) -> &str {
         .unwrap_or(action)
 }
 
-fn copy_html(state: &RunState, h: &mut String) {
+fn plan_ready(plan: Option<&MigrationPlan>, table: &str) -> String {
+    plan.and_then(|p| p.ready.iter().find(|r| r.table.to_string() == table))
+        .map_or_else(|| "–".to_string(), |r| r.action.describe().to_string())
+}
+
+fn copy_html(state: &RunState, plan: Option<&MigrationPlan>, h: &mut String) {
     let Some(copy) = state.copy() else { return };
     if copy.tables.is_empty() {
         return;
@@ -355,7 +360,8 @@ fn copy_html(state: &RunState, h: &mut String) {
         let ready = match (&t.ready, t.ready_seconds) {
             (Some(a), Some(s)) => format!("{} ({s:.2} s)", ready_label(a)),
             (Some(a), None) => ready_label(a).to_string(),
-            _ => "nothing (--no-analyze)".to_string(),
+            // Done after the copy's summary (with post-data): the plan's decision.
+            _ => plan_ready(plan, &t.table),
         };
         let _ = write!(
             h,
@@ -469,7 +475,7 @@ pub fn html(state: &RunState, plan: Option<&MigrationPlan>) -> String {
     head(state, &mut h);
     checklist_html(state, &mut h);
     steps_html(state, &mut h);
-    copy_html(state, &mut h);
+    copy_html(state, plan, &mut h);
     storage_html(state, plan, &mut h);
     verify_html(state, &mut h);
     conversion_html(plan, &mut h);

@@ -78,8 +78,8 @@ pub struct TableSummary {
     pub bytes: i64,
     /// Seconds spent (summed over its tasks).
     pub seconds: f64,
-    /// What made it ready for traffic (`freeze-analyze`,
-    /// `vacuum-freeze-analyze`), when something did.
+    /// What made it ready for traffic (`freeze-analyze`, `analyze`), when
+    /// something did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
     /// Seconds that took.
@@ -339,10 +339,13 @@ pub async fn copy(
             .into_inner();
         p.finish(target, opts.jobs).await?;
     }
-    // What the index builder did not get to (a copy without post-data, a
-    // table whose keys were built before): made ready now.
-    let left = ready::todo(plan, &ready::done(&tgt).await?);
-    ready::all(target, left, opts.jobs).await?;
+    // What the index builder did not get to (a table whose keys were built
+    // before): made ready now. Without post-data, the step that
+    // builds it does this after it (its indexes and extended statistics
+    // must be there for ANALYZE to fill them).
+    if opts.post_data {
+        ready::rest(target, plan, opts.jobs).await?;
+    }
     summary.tables = table_summaries(&tgt).await?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)

@@ -117,22 +117,27 @@ impl Pending {
     }
 }
 
-/// Builds the plan's post-data on `target` with `jobs` connections.
-/// Returns [`Applied::Earlier`] when the section was recorded before.
+/// Builds the plan's post-data on `target` with `jobs` connections, then
+/// makes the tables ready for traffic ([`super::ready`]). Returns
+/// [`Applied::Earlier`] when the section was recorded before.
 pub async fn build(
     target: &ConnInfo,
     plan: &MigrationPlan,
     jobs: usize,
     secrets: &Vault,
 ) -> Result<Applied> {
-    match prepare(target, plan, secrets).await? {
-        None => Ok(Applied::Earlier),
+    let applied = match prepare(target, plan, secrets).await? {
+        None => Applied::Earlier,
         Some(p) => {
             let n = p.remaining();
             p.finish(target, jobs).await?;
-            Ok(Applied::Now(n))
+            Applied::Now(n)
         }
-    }
+    };
+    // The tables' statistics, now that their indexes and extended
+    // statistics are there (those made ready before are skipped).
+    super::ready::rest(target, plan, jobs).await?;
+    Ok(applied)
 }
 
 /// Runs `todo` on `parallel` connections (each first running `prelude`).

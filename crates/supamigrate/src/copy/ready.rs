@@ -1,8 +1,7 @@
 //! Makes copied tables ready for traffic as the plan decided
-//! ([`crate::plan::ready`]): ANALYZE, or VACUUM (FREEZE, ANALYZE) for a table
-//! copied in ranges. Each table's work is recorded in
-//! `supamigrate.ready_done` (with the ANALYZE, in its transaction; after the
-//! VACUUM, which runs outside one), so a resumed copy skips finished tables.
+//! ([`crate::plan::ready`]): their ANALYZE, recorded in
+//! `supamigrate.ready_done` in the same transaction, so a resumed copy
+//! skips the finished tables.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -74,26 +73,18 @@ async fn run(c: &Client, table: &TableName, action: ReadyAction, sql: &str) -> R
     c.batch_execute("set maintenance_work_mem = '256MB'")
         .await
         .map_err(what)?;
-    if action.outside_transaction() {
-        c.batch_execute(sql).await.map_err(what)?;
+    c.batch_execute("begin").await.map_err(what)?;
+    let r = async {
+        c.batch_execute(sql).await?;
         let secs = started.elapsed().as_secs_f64();
         c.execute(record, &[&table.schema, &table.name, &name, &secs])
-            .await
-            .map_err(what)?;
-    } else {
-        c.batch_execute("begin").await.map_err(what)?;
-        let r = async {
-            c.batch_execute(sql).await?;
-            let secs = started.elapsed().as_secs_f64();
-            c.execute(record, &[&table.schema, &table.name, &name, &secs])
-                .await?;
-            c.batch_execute("commit").await
-        }
-        .await;
-        if let Err(e) = r {
-            let _ = c.batch_execute("rollback").await;
-            return Err(what(e));
-        }
+            .await?;
+        c.batch_execute("commit").await
+    }
+    .await;
+    if let Err(e) = r {
+        let _ = c.batch_execute("rollback").await;
+        return Err(what(e));
     }
     failpoint::hit(failpoint::READY_TABLE);
     tracing::debug!(
@@ -105,21 +96,17 @@ async fn run(c: &Client, table: &TableName, action: ReadyAction, sql: &str) -> R
     Ok(())
 }
 
-/// Makes every table of `todo` ready, `jobs` at a time: the ANALYZEs first,
-/// then the VACUUMs, so no ANALYZE's snapshot holds back what a VACUUM may
-/// freeze.
-pub async fn all(
-    target: &ConnInfo,
-    todo: Vec<(TableName, ReadyAction)>,
-    jobs: usize,
-) -> Result<()> {
-    let (vacuums, analyzes): (Vec<_>, Vec<_>) =
-        todo.into_iter().partition(|(_, a)| a.outside_transaction());
-    in_parallel(target, analyzes, jobs).await?;
-    in_parallel(target, vacuums, jobs).await
+/// Makes every table of the plan not made ready yet ready (after
+/// post-data).
+pub async fn rest(target: &ConnInfo, plan: &MigrationPlan, jobs: usize) -> Result<()> {
+    let tgt = connect(target).await?;
+    let left = todo(plan, &done(&tgt).await?);
+    drop(tgt);
+    all(target, left, jobs).await
 }
 
-async fn in_parallel(
+/// Makes every table of `todo` ready, `jobs` at a time.
+pub async fn all(
     target: &ConnInfo,
     todo: Vec<(TableName, ReadyAction)>,
     jobs: usize,

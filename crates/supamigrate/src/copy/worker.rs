@@ -504,13 +504,7 @@ async fn index_builder(
             let mut p = pending.lock().await;
             (p.take_keys_for(&table), p.prelude().to_vec())
         };
-        // A VACUUM waits for the copy's end: while other tables' COPY
-        // transactions run, it can neither freeze the rows nor mark pages
-        // all-visible (they are newer than the oldest running transaction).
-        let action = ready
-            .get(&table)
-            .copied()
-            .filter(|a| !a.outside_transaction());
+        let action = ready.get(&table).copied();
         let (target, permits) = (target.clone(), permits.clone());
         set.spawn(async move {
             let mut keys = JoinSet::new();

@@ -33,7 +33,7 @@ pub struct PlanOptions {
     /// Stale stored generated columns (`--stale-generated`).
     #[serde(default)]
     pub stale_generated: Option<GeneratedChoice>,
-    /// Leave ANALYZE and VACUUM after the copy for later (`--no-analyze`).
+    /// Leave ANALYZE after the copy for later (`--no-analyze`).
     #[serde(default)]
     pub no_analyze: bool,
 }

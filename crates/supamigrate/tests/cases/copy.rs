@@ -155,9 +155,9 @@ async fn scale_10_copy_is_exact() {
 }
 
 /// Every table the copy wrote has planner statistics (reltuples within 10%
-/// of its rows, a `pg_stats` row per column) and an all-visible map; split
-/// tables were vacuumed (FREEZE, ANALYZE), whole ones went in with COPY
-/// FREEZE; the extended statistics object is filled.
+/// of its rows, a `pg_stats` row per column); those copied whole went in
+/// with COPY FREEZE (every page all-visible), those split were analyzed;
+/// the extended statistics object is filled.
 async fn ready_for_traffic(tgt: &Client, summary: &copy::CopySummary) {
     let mut actions = std::collections::BTreeSet::new();
     for t in &summary.tables {
@@ -193,10 +193,12 @@ async fn ready_for_traffic(tgt: &Client, summary: &copy::CopySummary) {
                 t.table
             );
         }
-        assert_eq!(visible, pages, "{}: every page all-visible", t.table);
+        if t.ready.as_deref() == Some("freeze-analyze") {
+            assert_eq!(visible, pages, "{}: every page all-visible", t.table);
+        }
     }
     assert!(
-        actions.contains("freeze-analyze") && actions.contains("vacuum-freeze-analyze"),
+        actions.contains("freeze-analyze") && actions.contains("analyze"),
         "{actions:?}"
     );
     let filled: bool = tgt

@@ -340,7 +340,7 @@ fn steps_html(state: &RunState, h: &mut String) {
 /// `freeze-analyze` → what people read.
 fn ready_label(action: &str) -> &str {
     use crate::plan::ready::ReadyAction;
-    serde_json::from_value::<ReadyAction>(serde_json::Value::String(action.to_string()))
+    ReadyAction::from_name(action)
         .map(ReadyAction::describe)
         .unwrap_or(action)
 }

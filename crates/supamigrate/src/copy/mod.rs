@@ -321,9 +321,26 @@ pub async fn copy(
     };
     summary.retries =
         worker::run(run, todo, remaining, pending.clone(), ready_todo, opts.jobs).await?;
+    drop(tgt);
+    finish(coordinator, target, plan, &opts, pending, &mut summary).await?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// After the workers, on the source session that holds the copy's
+/// snapshot: sequences and password formats (read in the copy's
+/// snapshot), the snapshot closed, the rest of post-data and of the
+/// ready-for-traffic work.
+async fn finish(
+    coordinator: Client,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    opts: &CopyOptions,
+    pending: Option<Arc<Mutex<post_data::Pending>>>,
+    summary: &mut CopySummary,
+) -> Result<()> {
     // A new session: the first one may not have outlived a target restart
     // the workers rode out.
-    drop(tgt);
     let tgt = connect(target).await?;
     summary.sequences = copy_sequences(&coordinator, &tgt, &plan.sequences).await?;
     if plan.users().is_some() {
@@ -347,8 +364,7 @@ pub async fn copy(
         ready::rest(target, plan, opts.jobs).await?;
     }
     summary.tables = table_summaries(&tgt).await?;
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok(())
 }
 
 /// The work of this run: each changed (or asked-for) table as one job that

@@ -66,10 +66,7 @@ async fn run(c: &Client, table: &TableName, action: ReadyAction, sql: &str) -> R
     let record = "insert into supamigrate.ready_done (target_schema, target_table, action, seconds) \
                   values ($1, $2, $3, $4) on conflict (target_schema, target_table) \
                   do update set action = excluded.action, seconds = excluded.seconds, done_at = now()";
-    let name = serde_json::to_value(action)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let name = action.name();
     c.batch_execute("set maintenance_work_mem = '256MB'")
         .await
         .map_err(what)?;

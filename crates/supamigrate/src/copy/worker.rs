@@ -98,7 +98,11 @@ pub(super) async fn run(
             let _ = tx.send(table.clone());
         }
     }
-    // Held here: dropping the copy (Ctrl-C) aborts the builder too.
+    // Held here: dropping the copy (Ctrl-C) aborts the builder too. While
+    // the copy runs the builder has half the jobs; once the copy workers
+    // are done (their sessions closed), all of them for the tail.
+    let during_copy = (jobs / 2).max(1);
+    let permits = Arc::new(tokio::sync::Semaphore::new(during_copy));
     let mut builder = JoinSet::new();
     if let Some(p) = pending {
         builder.spawn(index_builder(
@@ -106,7 +110,7 @@ pub(super) async fn run(
             p,
             ready,
             rx,
-            (jobs / 2).max(1),
+            permits.clone(),
         ));
     }
     let signal = TableDone {
@@ -135,6 +139,7 @@ pub(super) async fn run(
             .await
             .map(|()| shared.retries.load(Ordering::SeqCst))
     };
+    permits.add_permits(jobs.saturating_sub(during_copy));
     let built = match builder.join_next().await {
         Some(j) => j.map_err(|e| Error::internal(format!("the index builder failed: {e}")))?,
         None => Ok(()),
@@ -373,16 +378,14 @@ async fn empty_for_freeze(tgt: &Client, mapping: &TableMapping) -> Result<()> {
         .map_err(|e| Error::postgres(format!("emptying {} for COPY FREEZE", mapping.target), e))
 }
 
-/// Streams the task's rows and marks it done, inside the open transactions.
-async fn stream(
-    src: &Client,
+/// The options of the COPY out of the source and into the target; a
+/// whole-table task that goes in with FREEZE empties the table first.
+async fn copy_options(
     tgt: &Client,
     shared: &Shared,
     task: &CopyTask,
     mapping: &TableMapping,
-    bar: &Bar,
-    started: Instant,
-) -> Result<(u64, u64)> {
+) -> Result<(&'static str, &'static str)> {
     let format = if mapping.binary {
         " (format binary)"
     } else {
@@ -399,6 +402,20 @@ async fn stream(
         (false, true) => " (freeze)",
         (_, false) => format,
     };
+    Ok((format, into))
+}
+
+/// Streams the task's rows and marks it done, inside the open transactions.
+async fn stream(
+    src: &Client,
+    tgt: &Client,
+    shared: &Shared,
+    task: &CopyTask,
+    mapping: &TableMapping,
+    bar: &Bar,
+    started: Instant,
+) -> Result<(u64, u64)> {
+    let (format, into) = copy_options(tgt, shared, task, mapping).await?;
     let sink = tgt
         .copy_in::<_, bytes::Bytes>(&format!(
             "copy {} ({}) from stdin{into}",
@@ -487,17 +504,16 @@ async fn mark_done(tgt: &Client, task: &CopyTask, rows: u64, bytes: u64, secs: f
 }
 
 /// Builds each table's keys and indexes as tables complete, then makes the
-/// table ready for traffic (ANALYZE, VACUUM: `ready`), `jobs` statements at
-/// a time (the caller passes half the copy's jobs: the copy workers keep the
-/// rest).
+/// table ready for traffic (its ANALYZE: `ready`), one statement per permit
+/// (the caller gives half the copy's jobs while the copy runs, all of them
+/// after).
 async fn index_builder(
     target: ConnInfo,
     pending: Arc<Mutex<Pending>>,
     ready: HashMap<TableName, ReadyAction>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<TableName>,
-    jobs: usize,
+    permits: Arc<tokio::sync::Semaphore>,
 ) -> Result<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut set = JoinSet::new();
     while let Some(table) = rx.recv().await {
         let (stmts, prelude) = {

@@ -51,6 +51,28 @@ impl ReadyAction {
     }
 
     /// What people read.
+    /// The action by the name the store records (`freeze-analyze`, …).
+    pub fn from_name(name: &str) -> Option<ReadyAction> {
+        [
+            ReadyAction::FreezeAnalyze,
+            ReadyAction::Analyze,
+            ReadyAction::FreezeOnly,
+            ReadyAction::Nothing,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+    }
+
+    /// The name the store and the plan file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadyAction::FreezeAnalyze => "freeze-analyze",
+            ReadyAction::Analyze => "analyze",
+            ReadyAction::FreezeOnly => "freeze-only",
+            ReadyAction::Nothing => "nothing",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             ReadyAction::FreezeAnalyze => "COPY FREEZE, then ANALYZE",
@@ -116,6 +138,21 @@ pub fn plan(mappings: &[TableMapping], tasks: &[CopyTask], analyze: bool) -> Vec
 mod tests {
     use super::*;
     use crate::plan::copy::CtidRange;
+
+    #[test]
+    fn names_are_the_plan_files_names() {
+        for a in [
+            ReadyAction::FreezeAnalyze,
+            ReadyAction::Analyze,
+            ReadyAction::FreezeOnly,
+            ReadyAction::Nothing,
+        ] {
+            let json = serde_json::to_value(a).unwrap();
+            assert_eq!(json.as_str(), Some(a.name()));
+            assert_eq!(ReadyAction::from_name(a.name()), Some(a));
+        }
+        assert_eq!(ReadyAction::from_name("vacuum"), None);
+    }
 
     fn mapping(name: &str, partitioned: bool) -> TableMapping {
         TableMapping {
@@ -201,7 +238,7 @@ mod tests {
         let t = TableName::new("public", "Odd name");
         assert_eq!(
             ReadyAction::Analyze.statement(&t).unwrap(),
-            "analyze public.\"Odd name\""
+            "analyze \"public\".\"Odd name\""
         );
         assert_eq!(ReadyAction::FreezeOnly.statement(&t), None);
     }

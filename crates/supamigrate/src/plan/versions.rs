@@ -122,71 +122,8 @@ fn maintain(parsed: &[Statement]) -> Option<VersionNote> {
 /// materialized view that names objects without their schema and sets no
 /// search_path of its own stops resolving them there.
 fn safe_search_path(statements: &[PlannedStatement], parsed: &[Statement]) -> Option<VersionNote> {
-    // The functions the schema defines: whether each sets search_path, and
-    // what its body names without a schema.
-    let mut defined: BTreeMap<Name, (bool, BTreeSet<String>)> = BTreeMap::new();
-    let mut user_functions: BTreeSet<String> = BTreeSet::new();
-    for (planned, st) in statements.iter().zip(parsed) {
-        let Some(NodeEnum::CreateFunctionStmt(f)) = st.node() else {
-            continue;
-        };
-        let Some(name) = Name::from_parts(&crate::sql::parts(&f.funcname)) else {
-            continue;
-        };
-        user_functions.insert(name.name.clone());
-        let sets_path = f.options.iter().any(|o| match o.node.as_ref() {
-            Some(NodeEnum::DefElem(d)) if d.defname == "set" => matches!(
-                d.arg.as_ref().and_then(|a| a.node.as_ref()),
-                Some(NodeEnum::VariableSetStmt(v)) if v.name == "search_path"
-            ),
-            _ => false,
-        });
-        let mut bare = BTreeSet::new();
-        if let Some(uses) = &planned.uses {
-            bare.extend(
-                uses.relations
-                    .iter()
-                    .filter(|n| n.schema.is_empty())
-                    .map(|n| n.name.clone()),
-            );
-            bare.extend(
-                uses.functions
-                    .iter()
-                    .filter(|n| n.schema.is_empty())
-                    .map(|n| format!("{}()", n.name)),
-            );
-        }
-        defined.insert(name, (sets_path, bare));
-    }
-    // Bare calls count only when they call a function of the schema (a
-    // built-in resolves in pg_catalog, which stays on the path).
-    let mut users: BTreeMap<Name, BTreeSet<String>> = BTreeMap::new();
-    for st in parsed {
-        let (what, node) = match st.node() {
-            Some(n @ NodeEnum::IndexStmt(i)) => (format!("index {}", i.idxname), n),
-            Some(n @ NodeEnum::CreateTableAsStmt(c))
-                if c.objtype == ObjectType::ObjectMatview as i32 =>
-            {
-                let rel = c.into.as_ref().and_then(|i| i.rel.as_ref());
-                (
-                    format!(
-                        "materialized view {}",
-                        rel.map(crate::sql::rangevar_name).unwrap_or_default()
-                    ),
-                    n,
-                )
-            }
-            _ => continue,
-        };
-        for f in crate::sql::uses::of_node(node).functions {
-            let hit = defined
-                .keys()
-                .find(|d| d.name == f.name && (f.schema.is_empty() || f.schema == d.schema));
-            if let Some(d) = hit {
-                users.entry(d.clone()).or_default().insert(what.clone());
-            }
-        }
-    }
+    let (defined, user_functions) = defined_functions(statements, parsed);
+    let users = function_users(parsed, &defined);
     let mut found = Vec::new();
     for (func, used_by) in users {
         let (sets_path, bare) = &defined[&func];
@@ -221,6 +158,86 @@ fn safe_search_path(statements: &[PlannedStatement], parsed: &[Statement]) -> Op
         ),
         todo: "give each `SET search_path = …` (ALTER FUNCTION … SET search_path) or qualify the names in its body".into(),
     })
+}
+
+/// Each function the schema defines → (whether it sets search_path, the
+/// relations and `functions()` its body names without a schema); and the
+/// bare names of all of them.
+type Defined = BTreeMap<Name, (bool, BTreeSet<String>)>;
+
+fn defined_functions(
+    statements: &[PlannedStatement],
+    parsed: &[Statement],
+) -> (Defined, BTreeSet<String>) {
+    let mut defined: Defined = BTreeMap::new();
+    let mut user_functions: BTreeSet<String> = BTreeSet::new();
+    for (planned, st) in statements.iter().zip(parsed) {
+        let Some(NodeEnum::CreateFunctionStmt(f)) = st.node() else {
+            continue;
+        };
+        let Some(name) = Name::from_parts(&crate::sql::parts(&f.funcname)) else {
+            continue;
+        };
+        user_functions.insert(name.name.clone());
+        let sets_path = f.options.iter().any(|o| match o.node.as_ref() {
+            Some(NodeEnum::DefElem(d)) if d.defname == "set" => matches!(
+                d.arg.as_ref().and_then(|a| a.node.as_ref()),
+                Some(NodeEnum::VariableSetStmt(v)) if v.name == "search_path"
+            ),
+            _ => false,
+        });
+        let mut bare = BTreeSet::new();
+        if let Some(uses) = &planned.uses {
+            bare.extend(
+                uses.relations
+                    .iter()
+                    .filter(|n| n.schema.is_empty())
+                    .map(|n| n.name.clone()),
+            );
+            bare.extend(
+                uses.functions
+                    .iter()
+                    .filter(|n| n.schema.is_empty())
+                    .map(|n| format!("{}()", n.name)),
+            );
+        }
+        defined.insert(name, (sets_path, bare));
+    }
+    (defined, user_functions)
+}
+
+/// The schema's functions called by an index or a materialized view, with
+/// what calls them. Bare calls count only when they call a function of the
+/// schema (a built-in resolves in pg_catalog, which stays on the path).
+fn function_users(parsed: &[Statement], defined: &Defined) -> BTreeMap<Name, BTreeSet<String>> {
+    let mut users: BTreeMap<Name, BTreeSet<String>> = BTreeMap::new();
+    for st in parsed {
+        let (what, node) = match st.node() {
+            Some(n @ NodeEnum::IndexStmt(i)) => (format!("index {}", i.idxname), n),
+            Some(n @ NodeEnum::CreateTableAsStmt(c))
+                if c.objtype == ObjectType::ObjectMatview as i32 =>
+            {
+                let rel = c.into.as_ref().and_then(|i| i.rel.as_ref());
+                (
+                    format!(
+                        "materialized view {}",
+                        rel.map(crate::sql::rangevar_name).unwrap_or_default()
+                    ),
+                    n,
+                )
+            }
+            _ => continue,
+        };
+        for f in crate::sql::uses::of_node(node).functions {
+            let hit = defined
+                .keys()
+                .find(|d| d.name == f.name && (f.schema.is_empty() || f.schema == d.schema));
+            if let Some(d) = hit {
+                users.entry(d.clone()).or_default().insert(what.clone());
+            }
+        }
+    }
+    users
 }
 
 #[cfg(test)]

@@ -140,6 +140,26 @@ pub enum Command {
         #[command(flatten)]
         copy: CopyArgs,
     },
+    /// Apply the source's changes since a `copy --follow` to the target, one
+    /// source transaction at a time in commit order, until `cutover` (or,
+    /// with --until-caught-up, until it has what the source had written
+    /// when it started). Resumes exactly where a killed or disconnected
+    /// follow stopped; rides out a source restart.
+    Follow {
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        follow: FollowArgs,
+    },
+    /// Switch the application to the target: make its roles read-only on the
+    /// source (ending their sessions and naming those that remain), wait
+    /// until the target has applied everything up to that moment, set the
+    /// sequences, compare every table's rows by count, drop the replication
+    /// slot and publication, and report the downtime. Asks first.
+    Cutover {
+        #[command(flatten)]
+        cutover: CutoverArgs,
+    },
     /// Compare the target with the source (runbook Phase 5): row counts and
     /// content checksums of every table (auth.users against app_users),
     /// narrowed down to the rows and columns that differ; foreign-key orphans;
@@ -360,7 +380,53 @@ pub struct CopyArgs {
     /// changed since an interrupted copy are copied again without asking.
     #[arg(long, value_name = "TABLE")]
     pub recopy: Vec<String>,
+    /// Create a logical replication slot (and a publication of the copied
+    /// tables) on the source first, and copy under its snapshot, so that
+    /// `supamigrate follow` then applies every change made since: no gap, no
+    /// overlap. Needs wal_level = logical and a user with REPLICATION on a
+    /// direct (not pooled) connection. A follow copy that was interrupted
+    /// starts over under a new slot.
+    #[arg(long)]
+    pub follow: bool,
     /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to follow.
+#[derive(Debug, Clone, Args)]
+pub struct FollowArgs {
+    /// Stop once everything the source had written when the follow started
+    /// is applied, instead of at the cutover.
+    #[arg(long)]
+    pub until_caught_up: bool,
+    /// Print the follow's state (position applied, lag behind the source)
+    /// and stop; changes nothing.
+    #[arg(long)]
+    pub status: bool,
+    /// Print the summary (or the status) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to cut over.
+#[derive(Debug, Clone, Args)]
+pub struct CutoverArgs {
+    /// Make only this role read-only on the source (repeatable) [default:
+    /// every login role that is not a superuser].
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Seconds to wait for the target to catch up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u64,
+    /// Give the source its writes back and end the follow (drops the slot
+    /// and publication; a later follow needs a fresh `copy --follow`).
+    #[arg(long)]
+    pub abort: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -13,6 +13,8 @@ mod cli;
 mod failures;
 #[path = "cases/faults.rs"]
 mod faults;
+#[path = "cases/follow.rs"]
+mod follow;
 #[path = "cases/kill.rs"]
 mod kill;
 #[path = "cases/plan.rs"]

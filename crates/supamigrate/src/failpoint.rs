@@ -22,6 +22,12 @@ pub const POST_DATA_STATEMENT: &str = "post-data-statement";
 pub const READY_TABLE: &str = "ready-table";
 /// A Storage object was uploaded, not yet checked.
 pub const STORAGE_OBJECT_UPLOADED: &str = "storage-object-uploaded";
+/// A source transaction's changes and position are written on the target,
+/// not yet committed (follow).
+pub const FOLLOW_BEFORE_COMMIT: &str = "follow-before-commit";
+/// A source transaction is committed on the target, not yet acknowledged to
+/// the source (follow).
+pub const FOLLOW_APPLIED: &str = "follow-applied";
 /// A step of `run` finished and its state was saved.
 pub const RUN_STEP_DONE: &str = "run-step-done";
 

@@ -21,6 +21,7 @@ pub mod copy;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod follow;
 pub mod fsutil;
 pub mod guard;
 pub mod journal;

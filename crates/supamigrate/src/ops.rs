@@ -525,3 +525,53 @@ pub async fn rollback_execute(
         .map_err(|e| Error::postgres("SELECT 1 on the source after the rollback", e))?;
     crate::backup::restore::check_tables(&client, &r.manifest.tables).await
 }
+
+/// `copy --follow`: a replication slot first, the copy under its snapshot
+/// (every table again when an earlier copy left rows under another one),
+/// recorded as done; following is [`follow`]'s.
+pub async fn copy_follow(ctx: &Context, mut opts: CopyOptions) -> Result<CopySummary> {
+    let plan = ctx.plan().await?.plan;
+    let start = crate::follow::begin(ctx.source()?, ctx.target()?, &plan).await?;
+    opts.snapshot = Some(start.snapshot.clone());
+    opts.recopy_all |= start.recopy_all;
+    let copied = copy(ctx, opts).await;
+    start.release();
+    let summary = copied?;
+    crate::follow::copy_finished(ctx.target()?).await?;
+    Ok(summary)
+}
+
+/// `follow`: the source's changes applied to the target until `opts.until`.
+pub async fn follow(
+    ctx: &Context,
+    opts: &crate::follow::FollowOptions,
+) -> Result<crate::follow::FollowSummary> {
+    let _lock = ctx.lock("follow").await?;
+    let plan = ctx.plan().await?.plan;
+    crate::follow::follow(ctx.source()?, ctx.target()?, &plan, opts).await
+}
+
+/// `cutover`: writes stopped on the source, the target caught up, sequences
+/// set, counts compared; when they agree, the slot and publication dropped.
+pub async fn cutover(
+    ctx: &Context,
+    opts: &crate::follow::CutoverOptions,
+) -> Result<crate::follow::CutoverReport> {
+    let target = ctx.target()?;
+    let plan = crate::store::stored_plan(&connect(target).await?)
+        .await?
+        .ok_or_else(|| {
+            Error::invalid_input("the target holds no migration to cut over; nothing was changed")
+                .with_hint("start one with `supamigrate copy --follow`")
+        })?;
+    let report = crate::follow::cutover(ctx.source()?, target, &plan, opts).await?;
+    if report.count_differences.is_empty() {
+        crate::follow::finish(ctx.source()?, target).await?;
+    }
+    Ok(report)
+}
+
+/// `cutover --abort`: the source gets its writes back; the follow ends.
+pub async fn cutover_abort(ctx: &Context) -> Result<Vec<String>> {
+    crate::follow::abort(ctx.source()?, ctx.target()?).await
+}

@@ -3,6 +3,7 @@
 //! modules print what came back.
 
 pub mod backup;
+pub mod follow;
 pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -52,8 +53,13 @@ pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
                 jobs: default_jobs(copy.jobs),
                 post_data: !copy.no_post_data,
                 recopy: copy.recopy.clone(),
+                ..supamigrate::copy::CopyOptions::new(1, true)
             };
-            schema::copy(&context(&cli, plan, ui)?, opts, copy.json).await
+            schema::copy(&context(&cli, plan, ui)?, opts, copy.follow, copy.json).await
+        }
+        Command::Follow { plan, follow } => follow::follow(&context(&cli, plan, ui)?, follow).await,
+        Command::Cutover { cutover } => {
+            follow::cutover(&context(&cli, &PlanArgs::default(), ui)?, cutover).await
         }
         Command::Verify { plan, verify } => verify::verify(&context(&cli, plan, ui)?, verify).await,
         Command::Backup {

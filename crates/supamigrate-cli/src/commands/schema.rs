@@ -165,12 +165,16 @@ pub async fn provision(
 pub async fn copy(
     ctx: &Context,
     opts: supamigrate::copy::CopyOptions,
+    follow: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let target = ctx.target()?.clone();
-    let summary = ops::copy(ctx, opts)
-        .await
-        .with_context(|| format!("copying to {target}"))?;
+    let summary = if follow {
+        ops::copy_follow(ctx, opts).await
+    } else {
+        ops::copy(ctx, opts).await
+    }
+    .with_context(|| format!("copying to {target}"))?;
     if json {
         println!("{}", to_json(&summary)?);
         return Ok(());
@@ -205,6 +209,9 @@ pub async fn copy(
     );
     for r in &summary.recopied {
         println!("copied again, whole: {} ({})", r.table, r.reason);
+    }
+    if follow {
+        println!("the copy read the replication slot's snapshot: every change made on the source since is kept for `supamigrate follow`, then `supamigrate cutover`");
     }
     if summary.retries > 0 {
         println!(

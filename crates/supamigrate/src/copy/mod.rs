@@ -45,6 +45,11 @@ pub struct CopyOptions {
     /// Tables to copy again whole although their source did not change
     /// (`--recopy`; source or target names, `schema.table`).
     pub recopy: Vec<String>,
+    /// Copy every table again whole (a copy under a new follow snapshot).
+    pub recopy_all: bool,
+    /// Read the source at this exported snapshot (a replication slot's,
+    /// for `--follow`) instead of one of the copy's own.
+    pub snapshot: Option<String>,
 }
 
 impl CopyOptions {
@@ -54,6 +59,8 @@ impl CopyOptions {
             jobs,
             post_data,
             recopy: Vec::new(),
+            recopy_all: false,
+            snapshot: None,
         }
     }
 }
@@ -272,7 +279,10 @@ pub async fn copy(
     let started = Instant::now();
     let mut tgt = connect(target).await?;
     require_pre_data(&tgt, plan).await?;
-    let asked = resolve_recopy(plan, &opts.recopy)?;
+    let mut asked = resolve_recopy(plan, &opts.recopy)?;
+    if opts.recopy_all {
+        asked = plan.tables.iter().map(|m| m.source.clone()).collect();
+    }
     let done = stored_progress(&tgt).await?;
     require_empty_or_ours(&tgt, plan, &done).await?;
     // Signatures first, then the snapshot: a write in between only makes a
@@ -281,7 +291,10 @@ pub async fn copy(
     let sources: Vec<TableName> = plan.tables.iter().map(|m| m.source.clone()).collect();
     let signatures = drift::signatures(&coordinator, &sources).await?;
     // The coordinator's snapshot: every worker reads this instant of the source.
-    let snapshot = export_snapshot(&coordinator, Access::ReadOnly).await?;
+    let snapshot = match &opts.snapshot {
+        None => export_snapshot(&coordinator, Access::ReadOnly).await?,
+        Some(slot_snapshot) => reexport(&coordinator, slot_snapshot).await?,
+    };
     let all = load_or_store_tasks(&mut tgt, plan, &done).await?;
     let copied: Vec<TableName> = sources
         .into_iter()
@@ -325,6 +338,17 @@ pub async fn copy(
     finish(coordinator, target, plan, &opts, pending, &mut summary).await?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Imports `snapshot` (a replication slot's) on the coordinator and exports
+/// it again for the workers: the slot's session can end once this returns.
+async fn reexport(coordinator: &Client, snapshot: &str) -> Result<String> {
+    crate::pg::import_snapshot(coordinator, snapshot, Access::ReadOnly).await?;
+    let row = coordinator
+        .query_one("select pg_export_snapshot()", &[])
+        .await
+        .map_err(|e| Error::postgres("exporting the slot's snapshot to the workers", e))?;
+    Ok(row.get(0))
 }
 
 /// After the workers, on the source session that holds the copy's
@@ -459,7 +483,11 @@ async fn table_summaries(tgt: &Client) -> Result<Vec<TableSummary>> {
 
 /// Sets every sequence to the source's `last_value` and `is_called`, read
 /// in `from`'s snapshot.
-async fn copy_sequences(from: &Client, to: &Client, sequences: &[TableName]) -> Result<usize> {
+pub(crate) async fn copy_sequences(
+    from: &Client,
+    to: &Client,
+    sequences: &[TableName],
+) -> Result<usize> {
     for s in sequences {
         let state = read_sequence(from, s).await?;
         set_sequence(to, s, state).await?;

@@ -437,6 +437,7 @@ impl Runner<'_> {
             jobs: self.opts.copy_jobs,
             post_data: false,
             recopy: self.opts.recopy.clone(),
+            ..crate::copy::CopyOptions::new(self.opts.copy_jobs, false)
         };
         crate::copy::copy(
             self.ctx.source()?,

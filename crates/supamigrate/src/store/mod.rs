@@ -17,10 +17,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_base.sql")),
     (2, include_str!("migrations/0002_copy_sources.sql")),
     (3, include_str!("migrations/0003_ready.sql")),
+    (4, include_str!("migrations/0004_follow.sql")),
 ];
 
 /// The store version this release writes.
-pub const STORE_VERSION: i32 = 3;
+pub const STORE_VERSION: i32 = 4;
 
 /// The store's version on the target (0: no store yet).
 pub async fn version(client: &impl GenericClient) -> Result<i32> {

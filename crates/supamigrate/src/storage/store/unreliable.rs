@@ -34,7 +34,7 @@ impl Unreliable {
 
     fn attempt(&self, op: &str, bucket: &str, key: &str) -> Result<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % self.fail_every == 0 {
+        if n.is_multiple_of(self.fail_every) {
             self.failed.fetch_add(1, Ordering::SeqCst);
             return Err(Error::new(
                 ErrorKind::Connection,

@@ -1,0 +1,166 @@
+//! `follow` and `cutover`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use super::to_json;
+use anyhow::Context as _;
+use supamigrate::follow::{CutoverOptions, FollowOptions, Until};
+use supamigrate::ops::{self, Context};
+
+use crate::args::{CutoverArgs, FollowArgs};
+
+/// `supamigrate follow`.
+pub async fn follow(ctx: &Context, args: &FollowArgs) -> anyhow::Result<()> {
+    if args.status {
+        let s = supamigrate::follow::status(ctx.source()?, ctx.target()?).await?;
+        if args.json {
+            println!("{}", to_json(&s)?);
+            return Ok(());
+        }
+        println!(
+            "follow on slot {}: {}; applied {} transactions ({} rows) up to {}; the source is at {} ({} bytes behind); last applied {:.1} s ago; {}",
+            s.state.slot,
+            s.state.state,
+            s.state.applied_transactions,
+            s.state.applied_rows,
+            s.state.applied_lsn,
+            s.source_lsn,
+            s.lag_bytes,
+            s.seconds_since_applied,
+            match (s.slot_exists, s.slot_active) {
+                (false, _) => "the slot is gone",
+                (true, true) => "a follow is running",
+                (true, false) => "no follow is running",
+            }
+        );
+        return Ok(());
+    }
+    let opts = FollowOptions {
+        until: if args.until_caught_up {
+            Until::CaughtUp
+        } else {
+            Until::Cutover
+        },
+        ..FollowOptions::default()
+    };
+    let target = ctx.target()?.clone();
+    let s = ops::follow(ctx, &opts)
+        .await
+        .with_context(|| format!("following the source into {target}"))?;
+    if args.json {
+        println!("{}", to_json(&s)?);
+        return Ok(());
+    }
+    println!(
+        "follow: applied {} transactions ({} rows) in {:.1} s ({:.0} rows/s), up to {}; max lag {:.2} s; {} already applied skipped; {} reconnect(s){}",
+        s.transactions,
+        s.rows,
+        s.seconds,
+        s.rows as f64 / s.seconds.max(1e-3),
+        s.applied_lsn,
+        s.max_lag_seconds,
+        s.skipped_transactions,
+        s.reconnects,
+        if s.reached_cutover {
+            "; reached the cutover"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// `supamigrate cutover`.
+pub async fn cutover(ctx: &Context, args: &CutoverArgs) -> anyhow::Result<()> {
+    if args.abort {
+        let roles = ops::cutover_abort(ctx).await?;
+        println!(
+            "cutover aborted: the source's roles can write again ({}); the replication slot and publication are dropped",
+            if roles.is_empty() {
+                "none had been made read-only".to_string()
+            } else {
+                roles.join(", ")
+            }
+        );
+        return Ok(());
+    }
+    confirm(args.yes, ctx)?;
+    let opts = CutoverOptions {
+        roles: args.roles.clone(),
+        timeout: Some(Duration::from_secs(args.timeout)),
+    };
+    let r = ops::cutover(ctx, &opts)
+        .await
+        .context("cutting over to the target")?;
+    if args.json {
+        println!("{}", to_json(&r)?);
+    } else {
+        println!(
+            "writes stopped on the source for: {}; {} session(s) ended",
+            r.read_only_roles.join(", "),
+            r.sessions_ended
+        );
+        for s in &r.sessions_remaining {
+            println!(
+                "still connected (may still write; not migrated): pid {} role {} ({})",
+                s.pid, s.role, s.application
+            );
+        }
+        println!(
+            "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; {} table(s) compared by count",
+            r.transactions_applied, r.sequences, r.tables_compared
+        );
+        if !r.analyzed.is_empty() {
+            println!(
+                "analyzed again (the follow moved their row counts): {}",
+                r.analyzed.join(", ")
+            );
+        }
+        for d in &r.count_differences {
+            println!(
+                "rows differ: {} (source {}, target {})",
+                d.table, d.source, d.target
+            );
+        }
+    }
+    if !r.count_differences.is_empty() {
+        anyhow::bail!(supamigrate::Error::new(
+            supamigrate::ErrorKind::Mismatch,
+            "the target's row counts differ from the source's after catching up; the cutover did not finish and the source stays read-only"
+        )
+        .with_hint("run `supamigrate verify` to see the rows, then `supamigrate cutover` again, or `supamigrate cutover --abort` to give the source its writes back"));
+    }
+    println!(
+        "cutover done in {:.2} s of downtime (first refused write to now). Point the application at {}",
+        r.downtime_seconds,
+        ctx.target()?
+    );
+    Ok(())
+}
+
+fn confirm(yes: bool, ctx: &Context) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(supamigrate::Error::invalid_input(
+            "the cutover makes the source read-only for the application, and there is no terminal to ask on; nothing was changed"
+        )
+        .with_hint("pass --yes, or run on a terminal to answer"));
+    }
+    print!(
+        "Make the application's roles read-only on {} and switch to {}? [y/N] ",
+        ctx.source()?,
+        ctx.target()?
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        anyhow::bail!(supamigrate::Error::invalid_input(
+            "the cutover was not confirmed; nothing was changed"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! `copy --follow`, `follow` and `cutover` under a continuous write
+//! workload on the source: interleaved transactions committing in another
+//! order than they began, a rolled-back one, a large TOASTed value left
+//! alone by updates to other columns, deletes across a foreign key, users
+//! added and deleted; follows killed mid-transaction and before their
+//! acknowledgement; the cutover stopping the workload's writes. The target
+//! ends equal to the source, every committed transaction once.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use supamigrate::connect::{connect, ConnInfo};
+use supamigrate_sandbox::Sandbox;
+use tokio_postgres::Client;
+
+use crate::common::{ok, output_text, run};
+
+fn bin(sb: &Sandbox) -> Command {
+    crate::common::supamigrate(sb)
+}
+
+const TABLES: &str = "
+create table public.fw_parent (id bigint primary key, name text not null, doc text, n int not null default 0);
+create table public.fw_child (id bigint primary key, parent_id bigint not null references public.fw_parent(id) on delete cascade, v text);
+create table public.fw_log (id bigint primary key, what text not null);
+insert into public.fw_parent (id, name, doc)
+  select 1, 'with a large value', string_agg(md5(g::text), '') from generate_series(1, 4000) g;
+insert into public.fw_parent (id, name) select g, 'p' || g from generate_series(2, 50) g;
+insert into public.fw_child (id, parent_id, v) select g, 1 + g % 50, 'c' || g from generate_series(1, 200) g;
+";
+
+/// Writes to the source until `stop`, counting what committed; rides out
+/// its sessions being ended by the cutover and counts the refused writes.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+}
+
+async fn workload_step(a: &Client, b: &Client, i: i64) -> Result<(), tokio_postgres::Error> {
+    let (p, q) = (1000 + 2 * i, 1001 + 2 * i);
+    // Two transactions: A begins first, B commits first.
+    a.batch_execute("begin").await?;
+    a.execute(
+        "insert into public.fw_parent (id, name) values ($1, 'a')",
+        &[&p],
+    )
+    .await?;
+    b.batch_execute("begin").await?;
+    b.execute(
+        "insert into public.fw_parent (id, name) values ($1, 'b')",
+        &[&q],
+    )
+    .await?;
+    b.execute(
+        "insert into public.fw_child (id, parent_id, v) values ($1, $2, 'new')",
+        &[&(100_000 + i), &q],
+    )
+    .await?;
+    b.execute(
+        "insert into public.fw_log (id, what) values ($1, 'b')",
+        &[&(2 * i + 1)],
+    )
+    .await?;
+    b.batch_execute("commit").await?;
+    a.execute(
+        "insert into public.fw_log (id, what) values ($1, 'a')",
+        &[&(2 * i)],
+    )
+    .await?;
+    // Updates that leave the large value alone.
+    a.execute("update public.fw_parent set n = n + 1 where id = 1", &[])
+        .await?;
+    a.batch_execute("commit").await?;
+    // A rolled-back transaction: none of it may reach the target.
+    a.batch_execute(&format!(
+        "begin; insert into public.fw_log (id, what) values ({}, 'rolled back'); rollback",
+        -1 - i
+    ))
+    .await?;
+    // Deletes across the foreign key, users added and removed.
+    a.execute(
+        "delete from public.fw_parent where id = (select min(id) from public.fw_parent where id between 2 and 50)",
+        &[],
+    )
+    .await?;
+    a.execute(
+        "insert into auth.users (id, email, created_at, updated_at) values (gen_random_uuid(), 'fw' || $1::text || '@example.com', now(), now())",
+        &[&i.to_string()],
+    )
+    .await?;
+    if i % 3 == 0 {
+        a.execute(
+            "delete from auth.users where id = (select id from auth.users where email like 'fw%' order by email limit 1)",
+            &[],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+impl Workload {
+    fn start(source: ConnInfo) -> Workload {
+        let w = Workload {
+            stop: Arc::new(AtomicBool::new(false)),
+            committed: Arc::new(AtomicU64::new(0)),
+            refused: Arc::new(AtomicU64::new(0)),
+        };
+        let (stop, committed, refused) = (w.stop.clone(), w.committed.clone(), w.refused.clone());
+        tokio::spawn(async move {
+            let mut i = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                let (Ok(a), Ok(b)) = (connect(&source).await, connect(&source).await) else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                while !stop.load(Ordering::SeqCst) {
+                    match workload_step(&a, &b, i).await {
+                        Ok(()) => {
+                            committed.fetch_add(1, Ordering::SeqCst);
+                            i += 1;
+                        }
+                        Err(e) => {
+                            if e.code().map(|c| c.code()) == Some("25006") {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                            // Move past ids a half-committed step used.
+                            i += 1;
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        w
+    }
+}
+
+async fn digest(c: &Client, sql: &str) -> (i64, String) {
+    let q = format!(
+        "select count(*), md5(coalesce(string_agg(x::text, E'\\n' order by x::text), '')) from ({sql}) x"
+    );
+    let r = c.query_one(&q, &[]).await.unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test]
+async fn follow_and_cutover_under_writes() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let src_admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(TABLES).await.unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let mut provision = bin(&sb);
+    provision
+        .args(["provision", "--yes", "--secrets-dir"])
+        .arg(secrets.path());
+    ok(provision, "provision").await;
+    let mut pre = bin(&sb);
+    pre.args(["schema", "apply", "--section", "pre-data"]);
+    ok(pre, "pre-data").await;
+
+    let work = Workload::start(sb.source_url());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut copy = bin(&sb);
+    copy.args(["copy", "--follow", "--jobs", "2"]);
+    let out = ok(copy, "copy --follow").await;
+    assert!(
+        output_text(&out).contains("supamigrate follow"),
+        "{}",
+        output_text(&out)
+    );
+
+    // Follows killed mid-transaction (changes sent, position not committed)
+    // and after the commit before the source heard of it.
+    for fp in ["follow-before-commit@15", "follow-applied@15"] {
+        let mut f = bin(&sb);
+        f.arg("follow").env("SUPAMIGRATE_FAILPOINTS", fp);
+        let out = run(f).await;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{fp}: expected SIGKILL: {}",
+            output_text(&out)
+        );
+    }
+    // The last follow runs until the cutover.
+    let mut f = bin(&sb);
+    f.arg("follow")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let follower = f.spawn().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut status = bin(&sb);
+    status.args(["follow", "--status", "--json"]);
+    let st = output_text(&ok(status, "follow --status").await);
+    assert!(st.contains("\"slot_active\": true"), "{st}");
+
+    // The cutover with the workload still writing: its sessions are ended
+    // and its new ones refused.
+    let committed_before = work.committed.load(Ordering::SeqCst);
+    assert!(
+        committed_before > 20,
+        "the workload ran: {committed_before}"
+    );
+    let mut cut = bin(&sb);
+    cut.args(["cutover", "--yes"]);
+    let out = ok(cut, "cutover").await;
+    let text = output_text(&out);
+    assert!(text.contains("cutover done in"), "{text}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    work.stop.store(true, Ordering::SeqCst);
+    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.status.success(), "follow: {}", output_text(&done));
+    assert!(
+        output_text(&done).contains("reached the cutover"),
+        "{}",
+        output_text(&done)
+    );
+    assert!(
+        work.refused.load(Ordering::SeqCst) > 0,
+        "the source refused the workload's writes after the cutover"
+    );
+
+    // Every committed transaction is on the target once; the rolled-back
+    // ones are not; the large value survived updates that left it alone.
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+    for sql in [
+        "select * from public.fw_parent",
+        "select * from public.fw_child",
+        "select * from public.fw_log",
+        "select id, email from auth.users",
+    ] {
+        let t = sql.replace("auth.users", "public.app_users");
+        assert_eq!(
+            digest(&src_admin, sql).await,
+            digest(&tgt, &t).await,
+            "{sql}"
+        );
+    }
+    let rolled_back: i64 = tgt
+        .query_one("select count(*) from public.fw_log where id < 0", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rolled_back, 0);
+    let (n, doc_len): (i32, i32) = {
+        let r = tgt
+            .query_one(
+                "select n, length(doc) from public.fw_parent where id = 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(n as u64 >= committed_before, "{n} updates applied");
+    assert_eq!(doc_len, 4000 * 32);
+    // The slot and publication are gone from the source.
+    let left: i64 = src_admin
+        .query_one(
+            "select (select count(*) from pg_replication_slots where slot_name like 'supamigrate%') \
+                  + (select count(*) from pg_publication where pubname like 'supamigrate%')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    // And verify agrees.
+    let mut verify = bin(&sb);
+    verify.arg("verify");
+    ok(verify, "verify after the cutover").await;
+}

@@ -1,0 +1,407 @@
+//! The cutover: writes stopped on the source for the application's roles,
+//! the follow caught up to a sentinel sent after the last write, sequences
+//! set, counts compared, the slot and publication dropped; and its abort,
+//! which gives the source its writes back.
+//!
+//! Each step is recorded in the target's `supamigrate.follow` row, so a
+//! killed cutover is re-run (or aborted) from where it stopped.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use super::stream::{follow, FollowOptions, Until};
+use super::{drop_source_objects, state, FollowState, SENTINEL_PREFIX};
+use crate::connect::{connect, ConnInfo};
+use crate::error::{Error, ErrorKind, Result};
+use crate::pg::quote_ident;
+use crate::plan::MigrationPlan;
+
+/// How the cutover runs.
+#[derive(Debug, Clone, Default)]
+pub struct CutoverOptions {
+    /// The roles whose writes stop; empty: every non-superuser login role.
+    pub roles: Vec<String>,
+    /// How long to wait for the follow to catch up.
+    pub timeout: Option<Duration>,
+}
+
+/// A source session still connected after the writes stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Backend pid.
+    pub pid: i32,
+    /// Role.
+    pub role: String,
+    /// `application_name`.
+    pub application: String,
+}
+
+/// A table whose counts differ after the catch-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountDiff {
+    /// The target table.
+    pub table: String,
+    /// Rows on the source.
+    pub source: i64,
+    /// Rows on the target.
+    pub target: i64,
+}
+
+/// What a cutover did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CutoverReport {
+    /// Roles made read-only on the source.
+    pub read_only_roles: Vec<String>,
+    /// Sessions ended so their writes stop.
+    pub sessions_ended: usize,
+    /// Sessions still connected (superusers, or not ours to end): they can
+    /// still write, and what they write is not migrated.
+    pub sessions_remaining: Vec<Session>,
+    /// Transactions applied while catching up.
+    pub transactions_applied: u64,
+    /// Sequences set.
+    pub sequences: usize,
+    /// Tables compared by count.
+    pub tables_compared: usize,
+    /// Tables analyzed again: what the follow applied moved their row
+    /// counts more than 10% from their statistics.
+    pub analyzed: Vec<String>,
+    /// Tables whose counts differ (the cutover stops before finishing).
+    pub count_differences: Vec<CountDiff>,
+    /// Seconds from the first refused write to the end of the cutover.
+    pub downtime_seconds: f64,
+}
+
+/// Stops the application's writes on the source and waits until the target
+/// has everything up to that moment. Sequences and counts follow; then
+/// [`finish`]. Leaves the source read-only: [`finish`] or [`abort`] ends it.
+pub async fn cutover(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    opts: &CutoverOptions,
+) -> Result<CutoverReport> {
+    let tgt = connect(target).await?;
+    let st = state(&tgt).await?.ok_or_else(|| {
+        Error::invalid_input("there is no follow on this target to cut over; nothing was changed")
+            .with_hint("start one with `supamigrate copy --follow` (or `run --follow`)")
+    })?;
+    if !st.copy_done || !matches!(st.state.as_str(), "following" | "cutting-over") {
+        return Err(Error::invalid_input(format!(
+            "the follow on slot {} is {}, not ready for a cutover; nothing was changed",
+            st.slot,
+            if st.copy_done {
+                st.state.as_str()
+            } else {
+                "still copying"
+            }
+        )));
+    }
+    let src = source_session(source).await?;
+    let mut report = CutoverReport::default();
+    let started = stop_writes(&src, &tgt, &st, opts, &mut report).await?;
+    let token = crate::connect::random_hex(8)?;
+    tgt.execute(
+        "update supamigrate.follow set cutover_token = $1, updated_at = now()",
+        &[&token],
+    )
+    .await
+    .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
+    let at: String = src
+        .query_one(
+            "select pg_logical_emit_message(false, $1, $2)::text",
+            &[&SENTINEL_PREFIX, &token],
+        )
+        .await
+        .map_err(|e| Error::postgres("sending the cutover's sentinel down the stream", e))?
+        .get(0);
+    tgt.execute(
+        "update supamigrate.follow set cutover_lsn = $1::text::pg_lsn",
+        &[&at],
+    )
+    .await
+    .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
+    report.transactions_applied = catch_up(source, target, plan, &src, &st, opts).await?;
+    let tgt = connect(target).await?;
+    report.sequences = crate::copy::copy_sequences(&src, &tgt, &plan.sequences).await?;
+    report.tables_compared = plan.tables.len();
+    report.count_differences = compare_counts(&src, &tgt, plan, &mut report.analyzed).await?;
+    report.downtime_seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// A source session that may write although its role was made read-only.
+async fn source_session(source: &ConnInfo) -> Result<Client> {
+    let src = connect(source).await?;
+    src.batch_execute("set default_transaction_read_only = off")
+        .await
+        .map_err(|e| Error::postgres("opening the cutover's session on the source", e))?;
+    Ok(src)
+}
+
+/// Makes the roles read-only (recorded first, so an abort knows what to
+/// undo) and ends their sessions. Returns when writes stopped.
+async fn stop_writes(
+    src: &Client,
+    tgt: &Client,
+    st: &FollowState,
+    opts: &CutoverOptions,
+    report: &mut CutoverReport,
+) -> Result<Instant> {
+    let started = Instant::now();
+    let roles = if st.state == "cutting-over" {
+        st.read_only_roles.clone()
+    } else {
+        let roles = writable_roles(src, &opts.roles).await?;
+        tgt.execute(
+            "update supamigrate.follow set read_only_roles = $1, state = 'cutting-over', \
+             writes_stopped_at = now(), updated_at = now()",
+            &[&roles],
+        )
+        .await
+        .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
+        roles
+    };
+    for r in &roles {
+        src.batch_execute(&format!(
+            "alter role {} set default_transaction_read_only = on",
+            quote_ident(r)
+        ))
+        .await
+        .map_err(|e| Error::postgres(format!("making role {r} read-only on the source"), e))?;
+    }
+    let ended = src
+        .query(
+            "select pg_terminate_backend(pid, 5000) from pg_stat_activity \
+             where usename = any($1) and pid <> pg_backend_pid() \
+             and backend_type = 'client backend' and datname = current_database()",
+            &[&roles],
+        )
+        .await
+        .map_err(|e| Error::postgres("ending the application's sessions on the source", e))?;
+    report.sessions_ended = ended.iter().filter(|r| r.get::<_, bool>(0)).count();
+    report.sessions_remaining = src
+        .query(
+            "select pid, coalesce(usename::text, ''), application_name from pg_stat_activity \
+             where pid <> pg_backend_pid() and backend_type = 'client backend' \
+             and datname = current_database() order by pid",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("listing the source's sessions", e))?
+        .iter()
+        .map(|r| Session {
+            pid: r.get(0),
+            role: r.get(1),
+            application: r.get(2),
+        })
+        .collect();
+    for s in &report.sessions_remaining {
+        tracing::warn!(pid = s.pid, role = %s.role, "a source session remains and may still write");
+    }
+    report.read_only_roles = roles;
+    Ok(started)
+}
+
+/// The roles asked for, or every login role that is not a superuser (what
+/// this user may make read-only). Ours stays able to write through
+/// `default_transaction_read_only = off` in our sessions.
+async fn writable_roles(src: &Client, asked: &[String]) -> Result<Vec<String>> {
+    let rows = src
+        .query(
+            "select rolname::text, rolsuper from pg_roles where rolcanlogin \
+             and rolname !~ '^pg_' and (cardinality($1::text[]) = 0 or rolname = any($1)) \
+             order by 1",
+            &[&asked],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the source's roles", e))?;
+    let found: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    if let Some(missing) = asked.iter().find(|a| !found.iter().any(|(n, _)| n == *a)) {
+        return Err(Error::invalid_input(format!(
+            "--role {missing}: the source has no login role of that name; nothing was changed"
+        )));
+    }
+    if let Some((su, _)) = found.iter().find(|(n, s)| *s && asked.contains(n)) {
+        return Err(Error::invalid_input(format!(
+            "--role {su}: a superuser cannot be made read-only by this user; nothing was changed"
+        )));
+    }
+    Ok(found
+        .into_iter()
+        .filter(|(_, s)| !s)
+        .map(|(n, _)| n)
+        .collect())
+}
+
+/// Waits until the follow has applied everything up to the sentinel: by
+/// the running `supamigrate follow` if the slot is in use, else here.
+async fn catch_up(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    src: &Client,
+    st: &FollowState,
+    opts: &CutoverOptions,
+) -> Result<u64> {
+    let timeout = opts.timeout.unwrap_or(Duration::from_secs(600));
+    let active: bool = src
+        .query_opt(
+            "select active from pg_replication_slots where slot_name = $1",
+            &[&st.slot],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the replication slot", e))?
+        .map(|r| r.get(0))
+        .unwrap_or(false);
+    if !active {
+        let f = FollowOptions {
+            until: Until::Cutover,
+            reconnect_for: timeout,
+        };
+        let s = tokio::time::timeout(timeout, follow(source, target, plan, &f))
+            .await
+            .map_err(|_| caught_up_timeout(timeout))??;
+        return Ok(s.transactions);
+    }
+    let tgt = connect(target).await?;
+    let before = state(&tgt).await?.map_or(0, |s| s.applied_transactions);
+    let started = Instant::now();
+    loop {
+        let caught: bool = tgt
+            .query_one(
+                "select caught_up_at is not null and caught_up_at >= coalesce(writes_stopped_at, caught_up_at) from supamigrate.follow",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::postgres("reading the follow's progress", e))?
+            .get(0);
+        if caught {
+            let after = state(&tgt).await?.map_or(0, |s| s.applied_transactions);
+            return Ok((after - before).max(0) as u64);
+        }
+        if started.elapsed() > timeout {
+            return Err(caught_up_timeout(timeout));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn caught_up_timeout(t: Duration) -> Error {
+    Error::new(
+        ErrorKind::Connection,
+        format!(
+            "the follow did not reach the cutover's sentinel within {} s; the source stays read-only",
+            t.as_secs()
+        ),
+    )
+    .with_hint("check `supamigrate follow` is running (or run `cutover` again, which follows itself), or give the source its writes back with `supamigrate cutover --abort`")
+}
+
+/// Every planned table's rows counted on both sides.
+/// Tables whose statistics no longer fit their rows are analyzed (into
+/// `analyzed`).
+async fn compare_counts(
+    src: &Client,
+    tgt: &Client,
+    plan: &MigrationPlan,
+    analyzed: &mut Vec<String>,
+) -> Result<Vec<CountDiff>> {
+    let mut diffs = Vec::new();
+    for m in &plan.tables {
+        let only = if m.partitioned { "" } else { "only " };
+        let s: i64 = src
+            .query_one(
+                &format!("select count(*) from {only}{}", m.source.quoted()),
+                &[],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("counting {} on the source", m.source), e))?
+            .get(0);
+        let t: i64 = tgt
+            .query_one(
+                &format!("select count(*) from {only}{}", m.target.quoted()),
+                &[],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("counting {} on the target", m.target), e))?
+            .get(0);
+        let estimate: f64 = tgt
+            .query_one(
+                "select coalesce((select reltuples::float8 from pg_class where oid = $1::text::regclass), -1)",
+                &[&m.target.quoted()],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("reading the statistics of {}", m.target), e))?
+            .get(0);
+        if (estimate - t as f64).abs() > 0.1 * (t as f64).max(1.0) && !plan.options.no_analyze {
+            // What the follow added moved the table away from its
+            // statistics: the application's first queries need them.
+            tgt.batch_execute(&format!("analyze {}", m.target.quoted()))
+                .await
+                .map_err(|e| Error::postgres(format!("analyzing {}", m.target), e))?;
+            analyzed.push(m.target.to_string());
+        }
+        if s != t {
+            diffs.push(CountDiff {
+                table: m.target.to_string(),
+                source: s,
+                target: t,
+            });
+        }
+    }
+    Ok(diffs)
+}
+
+/// Ends a cutover whose counts agree: the slot and publication dropped, the
+/// follow recorded as cut over. The source's roles stay read-only: the
+/// application now writes to the target.
+pub async fn finish(source: &ConnInfo, target: &ConnInfo) -> Result<()> {
+    let tgt = connect(target).await?;
+    let st = state(&tgt)
+        .await?
+        .ok_or_else(|| Error::internal("the follow's state is gone"))?;
+    let src = source_session(source).await?;
+    drop_source_objects(&src, &st.slot, &st.publication).await?;
+    tgt.execute(
+        "update supamigrate.follow set state = 'cut-over', updated_at = now()",
+        &[],
+    )
+    .await
+    .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
+    Ok(())
+}
+
+/// `cutover --abort`: the roles the cutover made read-only get their writes
+/// back, and the slot and publication are dropped (a later follow needs a
+/// fresh copy). Returns the roles given back.
+pub async fn abort(source: &ConnInfo, target: &ConnInfo) -> Result<Vec<String>> {
+    let tgt = connect(target).await?;
+    let st = state(&tgt).await?.ok_or_else(|| {
+        Error::invalid_input("there is no follow on this target to abort; nothing was changed")
+    })?;
+    if st.state == "cut-over" {
+        return Err(Error::invalid_input(
+            "the cutover finished; there is nothing to abort (the application writes to the target now); nothing was changed",
+        ));
+    }
+    let src = source_session(source).await?;
+    for r in &st.read_only_roles {
+        src.batch_execute(&format!(
+            "alter role {} reset default_transaction_read_only",
+            quote_ident(r)
+        ))
+        .await
+        .map_err(|e| Error::postgres(format!("giving role {r} its writes back"), e))?;
+    }
+    drop_source_objects(&src, &st.slot, &st.publication).await?;
+    tgt.execute(
+        "update supamigrate.follow set state = 'aborted', updated_at = now()",
+        &[],
+    )
+    .await
+    .map_err(|e| Error::postgres("recording the abort on the target", e))?;
+    Ok(st.read_only_roles)
+}

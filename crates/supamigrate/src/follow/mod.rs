@@ -1,0 +1,417 @@
+//! Following the source after the copy, and the cutover (near-zero
+//! downtime).
+//!
+//! - [`begin`], before the copy: a publication of the plan's source tables
+//!   and a logical slot (pgoutput) whose exported snapshot the copy reads
+//!   (`CopyOptions::snapshot`), so the copy and the change stream meet with
+//!   no gap and no overlap.
+//! - [`follow`], after the copy: the stream applied to the target one source
+//!   transaction at a time, in commit order, through the plan's mappings
+//!   ([`apply`]), with the applied position written in the same target
+//!   transaction; the source is told a position only once it is durable on
+//!   the target. A kill at any point is followed by a re-run that applies
+//!   each transaction exactly once.
+//! - [`cutover`]: the application's roles made read-only on the source, a
+//!   sentinel message sent down the stream, the follow caught up to it,
+//!   sequences set, counts compared, the slot and publication dropped, the
+//!   downtime measured. [`abort`] gives the source its writes back.
+//!
+//! The replication protocol is `pgwire-replication`'s; the decoding of
+//! pgoutput's messages is ours ([`pgoutput`]).
+
+pub mod apply;
+pub mod pgoutput;
+mod stream;
+
+use std::time::Duration;
+
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, TlsConfig};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::connect::{connect, ConnInfo, SslMode};
+use crate::error::{Error, ErrorKind, Result};
+use crate::pg::{quote_ident, TableName};
+use crate::plan::MigrationPlan;
+
+pub use stream::{follow, FollowOptions, FollowSummary, Until};
+
+/// The prefix of the cutover's sentinel message on the stream.
+pub const SENTINEL_PREFIX: &str = "supamigrate.cutover";
+
+/// What the target's store says of the follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowState {
+    /// The slot on the source.
+    pub slot: String,
+    /// The publication on the source.
+    pub publication: String,
+    /// Where the slot became consistent (the copy's snapshot).
+    pub start_lsn: String,
+    /// The copy under the slot's snapshot finished.
+    pub copy_done: bool,
+    /// End of the last source transaction applied.
+    pub applied_lsn: String,
+    /// Transactions applied.
+    pub applied_transactions: i64,
+    /// Rows applied.
+    pub applied_rows: i64,
+    /// `copying`, `following`, `cutting-over`, `cut-over`, `aborted`.
+    pub state: String,
+    /// Roles made read-only by the cutover.
+    pub read_only_roles: Vec<String>,
+    /// The token of the cutover's sentinel message, once asked for.
+    pub cutover_token: Option<String>,
+    /// The cutover's sentinel position, once sent.
+    pub cutover_lsn: Option<String>,
+}
+
+/// Reads the follow's row from the target's store, if there is one.
+pub async fn state(target: &Client) -> Result<Option<FollowState>> {
+    if crate::store::version(target).await? < 4 {
+        return Ok(None);
+    }
+    let row = target
+        .query_opt(
+            "select slot, publication, start_lsn::text, copy_done, applied_lsn::text, \
+             applied_transactions, applied_rows, state, read_only_roles, cutover_token, cutover_lsn::text \
+             from supamigrate.follow",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the follow's state on the target", e))?;
+    Ok(row.map(|r| FollowState {
+        slot: r.get(0),
+        publication: r.get(1),
+        start_lsn: r.get(2),
+        copy_done: r.get(3),
+        applied_lsn: r.get(4),
+        applied_transactions: r.get(5),
+        applied_rows: r.get(6),
+        state: r.get(7),
+        read_only_roles: r.get(8),
+        cutover_token: r.get(9),
+        cutover_lsn: r.get(10),
+    }))
+}
+
+/// The slot's exported snapshot, held by its replication session until the
+/// copy has imported it.
+pub struct Start {
+    session: ReplicationClient,
+    /// The snapshot's name (`SET TRANSACTION SNAPSHOT`).
+    pub snapshot: String,
+    /// Where the stream begins.
+    pub lsn: String,
+    /// The slot.
+    pub slot: String,
+    /// An earlier copy under another snapshot left rows on the target: every
+    /// table must be copied again under this one.
+    pub recopy_all: bool,
+}
+
+impl Start {
+    /// Ends the replication session (and with it the exported snapshot).
+    pub fn release(mut self) {
+        // A gated session does not hear a stop request: end its task, which
+        // closes the connection.
+        self.session.abort();
+    }
+}
+
+/// Checks that the source can be followed, then creates the publication and
+/// the slot, and records them on the target. A follow left by an
+/// interrupted copy is dropped first (its snapshot is gone with its
+/// session): the copy starts over under the new one.
+pub async fn begin(source: &ConnInfo, target: &ConnInfo, plan: &MigrationPlan) -> Result<Start> {
+    let src = connect(source).await?;
+    let sources: Vec<TableName> = plan.tables.iter().map(|m| m.source.clone()).collect();
+    check_source(&src, &sources).await?;
+    let mut tgt = connect(target).await?;
+    crate::store::migrate(&mut tgt).await?;
+    let mut recopy_all = copied_anything(&tgt).await?;
+    if let Some(old) = state(&tgt).await? {
+        if old.copy_done && old.state == "following" {
+            return Err(Error::invalid_input(format!(
+                "the copy under slot {} is done and the follow is under way; nothing was changed",
+                old.slot
+            ))
+            .with_hint("run `supamigrate follow` to go on following, or `supamigrate cutover`"));
+        }
+        drop_source_objects(&src, &old.slot, &old.publication).await?;
+        tgt.batch_execute("delete from supamigrate.follow")
+            .await
+            .map_err(|e| Error::postgres("clearing the follow's state", e))?;
+        recopy_all = true;
+    }
+    let id = crate::connect::random_hex(4)?;
+    let (slot, publication) = (format!("supamigrate_{id}"), format!("supamigrate_{id}"));
+    create_publication(&src, &publication, &sources).await?;
+    let mut session =
+        ReplicationClient::connect_gated(replication_config(source, &slot, &publication)?)
+            .await
+            .map_err(|e| replication_error("connecting for replication", &e))?;
+    let rows = session
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+            quote_ident(&slot)
+        ))
+        .await
+        .map_err(|e| replication_error("creating the replication slot", &e))?;
+    let text = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .ok_or_else(|| Error::internal("CREATE_REPLICATION_SLOT answered without a snapshot"))
+    };
+    let (lsn, snapshot) = (text(1)?, text(2)?);
+    tgt.execute(
+        "insert into supamigrate.follow (slot, publication, start_lsn, applied_lsn) \
+         values ($1, $2, $3::text::pg_lsn, $3::text::pg_lsn)",
+        &[&slot, &publication, &lsn],
+    )
+    .await
+    .map_err(|e| Error::postgres("recording the follow on the target", e))?;
+    tracing::info!(%slot, %lsn, "replication slot created; the copy reads its snapshot");
+    Ok(Start {
+        session,
+        snapshot,
+        lsn,
+        slot,
+        recopy_all,
+    })
+}
+
+/// Whether a copy wrote anything on the target already.
+async fn copied_anything(tgt: &Client) -> Result<bool> {
+    let n: i64 = tgt
+        .query_one(
+            "select count(*) from supamigrate.copy_tasks where done_at is not null",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the copy's progress", e))?
+        .get(0);
+    Ok(n > 0)
+}
+
+/// Records that the copy under the slot's snapshot is complete.
+pub async fn copy_finished(target: &ConnInfo) -> Result<()> {
+    let tgt = connect(target).await?;
+    tgt.execute(
+        "update supamigrate.follow set copy_done = true, state = 'following', updated_at = now()",
+        &[],
+    )
+    .await
+    .map_err(|e| Error::postgres("recording the end of the copy", e))?;
+    Ok(())
+}
+
+/// `wal_level`, the REPLICATION attribute, and a key (or replica identity
+/// full) on every table: what following needs, checked before anything is
+/// created.
+async fn check_source(src: &Client, tables: &[TableName]) -> Result<()> {
+    let row = src
+        .query_one(
+            "select current_setting('wal_level'), \
+             (select rolreplication or rolsuper from pg_roles where rolname = current_user)",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the source's replication settings", e))?;
+    let (wal, can): (String, bool) = (row.get(0), row.get(1));
+    if wal != "logical" {
+        return Err(Error::invalid_input(format!(
+            "the source's wal_level is {wal}, not logical: it cannot be followed; nothing was changed"
+        ))
+        .with_hint("set wal_level = logical on the source and restart it (Supabase projects have it), or migrate without --follow"));
+    }
+    if !can {
+        return Err(Error::invalid_input(
+            "the source user has no REPLICATION attribute: it cannot be followed; nothing was changed",
+        )
+        .with_hint("connect as `postgres` on a direct (not pooled) connection, which has REPLICATION on Supabase"));
+    }
+    let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+    let missing: Vec<String> = src
+        .query(
+            "select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname || '.' || c.relname = any($1) \
+             and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists \
+                  (select from pg_index i where i.indrelid = c.oid and i.indisprimary))) \
+             order by 1",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the source's keys", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid_input(format!(
+            "these tables have no primary key, so their updates and deletes cannot be followed: {}; nothing was changed",
+            missing.join(", ")
+        ))
+        .with_hint("give each a primary key, or `ALTER TABLE … REPLICA IDENTITY FULL` on the source, then run again; or migrate without --follow"));
+    }
+    Ok(())
+}
+
+async fn create_publication(src: &Client, name: &str, tables: &[TableName]) -> Result<()> {
+    let list: Vec<String> = tables.iter().map(TableName::quoted).collect();
+    let sql = format!(
+        "create publication {} for table {} with (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)",
+        quote_ident(name),
+        list.join(", ")
+    );
+    src.batch_execute(&sql).await.map_err(|e| {
+        Error::postgres("creating the publication on the source", e).with_hint(
+            "the source user must own every migrated table (or be a member of its owner)",
+        )
+    })
+}
+
+/// Drops the slot (if it exists) and the publication on the source.
+async fn drop_source_objects(src: &Client, slot: &str, publication: &str) -> Result<()> {
+    src.execute(
+        "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1",
+        &[&slot],
+    )
+    .await
+    .map_err(|e| {
+        Error::postgres(
+            format!("dropping the replication slot {slot} on the source"),
+            e,
+        )
+        .with_hint("stop the `supamigrate follow` that holds it, then run this again")
+    })?;
+    src.batch_execute(&format!(
+        "drop publication if exists {}",
+        quote_ident(publication)
+    ))
+    .await
+    .map_err(|e| Error::postgres("dropping the publication on the source", e))
+}
+
+/// The replication session's settings: the same connection as `source`,
+/// values in the text forms the copy uses (`crate::pg::TEXT_FORMS`).
+fn replication_config(
+    source: &ConnInfo,
+    slot: &str,
+    publication: &str,
+) -> Result<ReplicationConfig> {
+    let tls = match source.sslmode {
+        SslMode::Disable | SslMode::Allow | SslMode::Prefer => TlsConfig::disabled(),
+        SslMode::Require => TlsConfig::require(),
+        SslMode::VerifyCa => TlsConfig::verify_ca(source.sslrootcert.clone()),
+        SslMode::VerifyFull => TlsConfig::verify_full(source.sslrootcert.clone()),
+    };
+    if source.host.starts_with('/') {
+        return Err(
+            Error::invalid_input("following needs a TCP connection to the source")
+                .with_hint("give the source's host name, not a socket directory"),
+        );
+    }
+    Ok(ReplicationConfig::new(
+        source.host.clone(),
+        source.user.clone(),
+        source
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default(),
+        source.dbname.clone(),
+        slot,
+        publication,
+    )
+    .with_port(source.port)
+    .with_tls(tls)
+    .with_application_name("supamigrate follow")
+    .with_status_interval(Duration::from_millis(500))
+    .with_wakeup_interval(Duration::from_millis(500))
+    .with_options(
+        "-c timezone=UTC -c datestyle=ISO,YMD -c intervalstyle=postgres \
+         -c extra_float_digits=3 -c bytea_output=hex -c default_transaction_read_only=off",
+    ))
+}
+
+/// A replication client's error as ours: connection trouble is retryable,
+/// a server's refusal names what it refused.
+fn replication_error(what: &str, e: &pgwire_replication::PgWireError) -> Error {
+    use pgwire_replication::PgWireError as P;
+    let (kind, hint) = match e {
+        P::Io(_) | P::Task(_) => (
+            ErrorKind::Connection,
+            "check that the source is up and reachable on a direct (not pooled) connection",
+        ),
+        P::Auth(_) => (ErrorKind::Auth, "check the source user's password"),
+        P::Tls(_) => (ErrorKind::Tls, "check sslmode and sslrootcert of the source"),
+        _ => (
+            ErrorKind::Database,
+            "check that the source allows replication connections for this user (pg_hba.conf) and has a free replication slot",
+        ),
+    };
+    Error::new(kind, format!("{what} on the source: {e}")).with_hint(hint)
+}
+
+/// Parses an LSN as PostgreSQL prints it.
+fn lsn(s: &str) -> Result<Lsn> {
+    Lsn::parse(s).map_err(|_| Error::internal(format!("{s:?} is not an LSN")))
+}
+
+pub mod cutover;
+pub use cutover::{abort, cutover, finish, CutoverOptions, CutoverReport};
+
+/// Where a follow stands: the store's record and how far behind the source
+/// it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowStatus {
+    /// The store's record.
+    pub state: FollowState,
+    /// The source's current WAL position.
+    pub source_lsn: String,
+    /// Bytes of WAL between what the target applied and the source's
+    /// position.
+    pub lag_bytes: i64,
+    /// Seconds since the target last applied a transaction.
+    pub seconds_since_applied: f64,
+    /// A `supamigrate follow` holds the slot now.
+    pub slot_active: bool,
+    /// The slot still exists on the source.
+    pub slot_exists: bool,
+}
+
+/// Reads a follow's status; changes nothing.
+pub async fn status(source: &ConnInfo, target: &ConnInfo) -> Result<FollowStatus> {
+    let tgt = connect(target).await?;
+    let st = state(&tgt).await?.ok_or_else(|| {
+        Error::invalid_input("there is no follow on this target")
+            .with_hint("start one with `supamigrate copy --follow`")
+    })?;
+    let since: f64 = tgt
+        .query_one(
+            "select extract(epoch from now() - updated_at)::float8 from supamigrate.follow",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the follow's state", e))?
+        .get(0);
+    let src = connect(source).await?;
+    let r = src
+        .query_one(
+            "select pg_current_wal_lsn()::text, (pg_current_wal_lsn() - $1::text::pg_lsn)::int8, \
+             coalesce((select active from pg_replication_slots where slot_name = $2), false), \
+             exists (select from pg_replication_slots where slot_name = $2)",
+            &[&st.applied_lsn, &st.slot],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the source's position", e))?;
+    Ok(FollowStatus {
+        state: st,
+        source_lsn: r.get(0),
+        lag_bytes: r.get::<_, i64>(1).max(0),
+        seconds_since_applied: since,
+        slot_active: r.get(2),
+        slot_exists: r.get(3),
+    })
+}

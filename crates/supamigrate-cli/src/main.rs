@@ -109,6 +109,12 @@ fn init_logging(cli: &Cli) {
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
     };
+    // The replication client logs the error that ends its stream; we report
+    // it (or reconnect and say so) where it is handled.
+    let filter = match "pgwire_replication=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

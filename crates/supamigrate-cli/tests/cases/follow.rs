@@ -282,3 +282,196 @@ async fn follow_and_cutover_under_writes() {
     verify.arg("verify");
     ok(verify, "verify after the cutover").await;
 }
+
+/// Provisions the sandbox's target and applies pre-data.
+async fn prepare(sb: &Sandbox) {
+    let secrets = tempfile::tempdir().unwrap();
+    let mut provision = bin(sb);
+    provision
+        .args(["provision", "--yes", "--secrets-dir"])
+        .arg(secrets.path());
+    ok(provision, "provision").await;
+    let mut pre = bin(sb);
+    pre.args(["schema", "apply", "--section", "pre-data"]);
+    ok(pre, "pre-data").await;
+}
+
+async fn count(c: &Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Polls until `sql` on `c` counts `want`, for up to 30 s.
+async fn wait_for(c: &Client, sql: &str, want: i64) {
+    for _ in 0..300 {
+        if count(c, sql).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{sql}: never {want} (now {})", count(c, sql).await);
+}
+
+/// A table without a primary key is refused before anything is created on
+/// the source, with its name and the way forward.
+#[tokio::test]
+async fn a_table_without_a_key_is_refused_before_anything_is_created() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute("create table public.fw_nokey (a int, b text); insert into public.fw_nokey values (1, 'x');")
+        .await
+        .unwrap();
+    prepare(&sb).await;
+    let mut copy = bin(&sb);
+    copy.args(["copy", "--follow"]);
+    let out = run(copy).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("public.fw_nokey")
+            && text.contains("no primary key")
+            && text.contains("REPLICA IDENTITY FULL"),
+        "{text}"
+    );
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    let created = count(
+        &admin,
+        "select (select count(*) from pg_replication_slots) + (select count(*) from pg_publication where pubname like 'supamigrate%')",
+    )
+    .await;
+    assert_eq!(created, 0, "nothing was created on the source");
+}
+
+/// A follow rides out a source restart; a dropped slot stops it with the
+/// way forward; a column added on the source stops it before the change
+/// reaches the target.
+#[tokio::test]
+async fn restart_dropped_slot_and_schema_change() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute("create table public.fw_t (id bigint primary key, v text);")
+        .await
+        .unwrap();
+    prepare(&sb).await;
+    let mut copy = bin(&sb);
+    copy.args(["copy", "--follow"]);
+    ok(copy, "copy --follow").await;
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+
+    // A source restart during the follow.
+    let mut f = bin(&sb);
+    f.arg("follow")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let follower = f.spawn().unwrap();
+    app.batch_execute("insert into public.fw_t select g, 'before' from generate_series(1, 100) g")
+        .await
+        .unwrap();
+    wait_for(&tgt, "select count(*) from public.fw_t", 100).await;
+    sb.source_cluster().restart().expect("the source restarts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute("insert into public.fw_t select g, 'after' from generate_series(101, 150) g")
+        .await
+        .unwrap();
+    wait_for(&tgt, "select count(*) from public.fw_t", 150).await;
+
+    // The slot dropped under the follow: a clear stop, nothing more applied.
+    let admin = {
+        drop(admin);
+        connect(&sb.source_superuser("postgres")).await.unwrap()
+    };
+    let mut dropped = false;
+    for _ in 0..100 {
+        admin
+            .batch_execute("select pg_terminate_backend(pid) from pg_stat_replication")
+            .await
+            .unwrap();
+        if admin
+            .batch_execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like 'supamigrate%'")
+            .await
+            .is_ok()
+        {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped, "the slot could be dropped");
+    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = output_text(&done);
+    assert_eq!(done.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("no longer exists") && text.contains("fresh copy"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("no longer exists").count(),
+        1,
+        "said once: {text}"
+    );
+
+    // A new follow copy (every table again, under a new slot), then a
+    // column added on the source while following.
+    let mut copy = bin(&sb);
+    copy.args(["copy", "--follow"]);
+    let out = ok(copy, "copy --follow again").await;
+    assert!(
+        output_text(&out).contains("copied again"),
+        "{}",
+        output_text(&out)
+    );
+    let mut f = bin(&sb);
+    f.arg("follow")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let follower = f.spawn().unwrap();
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    wait_for(
+        &admin,
+        "select count(*) from pg_replication_slots where active",
+        1,
+    )
+    .await;
+    // (Three transactions: one multi-statement query would be one.)
+    for sql in [
+        "insert into public.fw_t values (1000, 'fine')",
+        "alter table public.fw_t add column extra int",
+        "insert into public.fw_t values (1001, 'new column', 7)",
+    ] {
+        app.batch_execute(sql).await.unwrap();
+    }
+    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = output_text(&done);
+    assert_eq!(done.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("\"extra\"") && text.contains("public.fw_t"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&tgt, "select count(*) from public.fw_t where id = 1000").await,
+        1
+    );
+    assert_eq!(
+        count(&tgt, "select count(*) from public.fw_t where id = 1001").await,
+        0
+    );
+    // The abort ends the follow: slot and publication gone from the source.
+    let mut abort = bin(&sb);
+    abort.args(["cutover", "--abort"]);
+    ok(abort, "cutover --abort").await;
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    let left = count(
+        &admin,
+        "select (select count(*) from pg_replication_slots) + (select count(*) from pg_publication where pubname like 'supamigrate%')",
+    )
+    .await;
+    assert_eq!(left, 0);
+}

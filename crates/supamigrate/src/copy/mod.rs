@@ -279,9 +279,9 @@ pub async fn copy(
     let started = Instant::now();
     let mut tgt = connect(target).await?;
     require_pre_data(&tgt, plan).await?;
-    let mut asked = resolve_recopy(plan, &opts.recopy)?;
+    let asked = resolve_recopy(plan, &opts.recopy)?;
     if opts.recopy_all {
-        asked = plan.tables.iter().map(|m| m.source.clone()).collect();
+        start_over(&mut tgt, plan).await?;
     }
     let done = stored_progress(&tgt).await?;
     require_empty_or_ours(&tgt, plan, &done).await?;
@@ -331,6 +331,7 @@ pub async fn copy(
         plan: Arc::new(plan.clone()),
         observer: observer.clone(),
         signatures: Arc::new(signatures),
+        replica_role: opts.recopy_all,
     };
     summary.retries =
         worker::run(run, todo, remaining, pending.clone(), ready_todo, opts.jobs).await?;
@@ -338,6 +339,37 @@ pub async fn copy(
     finish(coordinator, target, plan, &opts, pending, &mut summary).await?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Empties every planned table at once (so foreign keys between them do
+/// not stand in the way) and forgets the copy's progress, in one
+/// transaction: the copy then runs as a first one.
+async fn start_over(tgt: &mut Client, plan: &MigrationPlan) -> Result<()> {
+    let what = |e| Error::postgres("emptying the target's tables to copy them again", e);
+    let list: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|m| {
+            let only = if m.partitioned { "" } else { "only " };
+            format!("{only}{}", m.target.quoted())
+        })
+        .collect();
+    if list.is_empty() {
+        return Ok(());
+    }
+    let tx = tgt.transaction().await.map_err(what)?;
+    tx.batch_execute(&format!(
+        "truncate {}; update supamigrate.copy_tasks set done_at = null, rows = null, bytes = null, seconds = null; delete from supamigrate.ready_done",
+        list.join(", ")
+    ))
+    .await
+    .map_err(what)?;
+    tx.commit().await.map_err(what)?;
+    tracing::warn!(
+        tables = list.len(),
+        "every table is copied again under the new snapshot"
+    );
+    Ok(())
 }
 
 /// Imports `snapshot` (a replication slot's) on the coordinator and exports

@@ -33,6 +33,11 @@ pub(super) struct Run {
     pub(super) observer: SharedObserver,
     /// Each source table's change signature, read just before the snapshot.
     pub(super) signatures: Arc<super::drift::Signatures>,
+    /// The target's foreign keys and triggers may exist already (a copy
+    /// started over): rows go in with `session_replication_role = replica`,
+    /// as pg_restore's --disable-triggers does, so their order does not
+    /// matter.
+    pub(super) replica_role: bool,
 }
 
 /// One worker's unit of work: one task in its own transaction, or a table
@@ -188,8 +193,13 @@ async fn open_sessions(run: &Run) -> Result<(Client, Client)> {
     src.batch_execute(crate::pg::TEXT_FORMS)
         .await
         .map_err(|e| Error::postgres("setting the source session's text forms", e))?;
+    let replica = if run.replica_role {
+        " set session_replication_role = replica;"
+    } else {
+        ""
+    };
     tgt.batch_execute(&format!(
-        "{} set synchronous_commit = off",
+        "{} set synchronous_commit = off;{replica}",
         crate::pg::TEXT_FORMS
     ))
     .await
@@ -391,8 +401,11 @@ async fn copy_options(
     } else {
         ""
     };
+    // (COPY FREEZE needs the table emptied in the task's transaction, which
+    // foreign keys already in place refuse.)
     let freeze = task.range.is_none()
         && !mapping.partitioned
+        && !shared.run.replica_role
         && shared.run.plan.ready_for(&mapping.target).copy_freeze();
     if freeze {
         empty_for_freeze(tgt, mapping).await?;

@@ -25,6 +25,8 @@ struct Bound {
     key: Vec<usize>,
     /// Replica identity full: the old row is matched on every column.
     full: bool,
+    /// A partitioned table (changes come through its root).
+    partitioned: bool,
 }
 
 /// One statement of a transaction and how many rows it must touch.
@@ -125,19 +127,25 @@ impl Applier {
             } => {
                 let targets = rels
                     .iter()
-                    .map(|r| self.bound(*r).map(|b| b.target.clone()))
+                    .map(|r| self.bound(*r).map(|b| (b.target.clone(), b.partitioned)))
                     .collect::<Result<Vec<_>>>()?;
-                let Some(first) = targets.first().cloned() else {
+                let Some(first) = targets.first().map(|t| t.0.clone()) else {
                     return Ok(vec![]);
                 };
-                let list: Vec<String> = targets.iter().map(TableName::quoted).collect();
+                let list: Vec<String> = targets
+                    .iter()
+                    .map(|(t, partitioned)| {
+                        let only = if *partitioned { "" } else { "only " };
+                        format!("{only}{}", t.quoted())
+                    })
+                    .collect();
                 let restart = if restart_identity {
                     " restart identity"
                 } else {
                     ""
                 };
                 Ok(vec![Statement {
-                    sql: format!("truncate only {}{restart}", list.join(", ")),
+                    sql: format!("truncate {}{restart}", list.join(", ")),
                     rows: None,
                     table: first,
                 }])
@@ -210,6 +218,7 @@ impl Applier {
             columns,
             key,
             full,
+            partitioned: m.partitioned,
         })
     }
 }

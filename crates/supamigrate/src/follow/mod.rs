@@ -131,7 +131,20 @@ pub async fn begin(source: &ConnInfo, target: &ConnInfo, plan: &MigrationPlan) -
     crate::store::migrate(&mut tgt).await?;
     let mut recopy_all = copied_anything(&tgt).await?;
     if let Some(old) = state(&tgt).await? {
-        if old.copy_done && old.state == "following" {
+        let slot_exists: bool = src
+            .query_one(
+                "select exists (select from pg_replication_slots where slot_name = $1 and wal_status is distinct from 'lost')",
+                &[&old.slot],
+            )
+            .await
+            .map_err(|e| Error::postgres("reading the replication slots", e))?
+            .get(0);
+        // A follow under way keeps its slot; one whose slot is gone (or
+        // that was aborted, or is still copying) starts over.
+        if old.copy_done
+            && slot_exists
+            && matches!(old.state.as_str(), "following" | "cutting-over")
+        {
             return Err(Error::invalid_input(format!(
                 "the copy under slot {} is done and the follow is under way; nothing was changed",
                 old.slot
@@ -235,7 +248,7 @@ async fn check_source(src: &Client, tables: &[TableName]) -> Result<()> {
     let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
     let missing: Vec<String> = src
         .query(
-            "select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+            "select format('%s.%s', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
              where n.nspname || '.' || c.relname = any($1) \
              and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists \
                   (select from pg_index i where i.indrelid = c.oid and i.indisprimary))) \
@@ -344,6 +357,12 @@ fn replication_error(what: &str, e: &pgwire_replication::PgWireError) -> Error {
             ErrorKind::Connection,
             "check that the source is up and reachable on a direct (not pooled) connection",
         ),
+        // The server going away (a restart, a terminated session, too many
+        // connections for a moment) is retried like a broken connection.
+        P::Server(m) if transient_sqlstate(m) => (
+            ErrorKind::Connection,
+            "check that the source is up and reachable on a direct (not pooled) connection",
+        ),
         P::Auth(_) => (ErrorKind::Auth, "check the source user's password"),
         P::Tls(_) => (ErrorKind::Tls, "check sslmode and sslrootcert of the source"),
         _ => (
@@ -352,6 +371,16 @@ fn replication_error(what: &str, e: &pgwire_replication::PgWireError) -> Error {
         ),
     };
     Error::new(kind, format!("{what} on the source: {e}")).with_hint(hint)
+}
+
+/// Whether a server error's SQLSTATE (as the replication client words it,
+/// `… (SQLSTATE 57P01)`) is one a reconnect can outlive: class 08
+/// (connection), 53 (resources), 57P (shutdown, terminated, starting up).
+fn transient_sqlstate(message: &str) -> bool {
+    let code = message
+        .rsplit_once("SQLSTATE ")
+        .map(|(_, c)| c.trim_end_matches(')').trim());
+    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P"))
 }
 
 /// Parses an LSN as PostgreSQL prints it.
@@ -414,4 +443,29 @@ pub async fn status(source: &ConnInfo, target: &ConnInfo) -> Result<FollowStatus
         slot_active: r.get(2),
         slot_exists: r.get(3),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_sqlstate;
+
+    #[test]
+    fn transient_server_errors_are_retried() {
+        for (m, want) in [
+            (
+                "terminating connection due to administrator command (SQLSTATE 57P01)",
+                true,
+            ),
+            ("the database system is starting up (SQLSTATE 57P03)", true),
+            ("sorry, too many clients already (SQLSTATE 53300)", true),
+            (
+                "replication slot \"x\" does not exist (SQLSTATE 42704)",
+                false,
+            ),
+            ("permission denied (SQLSTATE 42501)", false),
+            ("no code here", false),
+        ] {
+            assert_eq!(transient_sqlstate(m), want, "{m}");
+        }
+    }
 }

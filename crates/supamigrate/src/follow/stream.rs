@@ -199,6 +199,12 @@ async fn session(
     let mut client = ReplicationClient::connect(cfg)
         .await
         .map_err(|e| replication_error("starting the change stream", &e))?;
+    if let Err(e) = client.wait_started().await {
+        // A slot dropped since the check above answers with a server error:
+        // say what it means.
+        check_slot(source, &st.slot).await?;
+        return Err(replication_error("starting the change stream", &e));
+    }
     let mut apply = Apply {
         tgt,
         applier: Applier::new(&plan.tables),

@@ -587,6 +587,12 @@ pub struct RunArgs {
     /// are reported instead of stopping the run.
     #[arg(long)]
     pub allow_missing_objects: bool,
+    /// Near-zero downtime: copy under a replication slot's snapshot (see
+    /// `copy --follow`), then follow the source's changes until
+    /// `supamigrate cutover` (run in another terminal) has switched over;
+    /// verify and the report come after.
+    #[arg(long)]
+    pub follow: bool,
     /// The application's own integrity queries for verify (see `verify --checks`).
     #[arg(long, value_name = "FILE")]
     pub checks: Option<PathBuf>,

@@ -127,6 +127,7 @@ pub async fn run(
         app_password: None,
         checks: fixture::checks()?,
         recopy: Vec::new(),
+        follow: false,
     };
     let result = supamigrate::run::run(&ctx, &run_opts, approver).await;
     drop(s3);

@@ -85,6 +85,7 @@ fn run_options(ctx: &Context, stores: &StoreArgs, args: &RunArgs) -> anyhow::Res
             .map(supamigrate::connect::Password::new),
         checks,
         recopy: args.recopy.clone(),
+        follow: args.follow,
     })
 }
 

@@ -271,3 +271,81 @@ async fn demo_starts_from_a_private_folder() {
         "{t}"
     );
 }
+
+/// `run --follow`: the copy under a slot, then the run follows the source
+/// while it keeps changing, until `cutover` (another process) switches
+/// over; verify and the report come after, green.
+#[tokio::test]
+async fn run_follow_waits_for_the_cutover_then_verifies() {
+    use supamigrate::connect::connect;
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let work = tempfile::tempdir().unwrap();
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute("create table public.fw_run (id bigint primary key, v text)")
+        .await
+        .unwrap();
+    let mut r = bin(&sb, work.path());
+    r.arg("--follow")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let runner = r.spawn().unwrap();
+    let tgt_admin = sb.target_superuser("tms_production");
+    // Writes while the run copies and follows, until the copy is done.
+    let mut i = 0i64;
+    loop {
+        app.execute("insert into public.fw_run values ($1, 'during')", &[&i])
+            .await
+            .unwrap();
+        i += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let following = match connect(&tgt_admin).await {
+            Ok(t) => t
+                .query_opt("select copy_done from supamigrate.follow", &[])
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.get::<_, bool>(0)),
+            Err(_) => false,
+        };
+        if following && i > 20 {
+            break;
+        }
+        assert!(i < 3000, "the run never reached its follow");
+    }
+    for j in i..i + 50 {
+        app.execute(
+            "insert into public.fw_run values ($1, 'after the copy')",
+            &[&j],
+        )
+        .await
+        .unwrap();
+    }
+    let mut cut = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    cut.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+        .env("RDS_URL", sb.target_url().to_url_with_password())
+        .env_remove("RUST_LOG")
+        .current_dir(work.path())
+        .args(["-q", "cutover", "--yes"]);
+    let out = run(cut).await;
+    assert!(out.status.success(), "cutover: {}", output_text(&out));
+    let done = tokio::task::spawn_blocking(move || runner.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "run --follow: {}",
+        output_text(&done)
+    );
+    let tgt = connect(&tgt_admin).await.unwrap();
+    let n: i64 = tgt
+        .query_one("select count(*) from public.fw_run", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n,
+        i + 50,
+        "every row written during the copy and the follow"
+    );
+}

@@ -275,7 +275,7 @@ fn changed(what: String) -> Error {
     Error::invalid_input(format!(
         "the source's schema changed while following: {what}; the follow stopped before applying it, and nothing of that transaction reached the target"
     ))
-    .with_hint("apply the change to the target's schema and the plan (`supamigrate plan`), then start over with a fresh copy (`supamigrate copy --follow --recopy-all`), or undo it on the source")
+    .with_hint("the follow cannot go past that transaction: give the source's schema time to settle, then start over on a fresh target database with a plan made after the change (`supamigrate plan`, then `copy --follow`)")
 }
 
 #[cfg(test)]

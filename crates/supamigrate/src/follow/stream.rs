@@ -246,7 +246,9 @@ impl Apply {
         goal: Option<Lsn>,
         summary: &mut FollowSummary,
     ) -> Result<()> {
+        let mut progress = Progress::new();
         loop {
+            progress.maybe_report(summary, self.applied);
             let ev = client
                 .recv()
                 .await
@@ -278,8 +280,10 @@ impl Apply {
                     self.commit(client, end_lsn, summary).await?;
                     let lag = lag_seconds(commit_time_micros);
                     summary.max_lag_seconds = summary.max_lag_seconds.max(lag);
+                    progress.lag = lag;
                 }
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    progress.source_end = progress.source_end.max(u64::from(wal_end));
                     if self.open.is_none() && wal_end > self.applied {
                         // Everything committed before wal_end has been sent
                         // and applied: the source may free that WAL.
@@ -429,6 +433,45 @@ impl Apply {
             .batch_execute(sql)
             .await
             .map_err(|e| Error::postgres(format!("applying changes ({sql})"), e))
+    }
+}
+
+/// A line every few seconds while following: what was applied, how fast,
+/// how far behind.
+struct Progress {
+    last: Instant,
+    rows_then: u64,
+    lag: f64,
+    source_end: u64,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn new() -> Progress {
+        Progress {
+            last: Instant::now(),
+            rows_then: 0,
+            lag: 0.0,
+            source_end: 0,
+        }
+    }
+
+    fn maybe_report(&mut self, summary: &FollowSummary, applied: Lsn) {
+        let secs = self.last.elapsed().as_secs_f64();
+        if secs < Self::EVERY.as_secs_f64() {
+            return;
+        }
+        let rate = (summary.rows - self.rows_then) as f64 / secs;
+        let behind = self.source_end.saturating_sub(u64::from(applied));
+        tracing::info!(
+            "following: {} transactions, {} rows applied ({rate:.0} rows/s); lag {:.2} s, {behind} bytes of WAL behind",
+            summary.transactions,
+            summary.rows,
+            self.lag
+        );
+        self.last = Instant::now();
+        self.rows_then = summary.rows;
     }
 }
 

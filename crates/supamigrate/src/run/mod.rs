@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub checks: Vec<crate::verify::checks::Check>,
     /// Tables the copy step copies again whole (`--recopy`).
     pub recopy: Vec<String>,
+    /// Copy under a replication slot's snapshot, then follow the source
+    /// until `supamigrate cutover` before verifying (`--follow`).
+    pub follow: bool,
 }
 
 /// What `run` reports back.
@@ -439,16 +442,32 @@ impl Runner<'_> {
             recopy: self.opts.recopy.clone(),
             ..crate::copy::CopyOptions::new(self.opts.copy_jobs, false)
         };
-        crate::copy::copy(
-            self.ctx.source()?,
-            self.ctx.target()?,
+        let (source, target) = (self.ctx.source()?, self.ctx.target()?);
+        let mut opts = opts;
+        let start = if self.opts.follow {
+            let start = crate::follow::begin(source, target, &plan).await?;
+            opts.snapshot = Some(start.snapshot.clone());
+            opts.recopy_all |= start.recopy_all;
+            Some(start)
+        } else {
+            None
+        };
+        let copied = crate::copy::copy(
+            source,
+            target,
             &plan,
             opts,
             &self.ctx.secrets()?,
             &self.ctx.observer,
         )
-        .await
-        .map(StepOutcome::UsersAndData)
+        .await;
+        if let Some(start) = start {
+            start.release();
+            if copied.is_ok() {
+                crate::follow::copy_finished(target).await?;
+            }
+        }
+        copied.map(StepOutcome::UsersAndData)
     }
 
     async fn storage(&mut self) -> Result<StepOutcome> {
@@ -524,8 +543,40 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// `--follow`: the source's changes applied until `supamigrate cutover`
+    /// has caught up and finished (run elsewhere), so verify compares the
+    /// target with a source that no longer changes.
+    async fn follow_until_cutover(&mut self, plan: &MigrationPlan) -> Result<()> {
+        let (source, target) = (self.ctx.source()?, self.ctx.target()?);
+        let tgt = crate::connect::connect(target).await?;
+        if crate::follow::state(&tgt)
+            .await?
+            .is_some_and(|s| s.state == "cut-over")
+        {
+            return Ok(());
+        }
+        tracing::info!("the copy is done: following the source's changes; run `supamigrate cutover` to switch over");
+        let opts = crate::follow::FollowOptions::default();
+        crate::follow::follow(source, target, plan, &opts).await?;
+        loop {
+            match crate::follow::state(&tgt).await?.map(|s| s.state) {
+                Some(s) if s == "cut-over" => return Ok(()),
+                Some(s) if s == "aborted" => {
+                    return Err(Error::invalid_input(
+                        "the cutover was aborted: the source has its writes back and the follow ended; nothing was verified",
+                    )
+                    .with_hint("start over with `supamigrate run --follow` again (or `supamigrate copy --follow`): it copies every table again under a new slot"))
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     async fn verify(&mut self) -> Result<StepOutcome> {
         let plan = self.plan().await?.clone();
+        if self.opts.follow {
+            self.follow_until_cutover(&plan).await?;
+        }
         let mut v = crate::verify::VerifyOptions::for_plan(&plan, self.ctx.observer.clone());
         if let Some(StorageOutcome::Copied(s)) = self.state.storage() {
             v = v.after_rewrite(&plan);

@@ -69,7 +69,7 @@ lag_sample() {
   "$bin" -q follow --status --json 2>/dev/null | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-print(s["lag_bytes"], f"{s[\"seconds_since_applied\"]:.2f}")' || echo "- -"
+print(s["lag_bytes"], "%.2f" % s["seconds_since_applied"])' || echo "- -"
 }
 echo "== lag while the workload runs (bytes of WAL behind, seconds since the last apply) =="
 while kill -0 "$bench_pid" 2>/dev/null; do
@@ -102,8 +102,12 @@ lost=$(( src_rows > tgt_rows ? src_rows - tgt_distinct : 0 ))
 dup=$(( tgt_rows - tgt_distinct ))
 [ "$src_sum" = "$tgt_sum" ] || echo "bench: the workload's table differs between the two sides (rows or hits)"
 
-echo "== follow log (progress lines) =="
-grep -E 'following:' "$base/follow.log" | tail -5 || true
+echo "== follow log (progress lines, every 5 s) =="
+grep -E 'following:' "$base/follow.log" || true
+# The largest lag sampled by those lines once the backlog of the copy was
+# applied (the summary's max lag includes that backlog).
+steady=$(grep -E 'following:' "$base/follow.log" | sed -n 's/.*lag \([0-9.]*\) s.*/\1/p' | tail -n +2 | sort -g | tail -1)
+echo "steady-state lag (sampled, after the copy's backlog): ${steady:-n/a} s"
 echo "$summary"
 grep -E 'cutover done|writes stopped|caught up' "$base/cutover.log" || true
 python3 - "$tps" "$applied_rows" "$t_follow" "$t_caught" "$max_lag" "$downtime" "$lost" "$dup" <<'PY'

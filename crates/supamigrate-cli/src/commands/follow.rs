@@ -136,6 +136,9 @@ pub async fn cutover(ctx: &Context, args: &CutoverArgs) -> anyhow::Result<()> {
         r.downtime_seconds,
         ctx.target()?
     );
+    println!(
+        "the source's roles stay read-only; to write there again: ALTER ROLE <role> RESET default_transaction_read_only"
+    );
     Ok(())
 }
 

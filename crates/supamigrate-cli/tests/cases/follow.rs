@@ -190,11 +190,7 @@ async fn follow_and_cutover_under_writes() {
         );
     }
     // The last follow runs until the cutover.
-    let mut f = bin(&sb);
-    f.arg("follow")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let follower = f.spawn().unwrap();
+    let follower = spawn_follow(&sb);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut status = bin(&sb);
     status.args(["follow", "--status", "--json"]);
@@ -215,16 +211,9 @@ async fn follow_and_cutover_under_writes() {
     assert!(text.contains("cutover done in"), "{text}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     work.stop.store(true, Ordering::SeqCst);
-    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(done.status.success(), "follow: {}", output_text(&done));
-    assert!(
-        output_text(&done).contains("reached the cutover"),
-        "{}",
-        output_text(&done)
-    );
+    let (code, text) = ended(follower).await;
+    assert_eq!(code, Some(0), "follow: {text}");
+    assert!(text.contains("reached the cutover"), "{text}");
     assert!(
         work.refused.load(Ordering::SeqCst) > 0,
         "the source refused the workload's writes after the cutover"
@@ -281,6 +270,24 @@ async fn follow_and_cutover_under_writes() {
     let mut verify = bin(&sb);
     verify.arg("verify");
     ok(verify, "verify after the cutover").await;
+}
+
+/// `supamigrate follow` started in the background.
+fn spawn_follow(sb: &Sandbox) -> std::process::Child {
+    let mut f = bin(sb);
+    f.arg("follow")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    f.spawn().unwrap()
+}
+
+/// Waits for a background `follow` to end: its exit code and output.
+async fn ended(follower: std::process::Child) -> (Option<i32>, String) {
+    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (done.status.code(), output_text(&done))
 }
 
 /// Provisions the sandbox's target and applies pre-data.
@@ -361,11 +368,7 @@ async fn restart_dropped_slot_and_schema_change() {
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
 
     // A source restart during the follow.
-    let mut f = bin(&sb);
-    f.arg("follow")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let follower = f.spawn().unwrap();
+    let follower = spawn_follow(&sb);
     app.batch_execute("insert into public.fw_t select g, 'before' from generate_series(1, 100) g")
         .await
         .unwrap();
@@ -399,12 +402,8 @@ async fn restart_dropped_slot_and_schema_change() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(dropped, "the slot could be dropped");
-    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let text = output_text(&done);
-    assert_eq!(done.status.code(), Some(2), "{text}");
+    let (code, text) = ended(follower).await;
+    assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("no longer exists") && text.contains("fresh copy"),
         "{text}"
@@ -425,11 +424,7 @@ async fn restart_dropped_slot_and_schema_change() {
         "{}",
         output_text(&out)
     );
-    let mut f = bin(&sb);
-    f.arg("follow")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let follower = f.spawn().unwrap();
+    let follower = spawn_follow(&sb);
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
     wait_for(
         &admin,
@@ -445,12 +440,8 @@ async fn restart_dropped_slot_and_schema_change() {
     ] {
         app.batch_execute(sql).await.unwrap();
     }
-    let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let text = output_text(&done);
-    assert_eq!(done.status.code(), Some(2), "{text}");
+    let (code, text) = ended(follower).await;
+    assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("\"extra\"") && text.contains("public.fw_t"),
         "{text}"

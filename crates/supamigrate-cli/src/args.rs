@@ -159,6 +159,8 @@ pub enum Command {
     Cutover {
         #[command(flatten)]
         cutover: CutoverArgs,
+        #[command(flatten)]
+        stores: StoreArgs,
     },
     /// Compare the target with the source (runbook Phase 5): row counts and
     /// content checksums of every table (auth.users against app_users),

@@ -551,12 +551,25 @@ pub async fn follow(
     crate::follow::follow(ctx.source()?, ctx.target()?, &plan, opts).await
 }
 
+/// What `cutover` did, Storage included.
+pub struct Cutover {
+    /// The database part.
+    pub report: crate::follow::CutoverReport,
+    /// The Storage step run again after the catch-up: objects added during
+    /// the follow copied, references the follow wrote rewritten. `None` when
+    /// the project has no Storage objects or no stores were given.
+    pub storage: Option<StorageSummary>,
+}
+
 /// `cutover`: writes stopped on the source, the target caught up, sequences
-/// set, counts compared; when they agree, the slot and publication dropped.
+/// set, counts compared; then the Storage step again (when `stores` are
+/// given); when all agree, the slot and publication dropped.
 pub async fn cutover(
     ctx: &Context,
     opts: &crate::follow::CutoverOptions,
-) -> Result<crate::follow::CutoverReport> {
+    stores: Option<&StoreConfig>,
+    transfer: TransferOptions,
+) -> Result<Cutover> {
     let target = ctx.target()?;
     let plan = crate::store::stored_plan(&connect(target).await?)
         .await?
@@ -564,11 +577,43 @@ pub async fn cutover(
             Error::invalid_input("the target holds no migration to cut over; nothing was changed")
                 .with_hint("start one with `supamigrate copy --follow`")
         })?;
-    let report = crate::follow::cutover(ctx.source()?, target, &plan, opts).await?;
-    if report.count_differences.is_empty() {
-        crate::follow::finish(ctx.source()?, target).await?;
+    let mut report = crate::follow::cutover(ctx.source()?, target, &plan, opts).await?;
+    if !report.count_differences.is_empty() {
+        return Ok(Cutover {
+            report,
+            storage: None,
+        });
     }
-    Ok(report)
+    let storage = match stores {
+        Some(config) if plan.storage.present => {
+            let started = std::time::Instant::now();
+            let s = crate::storage::migrate(
+                ctx.source()?,
+                target,
+                &config.open().await?,
+                &plan.storage,
+                transfer,
+                &ctx.observer,
+            )
+            .await?;
+            report.downtime_seconds += started.elapsed().as_secs_f64();
+            let problems = s.problems();
+            if let Some(first) = problems.first() {
+                return Err(Error::new(
+                    crate::error::ErrorKind::ObjectStore,
+                    format!(
+                        "{} Storage problem(s) at the cutover, first: {first}; the source stays read-only and the slot is kept",
+                        problems.len()
+                    ),
+                )
+                .with_hint("fix it and run `supamigrate cutover` again, or `supamigrate cutover --abort`"));
+            }
+            Some(s)
+        }
+        _ => None,
+    };
+    crate::follow::finish(ctx.source()?, target).await?;
+    Ok(Cutover { report, storage })
 }
 
 /// `cutover --abort`: the source gets its writes back; the follow ends.

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use supamigrate::follow::{CutoverOptions, FollowOptions, Until};
 use supamigrate::ops::{self, Context};
 
-use crate::args::{CutoverArgs, FollowArgs};
+use crate::args::{CutoverArgs, FollowArgs, StoreArgs};
 
 /// `supamigrate follow`.
 pub async fn follow(ctx: &Context, args: &FollowArgs) -> anyhow::Result<()> {
@@ -72,7 +72,7 @@ pub async fn follow(ctx: &Context, args: &FollowArgs) -> anyhow::Result<()> {
 }
 
 /// `supamigrate cutover`.
-pub async fn cutover(ctx: &Context, args: &CutoverArgs) -> anyhow::Result<()> {
+pub async fn cutover(ctx: &Context, args: &CutoverArgs, stores: &StoreArgs) -> anyhow::Result<()> {
     if args.abort {
         let roles = ops::cutover_abort(ctx).await?;
         println!(
@@ -90,10 +90,52 @@ pub async fn cutover(ctx: &Context, args: &CutoverArgs) -> anyhow::Result<()> {
         roles: args.roles.clone(),
         timeout: Some(Duration::from_secs(args.timeout)),
     };
-    let r = ops::cutover(ctx, &opts)
-        .await
-        .context("cutting over to the target")?;
-    if args.json {
+    let config = stores.config(&ctx.settings);
+    let configured = config.source_dir.is_some()
+        || config.source_endpoint.is_some()
+        || config.source_keys.is_some();
+    let done = ops::cutover(
+        ctx,
+        &opts,
+        configured.then_some(&config),
+        supamigrate::storage::transfer::TransferOptions::default(),
+    )
+    .await
+    .context("cutting over to the target")?;
+    let r = &done.report;
+    print_cutover(r, args.json)?;
+    if !r.count_differences.is_empty() {
+        anyhow::bail!(supamigrate::Error::new(
+            supamigrate::ErrorKind::Mismatch,
+            "the target's row counts differ from the source's after catching up; the cutover did not finish and the source stays read-only"
+        )
+        .with_hint("run `supamigrate verify` to see the rows, then `supamigrate cutover` again, or `supamigrate cutover --abort` to give the source its writes back"));
+    }
+    match &done.storage {
+        Some(s) => println!(
+            "storage: {} object(s) copied, {} already there; references rewritten: {}",
+            s.copy.copied,
+            s.copy.skipped,
+            s.rewritten.unwrap_or(0)
+        ),
+        None if !configured => println!(
+            "storage: no Storage source given (--source-dir, or the SUPABASE_S3_* keys): objects added during the follow are not copied; run `supamigrate storage copy` now"
+        ),
+        None => {}
+    }
+    println!(
+        "cutover done in {:.2} s of downtime (first refused write to now). Point the application at {}",
+        r.downtime_seconds,
+        ctx.target()?
+    );
+    println!(
+        "the source's roles stay read-only; to write there again: ALTER ROLE <role> RESET default_transaction_read_only"
+    );
+    Ok(())
+}
+
+fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::Result<()> {
+    if json {
         println!("{}", to_json(&r)?);
     } else {
         println!(
@@ -124,21 +166,6 @@ pub async fn cutover(ctx: &Context, args: &CutoverArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if !r.count_differences.is_empty() {
-        anyhow::bail!(supamigrate::Error::new(
-            supamigrate::ErrorKind::Mismatch,
-            "the target's row counts differ from the source's after catching up; the cutover did not finish and the source stays read-only"
-        )
-        .with_hint("run `supamigrate verify` to see the rows, then `supamigrate cutover` again, or `supamigrate cutover --abort` to give the source its writes back"));
-    }
-    println!(
-        "cutover done in {:.2} s of downtime (first refused write to now). Point the application at {}",
-        r.downtime_seconds,
-        ctx.target()?
-    );
-    println!(
-        "the source's roles stay read-only; to write there again: ALTER ROLE <role> RESET default_transaction_read_only"
-    );
     Ok(())
 }
 

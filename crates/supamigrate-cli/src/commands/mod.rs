@@ -58,8 +58,9 @@ pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
             schema::copy(&context(&cli, plan, ui)?, opts, copy.follow, copy.json).await
         }
         Command::Follow { plan, follow } => follow::follow(&context(&cli, plan, ui)?, follow).await,
-        Command::Cutover { cutover } => {
-            follow::cutover(&context(&cli, &PlanArgs::default(), ui)?, cutover).await
+        Command::Cutover { cutover, stores } => {
+            let ctx = context(&cli, &PlanArgs::default(), ui)?;
+            follow::cutover(&ctx, cutover, stores).await
         }
         Command::Verify { plan, verify } => verify::verify(&context(&cli, plan, ui)?, verify).await,
         Command::Backup {

@@ -197,6 +197,24 @@ async fn follow_and_cutover_under_writes() {
     let st = output_text(&ok(status, "follow --status").await);
     assert!(st.contains("\"slot_active\": true"), "{st}");
 
+    // A Storage object uploaded during the follow: its row is followed, its
+    // file copied at the cutover.
+    src_admin
+        .batch_execute(
+            "insert into storage.objects (bucket_id, name, metadata) values ('pod-documents', \
+             'follow/added while following.pdf', '{\"size\": 5, \"mimetype\": \"application/pdf\"}')",
+        )
+        .await
+        .unwrap();
+    std::fs::create_dir_all(sb.storage_dir().join("pod-documents/follow")).unwrap();
+    std::fs::write(
+        sb.storage_dir()
+            .join("pod-documents/follow/added while following.pdf"),
+        b"hello",
+    )
+    .unwrap();
+    let dest = tempfile::tempdir().unwrap();
+
     // The cutover with the workload still writing: its sessions are ended
     // and its new ones refused.
     let committed_before = work.committed.load(Ordering::SeqCst);
@@ -205,10 +223,20 @@ async fn follow_and_cutover_under_writes() {
         "the workload ran: {committed_before}"
     );
     let mut cut = bin(&sb);
-    cut.args(["cutover", "--yes"]);
+    cut.args(["cutover", "--yes", "--source-dir"])
+        .arg(sb.storage_dir())
+        .arg("--dest-dir")
+        .arg(dest.path());
     let out = ok(cut, "cutover").await;
     let text = output_text(&out);
     assert!(text.contains("cutover done in"), "{text}");
+    assert!(text.contains("storage: 626 object(s) copied"), "{text}");
+    let copied = std::fs::read_dir(dest.path())
+        .unwrap()
+        .map(|b| b.unwrap().path().join("follow/added while following.pdf"))
+        .find(|p| p.exists())
+        .expect("the object added during the follow is at the destination");
+    assert_eq!(std::fs::read(copied).unwrap(), b"hello");
     tokio::time::sleep(Duration::from_millis(500)).await;
     work.stop.store(true, Ordering::SeqCst);
     let (code, text) = ended(follower).await;
@@ -268,7 +296,7 @@ async fn follow_and_cutover_under_writes() {
     assert_eq!(left, 0);
     // And verify agrees.
     let mut verify = bin(&sb);
-    verify.arg("verify");
+    verify.args(["verify", "--storage-rewritten"]);
     ok(verify, "verify after the cutover").await;
 }
 

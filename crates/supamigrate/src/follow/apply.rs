@@ -68,49 +68,8 @@ impl Applier {
                 self.relations.insert(rel.oid, bound);
                 Ok(vec![])
             }
-            Change::Insert { rel, new } => {
-                let b = self.bound(rel)?;
-                let (cols, vals): (Vec<String>, Vec<String>) = b
-                    .columns
-                    .iter()
-                    .zip(&new)
-                    .filter_map(|(c, v)| Some((quote_ident(c.as_ref()?), literal(v)?)))
-                    .unzip();
-                Ok(vec![Statement {
-                    sql: format!(
-                        "insert into {} ({}) values ({})",
-                        b.target.quoted(),
-                        cols.join(", "),
-                        vals.join(", ")
-                    ),
-                    rows: Some(1),
-                    table: b.target.clone(),
-                }])
-            }
-            Change::Update { rel, old, new } => {
-                let b = self.bound(rel)?;
-                let sets: Vec<String> = b
-                    .columns
-                    .iter()
-                    .zip(&new)
-                    .filter_map(|(c, v)| {
-                        Some(format!("{} = {}", quote_ident(c.as_ref()?), literal(v)?))
-                    })
-                    .collect();
-                let filter = b.filter(old.as_ref().unwrap_or(&new), old.is_some())?;
-                if sets.is_empty() {
-                    return Ok(vec![]);
-                }
-                Ok(vec![Statement {
-                    sql: format!(
-                        "update {} set {} where {filter}",
-                        b.target.quoted(),
-                        sets.join(", ")
-                    ),
-                    rows: Some(1),
-                    table: b.target.clone(),
-                }])
-            }
+            Change::Insert { rel, new } => self.insert(rel, &new),
+            Change::Update { rel, old, new } => self.update(rel, old.as_ref(), &new),
             Change::Delete { rel, old } => {
                 let b = self.bound(rel)?;
                 let filter = b.filter(&old, true)?;
@@ -124,34 +83,79 @@ impl Applier {
                 restart_identity,
                 rels,
                 ..
-            } => {
-                let targets = rels
-                    .iter()
-                    .map(|r| self.bound(*r).map(|b| (b.target.clone(), b.partitioned)))
-                    .collect::<Result<Vec<_>>>()?;
-                let Some(first) = targets.first().map(|t| t.0.clone()) else {
-                    return Ok(vec![]);
-                };
-                let list: Vec<String> = targets
-                    .iter()
-                    .map(|(t, partitioned)| {
-                        let only = if *partitioned { "" } else { "only " };
-                        format!("{only}{}", t.quoted())
-                    })
-                    .collect();
-                let restart = if restart_identity {
-                    " restart identity"
-                } else {
-                    ""
-                };
-                Ok(vec![Statement {
-                    sql: format!("truncate {}{restart}", list.join(", ")),
-                    rows: None,
-                    table: first,
-                }])
-            }
+            } => self.truncate(&rels, restart_identity),
             Change::Other(_) => Ok(vec![]),
         }
+    }
+
+    fn insert(&self, rel: u32, new: &Tuple) -> Result<Vec<Statement>> {
+        let b = self.bound(rel)?;
+        let (cols, vals): (Vec<String>, Vec<String>) = b
+            .columns
+            .iter()
+            .zip(new)
+            .filter_map(|(c, v)| Some((quote_ident(c.as_ref()?), literal(v)?)))
+            .unzip();
+        Ok(vec![Statement {
+            sql: format!(
+                "insert into {} ({}) values ({})",
+                b.target.quoted(),
+                cols.join(", "),
+                vals.join(", ")
+            ),
+            rows: Some(1),
+            table: b.target.clone(),
+        }])
+    }
+
+    fn update(&self, rel: u32, old: Option<&Tuple>, new: &Tuple) -> Result<Vec<Statement>> {
+        let b = self.bound(rel)?;
+        let sets: Vec<String> = b
+            .columns
+            .iter()
+            .zip(new)
+            .filter_map(|(c, v)| Some(format!("{} = {}", quote_ident(c.as_ref()?), literal(v)?)))
+            .collect();
+        let filter = b.filter(old.unwrap_or(new), old.is_some())?;
+        if sets.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![Statement {
+            sql: format!(
+                "update {} set {} where {filter}",
+                b.target.quoted(),
+                sets.join(", ")
+            ),
+            rows: Some(1),
+            table: b.target.clone(),
+        }])
+    }
+
+    fn truncate(&self, rels: &[u32], restart_identity: bool) -> Result<Vec<Statement>> {
+        let targets = rels
+            .iter()
+            .map(|r| self.bound(*r).map(|b| (b.target.clone(), b.partitioned)))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(first) = targets.first().map(|t| t.0.clone()) else {
+            return Ok(vec![]);
+        };
+        let list: Vec<String> = targets
+            .iter()
+            .map(|(t, partitioned)| {
+                let only = if *partitioned { "" } else { "only " };
+                format!("{only}{}", t.quoted())
+            })
+            .collect();
+        let restart = if restart_identity {
+            " restart identity"
+        } else {
+            ""
+        };
+        Ok(vec![Statement {
+            sql: format!("truncate {}{restart}", list.join(", ")),
+            rows: None,
+            table: first,
+        }])
     }
 
     fn bound(&self, rel: u32) -> Result<&Bound> {

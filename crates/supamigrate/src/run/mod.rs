@@ -576,6 +576,10 @@ impl Runner<'_> {
         let plan = self.plan().await?.clone();
         if self.opts.follow {
             self.follow_until_cutover(&plan).await?;
+            // Objects added while following, and references the follow
+            // wrote back as Supabase URLs: the Storage step again (it skips
+            // what is there already).
+            self.storage().await?;
         }
         let mut v = crate::verify::VerifyOptions::for_plan(&plan, self.ctx.observer.clone());
         if let Some(StorageOutcome::Copied(s)) = self.state.storage() {

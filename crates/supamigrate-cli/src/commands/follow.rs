@@ -150,7 +150,7 @@ fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::
             );
         }
         println!(
-            "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; {} table(s) compared by count",
+            "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; the {} table(s) the follow changed compared by count",
             r.transactions_applied, r.sequences, r.tables_compared
         );
         if !r.analyzed.is_empty() {

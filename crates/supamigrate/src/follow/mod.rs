@@ -152,7 +152,7 @@ pub async fn begin(source: &ConnInfo, target: &ConnInfo, plan: &MigrationPlan) -
             .with_hint("run `supamigrate follow` to go on following, or `supamigrate cutover`"));
         }
         drop_source_objects(&src, &old.slot, &old.publication).await?;
-        tgt.batch_execute("delete from supamigrate.follow")
+        tgt.batch_execute("delete from supamigrate.follow; delete from supamigrate.follow_tables")
             .await
             .map_err(|e| Error::postgres("clearing the follow's state", e))?;
         recopy_all = true;

@@ -226,6 +226,8 @@ struct Open {
     skip: bool,
     batch: Vec<Statement>,
     rows: u64,
+    /// Rows applied per target table in this transaction.
+    tables: std::collections::BTreeMap<crate::pg::TableName, i64>,
 }
 
 struct Apply {
@@ -269,6 +271,7 @@ impl Apply {
                         skip,
                         batch: Vec::new(),
                         rows: 0,
+                        tables: Default::default(),
                     });
                 }
                 ReplicationEvent::XLogData { data, .. } => self.change(&data).await?,
@@ -370,6 +373,7 @@ impl Apply {
                 }
             }
             open.rows += 1;
+            *open.tables.entry(s.table.clone()).or_default() += 1;
         }
         Ok(())
     }
@@ -390,6 +394,22 @@ impl Apply {
         }
         self.flush().await?;
         let rows = self.open.as_ref().map_or(0, |o| o.rows);
+        let tables = self
+            .open
+            .as_ref()
+            .map(|o| o.tables.clone())
+            .unwrap_or_default();
+        for (t, n) in &tables {
+            self.tgt
+                .execute(
+                    "insert into supamigrate.follow_tables (target_schema, target_table, rows) \
+                     values ($1, $2, $3) on conflict (target_schema, target_table) \
+                     do update set rows = follow_tables.rows + excluded.rows",
+                    &[&t.schema, &t.name, n],
+                )
+                .await
+                .map_err(|e| Error::postgres("recording the tables the follow changed", e))?;
+        }
         self.tgt
             .execute(
                 "update supamigrate.follow set applied_lsn = $1::text::pg_lsn, \

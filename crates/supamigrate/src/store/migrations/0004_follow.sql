@@ -27,3 +27,12 @@ create table supamigrate.follow (
         check (state in ('copying', 'following', 'cutting-over', 'cut-over', 'aborted')),
     updated_at timestamptz not null default now()
 );
+
+-- The tables the follow changed since the copy, with the rows it applied to
+-- each (written in the same transactions): the cutover compares only these.
+create table supamigrate.follow_tables (
+    target_schema text not null,
+    target_table text not null,
+    rows bigint not null default 0,
+    primary key (target_schema, target_table)
+);

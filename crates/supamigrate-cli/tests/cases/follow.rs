@@ -404,6 +404,26 @@ async fn restart_dropped_slot_and_schema_change() {
         .unwrap();
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
 
+    // --until-caught-up: applies what the source had written, then ends.
+    app.batch_execute("insert into public.fw_t select g, 'first' from generate_series(-20, -1) g")
+        .await
+        .unwrap();
+    let mut f = bin(&sb);
+    f.args(["follow", "--until-caught-up"]);
+    let out = ok(f, "follow --until-caught-up").await;
+    assert!(
+        output_text(&out).contains("follow: applied 1 transactions (20 rows)"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(
+        count(&tgt, "select count(*) from public.fw_t where id < 0").await,
+        20
+    );
+    app.batch_execute("delete from public.fw_t where id < 0")
+        .await
+        .unwrap();
+
     // A source restart during the follow.
     let follower = spawn_follow(&sb);
     app.batch_execute("insert into public.fw_t select g, 'before' from generate_series(1, 100) g")

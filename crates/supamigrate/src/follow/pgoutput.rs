@@ -102,7 +102,7 @@ pub fn decode(data: &[u8]) -> Result<Change> {
         b'R' => Change::Relation(relation(&mut r)?),
         b'I' => {
             let rel = r.u32()?;
-            expect(r.u8()?, b'N', "Insert")?;
+            expect_kind(r.u8()?, b'N', "Insert")?;
             Change::Insert {
                 rel,
                 new: tuple(&mut r)?,
@@ -116,7 +116,7 @@ pub fn decode(data: &[u8]) -> Result<Change> {
                 old = Some(tuple(&mut r)?);
                 kind = r.u8()?;
             }
-            expect(kind, b'N', "Update")?;
+            expect_kind(kind, b'N', "Update")?;
             Change::Update {
                 rel,
                 old,
@@ -211,7 +211,7 @@ fn tuple(r: &mut Reader<'_>) -> Result<Tuple> {
     Ok(values)
 }
 
-fn expect(got: u8, want: u8, what: &str) -> Result<()> {
+fn expect_kind(got: u8, want: u8, what: &str) -> Result<()> {
     if got == want {
         Ok(())
     } else {

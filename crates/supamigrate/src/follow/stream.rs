@@ -77,13 +77,16 @@ pub async fn follow(
 ) -> Result<FollowSummary> {
     let started = Instant::now();
     let mut summary = FollowSummary::default();
+    // "Caught up" is a message sent down the stream now: everything the
+    // source committed before it arrives before it (the stream is in WAL
+    // order), which no position a keepalive reports promises.
     let goal = match opts.until {
-        Until::CaughtUp => Some(current_lsn(source).await?),
+        Until::CaughtUp => Some(emit(source, CAUGHT_UP_PREFIX).await?),
         Until::Cutover => None,
     };
     let mut down_since: Option<Instant> = None;
     loop {
-        match session(source, target, plan, goal, &mut summary).await {
+        match session(source, target, plan, goal.as_deref(), &mut summary).await {
             Ok(()) => break,
             Err(e) if e.is_retryable() => {
                 let since = *down_since.get_or_insert_with(Instant::now);
@@ -102,14 +105,29 @@ pub async fn follow(
     Ok(summary)
 }
 
-async fn current_lsn(source: &ConnInfo) -> Result<Lsn> {
+/// Message prefixes of our own on the stream: the end of a
+/// `--until-caught-up`, and the heartbeat that lets the slot advance while
+/// the published tables are quiet.
+const CAUGHT_UP_PREFIX: &str = "supamigrate.caught-up";
+const HEARTBEAT_PREFIX: &str = "supamigrate.heartbeat";
+/// How often a heartbeat is sent.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Sends a non-transactional logical message with a fresh token as its
+/// content; returns the token.
+async fn emit(source: &ConnInfo, prefix: &str) -> Result<String> {
     let c = connect(source).await?;
-    let s: String = c
-        .query_one("select pg_current_wal_lsn()::text", &[])
+    let token = crate::connect::random_hex(8)?;
+    c.batch_execute("set default_transaction_read_only = off")
         .await
-        .map_err(|e| Error::postgres("reading the source's WAL position", e))?
-        .get(0);
-    lsn(&s)
+        .map_err(|e| Error::postgres("opening a session on the source", e))?;
+    c.execute(
+        "select pg_logical_emit_message(false, $1, $2)",
+        &[&prefix, &token],
+    )
+    .await
+    .map_err(|e| Error::postgres("sending a message down the change stream", e))?;
+    Ok(token)
 }
 
 /// The follow's row, which must say the copy is done.
@@ -182,7 +200,7 @@ async fn session(
     source: &ConnInfo,
     target: &ConnInfo,
     plan: &MigrationPlan,
-    goal: Option<Lsn>,
+    goal: Option<&str>,
     summary: &mut FollowSummary,
 ) -> Result<()> {
     let tgt = apply_session(target).await?;
@@ -190,9 +208,6 @@ async fn session(
     check_slot(source, &st.slot).await?;
     let applied = lsn(&st.applied_lsn)?;
     summary.applied_lsn = st.applied_lsn.clone();
-    if goal.is_some_and(|g| g <= applied) {
-        return Ok(());
-    }
     let cfg = replication_config(source, &st.slot, &st.publication)?
         .with_start_lsn(applied)
         .with_ack_lsn(applied);
@@ -210,6 +225,8 @@ async fn session(
         applier: Applier::new(&plan.tables),
         applied,
         open: None,
+        source: source.clone(),
+        heartbeat: Instant::now(),
     };
     let r = apply.run(&mut client, goal, summary).await;
     if tokio::time::timeout(Duration::from_secs(2), client.shutdown())
@@ -235,6 +252,15 @@ struct Apply {
     applier: Applier,
     applied: Lsn,
     open: Option<Open>,
+    source: ConnInfo,
+    /// When the last heartbeat was sent.
+    heartbeat: Instant,
+}
+
+/// Whether the apply loop goes on.
+enum Flow {
+    Continue,
+    Stop,
 }
 
 /// Statements sent to the target at a time inside a transaction: bounded
@@ -245,76 +271,94 @@ impl Apply {
     async fn run(
         &mut self,
         client: &mut ReplicationClient,
-        goal: Option<Lsn>,
+        goal: Option<&str>,
         summary: &mut FollowSummary,
     ) -> Result<()> {
         let mut progress = Progress::new();
         loop {
             progress.maybe_report(summary, self.applied);
-            let ev = client
-                .recv()
-                .await
-                .map_err(|e| replication_error("reading the change stream", &e))?;
+            if self.heartbeat.elapsed() >= HEARTBEAT_EVERY {
+                self.heartbeat = Instant::now();
+                emit(&self.source, HEARTBEAT_PREFIX).await?;
+            }
+            let ev = match tokio::time::timeout(HEARTBEAT_EVERY, client.recv()).await {
+                Err(_) => continue,
+                Ok(r) => r.map_err(|e| replication_error("reading the change stream", &e))?,
+            };
             let Some(ev) = ev else {
                 return Err(Error::new(
                     ErrorKind::Connection,
                     "the source ended the change stream",
                 ));
             };
-            match ev {
-                ReplicationEvent::Begin { final_lsn, .. } => {
-                    let skip = final_lsn < self.applied;
-                    if !skip {
-                        self.sql("begin").await?;
-                    }
-                    self.open = Some(Open {
-                        skip,
-                        batch: Vec::new(),
-                        rows: 0,
-                        tables: Default::default(),
-                    });
-                }
-                ReplicationEvent::XLogData { data, .. } => self.change(&data).await?,
-                ReplicationEvent::Commit {
-                    end_lsn,
-                    commit_time_micros,
-                    ..
-                } => {
-                    self.commit(client, end_lsn, summary).await?;
-                    let lag = lag_seconds(commit_time_micros);
-                    summary.max_lag_seconds = summary.max_lag_seconds.max(lag);
-                    progress.lag = lag;
-                }
-                ReplicationEvent::KeepAlive { wal_end, .. } => {
-                    progress.source_end = progress.source_end.max(u64::from(wal_end));
-                    if self.open.is_none() && wal_end > self.applied {
-                        // Everything committed before wal_end has been sent
-                        // and applied: the source may free that WAL.
-                        client.update_applied_lsn(wal_end);
-                    }
-                    if goal.is_some_and(|g| self.open.is_none() && wal_end >= g) {
-                        return Ok(());
-                    }
-                }
-                ReplicationEvent::Message {
-                    prefix,
-                    lsn: at,
-                    content,
-                    ..
-                } if prefix == SENTINEL_PREFIX => {
-                    if self.sentinel(&content).await? {
-                        summary.reached_cutover = true;
-                        client.update_applied_lsn(at);
-                        return Ok(());
-                    }
-                }
-                ReplicationEvent::Message { .. } => {}
-                ReplicationEvent::StoppedAt { .. } => return Ok(()),
-            }
-            if goal.is_some_and(|g| self.open.is_none() && self.applied >= g) {
+            if let Flow::Stop = self.event(ev, client, goal, summary, &mut progress).await? {
                 return Ok(());
             }
         }
+    }
+
+    async fn event(
+        &mut self,
+        ev: ReplicationEvent,
+        client: &ReplicationClient,
+        goal: Option<&str>,
+        summary: &mut FollowSummary,
+        progress: &mut Progress,
+    ) -> Result<Flow> {
+        match ev {
+            ReplicationEvent::Begin { final_lsn, .. } => {
+                let skip = final_lsn < self.applied;
+                if !skip {
+                    self.sql("begin").await?;
+                }
+                self.open = Some(Open {
+                    skip,
+                    batch: Vec::new(),
+                    rows: 0,
+                    tables: Default::default(),
+                });
+            }
+            ReplicationEvent::XLogData { data, .. } => self.change(&data).await?,
+            ReplicationEvent::Commit {
+                end_lsn,
+                commit_time_micros,
+                ..
+            } => {
+                self.commit(client, end_lsn, summary).await?;
+                let lag = lag_seconds(commit_time_micros);
+                summary.max_lag_seconds = summary.max_lag_seconds.max(lag);
+                progress.lag = lag;
+            }
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                progress.source_end = progress.source_end.max(u64::from(wal_end));
+            }
+            ReplicationEvent::Message {
+                prefix,
+                lsn: at,
+                content,
+                ..
+            } => {
+                // Our messages are non-transactional: they arrive between
+                // transactions, after every one committed before them.
+                // Acknowledging their position lets the source free WAL the
+                // published tables did not write to.
+                let ours = prefix == SENTINEL_PREFIX
+                    || prefix == CAUGHT_UP_PREFIX
+                    || prefix == HEARTBEAT_PREFIX;
+                if ours && self.open.is_none() && at > self.applied {
+                    client.update_applied_lsn(at);
+                }
+                if prefix == SENTINEL_PREFIX && self.sentinel(&content).await? {
+                    summary.reached_cutover = true;
+                    return Ok(Flow::Stop);
+                }
+                if prefix == CAUGHT_UP_PREFIX && goal.map(str::as_bytes) == Some(&content[..]) {
+                    return Ok(Flow::Stop);
+                }
+            }
+            ReplicationEvent::StoppedAt { .. } => return Ok(Flow::Stop),
+        }
+        Ok(Flow::Continue)
     }
 
     async fn change(&mut self, data: &[u8]) -> Result<()> {

@@ -562,7 +562,7 @@ pub struct Cutover {
 }
 
 /// `cutover`: writes stopped on the source, the target caught up, sequences
-/// set, counts compared; then the Storage step again (when `stores` are
+/// set, what the follow changed compared; then the Storage step again (when `stores` are
 /// given); when all agree, the slot and publication dropped.
 pub async fn cutover(
     ctx: &Context,
@@ -578,7 +578,7 @@ pub async fn cutover(
                 .with_hint("start one with `supamigrate copy --follow`")
         })?;
     let mut report = crate::follow::cutover(ctx.source()?, target, &plan, opts).await?;
-    if !report.count_differences.is_empty() {
+    if report.verify.differs() {
         return Ok(Cutover {
             report,
             storage: None,

@@ -104,10 +104,10 @@ pub async fn cutover(ctx: &Context, args: &CutoverArgs, stores: &StoreArgs) -> a
     .context("cutting over to the target")?;
     let r = &done.report;
     print_cutover(r, args.json)?;
-    if !r.count_differences.is_empty() {
+    if r.verify.differs() {
         anyhow::bail!(supamigrate::Error::new(
             supamigrate::ErrorKind::Mismatch,
-            "the target's row counts differ from the source's after catching up; the cutover did not finish and the source stays read-only"
+            "the target differs from the source after catching up; the cutover did not finish and the source stays read-only"
         )
         .with_hint("run `supamigrate verify` to see the rows, then `supamigrate cutover` again, or `supamigrate cutover --abort` to give the source its writes back"));
     }
@@ -149,21 +149,28 @@ fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::
                 s.pid, s.role, s.application
             );
         }
+        let v = &r.verify;
         println!(
-            "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; the {} table(s) the follow changed compared by count",
-            r.transactions_applied, r.sequences, r.tables_compared
+            "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; the {} table(s) the follow changed compared: {} changed row(s) by content, {} table(s) by count",
+            r.transactions_applied, r.sequences, v.tables_compared, v.rows_compared, v.tables_counted
         );
-        if !r.analyzed.is_empty() {
+        if !v.analyzed.is_empty() {
             println!(
                 "analyzed again (the follow moved their row counts): {}",
-                r.analyzed.join(", ")
+                v.analyzed.join(", ")
             );
         }
-        for d in &r.count_differences {
+        for d in &v.count_differences {
             println!(
                 "rows differ: {} (source {}, target {})",
                 d.table, d.source, d.target
             );
+        }
+        for d in &v.row_differences {
+            println!("row differs: {} where {}: {}", d.table, d.key, d.what);
+        }
+        if v.rows_differing > v.row_differences.len() as u64 {
+            println!("… {} changed row(s) differ in all", v.rows_differing);
         }
     }
     Ok(())

@@ -38,6 +38,14 @@ pub struct Statement {
     pub rows: Option<u64>,
     /// The target table, for messages.
     pub table: TableName,
+    /// The target's key columns (empty: no key to record, as under replica
+    /// identity full or for TRUNCATE).
+    pub key_columns: Vec<String>,
+    /// The keys (as text, in `key_columns` order) of the rows it changes:
+    /// the cutover compares those rows on both sides.
+    pub keys: Vec<Vec<String>>,
+    /// The target tables a TRUNCATE empties.
+    pub truncated: Vec<TableName>,
 }
 
 /// The mappings and the relations seen so far on the stream.
@@ -77,6 +85,9 @@ impl Applier {
                     sql: format!("delete from {} where {filter}", b.target.quoted()),
                     rows: Some(1),
                     table: b.target.clone(),
+                    key_columns: b.key_columns(),
+                    keys: b.key_of(&old).into_iter().collect(),
+                    truncated: Vec::new(),
                 }])
             }
             Change::Truncate {
@@ -105,6 +116,9 @@ impl Applier {
             ),
             rows: Some(1),
             table: b.target.clone(),
+            key_columns: b.key_columns(),
+            keys: b.key_of(new).into_iter().collect(),
+            truncated: Vec::new(),
         }])
     }
 
@@ -128,6 +142,13 @@ impl Applier {
             ),
             rows: Some(1),
             table: b.target.clone(),
+            key_columns: b.key_columns(),
+            keys: old
+                .and_then(|o| b.key_of(o))
+                .into_iter()
+                .chain(b.key_of(new))
+                .collect(),
+            truncated: Vec::new(),
         }])
     }
 
@@ -155,6 +176,9 @@ impl Applier {
             sql: format!("truncate {}{restart}", list.join(", ")),
             rows: None,
             table: first,
+            key_columns: Vec::new(),
+            keys: Vec::new(),
+            truncated: targets.into_iter().map(|t| t.0).collect(),
         }])
     }
 
@@ -228,6 +252,33 @@ impl Applier {
 }
 
 impl Bound {
+    /// The target's key columns; none under replica identity full.
+    fn key_columns(&self) -> Vec<String> {
+        if self.full {
+            return Vec::new();
+        }
+        self.key
+            .iter()
+            .filter_map(|&i| self.columns[i].clone())
+            .collect()
+    }
+
+    /// The key of `row` as text (`None` under replica identity full, or when
+    /// the tuple holds no value for a key column, as an old tuple that only
+    /// carries the key when it changed).
+    fn key_of(&self, row: &Tuple) -> Option<Vec<String>> {
+        if self.full {
+            return None;
+        }
+        self.key
+            .iter()
+            .map(|&i| match row.get(i) {
+                Some(Value::Text(t)) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The WHERE condition that finds the row `old` (or the key part of it)
     /// on the target.
     fn filter(&self, old: &Tuple, has_old: bool) -> Result<String> {
@@ -345,13 +396,14 @@ mod tests {
             ("secret", false),
         ];
         assert!(a.statements(rel(&cols, b'd')).unwrap().is_empty());
-        let cases: Vec<(Change, &str)> = vec![
+        let cases: Vec<(Change, &str, &[&[&str]])> = vec![
             (
                 Change::Insert {
                     rel: 9,
                     new: vec![t("1"), t("{\"a\": \"it's\"}"), t("s")],
                 },
                 r#"insert into "public"."app_users" ("id", "profile") values ('1', '{"a": "it''s"}')"#,
+                &[&["1"]],
             ),
             (
                 Change::Update {
@@ -362,6 +414,7 @@ mod tests {
                 // The TOASTed value left alone keeps the target's; the
                 // left-out column stays out.
                 r#"update "public"."app_users" set "id" = '1' where "id" = '1'"#,
+                &[&["1"]],
             ),
             (
                 Change::Update {
@@ -370,6 +423,8 @@ mod tests {
                     new: vec![t("2"), Value::Unchanged, Value::Null],
                 },
                 r#"update "public"."app_users" set "id" = '2' where "id" = '1'"#,
+                // A changed key: both rows are compared at cutover.
+                &[&["1"], &["2"]],
             ),
             (
                 Change::Delete {
@@ -377,6 +432,7 @@ mod tests {
                     old: vec![t("2"), Value::Null, Value::Null],
                 },
                 r#"delete from "public"."app_users" where "id" = '2'"#,
+                &[&["2"]],
             ),
             (
                 Change::Truncate {
@@ -385,16 +441,19 @@ mod tests {
                     rels: vec![9],
                 },
                 r#"truncate only "public"."app_users" restart identity"#,
+                &[],
             ),
         ];
-        for (change, want) in cases {
-            let got: Vec<String> = a
-                .statements(change)
-                .unwrap()
-                .into_iter()
-                .map(|s| s.sql)
+        for (change, want, keys) in cases {
+            let got = a.statements(change).unwrap();
+            let sql: Vec<&str> = got.iter().map(|s| s.sql.as_str()).collect();
+            assert_eq!(sql.join(";"), want);
+            let got_keys: Vec<Vec<String>> = got.iter().flat_map(|s| s.keys.clone()).collect();
+            let want_keys: Vec<Vec<String>> = keys
+                .iter()
+                .map(|k| k.iter().map(|v| v.to_string()).collect())
                 .collect();
-            assert_eq!(got.join(";"), want);
+            assert_eq!(got_keys, want_keys, "{want}");
         }
     }
 
@@ -420,6 +479,8 @@ mod tests {
             s[0].sql,
             r#"delete from "public"."app_users" where ctid = (select ctid from "public"."app_users" where "id"::text = '5' and "profile" is null limit 1)"#
         );
+        // No key to record: the cutover counts such a table instead.
+        assert!(s[0].keys.is_empty() && s[0].key_columns.is_empty());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The cutover: writes stopped on the source for the application's roles,
 //! the follow caught up to a sentinel sent after the last write, sequences
-//! set, counts compared, the slot and publication dropped; and its abort,
+//! set, what the follow changed compared (see [`super::check`]), the slot and publication dropped; and its abort,
 //! which gives the source its writes back.
 //!
 //! Each step is recorded in the target's `supamigrate.follow` row, so a
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+use super::check::{fast_verify, FastVerify};
 use super::stream::{follow, FollowOptions, Until};
 use super::{drop_source_objects, state, FollowState, SENTINEL_PREFIX};
 use crate::connect::{connect, ConnInfo};
@@ -38,17 +39,6 @@ pub struct Session {
     pub application: String,
 }
 
-/// A table whose counts differ after the catch-up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CountDiff {
-    /// The target table.
-    pub table: String,
-    /// Rows on the source.
-    pub source: i64,
-    /// Rows on the target.
-    pub target: i64,
-}
-
 /// What a cutover did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CutoverReport {
@@ -63,19 +53,15 @@ pub struct CutoverReport {
     pub transactions_applied: u64,
     /// Sequences set.
     pub sequences: usize,
-    /// Tables compared by count: those the follow changed since the copy.
-    pub tables_compared: usize,
-    /// Tables analyzed again: what the follow applied moved their row
-    /// counts more than 10% from their statistics.
-    pub analyzed: Vec<String>,
-    /// Tables whose counts differ (the cutover stops before finishing).
-    pub count_differences: Vec<CountDiff>,
+    /// The fast verify of what the follow changed (the cutover stops
+    /// before finishing when it finds a difference).
+    pub verify: FastVerify,
     /// Seconds from the first refused write to the end of the cutover.
     pub downtime_seconds: f64,
 }
 
 /// Stops the application's writes on the source and waits until the target
-/// has everything up to that moment. Sequences and counts follow; then
+/// has everything up to that moment. Sequences and the fast verify follow; then
 /// [`finish`]. Leaves the source read-only: [`finish`] or [`abort`] ends it.
 pub async fn cutover(
     source: &ConnInfo,
@@ -126,14 +112,7 @@ pub async fn cutover(
     report.transactions_applied = catch_up(source, target, plan, &src, &st, opts).await?;
     let tgt = connect(target).await?;
     report.sequences = crate::copy::copy_sequences(&src, &tgt, &plan.sequences).await?;
-    report.count_differences = compare_counts(
-        &src,
-        &tgt,
-        plan,
-        &mut report.analyzed,
-        &mut report.tables_compared,
-    )
-    .await?;
+    report.verify = fast_verify(&src, &tgt, plan).await?;
     report.downtime_seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -306,82 +285,7 @@ fn caught_up_timeout(t: Duration) -> Error {
     .with_hint("check `supamigrate follow` is running (or run `cutover` again, which follows itself), or give the source its writes back with `supamigrate cutover --abort`")
 }
 
-/// The rows of every planned table the follow changed, counted on both
-/// sides.
-/// Tables whose statistics no longer fit their rows are analyzed (into
-/// `analyzed`).
-async fn compare_counts(
-    src: &Client,
-    tgt: &Client,
-    plan: &MigrationPlan,
-    analyzed: &mut Vec<String>,
-    compared: &mut usize,
-) -> Result<Vec<CountDiff>> {
-    let changed: Vec<(String, String)> = tgt
-        .query(
-            "select target_schema, target_table from supamigrate.follow_tables",
-            &[],
-        )
-        .await
-        .map_err(|e| Error::postgres("reading the tables the follow changed", e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let mut diffs = Vec::new();
-    // Tables the follow never changed hold what the copy (and its own
-    // checks) put there: counting them would cost the downtime a scan of
-    // the whole database.
-    for m in plan.tables.iter().filter(|m| {
-        changed
-            .iter()
-            .any(|(s, n)| *s == m.target.schema && *n == m.target.name)
-    }) {
-        *compared += 1;
-        let only = if m.partitioned { "" } else { "only " };
-        let s: i64 = src
-            .query_one(
-                &format!("select count(*) from {only}{}", m.source.quoted()),
-                &[],
-            )
-            .await
-            .map_err(|e| Error::postgres(format!("counting {} on the source", m.source), e))?
-            .get(0);
-        let t: i64 = tgt
-            .query_one(
-                &format!("select count(*) from {only}{}", m.target.quoted()),
-                &[],
-            )
-            .await
-            .map_err(|e| Error::postgres(format!("counting {} on the target", m.target), e))?
-            .get(0);
-        let estimate: f64 = tgt
-            .query_one(
-                "select coalesce((select reltuples::float8 from pg_class where oid = $1::text::regclass), -1)",
-                &[&m.target.quoted()],
-            )
-            .await
-            .map_err(|e| Error::postgres(format!("reading the statistics of {}", m.target), e))?
-            .get(0);
-        if (estimate - t as f64).abs() > 0.1 * (t as f64).max(1.0) && !plan.options.no_analyze {
-            // What the follow added moved the table away from its
-            // statistics: the application's first queries need them.
-            tgt.batch_execute(&format!("analyze {}", m.target.quoted()))
-                .await
-                .map_err(|e| Error::postgres(format!("analyzing {}", m.target), e))?;
-            analyzed.push(m.target.to_string());
-        }
-        if s != t {
-            diffs.push(CountDiff {
-                table: m.target.to_string(),
-                source: s,
-                target: t,
-            });
-        }
-    }
-    Ok(diffs)
-}
-
-/// Ends a cutover whose counts agree: the slot and publication dropped, the
+/// Ends a cutover whose fast verify agrees: the slot and publication dropped, the
 /// follow recorded as cut over. The source's roles stay read-only: the
 /// application now writes to the target.
 pub async fn finish(source: &ConnInfo, target: &ConnInfo) -> Result<()> {

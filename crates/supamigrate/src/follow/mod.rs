@@ -20,6 +20,7 @@
 //! pgoutput's messages is ours ([`pgoutput`]).
 
 pub mod apply;
+pub mod check;
 pub mod pgoutput;
 mod stream;
 
@@ -389,6 +390,7 @@ fn lsn(s: &str) -> Result<Lsn> {
 }
 
 pub mod cutover;
+pub use check::FastVerify;
 pub use cutover::{abort, cutover, finish, CutoverOptions, CutoverReport};
 
 /// Where a follow stands: the store's record and how far behind the source

@@ -14,6 +14,7 @@ use super::{lsn, replication_config, replication_error, state, FollowState, SENT
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::failpoint;
+use crate::pg::quote_literal;
 use crate::plan::MigrationPlan;
 
 /// When the follow stops.
@@ -243,8 +244,18 @@ struct Open {
     skip: bool,
     batch: Vec<Statement>,
     rows: u64,
-    /// Rows applied per target table in this transaction.
-    tables: std::collections::BTreeMap<crate::pg::TableName, i64>,
+    /// What this transaction did to each target table.
+    tables: std::collections::BTreeMap<crate::pg::TableName, TableChanges>,
+}
+
+/// What one transaction did to one target table.
+#[derive(Debug, Clone, Default)]
+struct TableChanges {
+    rows: i64,
+    /// The key columns its changed rows were recorded under.
+    key_columns: Vec<String>,
+    /// A TRUNCATE emptied it.
+    truncated: bool,
 }
 
 struct Apply {
@@ -387,7 +398,10 @@ impl Apply {
             return Ok(());
         }
         let batch = std::mem::take(&mut open.batch);
-        let sql: String = batch.iter().map(|s| format!("{};", s.sql)).collect();
+        let mut sql: String = batch.iter().map(|s| format!("{};", s.sql)).collect();
+        // The changed rows' keys, in the same transaction (after the
+        // changes, so the statements' row counts come first).
+        sql.push_str(&record_keys(&batch));
         let msgs = self.tgt.simple_query(&sql).await.map_err(|e| {
             let first = batch
                 .first()
@@ -417,7 +431,14 @@ impl Apply {
                 }
             }
             open.rows += 1;
-            *open.tables.entry(s.table.clone()).or_default() += 1;
+            let t = open.tables.entry(s.table.clone()).or_default();
+            t.rows += 1;
+            if !s.key_columns.is_empty() {
+                t.key_columns.clone_from(&s.key_columns);
+            }
+            for e in &s.truncated {
+                open.tables.entry(e.clone()).or_default().truncated = true;
+            }
         }
         Ok(())
     }
@@ -443,13 +464,16 @@ impl Apply {
             .as_ref()
             .map(|o| o.tables.clone())
             .unwrap_or_default();
-        for (t, n) in &tables {
+        for (t, c) in &tables {
+            let key_columns = (!c.key_columns.is_empty()).then_some(&c.key_columns);
             self.tgt
                 .execute(
-                    "insert into supamigrate.follow_tables (target_schema, target_table, rows) \
-                     values ($1, $2, $3) on conflict (target_schema, target_table) \
-                     do update set rows = follow_tables.rows + excluded.rows",
-                    &[&t.schema, &t.name, n],
+                    "insert into supamigrate.follow_tables (target_schema, target_table, rows, key_columns, truncated) \
+                     values ($1, $2, $3, $4, $5) on conflict (target_schema, target_table) \
+                     do update set rows = follow_tables.rows + excluded.rows, \
+                     key_columns = coalesce(excluded.key_columns, follow_tables.key_columns), \
+                     truncated = follow_tables.truncated or excluded.truncated",
+                    &[&t.schema, &t.name, &c.rows, &key_columns, &c.truncated],
                 )
                 .await
                 .map_err(|e| Error::postgres("recording the tables the follow changed", e))?;
@@ -540,6 +564,34 @@ impl Progress {
 }
 
 /// Seconds from a source commit (µs since 2000-01-01) to now.
+/// One INSERT recording the keys of the rows `batch` changed (empty when it
+/// changed none with a key).
+fn record_keys(batch: &[Statement]) -> String {
+    let keys: std::collections::BTreeSet<(&crate::pg::TableName, &Vec<String>)> = batch
+        .iter()
+        .flat_map(|s| s.keys.iter().map(move |k| (&s.table, k)))
+        .collect();
+    if keys.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<String> = keys
+        .iter()
+        .map(|(t, k)| {
+            let vals: Vec<String> = k.iter().map(|v| quote_literal(v)).collect();
+            format!(
+                "({}, {}, array[{}]::text[])",
+                quote_literal(&t.schema),
+                quote_literal(&t.name),
+                vals.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "insert into supamigrate.follow_keys (target_schema, target_table, key) values {} on conflict do nothing;",
+        rows.join(", ")
+    )
+}
+
 fn lag_seconds(commit_micros: i64) -> f64 {
     const EPOCH_2000: i64 = 946_684_800;
     let now = std::time::SystemTime::now()

@@ -18,10 +18,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_copy_sources.sql")),
     (3, include_str!("migrations/0003_ready.sql")),
     (4, include_str!("migrations/0004_follow.sql")),
+    (5, include_str!("migrations/0005_follow_keys.sql")),
 ];
 
 /// The store version this release writes.
-pub const STORE_VERSION: i32 = 4;
+pub const STORE_VERSION: i32 = 5;
 
 /// The store's version on the target (0: no store yet).
 pub async fn version(client: &impl GenericClient) -> Result<i32> {

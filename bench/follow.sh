@@ -23,6 +23,9 @@
 #
 # The last line reads (supamigrate's numbers; pgcopydb's line is above it):
 #   follow: source S rows/s, applied A rows/s, max lag L s, cutover downtime D s, lost N, duplicated M
+# where L is the largest lag once the follow has caught up with the changes
+# made during the copy; the follow's own summary above it gives the time
+# that backlog took and its lag.
 scale=${1:-10}
 rate=${2:-200}
 seconds=${3:-40}
@@ -136,7 +139,10 @@ t_cut=$(date +%s.%N)
 wait "$follow_pid" || { tail -5 "$base/follow.log"; exit 1; }
 summary=$(grep '^follow: applied' "$base/follow.out")
 applied_rows=$(sed -n 's/^follow: applied [0-9]* transactions (\([0-9]*\) rows).*/\1/p' <<<"$summary")
-max_lag=$(sed -n 's/.*max lag \([0-9.]*\) s.*/\1/p' <<<"$summary")
+# The last line's lag is the lag once the follow has caught up with the
+# changes made during the copy (the backlog's own lag is printed above it).
+max_lag=$(sed -n 's/.*then max lag \([0-9.]*\) s.*/\1/p' <<<"$summary")
+[ -n "$max_lag" ] || max_lag=$(sed -n 's/.*max lag \([0-9.]*\) s.*/\1/p' <<<"$summary")
 own_downtime=$(sed -n 's/.*cutover done in \([0-9.]*\) s.*/\1/p' "$base/cutover.log")
 read -r s_lost s_dup s_same < <(compare "$dst")
 grep -E 'following:' "$base/follow.log" | tail -4 || true

@@ -52,14 +52,20 @@ pub async fn follow(ctx: &Context, args: &FollowArgs) -> anyhow::Result<()> {
         println!("{}", to_json(&s)?);
         return Ok(());
     }
+    let backlog = match s.caught_up_after_seconds {
+        Some(t) => format!(
+            "caught up after {t:.1} s (the backlog: max lag {:.2} s), then max lag {:.2} s",
+            s.max_lag_seconds, s.max_lag_caught_up_seconds
+        ),
+        None => format!("never caught up: max lag {:.2} s", s.max_lag_seconds),
+    };
     println!(
-        "follow: applied {} transactions ({} rows) in {:.1} s ({:.0} rows/s), up to {}; max lag {:.2} s; {} already applied skipped; {} reconnect(s){}",
+        "follow: applied {} transactions ({} rows) in {:.1} s ({:.0} rows/s), up to {}; {backlog}; {} already applied skipped; {} reconnect(s){}",
         s.transactions,
         s.rows,
         s.seconds,
         s.rows as f64 / s.seconds.max(1e-3),
         s.applied_lsn,
-        s.max_lag_seconds,
         s.skipped_transactions,
         s.reconnects,
         if s.reached_cutover {

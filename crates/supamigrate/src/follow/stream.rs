@@ -60,8 +60,16 @@ pub struct FollowSummary {
     /// Times the stream was reconnected after the source went away.
     pub reconnects: u64,
     /// Largest lag seen, seconds (commit time on the source to commit on
-    /// the target).
+    /// the target), the backlog of changes made before the follow started
+    /// (during the copy) included.
     pub max_lag_seconds: f64,
+    /// Seconds from the start until the follow first caught up (a
+    /// transaction applied under [`CAUGHT_UP_LAG`] after its commit): the
+    /// backlog's apply time. `None` when it never did.
+    pub caught_up_after_seconds: Option<f64>,
+    /// Largest lag once caught up: how far behind the target stays while it
+    /// follows.
+    pub max_lag_caught_up_seconds: f64,
     /// Seconds.
     pub seconds: f64,
     /// Stopped at the cutover's sentinel.
@@ -87,7 +95,15 @@ pub async fn follow(
     };
     let mut down_since: Option<Instant> = None;
     loop {
-        match session(source, target, plan, goal.as_deref(), &mut summary).await {
+        match session(
+            source,
+            target,
+            plan,
+            (goal.as_deref(), started),
+            &mut summary,
+        )
+        .await
+        {
             Ok(()) => break,
             Err(e) if e.is_retryable() => {
                 let since = *down_since.get_or_insert_with(Instant::now);
@@ -201,7 +217,7 @@ async fn session(
     source: &ConnInfo,
     target: &ConnInfo,
     plan: &MigrationPlan,
-    goal: Option<&str>,
+    (goal, started): (Option<&str>, Instant),
     summary: &mut FollowSummary,
 ) -> Result<()> {
     let tgt = apply_session(target).await?;
@@ -228,6 +244,7 @@ async fn session(
         open: None,
         source: source.clone(),
         heartbeat: Instant::now(),
+        started,
     };
     let r = apply.run(&mut client, goal, summary).await;
     if tokio::time::timeout(Duration::from_secs(2), client.shutdown())
@@ -266,6 +283,8 @@ struct Apply {
     source: ConnInfo,
     /// When the last heartbeat was sent.
     heartbeat: Instant,
+    /// When the follow started (before any reconnect).
+    started: Instant,
 }
 
 /// Whether the apply loop goes on.
@@ -273,6 +292,10 @@ enum Flow {
     Continue,
     Stop,
 }
+
+/// A transaction applied within this long of its commit on the source
+/// marks the follow as caught up with the backlog, seconds.
+pub const CAUGHT_UP_LAG: f64 = 0.5;
 
 /// Statements sent to the target at a time inside a transaction: bounded
 /// memory for a large source transaction.
@@ -338,6 +361,11 @@ impl Apply {
                 self.commit(client, end_lsn, summary).await?;
                 let lag = lag_seconds(commit_time_micros);
                 summary.max_lag_seconds = summary.max_lag_seconds.max(lag);
+                if summary.caught_up_after_seconds.is_some() {
+                    summary.max_lag_caught_up_seconds = summary.max_lag_caught_up_seconds.max(lag);
+                } else if lag < CAUGHT_UP_LAG {
+                    summary.caught_up_after_seconds = Some(self.started.elapsed().as_secs_f64());
+                }
                 progress.lag = lag;
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {

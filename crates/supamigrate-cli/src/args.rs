@@ -218,6 +218,16 @@ pub enum Command {
         #[command(subcommand)]
         action: StorageCommand,
     },
+    /// The RDS instance (runbook Step 2.1), through the AWS API with the
+    /// standard AWS configuration (AWS_REGION, AWS_PROFILE,
+    /// AWS_ENDPOINT_URL_RDS): `plan` shows every call `create` would make
+    /// and why, changing nothing; `create` makes (or reuses) the instance and
+    /// its parameter group and writes the target configuration; `status`;
+    /// `settings` switches the bulk-load parameters on or off; `delete`.
+    Rds {
+        #[command(subcommand)]
+        action: RdsCommand,
+    },
     /// The whole migration: preflight (and the plan), the plan shown and
     /// confirmed, backup (with a restore test), provision, schema pre-data,
     /// users and data, storage, post-data, sequences, verify, report.
@@ -727,4 +737,210 @@ pub fn default_jobs(jobs: Option<u16>) -> usize {
             .map(|n| n.get())
             .unwrap_or(2)
     })
+}
+
+/// `supamigrate rds …`.
+#[derive(Debug, Subcommand)]
+pub enum RdsCommand {
+    /// Show the instance `create` would make: every decision with why, and
+    /// every AWS API call with its parameters, in order. Changes nothing.
+    Plan {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the instance as `plan` shows (after showing it and asking), wait
+    /// until it is available, and write the target configuration (RDS_HOST,
+    /// RDS_PORT, RDS_DATABASE, RDS_USER, sslmode=verify-full with the CA
+    /// bundle) for `run`. An existing instance with this identifier is
+    /// reused when it matches what is asked, refused with the differences
+    /// when it does not.
+    Create {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// Where the target configuration is written (mode 0600) [default: <state dir>/rds/<instance id>.env].
+        #[arg(long, value_name = "FILE")]
+        env_out: Option<PathBuf>,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The instance's state, endpoint and what its parameter group holds.
+    Status {
+        /// The instance identifier.
+        #[arg(long, value_name = "ID")]
+        instance_id: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put the instance's parameter group in a phase: `load` (TLS forced,
+    /// bulk-load settings for the copy) or `production` (TLS forced, the
+    /// bulk-load settings back to the engine's defaults). Takes effect
+    /// without a reboot.
+    Settings {
+        /// The instance identifier.
+        #[arg(long, value_name = "ID")]
+        instance_id: String,
+        /// The phase.
+        #[arg(long = "for", value_name = "PHASE")]
+        phase: PhaseArg,
+    },
+    /// Delete the instance (after showing what and asking), with a final
+    /// snapshot unless --skip-final-snapshot; deletion protection is turned
+    /// off first; supamigrate's parameter group goes with it.
+    Delete {
+        /// The instance identifier.
+        #[arg(long, value_name = "ID")]
+        instance_id: String,
+        /// Delete without a final snapshot: its data is gone for good.
+        #[arg(long)]
+        skip_final_snapshot: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `rds settings --for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PhaseArg {
+    /// For the copy.
+    Load,
+    /// For the application's traffic.
+    Production,
+}
+
+/// How long `rds create|delete` waits.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Seconds between two looks at the instance.
+    #[arg(long, value_name = "S", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub poll_seconds: u64,
+    /// Minutes to wait at most.
+    #[arg(long, value_name = "M", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub wait_minutes: u64,
+}
+
+impl WaitArgs {
+    /// The library's form.
+    pub fn wait(&self) -> supamigrate::rds::api::Wait {
+        supamigrate::rds::api::Wait {
+            every: std::time::Duration::from_secs(self.poll_seconds),
+            at_most: std::time::Duration::from_secs(self.wait_minutes * 60),
+        }
+    }
+}
+
+/// The instance asked for (the runbook's values are the defaults where they
+/// still hold).
+#[derive(Debug, Clone, Args)]
+pub struct InstanceArgs {
+    /// The instance identifier.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: String,
+    /// Instance class.
+    #[arg(long, value_name = "CLASS", default_value = "db.t3.medium")]
+    pub class: String,
+    /// PostgreSQL major (17) or full version (17.6) [default: the newest major the region offers].
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
+    /// gp3 storage, GiB [default: twice the source database plus 4 GiB, at least 20; 100 without a source].
+    #[arg(long, value_name = "GIB")]
+    pub storage_gib: Option<u32>,
+    /// Storage autoscaling's ceiling, GiB [default: no autoscaling].
+    #[arg(long, value_name = "GIB")]
+    pub max_storage_gib: Option<u32>,
+    /// One availability zone, no standby [default: Multi-AZ].
+    #[arg(long)]
+    pub single_az: bool,
+    /// Days of automated backups (0–35).
+    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=35))]
+    pub backup_retention_days: u32,
+    /// DB subnet group [default: the default VPC's].
+    #[arg(long, value_name = "NAME")]
+    pub subnet_group: Option<String>,
+    /// VPC security group id (repeatable) [default: the VPC's default group].
+    #[arg(long = "security-group", value_name = "SG")]
+    pub security_groups: Vec<String>,
+    /// Reachable from the internet [default: only from its VPC].
+    #[arg(long)]
+    pub publicly_accessible: bool,
+    /// Let RDS enrol the instance in paid Extended Support when its major's
+    /// standard support ends [default: disabled].
+    #[arg(long)]
+    pub extended_support: bool,
+    /// Create it without deletion protection.
+    #[arg(long)]
+    pub no_deletion_protection: bool,
+    /// Master user name.
+    #[arg(long, value_name = "NAME", default_value = "postgres")]
+    pub master_user: String,
+    /// The database the migration goes into (RDS_DATABASE).
+    #[arg(long, value_name = "NAME", default_value = "postgres")]
+    pub database: String,
+    /// Generate the master password into FILE (mode 0600) instead of having
+    /// RDS manage it in AWS Secrets Manager.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Leave the bulk-load parameters out (TLS is forced either way).
+    #[arg(long)]
+    pub no_bulk_load_settings: bool,
+    /// A tag KEY=VALUE (repeatable); ManagedBy=supamigrate is always added.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// The RDS CA bundle the target configuration points sslrootcert at
+    /// (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)
+    /// [default: <state dir>/rds/global-bundle.pem].
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl InstanceArgs {
+    /// The library's request.
+    pub fn request(&self) -> anyhow::Result<supamigrate::rds::InstanceRequest> {
+        use supamigrate::rds::{InstanceRequest, PasswordMode};
+        let mut tags = Vec::new();
+        for t in &self.tags {
+            let Some((k, v)) = t.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                return Err(supamigrate::Error::invalid_input(format!(
+                    "--tag {t:?} is not KEY=VALUE"
+                ))
+                .with_hint("give each tag as --tag KEY=VALUE")
+                .into());
+            };
+            tags.push((k.to_string(), v.to_string()));
+        }
+        Ok(InstanceRequest {
+            class: self.class.clone(),
+            engine_version: self.engine_version.clone(),
+            storage_gib: self.storage_gib,
+            max_storage_gib: self.max_storage_gib,
+            multi_az: !self.single_az,
+            backup_retention_days: self.backup_retention_days,
+            subnet_group: self.subnet_group.clone(),
+            security_groups: self.security_groups.clone(),
+            publicly_accessible: self.publicly_accessible,
+            extended_support: self.extended_support,
+            deletion_protection: !self.no_deletion_protection,
+            master_user: self.master_user.clone(),
+            database: self.database.clone(),
+            password: match &self.password_file {
+                Some(f) => PasswordMode::File(f.clone()),
+                None => PasswordMode::Managed,
+            },
+            bulk_load: !self.no_bulk_load_settings,
+            tags,
+            ..InstanceRequest::new(&self.instance_id)
+        })
+    }
 }

@@ -167,3 +167,31 @@ impl Approver for Confirm {
         }
     }
 }
+
+/// Asks `question` on the terminal (or goes ahead with `--yes`); `refused`
+/// says what was not done when the answer is no or there is no terminal.
+pub fn ask(question: &str, yes: bool, refused: &str) -> supamigrate::Result<()> {
+    if yes {
+        println!("--yes: going ahead");
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(supamigrate::Error::invalid_input(format!(
+            "this must be confirmed and there is no terminal to ask on; {refused}"
+        ))
+        .with_hint("review what is shown above, then pass --yes, or run on a terminal to answer"));
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| supamigrate::Error::io("reading the answer", e))?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(supamigrate::Error::invalid_input(format!(
+            "not confirmed; {refused}"
+        ))),
+    }
+}

@@ -19,6 +19,8 @@ mod follow;
 mod kill;
 #[path = "cases/plan.rs"]
 mod plan;
+#[path = "cases/rds.rs"]
+mod rds;
 #[path = "cases/run.rs"]
 mod run;
 #[path = "cases/storage.rs"]

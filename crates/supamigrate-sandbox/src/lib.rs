@@ -17,6 +17,7 @@
 //!   `tms_production` does not exist until provisioning creates it.
 
 pub mod apps;
+pub mod aws;
 pub mod demo;
 pub mod fixture;
 pub mod migrations;

@@ -37,6 +37,9 @@ pub enum ErrorKind {
     Sandbox,
     /// An object store (S3, Supabase Storage) refused or failed a request.
     ObjectStore,
+    /// An AWS API (RDS) refused or failed a request for a reason the
+    /// message names.
+    Cloud,
     /// The two sides differ (verify, a restore test): the report says how.
     Mismatch,
     /// A bug in supamigrate (a worker that panicked, a broken invariant).
@@ -144,6 +147,58 @@ impl Error {
         }
     }
 
+    /// An AWS API error (RDS) with what we were doing, classified: network,
+    /// throttling and AWS's own failures are retryable; refused credentials
+    /// and permissions, quotas and refused parameters are bad input, each
+    /// with what to change. `action` is the API action (`CreateDBInstance`).
+    pub fn aws<E, R>(
+        context: impl Into<String>,
+        action: &str,
+        e: aws_sdk_rds::error::SdkError<E, R>,
+    ) -> Self
+    where
+        E: std::error::Error + aws_sdk_rds::error::ProvideErrorMetadata + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static + HttpStatus,
+    {
+        use aws_sdk_rds::error::{DisplayErrorContext, SdkError};
+        let context = context.into();
+        let (code, message) = match &e {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+                return Error::new(
+                    ErrorKind::Connection,
+                    format!("{context}: {}", DisplayErrorContext(&e)),
+                )
+                .with_hint(
+                    "check the network and the RDS endpoint (AWS_REGION, AWS_ENDPOINT_URL_RDS)",
+                );
+            }
+            SdkError::ServiceError(s) => (
+                s.err()
+                    .code()
+                    .unwrap_or("an answer without an error code")
+                    .to_string(),
+                s.err().message().unwrap_or("").to_string(),
+            ),
+            _ => {
+                return Error::new(
+                    ErrorKind::Cloud,
+                    format!("{context}: {}", DisplayErrorContext(&e)),
+                )
+            }
+        };
+        let (kind, hint) = classify_aws(action, &code, &message);
+        let detail = if message.is_empty() {
+            code
+        } else {
+            format!("{code}: {message}")
+        };
+        let err = Error::new(kind, format!("{context}: {detail}"));
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+
     /// A bug: an invariant that should hold did not (a worker panicked…).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message).with_hint(
@@ -226,6 +281,66 @@ impl std::error::Error for Error {
     }
 }
 
+/// AWS's parameter names and the options that set them.
+const AWS_PARAMETERS: &[(&str, &str)] = &[
+    ("DBInstanceClass", "--class"),
+    ("instance class", "--class"),
+    ("MaxAllocatedStorage", "--max-storage-gib"),
+    ("AllocatedStorage", "--storage-gib"),
+    ("EngineVersion", "--engine-version"),
+    ("engine version", "--engine-version"),
+    ("DBSubnetGroup", "--subnet-group"),
+    ("VpcSecurityGroup", "--security-group"),
+    ("security group", "--security-group"),
+    ("BackupRetentionPeriod", "--backup-retention-days"),
+    ("MasterUsername", "--master-user"),
+    ("DBName", "--database"),
+    ("MultiAZ", "--single-az"),
+    ("storage", "--storage-gib"),
+];
+
+fn classify_aws(action: &str, code: &str, message: &str) -> (ErrorKind, Option<String>) {
+    let named = AWS_PARAMETERS
+        .iter()
+        .find(|(p, _)| {
+            let p = p.to_lowercase();
+            message.to_lowercase().contains(&p) || code.to_lowercase().contains(&p.replace(' ', ""))
+        })
+        .map(|(p, flag)| format!("AWS refused {p}: change {flag}"));
+    match code {
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
+        | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken"
+        | "UnrecognizedClientException" | "AuthFailure" => (
+            ErrorKind::Auth,
+            Some(format!(
+                "the AWS identity needs the IAM permission rds:{action} (and valid credentials): grant it, or use a profile that has it (AWS_PROFILE)"
+            )),
+        ),
+        c if c.ends_with("QuotaExceeded") || c.ends_with("QuotaExceededFault") => (
+            ErrorKind::InvalidInput,
+            Some("the account's RDS quota is used up: delete instances (or snapshots, parameter groups) it no longer needs, or ask for more in Service Quotas (Amazon RDS)".into()),
+        ),
+        "InsufficientDBInstanceCapacity" => (
+            ErrorKind::InvalidInput,
+            Some("the region has no capacity for this class now: change --class, or try again later".into()),
+        ),
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded"
+        | "ServiceUnavailable" | "InternalFailure" | "InternalError" => (ErrorKind::Connection, None),
+        "InvalidParameterValue" | "InvalidParameterCombination" | "MissingParameter"
+        | "StorageTypeNotSupported" | "StorageTypeNotSupportedFault"
+        | "DBSubnetGroupNotFoundFault" | "InvalidSubnet" | "InvalidVPCNetworkStateFault"
+        | "DBParameterGroupNotFound" | "DBInstanceAlreadyExists"
+        | "DBInstanceNotFound" | "DBSnapshotAlreadyExists" | "InvalidDBInstanceState"
+        | "KMSKeyNotAccessibleFault" | "DBSecurityGroupNotFound" => (
+            ErrorKind::InvalidInput,
+            Some(named.unwrap_or_else(|| {
+                "the message names the parameter AWS refused: change the option that sets it (`supamigrate rds create --help`)".into()
+            })),
+        ),
+        _ => (ErrorKind::Cloud, named),
+    }
+}
+
 fn classify_postgres(err: &tokio_postgres::Error) -> (ErrorKind, Option<String>) {
     let Some(code) = err.code() else {
         // No SQLSTATE: the connection failed or closed (retryable), or the
@@ -286,5 +401,32 @@ mod tests {
         assert_eq!(e.hint(), Some("fix it"));
         assert_eq!(e.to_string(), "reading x");
         assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "boom");
+    }
+
+    #[test]
+    fn aws_refusals_are_classified_with_the_flag_to_change() {
+        // (code, message, kind, a part of the hint)
+        let cases = [
+            ("AccessDenied", "not authorized to perform: rds:CreateDBInstance", ErrorKind::Auth, "rds:CreateDBInstance"),
+            ("InstanceQuotaExceeded", "DB Instance quota exceeded", ErrorKind::InvalidInput, "Service Quotas"),
+            ("StorageQuotaExceeded", "storage quota", ErrorKind::InvalidInput, "Service Quotas"),
+            ("InsufficientDBInstanceCapacity", "no capacity", ErrorKind::InvalidInput, "--class"),
+            ("InvalidParameterValue", "Invalid DB Instance class: db.x9.huge", ErrorKind::InvalidInput, "--class"),
+            ("InvalidParameterCombination", "RDS does not support creating a DB instance with the following combination: DBInstanceClass=db.t2.nano", ErrorKind::InvalidInput, "--class"),
+            ("InvalidParameterValue", "Invalid storage size for engine name postgres and storage type gp3: 5", ErrorKind::InvalidInput, "--storage-gib"),
+            ("InvalidParameterValue", "MaxAllocatedStorage must be greater than AllocatedStorage", ErrorKind::InvalidInput, "--max-storage-gib"),
+            ("InvalidParameterCombination", "Cannot find version 17.99 for postgres", ErrorKind::InvalidInput, "change the option"),
+            ("DBSubnetGroupNotFoundFault", "DBSubnetGroup nope not found", ErrorKind::InvalidInput, "--subnet-group"),
+            ("Throttling", "Rate exceeded", ErrorKind::Connection, ""),
+        ];
+        for (code, message, kind, hint) in cases {
+            let (k, h) = classify_aws("CreateDBInstance", code, message);
+            assert_eq!(k, kind, "{code}: {message}");
+            assert!(
+                h.unwrap_or_default().contains(hint),
+                "{code}: {message}: hint should name {hint}"
+            );
+        }
+        assert!(Error::new(ErrorKind::Connection, "x").is_retryable());
     }
 }

@@ -30,6 +30,7 @@ pub mod pg;
 pub mod plan;
 pub mod preflight;
 pub mod provision;
+pub mod rds;
 pub mod report;
 pub mod retry;
 pub mod run;

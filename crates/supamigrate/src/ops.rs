@@ -620,3 +620,22 @@ pub async fn cutover(
 pub async fn cutover_abort(ctx: &Context) -> Result<Vec<String>> {
     crate::follow::abort(ctx.source()?, ctx.target()?).await
 }
+
+/// The source's major and size for sizing an RDS instance, when a source
+/// is configured (`rds plan|create`); none configured is `None`.
+pub async fn rds_source_facts(settings: &Settings) -> Result<Option<crate::rds::SourceFacts>> {
+    let Ok(source) = settings.source() else {
+        return Ok(None);
+    };
+    let client = crate::connect::connect(source).await?;
+    let major = crate::pg::server_major(&client).await?;
+    let bytes: i64 = client
+        .query_one("select pg_database_size(current_database())", &[])
+        .await
+        .map_err(|e| Error::postgres("reading the source's size", e))?
+        .get(0);
+    Ok(Some(crate::rds::SourceFacts {
+        major,
+        database_bytes: bytes.max(0) as u64,
+    }))
+}

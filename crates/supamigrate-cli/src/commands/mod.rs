@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod follow;
+pub mod rds;
 pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -71,6 +72,7 @@ pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         } => backup::backup(&cli, action.as_ref(), out, schemas, exclude_schemas).await,
         Command::Rollback { backup, yes } => backup::rollback(&cli.settings()?, backup, *yes).await,
         Command::Storage { action } => storage::storage(&cli, action, ui).await,
+        Command::Rds { action } => rds::rds(&cli, action).await,
         Command::Run { plan, stores, run } => {
             let ctx = context(&cli, plan, ui)?;
             run::run(&ctx, stores, run).await

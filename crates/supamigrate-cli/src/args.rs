@@ -75,6 +75,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Local clusters to try supamigrate on: a Supabase-like source with the TMS
     /// fixture and an RDS-like target.
@@ -240,6 +242,11 @@ pub enum Command {
         stores: StoreArgs,
         #[command(flatten)]
         run: RunArgs,
+        #[command(
+            flatten,
+            next_help_heading = "The RDS instance (with --create-instance)"
+        )]
+        instance: RunInstanceArgs,
     },
     /// Try it all on the local sandbox: start it (scale 1) and a local S3
     /// server (moto), run the whole migration with Storage uploaded to it,
@@ -832,6 +839,17 @@ pub struct WaitArgs {
 }
 
 impl WaitArgs {
+    /// The first option given that differs from its default, as its flag.
+    pub fn first_given(&self) -> Option<&'static str> {
+        if self.poll_seconds != 15 {
+            Some("--poll-seconds")
+        } else if self.wait_minutes != 60 {
+            Some("--wait-minutes")
+        } else {
+            None
+        }
+    }
+
     /// The library's form.
     pub fn wait(&self) -> supamigrate::rds::api::Wait {
         supamigrate::rds::api::Wait {
@@ -841,15 +859,42 @@ impl WaitArgs {
     }
 }
 
-/// The instance asked for (the runbook's values are the defaults where they
-/// still hold).
+/// The instance asked for: its identifier and options.
 #[derive(Debug, Clone, Args)]
 pub struct InstanceArgs {
     /// The instance identifier.
     #[arg(long, value_name = "ID")]
     pub instance_id: String,
+    #[command(flatten)]
+    pub opts: InstanceOptions,
+}
+
+/// `run --create-instance`: the instance to make first and migrate into.
+#[derive(Debug, Clone, Args)]
+pub struct RunInstanceArgs {
+    /// Make (or reuse) the RDS instance ID first, as `rds create` does (its
+    /// plan shown and confirmed, the target configuration written), then
+    /// migrate into it, and put its parameter group in the production phase
+    /// once the run is done. The target comes from the instance: leave
+    /// RDS_URL and RDS_HOST unset. The instance options below apply only with it.
+    #[arg(long, value_name = "ID")]
+    pub create_instance: Option<String>,
+    #[command(flatten)]
+    pub opts: InstanceOptions,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `--class`'s default (the runbook's r6g.xlarge is far more than a
+/// migration's first size needs; storage and class grow later).
+pub const DEFAULT_CLASS: &str = "db.t3.medium";
+
+/// The instance's options (the runbook's values are the defaults where they
+/// still hold).
+#[derive(Debug, Clone, Args)]
+pub struct InstanceOptions {
     /// Instance class.
-    #[arg(long, value_name = "CLASS", default_value = "db.t3.medium")]
+    #[arg(long, value_name = "CLASS", default_value = DEFAULT_CLASS)]
     pub class: String,
     /// PostgreSQL major (17) or full version (17.6) [default: the newest major the region offers].
     #[arg(long, value_name = "VERSION")]
@@ -905,9 +950,34 @@ pub struct InstanceArgs {
     pub ca_bundle: Option<PathBuf>,
 }
 
-impl InstanceArgs {
-    /// The library's request.
-    pub fn request(&self) -> anyhow::Result<supamigrate::rds::InstanceRequest> {
+impl InstanceOptions {
+    /// The first option given that differs from its default, as its flag
+    /// (they do something only with an instance to make).
+    pub fn first_given(&self) -> Option<&'static str> {
+        let given = [
+            (self.class != DEFAULT_CLASS, "--class"),
+            (self.engine_version.is_some(), "--engine-version"),
+            (self.storage_gib.is_some(), "--storage-gib"),
+            (self.max_storage_gib.is_some(), "--max-storage-gib"),
+            (self.single_az, "--single-az"),
+            (self.backup_retention_days != 7, "--backup-retention-days"),
+            (self.subnet_group.is_some(), "--subnet-group"),
+            (!self.security_groups.is_empty(), "--security-group"),
+            (self.publicly_accessible, "--publicly-accessible"),
+            (self.extended_support, "--extended-support"),
+            (self.no_deletion_protection, "--no-deletion-protection"),
+            (self.master_user != "postgres", "--master-user"),
+            (self.database != "postgres", "--database"),
+            (self.password_file.is_some(), "--password-file"),
+            (self.no_bulk_load_settings, "--no-bulk-load-settings"),
+            (!self.tags.is_empty(), "--tag"),
+            (self.ca_bundle.is_some(), "--ca-bundle"),
+        ];
+        given.into_iter().find(|(g, _)| *g).map(|(_, flag)| flag)
+    }
+
+    /// The library's request for instance `id`.
+    pub fn request(&self, id: &str) -> anyhow::Result<supamigrate::rds::InstanceRequest> {
         use supamigrate::rds::{InstanceRequest, PasswordMode};
         let mut tags = Vec::new();
         for t in &self.tags {
@@ -940,7 +1010,7 @@ impl InstanceArgs {
             },
             bulk_load: !self.no_bulk_load_settings,
             tags,
-            ..InstanceRequest::new(&self.instance_id)
+            ..InstanceRequest::new(id)
         })
     }
 }

@@ -27,6 +27,7 @@ pub mod s3;
 pub mod servers;
 pub mod shared;
 pub mod supabase;
+pub mod tls;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -544,6 +545,20 @@ impl Sandbox {
     /// The source cluster.
     pub fn source_cluster(&self) -> &Cluster {
         &self.source
+    }
+
+    /// Turns TLS on for the target, as RDS has it, with a certificate for
+    /// `localhost` and `127.0.0.1` from a CA made for it, and connections
+    /// without TLS refused (`rds.force_ssl = 1`); returns the CA's PEM file
+    /// (the sandbox's `global-bundle.pem`).
+    pub fn target_tls(&self) -> Result<PathBuf> {
+        let ca = tls::Authority::new("supamigrate sandbox CA")?;
+        let server = ca.server(&["localhost", "127.0.0.1"])?;
+        self.target_cluster().enable_tls(&server, true)?;
+        let path = self.dir().join("target-ca.pem");
+        std::fs::write(&path, ca.cert_pem())
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        Ok(path)
     }
 
     /// The target cluster.

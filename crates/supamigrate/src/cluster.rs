@@ -286,6 +286,38 @@ impl Cluster {
         self.conninfo(&self.superuser, &self.password, dbname)
     }
 
+    /// Turns TLS on with `tls` (ssl = on, this certificate and key) and
+    /// restarts the server, as an RDS instance always has it; with `force`,
+    /// connections without TLS are refused (RDS's `rds.force_ssl = 1`).
+    pub fn enable_tls(&self, tls: &ServerTls, force: bool) -> Result<()> {
+        let data = self.dir.join("data");
+        if force {
+            let hba = data.join("pg_hba.conf");
+            let rules = std::fs::read_to_string(&hba)
+                .map_err(|e| Error::io(format!("reading {}", hba.display()), e))?;
+            write_owned(
+                &hba,
+                &format!(
+                    "hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n{rules}"
+                ),
+                0o600,
+            )?;
+        }
+        write_owned(&data.join("server.crt"), &tls.cert_pem, 0o600)?;
+        write_owned(&data.join("server.key"), &tls.key_pem, 0o600)?;
+        let conf_path = data.join("postgresql.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf_path)
+            .and_then(|mut f| {
+                f.write_all(
+                    b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+                )
+            })
+            .map_err(|e| Error::io(format!("writing {}", conf_path.display()), e))?;
+        self.restart()
+    }
+
     /// Restarts the running server on its port (`pg_ctl restart -m fast`):
     /// every session is terminated, as in a failover or a reboot.
     pub fn restart(&self) -> Result<()> {

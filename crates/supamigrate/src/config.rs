@@ -187,6 +187,17 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether a target is configured.
+    pub fn has_target(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// These settings with `target` as the target (an instance just made).
+    pub fn with_target(mut self, target: ConnInfo) -> Settings {
+        self.target = Some(target);
+        self
+    }
+
     /// Settings with both connections known (the demo's sandbox).
     pub fn new(source: ConnInfo, target: ConnInfo, project_ref: Option<String>) -> Settings {
         Settings {

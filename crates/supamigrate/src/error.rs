@@ -313,7 +313,8 @@ fn classify_aws(action: &str, code: &str, message: &str) -> (ErrorKind, Option<S
         | "UnrecognizedClientException" | "AuthFailure" => (
             ErrorKind::Auth,
             Some(format!(
-                "the AWS identity needs the IAM permission rds:{action} (and valid credentials): grant it, or use a profile that has it (AWS_PROFILE)"
+                "the AWS identity needs the IAM permission {} (and valid credentials): grant it, or use a profile that has it (AWS_PROFILE)",
+                if action.contains(':') { action.to_string() } else { format!("rds:{action}") }
             )),
         ),
         c if c.ends_with("QuotaExceeded") || c.ends_with("QuotaExceededFault") => (

@@ -73,10 +73,12 @@ pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Rollback { backup, yes } => backup::rollback(&cli.settings()?, backup, *yes).await,
         Command::Storage { action } => storage::storage(&cli, action, ui).await,
         Command::Rds { action } => rds::rds(&cli, action).await,
-        Command::Run { plan, stores, run } => {
-            let ctx = context(&cli, plan, ui)?;
-            run::run(&ctx, stores, run).await
-        }
+        Command::Run {
+            plan,
+            stores,
+            run,
+            instance,
+        } => run::run_command(&cli, context(&cli, plan, ui)?, stores, run, instance).await,
         #[cfg(feature = "sandbox")]
         Command::Demo {
             dir,

@@ -9,21 +9,19 @@ use supamigrate::rds::settings::Phase;
 use supamigrate::rds::{self, Call, PasswordMode, RdsPlan};
 
 use super::to_json;
-use crate::args::{Cli, InstanceArgs, PhaseArg, RdsCommand};
+use crate::args::{Cli, InstanceOptions, PhaseArg, RdsCommand};
 use crate::ui::ask;
 
 /// Runs one `rds` command.
 pub async fn rds(cli: &Cli, action: &RdsCommand) -> anyhow::Result<()> {
     match action {
         RdsCommand::Plan { instance, json } => {
-            let (plan, region) = make_plan(cli, instance).await?;
+            let (id, opts) = (&instance.instance_id, &instance.opts);
+            let (plan, region) = make_plan(cli, id, opts).await?;
             if *json {
                 println!("{}", to_json(&plan)?);
             } else {
-                print!(
-                    "{}",
-                    describe(&plan, &region, &env_path(cli, instance, None))
-                );
+                print!("{}", describe(&plan, &region, &env_path(cli, id, None)));
             }
             Ok(())
         }
@@ -33,7 +31,27 @@ pub async fn rds(cli: &Cli, action: &RdsCommand) -> anyhow::Result<()> {
             env_out,
             yes,
             json,
-        } => create(cli, instance, wait.wait(), env_out.as_deref(), *yes, *json).await,
+        } => {
+            let ask = Ask {
+                yes: *yes,
+                json: *json,
+            };
+            let (_, created, env_file, env) = make_instance(
+                cli,
+                &instance.instance_id,
+                &instance.opts,
+                wait.wait(),
+                env_out.as_deref(),
+                ask,
+            )
+            .await?;
+            if *json {
+                println!("{}", to_json(&created)?);
+            } else {
+                print_created(&created, &env, &env_file);
+            }
+            Ok(())
+        }
         RdsCommand::Status { instance_id, json } => {
             let client = api::client().await?;
             let status = api::status(&client, instance_id).await?;
@@ -54,17 +72,29 @@ pub async fn rds(cli: &Cli, action: &RdsCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn create(
+/// How `make_instance` asks and shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask {
+    /// Go ahead without asking.
+    pub yes: bool,
+    /// Show no plan (the caller prints JSON).
+    pub json: bool,
+}
+
+/// `rds create`'s work, for it and `run --create-instance`: the plan shown
+/// and confirmed, the calls made, the wait, the target configuration
+/// written (returned with its path).
+pub async fn make_instance(
     cli: &Cli,
-    instance: &InstanceArgs,
+    id: &str,
+    opts: &InstanceOptions,
     wait: api::Wait,
     env_out: Option<&Path>,
-    yes: bool,
-    json: bool,
-) -> anyhow::Result<()> {
-    let (plan, region) = make_plan(cli, instance).await?;
-    let env_file = env_path(cli, instance, env_out);
-    if !json {
+    how: Ask,
+) -> anyhow::Result<(RdsPlan, Created, PathBuf, TargetEnv)> {
+    let (plan, region) = make_plan(cli, id, opts).await?;
+    let env_file = env_path(cli, id, env_out);
+    if !how.json {
         print!("{}", describe(&plan, &region, &env_file));
     }
     let question = if plan.reuse {
@@ -72,28 +102,20 @@ async fn create(
     } else {
         "Make this instance now?"
     };
-    ask(question, yes, "nothing was created")?;
+    ask(question, how.yes, "nothing was created")?;
     let client = api::client().await?;
     let progress = |status: &str, t: Duration| {
         eprintln!("rds: {} is {status} ({} s)", plan.instance_id, t.as_secs());
     };
     let created = api::execute(&client, &plan, wait, &progress).await?;
-    let env = target_env(cli, instance, &plan, &created)?;
+    let env = target_env(cli, opts, &plan, &created)?;
     env.write(&env_file)?;
-    if json {
-        println!("{}", to_json(&created)?);
-    } else {
-        print_created(&created, &env, &env_file);
-    }
-    Ok(())
+    Ok((plan, created, env_file, env))
 }
 
-async fn settings(instance_id: &str, phase: PhaseArg) -> anyhow::Result<()> {
+/// Puts the instance's parameter group in `phase` and says what changed.
+pub async fn settings_for(instance_id: &str, phase: Phase) -> anyhow::Result<()> {
     let client = api::client().await?;
-    let phase = match phase {
-        PhaseArg::Load => Phase::Load,
-        PhaseArg::Production => Phase::Production,
-    };
     let call = api::set_phase(&client, instance_id, phase).await?;
     let name = match phase {
         Phase::Load => "the load",
@@ -102,6 +124,14 @@ async fn settings(instance_id: &str, phase: PhaseArg) -> anyhow::Result<()> {
     println!("rds: {instance_id}'s parameters, for {name} (in effect without a reboot):");
     print_call(&call);
     Ok(())
+}
+
+async fn settings(instance_id: &str, phase: PhaseArg) -> anyhow::Result<()> {
+    let phase = match phase {
+        PhaseArg::Load => Phase::Load,
+        PhaseArg::Production => Phase::Production,
+    };
+    settings_for(instance_id, phase).await
 }
 
 async fn delete(
@@ -136,8 +166,12 @@ async fn delete(
 }
 
 /// The plan for `instance`, and the region it is for.
-async fn make_plan(cli: &Cli, instance: &InstanceArgs) -> anyhow::Result<(RdsPlan, String)> {
-    let req = instance.request()?;
+async fn make_plan(
+    cli: &Cli,
+    id: &str,
+    opts: &InstanceOptions,
+) -> anyhow::Result<(RdsPlan, String)> {
+    let req = opts.request(id)?;
     rds::check_identifier(&req.id)?;
     let source = supamigrate::ops::rds_source_facts(&cli.settings()?).await?;
     let client = api::client().await?;
@@ -150,24 +184,22 @@ async fn make_plan(cli: &Cli, instance: &InstanceArgs) -> anyhow::Result<(RdsPla
     Ok((rds::plan(&req, &facts)?, region))
 }
 
-fn env_path(cli: &Cli, instance: &InstanceArgs, given: Option<&Path>) -> PathBuf {
-    given.map(Path::to_path_buf).unwrap_or_else(|| {
-        cli.state_dir
-            .join("rds")
-            .join(format!("{}.env", instance.instance_id))
-    })
+fn env_path(cli: &Cli, id: &str, given: Option<&Path>) -> PathBuf {
+    given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cli.state_dir.join("rds").join(format!("{id}.env")))
 }
 
-fn ca_bundle(cli: &Cli, instance: &InstanceArgs) -> PathBuf {
-    instance
-        .ca_bundle
+/// The CA bundle the target configuration names.
+pub fn ca_bundle(cli: &Cli, opts: &InstanceOptions) -> PathBuf {
+    opts.ca_bundle
         .clone()
         .unwrap_or_else(|| cli.state_dir.join("rds").join("global-bundle.pem"))
 }
 
 fn target_env(
     cli: &Cli,
-    instance: &InstanceArgs,
+    opts: &InstanceOptions,
     plan: &RdsPlan,
     created: &Created,
 ) -> anyhow::Result<TargetEnv> {
@@ -177,7 +209,7 @@ fn target_env(
             plan.instance_id
         );
     };
-    let password = match instance.request()?.password {
+    let password = match opts.request(&plan.instance_id)?.password {
         PasswordMode::File(f) => Some(rds::files::master_password(&f)?),
         PasswordMode::Managed => None,
     };
@@ -186,7 +218,7 @@ fn target_env(
         port,
         database: plan.database.clone(),
         user: plan.master_user.clone(),
-        ca_bundle: ca_bundle(cli, instance),
+        ca_bundle: ca_bundle(cli, opts),
         password,
         secret_arn: created.instance.secret_arn.clone(),
     })

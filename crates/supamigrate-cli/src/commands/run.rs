@@ -7,7 +7,11 @@ use supamigrate::ops::{self, Context, Origin};
 use supamigrate::preflight::{Check, Status};
 use supamigrate::run::{RunOptions, RunOutcome};
 
-use crate::args::{default_jobs, RunArgs, StoreArgs};
+use supamigrate::rds::api;
+use supamigrate::rds::settings::Phase;
+
+use super::rds::{ca_bundle, make_instance, settings_for, Ask};
+use crate::args::{default_jobs, Cli, RunArgs, RunInstanceArgs, StoreArgs};
 use crate::ui::Confirm;
 
 pub async fn plan(ctx: &Context, json: bool, out: Option<&Path>) -> anyhow::Result<()> {
@@ -111,6 +115,87 @@ pub async fn run(ctx: &Context, stores: &StoreArgs, args: &RunArgs) -> anyhow::R
     }
     let outcome = outcome.context("the run stopped; fix the cause and run again to resume")?;
     finish(&outcome)
+}
+
+/// `run`, into the configured target or, with `--create-instance`, into
+/// the instance made first.
+pub async fn run_command(
+    cli: &Cli,
+    ctx: Context,
+    stores: &StoreArgs,
+    args: &RunArgs,
+    instance: &RunInstanceArgs,
+) -> anyhow::Result<()> {
+    if let Some(id) = &instance.create_instance {
+        return run_creating_instance(cli, ctx, stores, args, id, instance).await;
+    }
+    if let Some(flag) = instance.opts.first_given().or(instance.wait.first_given()) {
+        return Err(supamigrate::Error::invalid_input(format!(
+            "{flag} is an option of the instance to make, and no --create-instance ID was given"
+        ))
+        .with_hint("add --create-instance ID, or leave the option out")
+        .into());
+    }
+    run(&ctx, stores, args).await
+}
+
+/// `run --create-instance ID`: the instance made (or reused) first, as
+/// `rds create` does, the migration into it, and its parameter group in
+/// the production phase once the run is done.
+async fn run_creating_instance(
+    cli: &Cli,
+    ctx: Context,
+    stores: &StoreArgs,
+    args: &RunArgs,
+    id: &str,
+    instance: &RunInstanceArgs,
+) -> anyhow::Result<()> {
+    ctx.settings.source()?;
+    if ctx.settings.has_target() {
+        return Err(supamigrate::Error::invalid_input(
+            "--create-instance makes the target, and a target is configured as well (RDS_URL, RDS_HOST, --target-url or [target])",
+        )
+        .with_hint("unset the target to migrate into the instance, or leave --create-instance out to migrate into the configured one")
+        .into());
+    }
+    // Checked before anything is made: the run connects with verify-full.
+    let ca = ca_bundle(cli, &instance.opts);
+    if !ca.is_file() {
+        return Err(supamigrate::Error::invalid_input(format!(
+            "the RDS CA bundle {} does not exist: the run checks the instance's certificate (sslmode=verify-full) against it",
+            ca.display()
+        ))
+        .with_hint("download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem there, or give --ca-bundle FILE")
+        .into());
+    }
+    let how = Ask {
+        yes: args.yes,
+        json: false,
+    };
+    let (_, created, env_file, env) =
+        make_instance(cli, id, &instance.opts, instance.wait.wait(), None, how).await?;
+    println!(
+        "rds: {id} is available; its target configuration is in {}",
+        env_file.display()
+    );
+    let password = match (&env.password, &created.instance.secret_arn) {
+        (Some(p), _) => p.clone(),
+        (None, Some(arn)) => api::managed_password(arn).await?,
+        (None, None) => {
+            anyhow::bail!("the instance {id} has neither a generated nor a managed master password")
+        }
+    };
+    let ctx = Context {
+        settings: ctx.settings.with_target(env.conninfo(password)?),
+        state_dir: ctx.state_dir,
+        overrides: ctx.overrides,
+        observer: ctx.observer,
+    };
+    if let Err(e) = run(&ctx, stores, args).await {
+        println!("rds: {id}'s parameter group keeps the bulk-load settings until a run completes (`supamigrate rds settings --instance-id {id} --for production` resets them now)");
+        return Err(e);
+    }
+    settings_for(id, Phase::Production).await
 }
 
 fn finish(outcome: &RunOutcome) -> anyhow::Result<()> {

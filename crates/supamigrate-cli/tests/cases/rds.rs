@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use supamigrate_sandbox::aws::{Failure, LocalAws, OfferedVersion, Request};
+use supamigrate_sandbox::aws::{Failure, LocalAws, OfferedVersion, Request, StandIn};
 use supamigrate_sandbox::Sandbox;
 
 use crate::common::{output_text, run};
@@ -508,4 +508,150 @@ async fn refusals(aws: &LocalAws, w: &Path) {
         writes(&aws.requests().unwrap()[n..]).is_empty(),
         "nothing made by refused commands"
     );
+}
+
+/// `run --create-instance`: the instance planned, confirmed and made, the
+/// migration into it with verify-full against the instance's CA and the
+/// managed password read from Secrets Manager, then the parameter group in
+/// the production phase. A sandbox target with TLS stands in for the instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_creating_the_instance_migrates_into_it() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let ca = sb.target_tls().expect("the target gets TLS");
+    let target = sb.target_url();
+    let stand_in = StandIn {
+        endpoint: Some(("127.0.0.1".into(), target.port)),
+        master_password: target.password.clone(),
+    };
+    let offered: Vec<OfferedVersion> = ["15.8", "15.10"]
+        .into_iter()
+        .map(OfferedVersion::available)
+        .collect();
+    let aws = LocalAws::start_with(&offered, &stand_in).expect("local AWS API starts");
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut args: Vec<String> = [
+        "run",
+        "--create-instance",
+        "app-db",
+        "--master-user",
+        &target.user,
+        "--database",
+        &target.dbname,
+        "--ca-bundle",
+        ca.to_str().unwrap(),
+        "--poll-seconds",
+        "1",
+        "--jobs",
+        "2",
+        "--yes",
+        "--source-dir",
+        sb.storage_dir().to_str().unwrap(),
+        "--dest-dir",
+        w.join("s3").to_str().unwrap(),
+        "--bucket-prefix",
+        supamigrate_sandbox::fixture::BUCKET_PREFIX,
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for r in supamigrate_sandbox::fixture::REFERENCES {
+        args.extend(["--reference".to_string(), r.to_string()]);
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    for var in [
+        "RDS_URL",
+        "RDS_HOST",
+        "RUST_LOG",
+        "AWS_PROFILE",
+        "SUPAMIGRATE_FAILPOINTS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(aws.env())
+        .env("AWS_CONFIG_FILE", w.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", w.join("no-aws-credentials"))
+        .env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+        .env("SUPABASE_PROJECT_REF", "sbxtmsprojectref0001")
+        .env("APP_DB_USER", "tms_app")
+        .current_dir(w)
+        .stdin(Stdio::null())
+        .arg("-q")
+        .args(&args);
+    let out = run(cmd).await;
+    let text = output_text(&out);
+    assert_exit(&out, 0, "run --create-instance");
+    assert!(text.contains("migration complete"), "{text}");
+    let pw = target.password.as_ref().unwrap().expose();
+    assert!(!text.contains(pw), "the master password is never printed");
+
+    let reqs = aws.requests().unwrap();
+    let made = writes(&reqs);
+    assert_eq!(
+        made,
+        [
+            "CreateDBParameterGroup",
+            "ModifyDBParameterGroup",
+            "CreateDBInstance",
+            "ResetDBParameterGroup"
+        ],
+        "the instance made, the bulk-load settings reset once the run was done"
+    );
+    let inst = reqs
+        .iter()
+        .find(|r| r["Action"] == "CreateDBInstance")
+        .unwrap();
+    assert_eq!(inst["EngineVersion"], "15.10");
+    assert_eq!(inst["ManageMasterUserPassword"], "true");
+    assert!(text.contains("for production"), "{text}");
+    // The migration went into the stand-in, over TLS checked against its CA.
+    let env = std::fs::read_to_string(w.join(".supamigrate/rds/app-db.env")).unwrap();
+    assert!(env.contains("RDS_SSLMODE=verify-full"), "{env}");
+    let client = supamigrate::connect::connect(&sb.target_superuser(&target.dbname))
+        .await
+        .unwrap();
+    let users: i64 = client
+        .query_one("select count(*) from public.app_users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(users > 0, "users were migrated into the instance");
+    // The stand-in refuses connections without TLS, as force_ssl does: the
+    // run went over TLS, checked against the CA bundle.
+    let mut plain = sb.target_superuser(&target.dbname);
+    plain.sslmode = supamigrate::connect::SslMode::Disable;
+    assert!(supamigrate::connect::connect(&plain).await.is_err());
+
+    // Refused before anything is made: a target configured too, a missing CA bundle.
+    let n = aws.requests().unwrap().len();
+    let mut both = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    both.envs(aws.env())
+        .env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+        .env("RDS_URL", target.to_url_with_password())
+        .current_dir(w)
+        .stdin(Stdio::null())
+        .args(["-q", "run", "--create-instance", "other-db", "--yes"]);
+    let out = run(both).await;
+    assert_exit(&out, 2, "a target and --create-instance");
+    assert!(output_text(&out).contains("a target is configured as well"));
+    let mut no_ca = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    no_ca
+        .envs(aws.env())
+        .env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
+        .env_remove("RDS_URL")
+        .env_remove("RDS_HOST")
+        .current_dir(w)
+        .stdin(Stdio::null())
+        .args(["-q", "run", "--create-instance", "other-db", "--yes"]);
+    let out = run(no_ca).await;
+    assert_exit(&out, 2, "no CA bundle");
+    assert!(output_text(&out).contains("global-bundle.pem"));
+    let mut stray = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
+    stray
+        .current_dir(w)
+        .args(["-q", "run", "--single-az", "--yes"]);
+    let out = run(stray).await;
+    assert_exit(&out, 2, "an instance option without --create-instance");
+    assert!(output_text(&out).contains("--single-az"));
+    assert!(writes(&aws.requests().unwrap()[n..]).is_empty());
 }

@@ -41,6 +41,15 @@ pub struct Failure {
     pub status: u16,
 }
 
+/// A local server the instances stand for (`run --create-instance` tests):
+/// the endpoint every instance reports, and the password a managed master
+/// secret holds.
+#[derive(Debug, Clone, Default)]
+pub struct StandIn {
+    pub endpoint: Option<(String, u16)>,
+    pub master_password: Option<supamigrate::connect::Password>,
+}
+
 /// A running local AWS API.
 pub struct LocalAws {
     child: Child,
@@ -63,6 +72,12 @@ impl LocalAws {
 
     /// Starts it, offering these engine versions.
     pub fn start(versions: &[OfferedVersion]) -> Result<LocalAws> {
+        Self::start_with(versions, &StandIn::default())
+    }
+
+    /// Starts it, offering these engine versions, with every instance standing
+    /// in for `stand_in`'s server.
+    pub fn start_with(versions: &[OfferedVersion], stand_in: &StandIn) -> Result<LocalAws> {
         let python = Self::python().ok_or_else(|| {
             Error::new(
                 ErrorKind::Tool,
@@ -84,6 +99,18 @@ impl LocalAws {
             .arg(&script)
             .arg(port.to_string())
             .env("SUPAMIGRATE_ENGINE_VERSIONS", versions)
+            .envs(
+                stand_in
+                    .endpoint
+                    .as_ref()
+                    .map(|(h, p)| ("SUPAMIGRATE_RDS_ENDPOINT", format!("{h}:{p}"))),
+            )
+            .envs(
+                stand_in
+                    .master_password
+                    .as_ref()
+                    .map(|p| ("SUPAMIGRATE_RDS_MASTER_PASSWORD", p.expose().to_string())),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -10,6 +10,12 @@ AWS error once it is set (POST /stub/fail, JSON {"action", "code",
 "message", "status"}), so tests can check what the client asked and how it
 handles a refusal.
 
+For a migration into a made instance (`run --create-instance`), two
+more settings: SUPAMIGRATE_RDS_ENDPOINT ("host:port") is the endpoint every
+instance reports (a local server standing in for it), and
+SUPAMIGRATE_RDS_MASTER_PASSWORD the password a managed master secret holds
+(moto would put a fixed one there).
+
     python rds_api.py PORT
 """
 import json
@@ -20,7 +26,7 @@ from io import BytesIO
 from urllib.parse import parse_qsl
 
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.rds.models import rds_backends
+from moto.rds.models import DBInstance, MasterUserSecret, rds_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
@@ -135,7 +141,27 @@ class Stub:
         return self.app(environ, start_response)
 
 
+def stand_in():
+    endpoint = os.environ.get("SUPAMIGRATE_RDS_ENDPOINT")
+    if endpoint:
+        host, port = endpoint.rsplit(":", 1)
+        DBInstance.address = property(lambda self: host)
+        init = DBInstance.__init__
+
+        def with_port(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.port = int(port)
+
+        DBInstance.__init__ = with_port
+    password = os.environ.get("SUPAMIGRATE_RDS_MASTER_PASSWORD")
+    if password:
+        MasterUserSecret._generate_secret_string = lambda self: json.dumps(
+            {"username": self.resource.master_username, "password": password}
+        )
+
+
 if __name__ == "__main__":
+    stand_in()
     port = int(sys.argv[1])
     app = Stub(DomainDispatcherApplication(create_backend_app))
     run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False, use_debugger=False)

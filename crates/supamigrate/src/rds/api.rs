@@ -29,6 +29,38 @@ pub async fn client() -> Result<Client> {
     Ok(Client::new(&config))
 }
 
+/// The master password RDS manages, read from its Secrets Manager secret
+/// (a JSON `{"username", "password"}`), for `run --create-instance`.
+pub async fn managed_password(secret_arn: &str) -> Result<crate::connect::Password> {
+    #[derive(Deserialize)]
+    struct Secret {
+        password: String,
+    }
+    let config = crate::storage::store::aws_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            Error::aws(
+                format!("reading the master password from Secrets Manager ({secret_arn})"),
+                "secretsmanager:GetSecretValue",
+                e,
+            )
+        })?;
+    let text = out.secret_string().unwrap_or_default();
+    // The error never quotes the secret's text.
+    let secret: Secret = serde_json::from_str(text).map_err(|_| {
+        Error::new(
+            ErrorKind::Cloud,
+            format!("the secret {secret_arn} does not hold RDS's {{\"username\", \"password\"}}"),
+        )
+    })?;
+    Ok(crate::connect::Password::new(secret.password))
+}
+
 /// How long to wait for an instance, and how often to look.
 #[derive(Debug, Clone, Copy)]
 pub struct Wait {

@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::connect::{random_hex, Password};
+use crate::connect::{random_hex, ConnInfo, Password, SslMode};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomically;
 
@@ -91,6 +91,31 @@ impl TargetEnv {
             (None, None) => {}
         }
         s
+    }
+
+    /// The connection `run` makes to it, with `password` (the generated one,
+    /// or the managed one read from Secrets Manager): verify-full against
+    /// the CA bundle, which must exist.
+    pub fn conninfo(&self, password: Password) -> Result<ConnInfo> {
+        if !self.ca_bundle.is_file() {
+            return Err(Error::invalid_input(format!(
+                "the RDS CA bundle {} does not exist: the connection to the instance checks its certificate (sslmode=verify-full) against it",
+                self.ca_bundle.display()
+            ))
+            .with_hint("download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem there, or give --ca-bundle FILE"));
+        }
+        Ok(ConnInfo {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            password: Some(password),
+            dbname: self.database.clone(),
+            sslmode: SslMode::VerifyFull,
+            sslrootcert: Some(self.ca_bundle.clone()),
+            connect_timeout: None,
+            application_name: None,
+            options: None,
+        })
     }
 
     /// Writes it to `path`, mode 0600, atomically.

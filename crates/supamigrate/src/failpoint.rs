@@ -28,6 +28,15 @@ pub const FOLLOW_BEFORE_COMMIT: &str = "follow-before-commit";
 /// A source transaction is committed on the target, not yet acknowledged to
 /// the source (follow).
 pub const FOLLOW_APPLIED: &str = "follow-applied";
+/// The cutover made the roles read-only and recorded it; nothing sent down
+/// the stream yet.
+pub const CUTOVER_WRITES_STOPPED: &str = "cutover-writes-stopped";
+/// The cutover's follow reached its sentinel; sequences and the fast verify
+/// not yet done.
+pub const CUTOVER_CAUGHT_UP: &str = "cutover-caught-up";
+/// The cutover is recorded as finished on the target; the slot and
+/// publication not yet dropped on the source.
+pub const CUTOVER_RECORDED: &str = "cutover-recorded";
 /// A step of `run` finished and its state was saved.
 pub const RUN_STEP_DONE: &str = "run-step-done";
 

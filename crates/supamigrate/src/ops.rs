@@ -578,6 +578,14 @@ pub async fn cutover(
                 .with_hint("start one with `supamigrate copy --follow`")
         })?;
     let mut report = crate::follow::cutover(ctx.source()?, target, &plan, opts).await?;
+    if report.finished_earlier {
+        // What a kill after the record left on the source.
+        crate::follow::finish(ctx.source()?, target).await?;
+        return Ok(Cutover {
+            report,
+            storage: None,
+        });
+    }
     if report.verify.differs() {
         return Ok(Cutover {
             report,

@@ -109,6 +109,17 @@ pub async fn cutover(ctx: &Context, args: &CutoverArgs, stores: &StoreArgs) -> a
     .await
     .context("cutting over to the target")?;
     let r = &done.report;
+    if r.finished_earlier {
+        if args.json {
+            println!("{}", to_json(&r)?);
+        } else {
+            println!(
+                "the cutover had finished in an earlier run; the replication slot and publication are gone from the source now. Point the application at {}",
+                ctx.target()?
+            );
+        }
+        return Ok(());
+    }
     print_cutover(r, args.json)?;
     if r.verify.differs() {
         anyhow::bail!(supamigrate::Error::new(
@@ -144,6 +155,9 @@ fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::
     if json {
         println!("{}", to_json(&r)?);
     } else {
+        if r.resumed {
+            println!("continuing the cutover an earlier run began (it was interrupted)");
+        }
         println!(
             "writes stopped on the source for: {}; {} session(s) ended",
             r.read_only_roles.join(", "),

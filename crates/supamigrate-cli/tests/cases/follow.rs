@@ -516,13 +516,18 @@ async fn restart_dropped_slot_and_schema_change() {
     let mut abort = bin(&sb);
     abort.args(["cutover", "--abort"]);
     ok(abort, "cutover --abort").await;
+    assert_eq!(slots_and_publications(&sb).await, 0);
+}
+
+/// Our replication slots and publications on the source.
+async fn slots_and_publications(sb: &Sandbox) -> i64 {
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
-    let left = count(
+    count(
         &admin,
-        "select (select count(*) from pg_replication_slots) + (select count(*) from pg_publication where pubname like 'supamigrate%')",
+        "select (select count(*) from pg_replication_slots where slot_name like 'supamigrate%') \
+         + (select count(*) from pg_publication where pubname like 'supamigrate%')",
     )
-    .await;
-    assert_eq!(left, 0);
+    .await
 }
 
 /// The hard cases of the stream: a table matched on whole rows (replica
@@ -611,10 +616,45 @@ async fn identity_full_truncate_large_transaction_and_the_fast_verify() {
     tgt.batch_execute("update public.fw_big set v = md5('6') where id = 6")
         .await
         .unwrap();
+    // Killed at each step of the cutover: the source stays read-only, the
+    // next run continues (or, once recorded, only drops the slot).
+    for point in ["cutover-writes-stopped", "cutover-caught-up"] {
+        let mut cut = bin(&sb);
+        cut.args(["cutover", "--yes"])
+            .env("SUPAMIGRATE_FAILPOINTS", point);
+        let out = run(cut).await;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point}: {}",
+            output_text(&out)
+        );
+        let app = connect(&sb.source_url()).await.unwrap();
+        let refused = app
+            .batch_execute("insert into public.fw_tr values (8, 'while cutting over')")
+            .await
+            .expect_err("the source is read-only after a killed cutover");
+        let why = refused.as_db_error().map(|d| d.message().to_string());
+        assert!(
+            why.as_deref().is_some_and(|m| m.contains("read-only")),
+            "{point}: {refused:?}"
+        );
+    }
+    let mut cut = bin(&sb);
+    cut.args(["cutover", "--yes"])
+        .env("SUPAMIGRATE_FAILPOINTS", "cutover-recorded");
+    let out = run(cut).await;
+    assert_eq!(out.status.signal(), Some(9), "{}", output_text(&out));
+    assert_eq!(slots_and_publications(&sb).await, 2, "left by the kill");
     let mut cut = bin(&sb);
     cut.args(["cutover", "--yes"]);
-    let out = ok(cut, "cutover again").await;
-    assert!(output_text(&out).contains("cutover done in"));
+    let out = ok(cut, "cutover after the kills").await;
+    assert!(
+        output_text(&out).contains("the cutover had finished in an earlier run"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(slots_and_publications(&sb).await, 0);
     let mut verify = bin(&sb);
     verify.arg("verify");
     ok(verify, "verify after the cutover").await;

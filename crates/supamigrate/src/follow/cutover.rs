@@ -56,8 +56,14 @@ pub struct CutoverReport {
     /// The fast verify of what the follow changed (the cutover stops
     /// before finishing when it finds a difference).
     pub verify: FastVerify,
-    /// Seconds from the first refused write to the end of the cutover.
+    /// Seconds from the first refused write to the end of the cutover
+    /// (across runs, when this one continued a cutover a kill interrupted).
     pub downtime_seconds: f64,
+    /// This run continued a cutover an earlier run began.
+    pub resumed: bool,
+    /// An earlier run had finished the cutover: this one only dropped what
+    /// it had left on the source.
+    pub finished_earlier: bool,
 }
 
 /// Stops the application's writes on the source and waits until the target
@@ -74,6 +80,13 @@ pub async fn cutover(
         Error::invalid_input("there is no follow on this target to cut over; nothing was changed")
             .with_hint("start one with `supamigrate copy --follow` (or `run --follow`)")
     })?;
+    if st.state == "cut-over" {
+        return Ok(CutoverReport {
+            finished_earlier: true,
+            read_only_roles: st.read_only_roles,
+            ..CutoverReport::default()
+        });
+    }
     if !st.copy_done || !matches!(st.state.as_str(), "following" | "cutting-over") {
         return Err(Error::invalid_input(format!(
             "the follow on slot {} is {}, not ready for a cutover; nothing was changed",
@@ -86,8 +99,12 @@ pub async fn cutover(
         )));
     }
     let src = source_session(source).await?;
-    let mut report = CutoverReport::default();
+    let mut report = CutoverReport {
+        resumed: st.state == "cutting-over",
+        ..CutoverReport::default()
+    };
     let started = stop_writes(&src, &tgt, &st, opts, &mut report).await?;
+    crate::failpoint::hit(crate::failpoint::CUTOVER_WRITES_STOPPED);
     let token = crate::connect::random_hex(8)?;
     tgt.execute(
         "update supamigrate.follow set cutover_token = $1, updated_at = now()",
@@ -110,6 +127,7 @@ pub async fn cutover(
     .await
     .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
     report.transactions_applied = catch_up(source, target, plan, &src, &st, opts).await?;
+    crate::failpoint::hit(crate::failpoint::CUTOVER_CAUGHT_UP);
     let tgt = connect(target).await?;
     report.sequences = crate::copy::copy_sequences(&src, &tgt, &plan.sequences).await?;
     report.verify = fast_verify(&src, &tgt, plan).await?;
@@ -127,7 +145,8 @@ async fn source_session(source: &ConnInfo) -> Result<Client> {
 }
 
 /// Makes the roles read-only (recorded first, so an abort knows what to
-/// undo) and ends their sessions. Returns when writes stopped.
+/// undo) and ends their sessions. Returns when writes stopped: now, or
+/// when an earlier run of a resumed cutover stopped them.
 async fn stop_writes(
     src: &Client,
     tgt: &Client,
@@ -135,8 +154,19 @@ async fn stop_writes(
     opts: &CutoverOptions,
     report: &mut CutoverReport,
 ) -> Result<Instant> {
-    let started = Instant::now();
+    let mut started = Instant::now();
     let roles = if st.state == "cutting-over" {
+        let ago: f64 = tgt
+            .query_one(
+                "select coalesce(extract(epoch from clock_timestamp() - writes_stopped_at)::float8, 0) \
+                 from supamigrate.follow",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::postgres("reading the follow's state on the target", e))?
+            .get(0);
+        let ago = Duration::try_from_secs_f64(ago.max(0.0)).unwrap_or_default();
+        started = started.checked_sub(ago).unwrap_or(started);
         st.read_only_roles.clone()
     } else {
         let roles = writable_roles(src, &opts.roles).await?;
@@ -285,23 +315,25 @@ fn caught_up_timeout(t: Duration) -> Error {
     .with_hint("check `supamigrate follow` is running (or run `cutover` again, which follows itself), or give the source its writes back with `supamigrate cutover --abort`")
 }
 
-/// Ends a cutover whose fast verify agrees: the slot and publication dropped, the
-/// follow recorded as cut over. The source's roles stay read-only: the
-/// application now writes to the target.
+/// Ends a cutover whose fast verify agrees: the follow recorded as cut
+/// over, then the slot and publication dropped (a kill between leaves them
+/// to the next `cutover`, which drops them: recorded first so that a
+/// finished cutover is never taken for an unfinished one). The source's
+/// roles stay read-only: the application now writes to the target.
 pub async fn finish(source: &ConnInfo, target: &ConnInfo) -> Result<()> {
     let tgt = connect(target).await?;
     let st = state(&tgt)
         .await?
         .ok_or_else(|| Error::internal("the follow's state is gone"))?;
-    let src = source_session(source).await?;
-    drop_source_objects(&src, &st.slot, &st.publication).await?;
     tgt.execute(
         "update supamigrate.follow set state = 'cut-over', updated_at = now()",
         &[],
     )
     .await
     .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
-    Ok(())
+    crate::failpoint::hit(crate::failpoint::CUTOVER_RECORDED);
+    let src = source_session(source).await?;
+    drop_source_objects(&src, &st.slot, &st.publication).await
 }
 
 /// `cutover --abort`: the roles the cutover made read-only get their writes

@@ -75,8 +75,11 @@ pub const APPS: &[App] = &[
     },
     App {
         name: "search",
-        about: "Extensions the data needs in the extensions schema: vector with HNSW, pg_trgm, moddatetime; a generated column",
-        migrations: &[Migration { version: "20240401000000", name: "schema", sql: include_str!("search/20240401000000_schema.sql") }],
+        about: "Extensions the data needs in the extensions schema: vector with HNSW, pg_trgm, moddatetime; a generated column; partitioned tables with a foreign key between them; materialized views",
+        migrations: &[
+            Migration { version: "20240401000000", name: "schema", sql: include_str!("search/20240401000000_schema.sql") },
+            Migration { version: "20240402000000", name: "reports", sql: include_str!("search/20240402000000_reports.sql") },
+        ],
         dashboard: "",
         seed: include_str!("search/seed.sql"),
         objects: &[],

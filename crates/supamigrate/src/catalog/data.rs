@@ -23,6 +23,18 @@ pub struct GeneratedColumn {
     pub stale_rows: i64,
 }
 
+/// The materialized views of `schemas` the source has populated, each after
+/// the ones it reads.
+pub async fn populated_matviews(client: &Client, schemas: &[String]) -> Result<Vec<TableName>> {
+    Ok(client
+        .query(include_str!("sql/populated_matviews.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("listing materialized views", e))?
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
 /// The stored generated columns of `schemas`' tables, each with its stale
 /// rows counted (one scan of each such table).
 pub async fn generated_columns(

@@ -12,7 +12,7 @@ use super::platform::PlatformFacts;
 use super::{Bucket, ColumnDef, Extension, Publication};
 use crate::connect::{find_pg_tool, ConnInfo, PgCommand};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pg::quote_ident;
+use crate::pg::{quote_ident, TableName};
 use crate::supabase::is_internal_schema;
 
 /// Everything the converter needs from the source.
@@ -42,6 +42,10 @@ pub struct SchemaSource {
     pub platform: PlatformFacts,
     /// Stored generated columns, with their stale rows.
     pub generated_columns: Vec<GeneratedColumn>,
+    /// Materialized views populated on the source, each after those it
+    /// reads (the schema-only dump creates them empty).
+    #[serde(default)]
+    pub populated_matviews: Vec<TableName>,
     /// Text columns whose sampled values are Storage references.
     pub reference_samples: Vec<ColumnSample>,
     /// How many distinct secrets were found in definitions (and redacted).

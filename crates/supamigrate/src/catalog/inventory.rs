@@ -188,6 +188,7 @@ async fn schema_facts(
         event_triggers: super::event_triggers(client).await?,
         storage_buckets: super::storage_buckets(client).await?,
         generated_columns: super::data::generated_columns(client, schemas).await?,
+        populated_matviews: super::data::populated_matviews(client, schemas).await?,
         reference_samples: super::data::sample_reference_columns(client, schemas).await?,
         platform,
         ..SchemaSource::default()

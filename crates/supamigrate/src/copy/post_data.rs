@@ -36,6 +36,7 @@ pub struct Pending {
     prelude: Vec<Sql>,
     /// Keys and indexes, with their table.
     keys: Vec<(TableName, Sql)>,
+    attach: Vec<Sql>,
     foreign_keys: Vec<Sql>,
     rest: Vec<Sql>,
 }
@@ -67,6 +68,7 @@ pub async fn prepare(
         total: statements.len(),
         prelude: Vec::new(),
         keys: Vec::new(),
+        attach: Vec::new(),
         foreign_keys: Vec::new(),
         rest: Vec::new(),
     };
@@ -79,6 +81,7 @@ pub async fn prepare(
             (Phase::Prelude, _) => p.prelude.push(sql),
             (Phase::Keys, Some(t)) => p.keys.push((t.clone(), sql)),
             (Phase::Keys, None) | (Phase::Rest, _) => p.rest.push(sql),
+            (Phase::Attach, _) => p.attach.push(sql),
             (Phase::ForeignKeys, _) => p.foreign_keys.push(sql),
         }
     }
@@ -88,7 +91,7 @@ pub async fn prepare(
 impl Pending {
     /// Statements left to build.
     pub fn remaining(&self) -> usize {
-        self.keys.len() + self.foreign_keys.len() + self.rest.len()
+        self.keys.len() + self.attach.len() + self.foreign_keys.len() + self.rest.len()
     }
 
     /// The session settings every connection runs first.
@@ -105,11 +108,13 @@ impl Pending {
         mine.into_iter().map(|(_, s)| s).collect()
     }
 
-    /// Builds what is left (keys, then foreign keys in parallel, then the rest
-    /// in order) and records the section.
+    /// Builds what is left (keys, then partitions' indexes attached in
+    /// order, then foreign keys in parallel, then the rest in order) and
+    /// records the section.
     pub async fn finish(self, target: &ConnInfo, jobs: usize) -> Result<()> {
         let keys: VecDeque<Sql> = self.keys.into_iter().map(|(_, s)| s).collect();
         run_statements(target, &self.prelude, keys, jobs.max(1)).await?;
+        run_statements(target, &self.prelude, self.attach.into(), 1).await?;
         run_statements(target, &self.prelude, self.foreign_keys.into(), jobs.max(1)).await?;
         run_statements(target, &self.prelude, self.rest.into(), 1).await?;
         let client = connect(target).await?;

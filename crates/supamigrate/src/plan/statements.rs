@@ -1,7 +1,7 @@
 //! Planned statements: each converted statement with what the executors
 //! need to know about it, decided once from its parse tree.
 
-use pg_query::protobuf::{AlterTableType, ConstrType, RangeVar};
+use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType, RangeVar};
 use pg_query::NodeEnum;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,11 @@ pub enum Phase {
     Prelude,
     /// A key, check or index: built in parallel, as soon as its table's data is in.
     Keys,
+    /// A partition's index attached to its partitioned table's index:
+    /// after every key (both indexes exist), before the foreign keys (one
+    /// referencing a partitioned table needs its index whole: valid only
+    /// once every partition's is attached).
+    Attach,
     /// A foreign key: in parallel, after the keys it references.
     ForeignKeys,
     /// Everything else (triggers, policies, grants…), in order.
@@ -99,6 +104,12 @@ fn phase_of(node: Option<&NodeEnum>) -> (Phase, Option<TableName>) {
                 let Some(NodeEnum::AlterTableCmd(cmd)) = c.node.as_ref() else {
                     continue;
                 };
+                if a.objtype == ObjectType::ObjectIndex as i32
+                    && cmd.subtype == AlterTableType::AtAttachPartition as i32
+                {
+                    p = Phase::Attach;
+                    continue;
+                }
                 if cmd.subtype != AlterTableType::AtAddConstraint as i32 {
                     continue;
                 }
@@ -171,6 +182,8 @@ mod tests {
             ("ALTER TABLE public.t ENABLE ROW LEVEL SECURITY", Phase::Rest, None),
             ("CREATE POLICY p ON public.t USING (true)", Phase::Rest, None),
             ("CREATE STATISTICS public.s (dependencies) ON a, b FROM public.t", Phase::Keys, Some("public.t")),
+            ("ALTER INDEX app.chats_pkey ATTACH PARTITION app.\"chats_2024-01-01_pkey\"", Phase::Attach, None),
+            ("ALTER TABLE ONLY app.chats ATTACH PARTITION app.c1 FOR VALUES FROM ('2024-01-01') TO ('2024-01-02')", Phase::Rest, None),
         ];
         for (sql, phase, table) in cases {
             let p = added(sql, Section::PostData).unwrap();

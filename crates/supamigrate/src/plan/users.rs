@@ -4,7 +4,8 @@
 //!
 //! Every user migrates, whatever identities they have: `email` is nullable
 //! (phone-only, anonymous and SSO users have none) and unique where present
-//! among non-SSO users, as in `auth.users`. The target also gets
+//! among non-SSO users, as in `auth.users`; the runbook's NOT NULLs hold
+//! only where `auth.users` has them too. The target also gets
 //! `auth.users` as a view over `app_users` with the source's column names,
 //! so the application's functions, views and policies that read or update
 //! `auth.users` keep working.
@@ -102,16 +103,25 @@ pub struct UserColumn {
 /// `app_users`' columns for a source `auth.users` with `columns`: the
 /// runbook's first, in its order, then the others in the source's.
 pub fn user_columns(columns: &[ColumnDef]) -> Vec<UserColumn> {
-    let has = |n: &str| columns.iter().any(|c| c.name == n);
     let mut out: Vec<UserColumn> = USER_COLUMNS
         .iter()
-        .filter(|(from, _, _)| has(from))
-        .map(|(from, to, def)| UserColumn {
-            source: from.to_string(),
-            target: to.to_string(),
-            definition: def.to_string(),
-            generated: false,
-            runbook: true,
+        .filter_map(|(from, to, def)| {
+            let src = columns.iter().find(|c| c.name == *from)?;
+            // The runbook's NOT NULL only where the source has it too: a
+            // user `auth.users` holds must not be refused (GoTrue's
+            // `created_at` is nullable, and helpers that insert only an id
+            // and an email leave it NULL).
+            let definition = match def.strip_suffix(" NOT NULL") {
+                Some(nullable) if !src.not_null => nullable.to_string(),
+                _ => def.to_string(),
+            };
+            Some(UserColumn {
+                source: from.to_string(),
+                target: to.to_string(),
+                definition,
+                generated: false,
+                runbook: true,
+            })
         })
         .collect();
     for c in columns {

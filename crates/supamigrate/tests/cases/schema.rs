@@ -169,6 +169,15 @@ const INTENTIONAL: &[(&str, &str, &str, &str)] = &[
         "see above",
     ),
     (
+        "column",
+        "seed",
+        "app_users.created_at timestamp with time zone not null default now()",
+        "auth.users.created_at is nullable, and users inserted with only an id and an email have none: NOT NULL would refuse them (kept where auth.users has it)",
+    ),
+    ("column", "ours", "app_users.created_at timestamp with time zone default now()", "see above"),
+    ("column", "seed", "app_users.updated_at timestamp with time zone not null default now()", "as created_at"),
+    ("column", "ours", "app_users.updated_at timestamp with time zone default now()", "as created_at"),
+    (
         "function attributes",
         "seed",
         "has_role security definer=false config=",

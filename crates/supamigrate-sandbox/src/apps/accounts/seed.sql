@@ -1,5 +1,5 @@
 -- accounts: a project that only uses Supabase Auth (no table of its own):
--- its users still move.
+-- its users still move, a user with no created_at included.
 insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
                         phone, raw_app_meta_data, raw_user_meta_data, is_anonymous, created_at, updated_at)
 values
@@ -10,3 +10,6 @@ values
   null, null, null, '15550100002', '{"provider":"phone"}', '{}', false, now(), now()),
  ('00000000-0000-0000-0000-000000000000', 'c3333333-3333-4333-8333-333333333333', 'authenticated', 'authenticated',
   null, null, null, null, '{}', '{}', true, now(), now());
+-- What a seed helper inserts: an id and an email, nothing else (created_at
+-- and updated_at stay NULL; auth.users allows it).
+insert into auth.users (id, email) values ('d4444444-4444-4444-8444-444444444444', 'helper@accounts.example');

@@ -323,7 +323,8 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
 }
 
 /// Every statement to decide on: the dump's, then the application's
-/// triggers on `auth.users` (which move to `app_users`).
+/// triggers on `auth.users` (which move to `app_users`), then the refresh
+/// of each populated materialized view.
 fn statements(src: &SchemaSource, out: &mut Conversion) -> Result<Vec<(Section, Statement)>> {
     let mut all = Vec::new();
     for (section, text) in [
@@ -345,6 +346,12 @@ fn statements(src: &SchemaSource, out: &mut Conversion) -> Result<Vec<(Section, 
         if t.schema == "auth" && t.table == "users" {
             all.push((Section::PostData, Statement::parse(&t.definition)?));
         }
+    }
+    // The dump creates materialized views empty: those the source has
+    // populated are refreshed once the data and indexes are in.
+    for m in &src.populated_matviews {
+        let sql = format!("REFRESH MATERIALIZED VIEW {}", m.quoted());
+        all.push((Section::PostData, Statement::parse(&sql)?));
     }
     Ok(all)
 }

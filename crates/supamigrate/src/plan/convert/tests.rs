@@ -469,3 +469,35 @@ fn what_uses_a_left_out_object_is_left_out_too() {
     let sql = c.section_sql(Section::PreData);
     assert!(!sql.iter().any(|s| s.contains("public.ft")), "{sql:?}");
 }
+
+#[test]
+fn populated_materialized_views_are_refreshed_after_the_data_in_order() {
+    let mut src = source(
+        "CREATE MATERIALIZED VIEW public.a AS SELECT 1 AS x WITH NO DATA;\n\
+         CREATE MATERIALIZED VIEW public.\"B b\" AS SELECT x FROM public.a WITH NO DATA;",
+        "CREATE UNIQUE INDEX a_x ON public.a USING btree (x);",
+    );
+    src.populated_matviews = vec![
+        crate::pg::TableName::new("public", "a"),
+        crate::pg::TableName::new("public", "B b"),
+    ];
+    let c = convert(&src, &opts(PolicyMode::Drop)).unwrap();
+    let post: Vec<&PlannedStatement> = c.section(Section::PostData).collect();
+    let refreshes: Vec<&str> = post
+        .iter()
+        .filter(|s| s.sql.starts_with("REFRESH"))
+        .map(|s| s.sql.as_str())
+        .collect();
+    assert_eq!(
+        refreshes,
+        [
+            "REFRESH MATERIALIZED VIEW \"public\".\"a\";",
+            "REFRESH MATERIALIZED VIEW \"public\".\"B b\";"
+        ]
+    );
+    // With the statements that run in order after the keys and foreign keys.
+    assert!(post
+        .iter()
+        .filter(|s| s.sql.starts_with("REFRESH"))
+        .all(|s| s.phase == crate::plan::statements::Phase::Rest));
+}

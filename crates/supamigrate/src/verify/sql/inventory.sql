@@ -3,7 +3,8 @@
 -- for objects not on a table), name, detail. Objects that belong to an
 -- extension are left out (the extension creates them, not the conversion),
 -- and so are indexes that back a primary key, unique or exclusion constraint
--- (the constraint stands for them). $1: text[] of schema names.
+-- (the constraint stands for them) and the clones of a foreign key on or to
+-- a partitioned table. $1: text[] of schema names.
 with ext_member as (
     select objid, classid from pg_depend where deptype = 'e'
 )
@@ -44,6 +45,8 @@ from pg_constraint k
 join pg_class t on t.oid = k.conrelid
 join pg_namespace n on n.oid = t.relnamespace
 where k.contype in ('p', 'u', 'f', 'c', 'x') and n.nspname = any($1::text[])
+  -- a foreign key's clones the server makes for partitions stand for it
+  and not (k.contype = 'f' and k.conparentid <> 0)
   and not exists (select 1 from ext_member e where e.classid = 'pg_class'::regclass and e.objid = t.oid)
 union all
 select 'function', n.nspname::text, '', p.proname::text, ''

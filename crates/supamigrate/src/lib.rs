@@ -33,6 +33,7 @@ pub mod provision;
 pub mod rds;
 pub mod report;
 pub mod retry;
+pub mod rls;
 pub mod run;
 pub mod secrets;
 pub mod sql;

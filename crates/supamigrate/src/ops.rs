@@ -570,6 +570,15 @@ pub async fn cutover(
     stores: Option<&StoreConfig>,
     transfer: TransferOptions,
 ) -> Result<Cutover> {
+    crate::rls::unforced(ctx.target()?, cutover_rows(ctx, opts, stores, transfer)).await
+}
+
+async fn cutover_rows(
+    ctx: &Context,
+    opts: &crate::follow::CutoverOptions,
+    stores: Option<&StoreConfig>,
+    transfer: TransferOptions,
+) -> Result<Cutover> {
     let target = ctx.target()?;
     let plan = crate::store::stored_plan(&connect(target).await?)
         .await?

@@ -89,7 +89,7 @@ async fn app_schemas(src: &Client) -> Vec<String> {
 }
 
 /// (table → (rows, RLS on)) of the application's tables.
-async fn tables(c: &Client, schemas: &[String]) -> BTreeMap<String, (i64, bool)> {
+async fn tables(c: &Client, schemas: &[String]) -> BTreeMap<String, (i64, bool, bool)> {
     let list = schemas
         .iter()
         .map(|s| format!("'{s}'"))
@@ -99,7 +99,7 @@ async fn tables(c: &Client, schemas: &[String]) -> BTreeMap<String, (i64, bool)>
     for r in rows(
         c,
         &format!(
-            "select n.nspname || '.' || c.relname, c.relrowsecurity from pg_class c \
+            "select n.nspname || '.' || c.relname, c.relrowsecurity, c.relforcerowsecurity from pg_class c \
              join pg_namespace n on n.oid = c.relnamespace \
              where c.relkind in ('r', 'p') and not c.relispartition and n.nspname in ({list}) \
              and c.relname <> 'app_users'"
@@ -113,7 +113,10 @@ async fn tables(c: &Client, schemas: &[String]) -> BTreeMap<String, (i64, bool)>
             .unwrap()
             .parse()
             .unwrap();
-        out.insert(t, (n, r[1].as_deref() == Some("t")));
+        out.insert(
+            t,
+            (n, r[1].as_deref() == Some("t"), r[2].as_deref() == Some("t")),
+        );
     }
     out
 }
@@ -125,7 +128,10 @@ pub async fn check(sb: &Sandbox, work: &Path, name: &str) {
     let tgt = connect(&sb.target_superuser(&target_db)).await.unwrap();
     let schemas = app_schemas(&src).await;
     let (a, b) = (tables(&src, &schemas).await, tables(&tgt, &schemas).await);
-    assert_eq!(a, b, "{name}: tables, row counts and RLS flags");
+    assert_eq!(
+        a, b,
+        "{name}: tables, row counts and RLS flags (enabled, forced)"
+    );
     assert_eq!(
         rows(&src, "select count(*) from auth.users").await,
         rows(&tgt, "select count(*) from public.app_users").await,

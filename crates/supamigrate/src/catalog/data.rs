@@ -109,7 +109,7 @@ pub async fn sample_reference_columns(
         let table = TableName::new(r.get::<_, String>(0), r.get::<_, String>(1));
         let column: String = r.get(2);
         let sql = format!(
-            "with raw as (select {c}::text as v from {t} where {c} is not null and {c} <> '' limit 200),
+            "with raw as (select {c}::text collate \"C\" as v from {t} where {c} is not null and {c} <> '' limit 200),
                   v as (select distinct ltrim(v, '/') as v from raw limit {SAMPLE_VALUES})
              select (select count(*) from v),
                     array(select v from v where v like '%/storage/v1/%'),

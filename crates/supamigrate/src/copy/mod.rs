@@ -268,7 +268,25 @@ async fn require_pre_data(target: &Client, plan: &MigrationPlan) -> Result<()> {
 }
 
 /// Copies the plan's data. The target must have pre-data applied.
+///
+/// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
 pub async fn copy(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    opts: CopyOptions,
+    secrets: &crate::secrets::Vault,
+    observer: &SharedObserver,
+) -> Result<CopySummary> {
+    crate::rls::unforced(
+        target,
+        copy_rows(source, target, plan, opts, secrets, observer),
+    )
+    .await
+}
+
+/// Copies the plan's data. The target must have pre-data applied.
+async fn copy_rows(
     source: &ConnInfo,
     target: &ConnInfo,
     plan: &MigrationPlan,

@@ -78,7 +78,20 @@ pub struct FollowSummary {
 
 /// Applies the stream until `opts.until`, reconnecting while the source is
 /// away (a restart) for up to `opts.reconnect_for`.
+///
+/// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
 pub async fn follow(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    opts: &FollowOptions,
+) -> Result<FollowSummary> {
+    crate::rls::unforced(target, follow_rows(source, target, plan, opts)).await
+}
+
+/// Applies the stream until `opts.until`, reconnecting while the source is
+/// away (a restart) for up to `opts.reconnect_for`.
+async fn follow_rows(
     source: &ConnInfo,
     target: &ConnInfo,
     plan: &MigrationPlan,

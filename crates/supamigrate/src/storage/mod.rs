@@ -294,7 +294,27 @@ impl StorageSummary {
 /// The whole Storage step: plan the objects, copy them, then (when the plan
 /// says so and every object copied) rewrite the references on the target and
 /// check none still points at Supabase Storage.
+///
+/// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
 pub async fn migrate(
+    source_db: &ConnInfo,
+    target: &ConnInfo,
+    stores: &config::Stores,
+    plan: &StoragePlan,
+    opts: transfer::TransferOptions,
+    observer: &SharedObserver,
+) -> Result<StorageSummary> {
+    crate::rls::unforced(
+        target,
+        migrate_rows(source_db, target, stores, plan, opts, observer),
+    )
+    .await
+}
+
+/// The whole Storage step: plan the objects, copy them, then (when the plan
+/// says so and every object copied) rewrite the references on the target and
+/// check none still points at Supabase Storage.
+async fn migrate_rows(
     source_db: &ConnInfo,
     target: &ConnInfo,
     stores: &config::Stores,
@@ -399,11 +419,16 @@ pub async fn remaining_supabase_references(
         let rows: i64 = target
             .query_one(
                 &format!(
-                    "select count(*) from {} t where t.{col} is not null and t.{col}::text <> '' \
-                     and t.{col}::text not like 's3://%' \
-                     and (t.{col}::text like '%/storage/v1/%' or t.{col}::text not like '%://%')",
+                    "select count(*) from {} t where t.{col} is not null and {v} <> '' \
+                     and {v} not like 's3://%' \
+                     and ({v} like '%/storage/v1/%' or {v} not like '%://%')",
                     rc.table.quoted(),
-                    col = crate::pg::quote_ident(&rc.column)
+                    col = crate::pg::quote_ident(&rc.column),
+                    // (LIKE needs a deterministic collation)
+                    v = format_args!(
+                        "(t.{}::text collate \"C\")",
+                        crate::pg::quote_ident(&rc.column)
+                    )
                 ),
                 &[],
             )

@@ -844,7 +844,18 @@ async fn absent_result(src: &Client, a: Absent) -> Result<TableResult> {
 }
 
 /// Verifies `target` against `source`.
+///
+/// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
 pub async fn verify(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport> {
+    crate::rls::unforced(target, verify_rows(source, target, opts)).await
+}
+
+/// Verifies `target` against `source`.
+async fn verify_rows(
     source: &ConnInfo,
     target: &ConnInfo,
     opts: &VerifyOptions,

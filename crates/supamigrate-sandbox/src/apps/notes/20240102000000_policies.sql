@@ -1,6 +1,8 @@
 alter table public.notes enable row level security;
 alter table public.profiles enable row level security;
 alter table public.team_members enable row level security;
+-- The owner too (on the target: the master role supamigrate works as).
+alter table public.team_members force row level security;
 
 create policy "own notes" on public.notes
   for all to authenticated

@@ -19,3 +19,11 @@ as $$
   where x.id = p and q.id <> p
   order by l2_distance(q.embedding, x.embedding) limit n
 $$;
+
+-- Case-insensitive handles through a nondeterministic ICU collation (which
+-- LIKE refuses: whoever samples the column must not use it as it is).
+create collation public.case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+create table public.brands (
+  id bigint generated always as identity primary key,
+  handle text collate public.case_insensitive not null unique
+);

@@ -517,6 +517,13 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "discovered",
     ),
     (
+        "a CHECK that calls an extension the target lacks",
+        "hooks",
+        "Rewritten",
+        "public.hook_settings",
+        "constraint doc_shape removed",
+    ),
+    (
         "Database Webhooks",
         "hooks",
         "Dropped",

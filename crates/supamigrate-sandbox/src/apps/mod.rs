@@ -66,7 +66,7 @@ pub const APPS: &[App] = &[
     },
     App {
         name: "hooks",
-        about: "Webhooks, pg_net and http, Realtime, pg_cron, pgmq, Vault, a wrappers FDW",
+        about: "Webhooks, pg_net and http, Realtime, pg_cron, pgmq, Vault, a wrappers FDW, a CHECK calling pg_jsonschema",
         migrations: &[Migration { version: "20240301000000", name: "schema", sql: include_str!("hooks/20240301000000_schema.sql") }],
         dashboard: include_str!("hooks/dashboard.sql"),
         seed: include_str!("hooks/seed.sql"),

@@ -97,6 +97,9 @@ pub struct RestoreCheck {
     pub restore_errors: Vec<String>,
     /// Each table against the manifest.
     pub tables: Vec<TableCheck>,
+    /// The backup's extensions the scratch database could not get.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable_extensions: Vec<String>,
 }
 
 impl RestoreCheck {
@@ -140,6 +143,7 @@ pub async fn verify_backup(
             file_problems,
             restore_errors: Vec::new(),
             tables: Vec::new(),
+            unavailable_extensions: Vec::new(),
         });
     }
     let admin = connect(server).await?;
@@ -208,18 +212,21 @@ async fn drop_leftovers(admin: &Client) {
     }
 }
 
-/// Tables with columns of extensions the plan lets go are excused.
+/// Tables that need an extension the plan lets go, or one this server
+/// could not create (a column, default or constraint of the table uses
+/// it), are excused: the test cannot restore them here, which says
+/// nothing of the backup.
 fn excuse(check: &mut RestoreCheck, manifest: &Manifest, let_go: &BTreeSet<String>) {
-    for x in manifest
-        .extensions
-        .iter()
-        .filter(|x| let_go.contains(&x.name))
-    {
+    for x in &manifest.extensions {
+        let why = if let_go.contains(&x.name) {
+            "which the plan lets go (--allow-drop-extension)"
+        } else if check.unavailable_extensions.contains(&x.name) {
+            "which this server could not create"
+        } else {
+            continue;
+        };
         for d in &x.dependents {
-            let Some(col) = d.strip_prefix("column ") else {
-                continue;
-            };
-            let Some((table, _)) = col.rsplit_once('.') else {
+            let Some(table) = dependent_table(d) else {
                 continue;
             };
             for t in check
@@ -228,12 +235,26 @@ fn excuse(check: &mut RestoreCheck, manifest: &Manifest, let_go: &BTreeSet<Strin
                 .filter(|t| t.table.to_string() == table && !t.matches)
             {
                 t.excused = Some(format!(
-                    "needs extension {}, which the plan lets go (--allow-drop-extension): restore it where {} is installed",
+                    "needs extension {}, {why}: restore it where {} is installed",
                     x.name, x.name
                 ));
             }
         }
     }
+}
+
+/// The table an extension's dependent (as `extension_dependents.sql` names
+/// it) is part of: a column, a column's default, a constraint.
+fn dependent_table(d: &str) -> Option<&str> {
+    if let Some(col) = d
+        .strip_prefix("column ")
+        .or_else(|| d.strip_prefix("default of column "))
+    {
+        return col.rsplit_once('.').map(|(t, _)| t);
+    }
+    d.strip_prefix("constraint ")
+        .and_then(|c| c.split_once(" on "))
+        .map(|(_, t)| t)
 }
 
 /// A started local cluster in a new temporary folder (removed when the
@@ -324,6 +345,7 @@ async fn restore_and_compare(
 ) -> Result<RestoreCheck> {
     let client = connect(db).await?;
     let mut restore_errors = Vec::new();
+    let mut unavailable_extensions = Vec::new();
     // Extensions first, in their schemas (defaults and types refer to them).
     for x in &manifest.extensions {
         let (ext, schema) = (&x.name, &x.schema);
@@ -348,6 +370,7 @@ async fn restore_and_compare(
                 "extension {ext}: {}",
                 crate::connect::error_chain(&e)
             ));
+            unavailable_extensions.push(ext.clone());
         }
     }
     let pg_restore = find_pg_tool("pg_restore")?;
@@ -375,6 +398,7 @@ async fn restore_and_compare(
     Ok(RestoreCheck {
         file_problems: Vec::new(),
         restore_errors,
+        unavailable_extensions,
         tables,
     })
 }
@@ -860,6 +884,54 @@ mod tests {
                 rows: 1,
                 digest: "d".into(),
             }],
+        }
+    }
+
+    #[test]
+    fn tables_that_need_an_extension_the_server_lacks_are_excused() {
+        let mut m = manifest();
+        m.tables.push(TableEntry {
+            schema: "public".into(),
+            name: "settings".into(),
+            rows: 2,
+            digest: "d".into(),
+        });
+        m.extensions = vec![crate::catalog::Extension {
+            name: "pg_jsonschema".into(),
+            schema: "extensions".into(),
+            dependents: vec!["constraint doc_shape on public.settings".into()],
+            ..Default::default()
+        }];
+        let table = |name: &str| TableCheck {
+            table: TableName::new("public", name),
+            expected_rows: 1,
+            rows: None,
+            matches: false,
+            excused: None,
+        };
+        let mut check = RestoreCheck {
+            file_problems: vec![],
+            restore_errors: vec![],
+            tables: vec![table("t"), table("settings")],
+            unavailable_extensions: vec![],
+        };
+        excuse(&mut check, &m, &BTreeSet::new());
+        assert!(check.tables.iter().all(|t| t.excused.is_none()));
+        check.unavailable_extensions = vec!["pg_jsonschema".into()];
+        excuse(&mut check, &m, &BTreeSet::new());
+        assert!(check.tables[0].excused.is_none(), "t needs nothing");
+        assert!(check.tables[1]
+            .excused
+            .as_deref()
+            .is_some_and(|w| w.contains("pg_jsonschema, which this server could not create")));
+        assert!(!check.ok(), "t is still missing");
+        for (d, t) in [
+            ("column public.a.c", Some("public.a")),
+            ("default of column public.a.c", Some("public.a")),
+            ("constraint k on public.a", Some("public.a")),
+            ("function public.f", None),
+        ] {
+            assert_eq!(dependent_table(d), t, "{d}");
         }
     }
 

@@ -14,3 +14,4 @@ select case when i % 2 = 0 then 'a1111111-1111-4111-8111-111111111111'::uuid els
 from generate_series(1, 40) i;
 insert into public.order_events (order_id, kind) select id, 'insert' from public.orders;
 set session_replication_role = origin;
+insert into public.hook_settings values (1, '{"retries": 3}'), (2, '{"retries": 0}');

@@ -183,7 +183,7 @@ impl Rules<'_> {
         }
     }
 
-    /// CREATE TABLE: columns and defaults of gone extensions removed, stale
+    /// CREATE TABLE: columns, defaults and constraints of gone extensions removed, stale
     /// generated columns made plain when asked, foreign keys to auth.users
     /// re-pointed at app_users.
     fn create_table(&self, st: &mut Statement) -> Outcome {
@@ -200,6 +200,22 @@ impl Rules<'_> {
         });
         if c.table_elts.len() < before {
             reasons.push("columns typed by a dropped extension removed (not copied)".to_string());
+        }
+        // CHECK constraints calling a function of a gone extension.
+        let mut checks_gone = Vec::new();
+        c.table_elts.retain(|elt| match elt.node.as_ref() {
+            Some(NodeEnum::Constraint(k))
+                if gone(format!("constraint {} on {table}", k.conname)) =>
+            {
+                checks_gone.push(k.conname.clone());
+                false
+            }
+            _ => true,
+        });
+        for k in checks_gone {
+            reasons.push(format!(
+                "constraint {k} removed: it uses an extension the target does not get, so the target does not check it (the application must)"
+            ));
         }
         for elt in &mut c.table_elts {
             let Some(NodeEnum::ColumnDef(cd)) = elt.node.as_mut() else {

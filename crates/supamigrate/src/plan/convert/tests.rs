@@ -501,3 +501,33 @@ fn populated_materialized_views_are_refreshed_after_the_data_in_order() {
         .filter(|s| s.sql.starts_with("REFRESH"))
         .all(|s| s.phase == crate::plan::statements::Phase::Rest));
 }
+
+#[test]
+fn a_check_constraint_of_a_left_behind_extension_is_removed_and_reported() {
+    let mut src = source(
+        "CREATE TABLE public.settings (id integer NOT NULL, doc jsonb NOT NULL, \
+         CONSTRAINT doc_shape CHECK (extensions.json_matches_schema('{}'::json, (doc)::json)), \
+         CONSTRAINT id_positive CHECK (id > 0));",
+        "",
+    );
+    src.extensions = vec![ext(
+        "pg_jsonschema",
+        "extensions",
+        &["constraint doc_shape on public.settings"],
+    )];
+    let mut o = opts(PolicyMode::Drop);
+    o.available_extensions = Some(BTreeSet::new());
+    let c = convert(&src, &o).unwrap();
+    assert_eq!(
+        c.section_sql(Section::PreData),
+        ["CREATE TABLE public.settings (id int NOT NULL, doc jsonb NOT NULL, CONSTRAINT id_positive CHECK (id > 0));"]
+    );
+    assert!(
+        c.report
+            .iter()
+            .any(|r| r.action == Action::Rewritten
+                && r.reason.contains("constraint doc_shape removed")),
+        "{:#?}",
+        c.report
+    );
+}

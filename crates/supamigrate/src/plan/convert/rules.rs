@@ -201,22 +201,7 @@ impl Rules<'_> {
         if c.table_elts.len() < before {
             reasons.push("columns typed by a dropped extension removed (not copied)".to_string());
         }
-        // CHECK constraints calling a function of a gone extension.
-        let mut checks_gone = Vec::new();
-        c.table_elts.retain(|elt| match elt.node.as_ref() {
-            Some(NodeEnum::Constraint(k))
-                if gone(format!("constraint {} on {table}", k.conname)) =>
-            {
-                checks_gone.push(k.conname.clone());
-                false
-            }
-            _ => true,
-        });
-        for k in checks_gone {
-            reasons.push(format!(
-                "constraint {k} removed: it uses an extension the target does not get, so the target does not check it (the application must)"
-            ));
-        }
+        self.remove_gone_constraints(c, &table, &mut reasons);
         for elt in &mut c.table_elts {
             let Some(NodeEnum::ColumnDef(cd)) = elt.node.as_mut() else {
                 continue;
@@ -262,6 +247,33 @@ impl Rules<'_> {
             Outcome::Keep
         } else {
             Outcome::rewrite(st.clone(), reasons.join("; "))
+        }
+    }
+
+    /// Table constraints (CHECKs) calling a function of a gone extension.
+    fn remove_gone_constraints(
+        &self,
+        c: &mut protobuf::CreateStmt,
+        table: &str,
+        reasons: &mut Vec<String>,
+    ) {
+        let mut removed = Vec::new();
+        c.table_elts.retain(|elt| match elt.node.as_ref() {
+            Some(NodeEnum::Constraint(k))
+                if self
+                    .fate
+                    .dependents
+                    .contains_key(&format!("constraint {} on {table}", k.conname)) =>
+            {
+                removed.push(k.conname.clone());
+                false
+            }
+            _ => true,
+        });
+        for k in removed {
+            reasons.push(format!(
+                "constraint {k} removed: it uses an extension the target does not get, so the target does not check it (the application must)"
+            ));
         }
     }
 

@@ -15,9 +15,7 @@
 //! and the record cleared, in one transaction each way. A kill in between
 //! leaves the record; the next operation puts FORCE back when it ends.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
 
 use tokio_postgres::Client;
 
@@ -25,48 +23,33 @@ use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, Result};
 use crate::pg::TableName;
 
-/// Operations running per target database in this process: only the
-/// outermost lifts and puts back.
-static DEPTH: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
-
-fn enter(key: &str) -> bool {
-    let mut d = DEPTH.lock().unwrap_or_else(|p| p.into_inner());
-    let n = d
-        .get_or_insert_with(HashMap::new)
-        .entry(key.to_string())
-        .or_insert(0);
-    *n += 1;
-    *n == 1
-}
-
-fn leave(key: &str) {
-    let mut d = DEPTH.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(n) = d.get_or_insert_with(HashMap::new).get_mut(key) {
-        *n = n.saturating_sub(1);
-    }
-}
+/// The advisory lock every operation with FORCE lifted holds shared (on
+/// its own session, so a killed process lets go of it): FORCE is put back
+/// only by whoever can then take it alone, the last one out.
+const HOLDERS: &str = "select pg_advisory_lock_shared(hashtext('supamigrate.unforced_rls'))";
+const RELEASE: &str = "select pg_advisory_unlock_shared(hashtext('supamigrate.unforced_rls'))";
+const LAST_OUT: &str = "select pg_try_advisory_lock(hashtext('supamigrate.unforced_rls'))";
+const UNLOCK: &str = "select pg_advisory_unlock(hashtext('supamigrate.unforced_rls'))";
 
 /// Runs `f` with FORCE ROW LEVEL SECURITY lifted from the target's tables
 /// (see the module's documentation); puts it back after, whatever `f`
-/// returned. A target without supamigrate's store is left as it is.
+/// returned, unless another operation (this process's or another's: a
+/// `follow` while `cutover` runs) still works with it lifted. A target
+/// without supamigrate's store is left as it is.
 pub async fn unforced<T, F>(target: &ConnInfo, f: F) -> Result<T>
 where
     F: Future<Output = Result<T>>,
 {
-    let key = format!("{}:{}/{}", target.host, target.port, target.dbname);
-    let outer = enter(&key);
-    let result = async {
-        if outer {
-            lift(target).await?;
-        }
-        f.await
-    }
-    .await;
-    leave(&key);
-    if !outer {
-        return result;
-    }
-    match (result, put_back(target).await) {
+    let Some(holder) = store(target).await? else {
+        return f.await;
+    };
+    let what = |e| Error::postgres("holding FORCE ROW LEVEL SECURITY lifted on the target", e);
+    holder.batch_execute(HOLDERS).await.map_err(what)?;
+    let result = match lift(&holder).await {
+        Ok(()) => f.await,
+        Err(e) => Err(e),
+    };
+    match (result, last_out(&holder).await) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(e),
         (Err(e), Ok(())) => Err(e),
@@ -75,6 +58,19 @@ where
             Err(e)
         }
     }
+}
+
+/// Lets go of the shared lock; puts FORCE back if nobody else holds it.
+async fn last_out(holder: &Client) -> Result<()> {
+    let what = |e| Error::postgres("putting FORCE ROW LEVEL SECURITY back on the target", e);
+    holder.batch_execute(RELEASE).await.map_err(what)?;
+    let alone: bool = holder.query_one(LAST_OUT, &[]).await.map_err(what)?.get(0);
+    if !alone {
+        return Ok(());
+    }
+    let put = put_back(holder).await;
+    holder.batch_execute(UNLOCK).await.map_err(what)?;
+    put
 }
 
 /// The target's store at a version that has `unforced_rls`, if it has a
@@ -91,51 +87,59 @@ async fn store(target: &ConnInfo) -> Result<Option<Client>> {
     }
 }
 
-async fn lift(target: &ConnInfo) -> Result<()> {
-    let Some(mut c) = store(target).await? else {
-        return Ok(());
+/// Runs `body` in one transaction on `c` (rolled back if it fails: the
+/// holder session goes on to release its lock).
+async fn in_transaction(c: &Client, what: &str, body: &str) -> Result<()> {
+    let run = async {
+        c.batch_execute("begin").await?;
+        c.batch_execute(body).await?;
+        c.batch_execute("commit").await
     };
-    let what = |e| Error::postgres("lifting FORCE ROW LEVEL SECURITY on the target", e);
-    let tx = c.transaction().await.map_err(what)?;
-    tx.execute(
+    if let Err(e) = run.await {
+        let _ = c.batch_execute("rollback").await;
+        return Err(Error::postgres(what.to_string(), e));
+    }
+    Ok(())
+}
+
+async fn lift(c: &Client) -> Result<()> {
+    let what = "lifting FORCE ROW LEVEL SECURITY on the target";
+    in_transaction(
+        c,
+        what,
         "insert into supamigrate.unforced_rls (table_schema, table_name) \
          select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace \
          where c.relforcerowsecurity and c.relkind in ('r', 'p') and pg_has_role(c.relowner, 'USAGE') \
            and n.nspname not in ('pg_catalog', 'information_schema', 'supamigrate') \
          on conflict do nothing",
-        &[],
     )
-    .await
-    .map_err(what)?;
-    for t in recorded(&tx).await? {
-        tx.batch_execute(&format!(
-            "alter table {} no force row level security",
-            t.quoted()
-        ))
-        .await
-        .map_err(what)?;
-    }
-    tx.commit().await.map_err(what)
+    .await?;
+    let sql: String = recorded(c)
+        .await?
+        .iter()
+        .map(|t| format!("alter table {} no force row level security;", t.quoted()))
+        .collect();
+    in_transaction(c, what, &sql).await
 }
 
-async fn put_back(target: &ConnInfo) -> Result<()> {
-    let Some(mut c) = store(target).await? else {
-        return Ok(());
-    };
-    let what = |e| Error::postgres("putting FORCE ROW LEVEL SECURITY back on the target", e);
-    let tx = c.transaction().await.map_err(what)?;
-    for t in recorded(&tx).await? {
-        tx.batch_execute(&format!(
-            "alter table if exists {} force row level security",
-            t.quoted()
-        ))
-        .await
-        .map_err(what)?;
-    }
-    tx.batch_execute("delete from supamigrate.unforced_rls")
-        .await
-        .map_err(what)?;
-    tx.commit().await.map_err(what)
+async fn put_back(c: &Client) -> Result<()> {
+    let mut sql: String = recorded(c)
+        .await?
+        .iter()
+        .map(|t| {
+            format!(
+                "alter table if exists {} force row level security;",
+                t.quoted()
+            )
+        })
+        .collect();
+    sql.push_str("delete from supamigrate.unforced_rls;");
+    in_transaction(
+        c,
+        "putting FORCE ROW LEVEL SECURITY back on the target",
+        &sql,
+    )
+    .await
 }
 
 async fn recorded(c: &impl tokio_postgres::GenericClient) -> Result<Vec<TableName>> {

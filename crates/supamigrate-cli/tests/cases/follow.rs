@@ -30,6 +30,10 @@ insert into public.fw_parent (id, name, doc)
   select 1, 'with a large value', string_agg(md5(g::text), '') from generate_series(1, 4000) g;
 insert into public.fw_parent (id, name) select g, 'p' || g from generate_series(2, 50) g;
 insert into public.fw_child (id, parent_id, v) select g, 1 + g % 50, 'c' || g from generate_series(1, 200) g;
+-- RLS forced and no policy: its owner (the target's master) sees no row
+-- unless supamigrate lifts FORCE while it follows, cuts over and verifies.
+alter table public.fw_child enable row level security;
+alter table public.fw_child force row level security;
 ";
 
 /// Writes to the source until `stop`, counting what committed; rides out
@@ -308,6 +312,20 @@ async fn follow_and_cutover_under_writes() {
     let mut verify = bin(&sb);
     verify.args(["verify", "--storage-rewritten"]);
     ok(verify, "verify after the cutover").await;
+    // FORCE is back where the source has it, nothing left lifted.
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+    let forced: i64 = tgt
+        .query_one(
+            "select (select count(*) from pg_class where oid = 'public.fw_child'::regclass and relforcerowsecurity) \
+                  - (select count(*) from supamigrate.unforced_rls)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(forced, 1);
 }
 
 /// `supamigrate follow` started in the background.

@@ -45,6 +45,9 @@ pub struct ProvisionReport {
     pub password_file: Option<PathBuf>,
     /// Shim roles created now.
     pub shim_roles_created: Vec<String>,
+    /// The project's own roles created now (NOLOGIN).
+    #[serde(default)]
+    pub project_roles_created: Vec<String>,
     /// pg_cron jobs scheduled (or updated).
     #[serde(default)]
     pub cron_jobs_scheduled: usize,
@@ -76,6 +79,7 @@ pub async fn provision(
     if p.shim_roles {
         sql.extend(shim_sql(&client, p, &mut report).await?);
     }
+    sql.extend(project_roles_sql(&client, p, &mut report).await?);
     for st in &sql {
         client
             .batch_execute(st)
@@ -217,6 +221,38 @@ fn grant_sql(p: &ProvisionPlan) -> Vec<String> {
         ]);
     }
     sql
+}
+
+/// The project's own roles, created NOLOGIN where missing (a password
+/// cannot be read from Supabase: those that log in are told in the plan),
+/// with their memberships (after the shim's roles exist).
+async fn project_roles_sql(
+    client: &Client,
+    p: &ProvisionPlan,
+    report: &mut ProvisionReport,
+) -> Result<Vec<String>> {
+    let mut sql = Vec::new();
+    for r in &p.project_roles {
+        let exists = client
+            .query_opt("select 1 from pg_roles where rolname = $1", &[&r.name])
+            .await
+            .map_err(|e| Error::postgres("looking for the project's roles", e))?
+            .is_some();
+        if !exists {
+            sql.push(format!("create role {} nologin", quote_ident(&r.name)));
+            report.project_roles_created.push(r.name.clone());
+        }
+    }
+    for r in &p.project_roles {
+        for g in &r.member_of {
+            sql.push(format!(
+                "grant {} to {}",
+                quote_ident(g),
+                quote_ident(&r.name)
+            ));
+        }
+    }
+    Ok(sql)
 }
 
 /// The RLS shim's NOLOGIN roles, granted to the application role.

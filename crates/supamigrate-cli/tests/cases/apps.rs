@@ -657,6 +657,20 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "schema public",
     ),
     (
+        "the project's own role",
+        "catalog",
+        "Added",
+        "role catalog_reporting",
+        "provision creates it NOLOGIN",
+    ),
+    (
+        "a publication that is not Realtime's",
+        "catalog",
+        "Dropped",
+        "publication catalog_feed",
+        "the project's publication for logical replication",
+    ),
+    (
         "an extension in public",
         "catalog",
         "Kept",
@@ -727,6 +741,15 @@ async fn one_app(name: &str) {
         "notes" => notes_app(&sb, work.path()).await,
         "files" => references(&sb, work.path()).await,
         "search" => search_app(&sb).await,
+        "catalog" => {
+            let tgt = connect(&sb.target_url()).await.unwrap();
+            assert_eq!(
+                rows(&tgt, "select has_table_privilege('catalog_reporting', 'public.products', 'select')::text, \
+                            (select rolcanlogin from pg_roles where rolname = 'catalog_reporting')::text").await,
+                [[Some("true".to_string()), Some("false".to_string())]],
+                "the project's role, NOLOGIN, with its grant"
+            );
+        }
         "accounts" => {
             let tgt = connect(&sb.target_url()).await.unwrap();
             assert_eq!(

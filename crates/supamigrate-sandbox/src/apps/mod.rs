@@ -96,7 +96,7 @@ pub const APPS: &[App] = &[
     },
     App {
         name: "catalog",
-        about: "Extensions in public: vector and citext; a nondeterministic collation",
+        about: "Extensions in public: vector and citext; a nondeterministic collation; a role, a range type and a publication of its own",
         migrations: &[Migration { version: "20240501000000", name: "schema", sql: include_str!("catalog/20240501000000_schema.sql") }],
         dashboard: "",
         seed: include_str!("catalog/seed.sql"),

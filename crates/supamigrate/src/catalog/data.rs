@@ -35,6 +35,45 @@ pub async fn populated_matviews(client: &Client, schemas: &[String]) -> Result<V
         .collect())
 }
 
+/// A role of the project's own on the source: grants, policies and
+/// memberships name it, so the target needs it too.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProjectRole {
+    /// Its name.
+    pub name: String,
+    /// It logs in (its password cannot be read from Supabase).
+    pub login: bool,
+    /// The roles it is a member of (the project's own and the API roles).
+    pub member_of: Vec<String>,
+}
+
+/// The project's own roles on the source: every role but PostgreSQL's,
+/// superusers, the platform's and the one supamigrate connects as.
+pub async fn project_roles(client: &Client) -> Result<Vec<ProjectRole>> {
+    let me: String = client
+        .query_one("select current_user::text", &[])
+        .await
+        .map_err(|e| Error::postgres("reading the current role", e))?
+        .get(0);
+    let ours = |n: &str| !crate::supabase::is_supabase_role(n) && n != me;
+    Ok(client
+        .query(include_str!("sql/project_roles.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("listing roles", e))?
+        .iter()
+        .filter(|r| ours(r.get::<_, &str>(0)))
+        .map(|r| ProjectRole {
+            name: r.get(0),
+            login: r.get(1),
+            member_of: r
+                .get::<_, Vec<String>>(2)
+                .into_iter()
+                .filter(|g| ours(g) || crate::supabase::API_ROLES.contains(&g.as_str()))
+                .collect(),
+        })
+        .collect())
+}
+
 /// The stored generated columns of `schemas`' tables, each with its stale
 /// rows counted (one scan of each such table).
 pub async fn generated_columns(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{ColumnSample, GeneratedColumn};
+use super::data::{ColumnSample, GeneratedColumn, ProjectRole};
 use super::platform::PlatformFacts;
 use super::{Bucket, ColumnDef, Extension, Publication};
 use crate::connect::{find_pg_tool, ConnInfo, PgCommand};
@@ -46,6 +46,9 @@ pub struct SchemaSource {
     /// reads (the schema-only dump creates them empty).
     #[serde(default)]
     pub populated_matviews: Vec<TableName>,
+    /// The project's own roles (the platform's left out).
+    #[serde(default)]
+    pub project_roles: Vec<ProjectRole>,
     /// Text columns whose sampled values are Storage references.
     pub reference_samples: Vec<ColumnSample>,
     /// How many distinct secrets were found in definitions (and redacted).

@@ -135,6 +135,17 @@ fn provision(plan: &MigrationPlan, s: &mut String) {
             ""
         }
     );
+    if !p.project_roles.is_empty() {
+        let _ = writeln!(
+            s,
+            "  the project's own roles, NOLOGIN: {}",
+            p.project_roles
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 fn data(plan: &MigrationPlan, s: &mut String) {

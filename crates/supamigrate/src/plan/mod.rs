@@ -163,6 +163,28 @@ fn convert_options(inv: &Inventory, opts: &PlanOptions) -> convert::ConvertOptio
     }
 }
 
+/// The project's roles the target gets: all but the application role's
+/// name, their memberships of the API roles only where the shim makes those.
+fn project_roles(
+    src: &crate::catalog::dump::SchemaSource,
+    app_role: &str,
+    shim: bool,
+) -> Vec<crate::catalog::data::ProjectRole> {
+    src.project_roles
+        .iter()
+        .filter(|r| r.name != app_role)
+        .map(|r| crate::catalog::data::ProjectRole {
+            member_of: r
+                .member_of
+                .iter()
+                .filter(|g| shim || !crate::supabase::API_ROLES.contains(&g.as_str()))
+                .cloned()
+                .collect(),
+            ..r.clone()
+        })
+        .collect()
+}
+
 /// Builds the plan from the inventory of both sides. Pure.
 ///
 /// Fails, before anything is written anywhere, when the source needs an
@@ -197,6 +219,7 @@ pub fn build(
         app_role: opts.app_role.clone(),
         schemas: schemas.clone(),
         shim_roles: conversion.shim,
+        project_roles: project_roles(&inv.source.schema, &opts.app_role, conversion.shim),
     };
     let mut plan = MigrationPlan {
         format: PLAN_FORMAT,

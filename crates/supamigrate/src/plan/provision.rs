@@ -21,6 +21,9 @@ pub struct ProvisionPlan {
     /// NOLOGIN anon/authenticated/service_role, granted to the application
     /// role, for the RLS shim.
     pub shim_roles: bool,
+    /// The project's own roles, created NOLOGIN with their memberships.
+    #[serde(default)]
+    pub project_roles: Vec<crate::catalog::data::ProjectRole>,
 }
 
 /// Checks an application role name: plain lowercase, not a platform's.

@@ -27,3 +27,13 @@ create table public.brands (
   id bigint generated always as identity primary key,
   handle text collate public.case_insensitive not null unique
 );
+
+-- The project's own role (a reporting tool reads through it), a range
+-- type (its constructor functions come with it) and a publication an
+-- external subscriber reads.
+create role catalog_reporting nologin;
+grant usage on schema public to catalog_reporting;
+grant select on public.products to catalog_reporting;
+create type public.price_band as range (subtype = numeric);
+create table public.price_bands (id int primary key, band public.price_band not null);
+create publication catalog_feed for table public.products;

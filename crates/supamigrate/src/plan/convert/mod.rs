@@ -314,12 +314,29 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         &mut out,
     )?;
     platform::note(src, opts, &reach, &ctx, &mut out)?;
+    note_project_roles(src, opts, &mut out);
     out.statements.sort_by_key(|s| s.section);
     // Identical statements (several API roles mapped to one role) once only.
     let mut seen = BTreeSet::new();
     out.statements
         .retain(|s| seen.insert((s.section, s.sql.clone())));
     Ok(out)
+}
+
+/// The project's own roles: provision creates them.
+fn note_project_roles(src: &SchemaSource, opts: &ConvertOptions, out: &mut Conversion) {
+    for r in src.project_roles.iter().filter(|r| r.name != opts.app_role) {
+        out.note_todo(
+            Action::Added,
+            format!("role {}", r.name),
+            "the project's own role (grants, policies or memberships name it): provision creates it NOLOGIN",
+            if r.login {
+                "it logs in on the source, and Supabase does not let its password be read: give it LOGIN and a password on the target (ALTER ROLE … LOGIN PASSWORD …)"
+            } else {
+                ""
+            },
+        );
+    }
 }
 
 /// Every statement to decide on: the dump's, then the application's

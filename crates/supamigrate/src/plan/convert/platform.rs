@@ -223,12 +223,25 @@ fn triggers_and_policies(src: &SchemaSource, out: &mut Conversion) {
 fn publications_and_buckets(src: &SchemaSource, out: &mut Conversion) {
     // The platform's publication with no table published carries nothing.
     for p in src.publications.iter().filter(|p| !p.tables.is_empty()) {
-        out.note_todo(
-            Action::Dropped,
-            format!("publication {} ({})", p.name, p.tables.join(", ")),
-            "serves Supabase Realtime, which the target does not run",
-            "publish changes from the application (AWS AppSync, API Gateway WebSockets), or create a publication on the target for logical replication",
-        );
+        let object = format!("publication {} ({})", p.name, p.tables.join(", "));
+        if p.name.starts_with("supabase_realtime") {
+            out.note_todo(
+                Action::Dropped,
+                object,
+                "serves Supabase Realtime, which the target does not run",
+                "publish changes from the application (AWS AppSync, API Gateway WebSockets), or create a publication on the target for logical replication",
+            );
+        } else {
+            out.note_todo(
+                Action::Dropped,
+                object,
+                "the project's publication for logical replication: its subscribers read the source; not created on the target",
+                format!(
+                    "when its subscribers move to the target, create it there (CREATE PUBLICATION {} FOR TABLE …, with its column lists and filters) with rds.logical_replication on",
+                    p.name
+                ),
+            );
+        }
     }
     for e in &src.event_triggers {
         out.note_with(

@@ -54,6 +54,9 @@ from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 where p.prokind in ('f', 'p') and n.nspname = any($1::text[])
   and not exists (select 1 from ext_member e where e.classid = 'pg_proc'::regclass and e.objid = p.oid)
+  -- a range type's constructors come with the type
+  and not exists (select 1 from pg_depend d
+                  where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'i')
 union all
 select 'trigger', n.nspname::text, t.relname::text, g.tgname::text, ''
 from pg_trigger g

@@ -49,7 +49,20 @@ where
         Ok(()) => f.await,
         Err(e) => Err(e),
     };
-    match (result, last_out(&holder).await) {
+    // A holder session lost (a target restart the operation rode out)
+    // took its shared lock with it: the last-out check runs on a new one.
+    let mut out = if holder.is_closed() {
+        Err(Error::internal("the holder session is gone"))
+    } else {
+        last_out(&holder, true).await
+    };
+    if out.is_err() && holder.is_closed() {
+        out = match connect(target).await {
+            Ok(fresh) => last_out(&fresh, false).await,
+            Err(e) => Err(e),
+        };
+    }
+    match (result, out) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(e),
         (Err(e), Ok(())) => Err(e),
@@ -60,10 +73,13 @@ where
     }
 }
 
-/// Lets go of the shared lock; puts FORCE back if nobody else holds it.
-async fn last_out(holder: &Client) -> Result<()> {
+/// Lets go of the shared lock (when `holding`); puts FORCE back if nobody
+/// else holds it.
+async fn last_out(holder: &Client, holding: bool) -> Result<()> {
     let what = |e| Error::postgres("putting FORCE ROW LEVEL SECURITY back on the target", e);
-    holder.batch_execute(RELEASE).await.map_err(what)?;
+    if holding {
+        holder.batch_execute(RELEASE).await.map_err(what)?;
+    }
     let alone: bool = holder.query_one(LAST_OUT, &[]).await.map_err(what)?.get(0);
     if !alone {
         return Ok(());

@@ -55,7 +55,10 @@ pub async fn project_roles(client: &Client) -> Result<Vec<ProjectRole>> {
         .await
         .map_err(|e| Error::postgres("reading the current role", e))?
         .get(0);
-    let ours = |n: &str| !crate::supabase::is_supabase_role(n) && n != me;
+    // (AWS's reserved roles too: a plain source on RDS has them.)
+    let aws =
+        |n: &str| n.starts_with("rds_") || matches!(n, "rdsadmin" | "rdsrepladmin" | "rdstopmgr");
+    let ours = |n: &str| !crate::supabase::is_supabase_role(n) && !aws(n) && n != me;
     Ok(client
         .query(include_str!("sql/project_roles.sql"), &[])
         .await

@@ -164,7 +164,9 @@ fn convert_options(inv: &Inventory, opts: &PlanOptions) -> convert::ConvertOptio
 }
 
 /// The project's roles the target gets: all but the application role's
-/// name, their memberships of the API roles only where the shim makes those.
+/// name, their memberships of the API roles only where the shim makes those,
+/// of PostgreSQL's predefined roles never (the plan's line for the role
+/// names them).
 fn project_roles(
     src: &crate::catalog::dump::SchemaSource,
     app_role: &str,
@@ -178,6 +180,8 @@ fn project_roles(
                 .member_of
                 .iter()
                 .filter(|g| shim || !crate::supabase::API_ROLES.contains(&g.as_str()))
+                // PostgreSQL's predefined roles: granted by whoever may (the plan says)
+                .filter(|g| !g.starts_with("pg_"))
                 .cloned()
                 .collect(),
             ..r.clone()

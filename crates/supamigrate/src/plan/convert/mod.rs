@@ -323,6 +323,28 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     Ok(out)
 }
 
+/// What is left to do for a project role provision creates: its login,
+/// its memberships of PostgreSQL's predefined roles.
+fn role_todo(r: &crate::catalog::data::ProjectRole) -> String {
+    let mut todo = Vec::new();
+    if r.login {
+        todo.push("it logs in on the source, and Supabase does not let its password be read: give it LOGIN and a password on the target (ALTER ROLE … LOGIN PASSWORD …)".to_string());
+    }
+    let predefined: Vec<&str> = r
+        .member_of
+        .iter()
+        .filter(|g| g.starts_with("pg_"))
+        .map(String::as_str)
+        .collect();
+    if !predefined.is_empty() {
+        todo.push(format!(
+            "it is a member of {} on the source: grant it there if it needs them",
+            predefined.join(", ")
+        ));
+    }
+    todo.join("; ")
+}
+
 /// The project's own roles: provision creates them.
 fn note_project_roles(src: &SchemaSource, opts: &ConvertOptions, out: &mut Conversion) {
     for r in src.project_roles.iter().filter(|r| r.name != opts.app_role) {
@@ -330,11 +352,7 @@ fn note_project_roles(src: &SchemaSource, opts: &ConvertOptions, out: &mut Conve
             Action::Added,
             format!("role {}", r.name),
             "the project's own role (grants, policies or memberships name it): provision creates it NOLOGIN",
-            if r.login {
-                "it logs in on the source, and Supabase does not let its password be read: give it LOGIN and a password on the target (ALTER ROLE … LOGIN PASSWORD …)"
-            } else {
-                ""
-            },
+            role_todo(r),
         );
     }
 }

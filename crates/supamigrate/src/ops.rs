@@ -573,6 +573,7 @@ pub async fn cutover(
     crate::rls::unforced(ctx.target()?, cutover_rows(ctx, opts, stores, transfer)).await
 }
 
+/// [`cutover`]'s work, run with FORCE ROW LEVEL SECURITY lifted.
 async fn cutover_rows(
     ctx: &Context,
     opts: &crate::follow::CutoverOptions,

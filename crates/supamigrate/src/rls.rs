@@ -9,11 +9,13 @@
 //! would fail. The application's roles are not owners: FORCE changes
 //! nothing for them, lifted or not.
 //!
-//! So every operation on rows runs inside [`unforced`]: the forced tables
-//! are recorded in `supamigrate.unforced_rls`, FORCE is lifted, and when the
-//! operation ends (well or not) FORCE is put back on each recorded table
-//! and the record cleared, in one transaction each way. A kill in between
-//! leaves the record; the next operation puts FORCE back when it ends.
+//! So every operation on rows runs inside [`unforced`]: it holds a shared
+//! advisory lock on a session of its own, records the forced tables in
+//! `supamigrate.unforced_rls` and lifts FORCE. When it ends (well or not)
+//! and no other operation holds the lock (a `follow` may end while a
+//! `cutover` still reads), FORCE is put back on each recorded table and the
+//! record cleared in one transaction. A kill leaves the record; the next
+//! operation puts FORCE back when it ends.
 
 use std::future::Future;
 

@@ -285,7 +285,7 @@ pub async fn copy(
     .await
 }
 
-/// Copies the plan's data. The target must have pre-data applied.
+/// [`copy`]'s work, run with FORCE ROW LEVEL SECURITY lifted.
 async fn copy_rows(
     source: &ConnInfo,
     target: &ConnInfo,

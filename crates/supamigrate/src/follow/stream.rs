@@ -89,8 +89,7 @@ pub async fn follow(
     crate::rls::unforced(target, follow_rows(source, target, plan, opts)).await
 }
 
-/// Applies the stream until `opts.until`, reconnecting while the source is
-/// away (a restart) for up to `opts.reconnect_for`.
+/// [`follow`]'s work, run with FORCE ROW LEVEL SECURITY lifted.
 async fn follow_rows(
     source: &ConnInfo,
     target: &ConnInfo,

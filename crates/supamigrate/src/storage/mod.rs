@@ -311,9 +311,7 @@ pub async fn migrate(
     .await
 }
 
-/// The whole Storage step: plan the objects, copy them, then (when the plan
-/// says so and every object copied) rewrite the references on the target and
-/// check none still points at Supabase Storage.
+/// [`migrate`]'s work, run with FORCE ROW LEVEL SECURITY lifted.
 async fn migrate_rows(
     source_db: &ConnInfo,
     target: &ConnInfo,

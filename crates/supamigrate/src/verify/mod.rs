@@ -854,7 +854,7 @@ pub async fn verify(
     crate::rls::unforced(target, verify_rows(source, target, opts)).await
 }
 
-/// Verifies `target` against `source`.
+/// [`verify`]'s work, run with FORCE ROW LEVEL SECURITY lifted.
 async fn verify_rows(
     source: &ConnInfo,
     target: &ConnInfo,

@@ -155,10 +155,13 @@ pub async fn sample_reference_columns(
                   v as (select distinct ltrim(v, '/') as v from raw limit {SAMPLE_VALUES})
              select (select count(*) from v),
                     array(select v from v where v like '%/storage/v1/%'),
-                    array(select o.bucket_id::text from v join storage.objects o
-                          on o.name = v.v
-                             or (o.bucket_id = split_part(v.v, '/', 1)
-                                 and o.name = substr(v.v, length(split_part(v.v, '/', 1)) + 2)))",
+                    array(select b.id::text from v cross join storage.buckets b
+                          where exists (select from storage.objects o
+                                        where o.bucket_id = b.id and o.name = v.v collate \"default\")
+                             or (b.id = split_part(v.v, '/', 1)
+                                 and exists (select from storage.objects o
+                                             where o.bucket_id = b.id
+                                               and o.name = substr(v.v, length(split_part(v.v, '/', 1)) + 2) collate \"default\")))",
             c = quote_ident(&column),
             t = table.quoted()
         );

@@ -155,6 +155,54 @@ pub async fn check(sb: &Sandbox, work: &Path, name: &str) {
         plpgsql_check(&tgt, &schemas, name).await;
     }
     storage(sb, work, &src, name).await;
+    comments(&src, &tgt, &schemas, work, name).await;
+}
+
+/// The comments on the application's objects (not an extension's), by
+/// the object's identity.
+async fn comments_of(c: &Client, schemas: &[String]) -> BTreeMap<String, String> {
+    let list = schemas
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    rows(
+        c,
+        &format!(
+            "select o.type || ' ' || o.identity, d.description from pg_description d, \
+                    pg_identify_object(d.classoid, d.objoid, d.objsubid) o \
+             where coalesce(o.schema, o.name) in ({list}) \
+               and not exists (select from pg_depend e where e.classid = d.classoid and e.objid = d.objoid and e.deptype = 'e')"
+        ),
+    )
+    .await
+    .into_iter()
+    .filter_map(|r| Some((r[0].clone()?, r[1].clone()?)))
+    .collect()
+}
+
+/// Every comment of the source is on the target, or the plan says why not
+/// (a line per comment it leaves out).
+async fn comments(src: &Client, tgt: &Client, schemas: &[String], work: &Path, name: &str) {
+    let (a, b) = (
+        comments_of(src, schemas).await,
+        comments_of(tgt, schemas).await,
+    );
+    let missing: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let reported = plan_lines(work)
+        .iter()
+        .filter(|l| l.starts_with("Dropped ") && l.contains("— comments on "))
+        .count();
+    assert_eq!(
+        missing.len(),
+        reported,
+        "{name}: comments not on the target:\n{}\nthe plan reports {reported}",
+        missing.join("\n")
+    );
 }
 
 /// Every plpgsql function of the application passes plpgsql_check on the
@@ -510,6 +558,13 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "discovered",
     ),
     (
+        "references in a large table, found in sampled pages",
+        "files",
+        "Reference",
+        "public.activity.attachment=documents",
+        "discovered",
+    ),
+    (
         "references in an app schema",
         "files",
         "Reference",
@@ -800,6 +855,14 @@ async fn search_app(sb: &Sandbox) {
 /// Two users, each seeing only their rows, the same on both sides; the
 /// functions that read and update auth.users work on the target.
 async fn notes_app(sb: &Sandbox, work: &Path) {
+    let tgt = connect(&sb.target_url()).await.unwrap();
+    assert_eq!(
+        rows(&tgt, "select obj_description('public.notes'::regclass), \
+                           (select description from pg_description d join pg_policy p on p.oid = d.objoid where p.polname = 'own notes')").await,
+        [[Some("A user's notes; shared ones are read by verified users".to_string()),
+          Some("owners read and write their own notes".to_string())]],
+        "the table's and the policy's comments"
+    );
     // With plpgsql_check in the target database (the check created
     // it), verify runs it on every plpgsql function too.
     let mut v = Command::new(env!("CARGO_BIN_EXE_supamigrate"));

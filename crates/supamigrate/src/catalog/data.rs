@@ -133,6 +133,22 @@ pub struct ColumnSample {
 /// 200 non-empty rows: no table is read to its end).
 pub const SAMPLE_VALUES: i64 = 20;
 
+/// Tables larger than this many pages (8 MB) are sampled from about this
+/// many random pages (`TABLESAMPLE SYSTEM … REPEATABLE`, so a plan made
+/// again samples the same pages) rather than read until 200 non-empty
+/// values turn up: a column empty in most rows of a large table would have
+/// been read to its end, on the production source, for every plan.
+pub const SAMPLE_PAGES: i64 = 1000;
+
+/// The `TABLESAMPLE` clause for a table of `pages` pages (empty: read it).
+fn sample_clause(pages: i64) -> String {
+    if pages <= SAMPLE_PAGES {
+        return String::new();
+    }
+    let percent = 100.0 * SAMPLE_PAGES as f64 / pages as f64;
+    format!(" tablesample system ({percent:.6}) repeatable (0)")
+}
+
 /// Samples every text column of `schemas` for Storage references. Empty
 /// when the source has no `storage.objects`.
 pub async fn sample_reference_columns(
@@ -150,8 +166,9 @@ pub async fn sample_reference_columns(
     for r in columns {
         let table = TableName::new(r.get::<_, String>(0), r.get::<_, String>(1));
         let column: String = r.get(2);
+        let sample = sample_clause(r.get(3));
         let sql = format!(
-            "with raw as (select {c}::text collate \"C\" as v from {t} where {c} is not null and {c} <> '' limit 200),
+            "with raw as (select {c}::text collate \"C\" as v from {t}{sample} where {c} is not null and {c} <> '' limit 200),
                   v as (select distinct ltrim(v, '/') as v from raw limit {SAMPLE_VALUES})
              select (select count(*) from v),
                     array(select v from v where v like '%/storage/v1/%'),
@@ -183,4 +200,22 @@ pub async fn sample_reference_columns(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_tables_are_sampled_from_about_sample_pages_pages() {
+        assert_eq!(sample_clause(SAMPLE_PAGES), "");
+        assert_eq!(
+            sample_clause(2 * SAMPLE_PAGES),
+            " tablesample system (50.000000) repeatable (0)"
+        );
+        assert_eq!(
+            sample_clause(1000 * SAMPLE_PAGES),
+            " tablesample system (0.100000) repeatable (0)"
+        );
+    }
 }

@@ -151,7 +151,7 @@ pub fn dump_schema(
 fn restore_section(archive: &Path, section: &str) -> Result<String> {
     let pg_restore = find_pg_tool("pg_restore")?;
     let out = crate::connect::child(&pg_restore)
-        .args(["--no-comments", "--file=-"])
+        .arg("--file=-")
         .arg(format!("--section={section}"))
         .arg(archive)
         .output()

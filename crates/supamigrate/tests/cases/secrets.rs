@@ -27,7 +27,10 @@ async fn no_password_in_child_argv_environment_or_logs() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || sink.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not a thread's default: the only subscriber of this test
+    // binary, so no callsite's cached interest (decided on another test's
+    // thread, with no subscriber) can keep an event from it.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
     // The driver logs through `log` (statement text at debug): capture it too.
     tracing_log::LogTracer::init().unwrap();
 

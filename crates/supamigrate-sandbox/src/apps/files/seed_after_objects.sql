@@ -15,3 +15,11 @@ insert into media.images (document_id, path, width, height)
 select d.id, o.name, 64, 64
 from public.documents d join storage.objects o on o.id = d.object_id
 where o.bucket_id = 'avatars';
+
+insert into public.activity (kind, detail, attachment)
+select 'view', repeat('x', 700),
+       case when i % 40 = 0 then
+         (select o.name from storage.objects o where o.bucket_id = 'documents'
+          order by o.name offset (i / 40) % (select count(*) from storage.objects where bucket_id = 'documents') limit 1)
+       end
+from generate_series(1, 12000) i;

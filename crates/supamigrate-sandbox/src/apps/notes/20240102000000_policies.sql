@@ -24,3 +24,12 @@ create policy "members see their teams" on public.team_members
 
 grant usage on schema private to authenticated;
 grant execute on function private.is_member(uuid) to authenticated;
+
+-- Comments, as projects write them for their team and for PostgREST /
+-- pg_graphql (which read them): on a table, a column, a policy, a function
+-- of the app schema, the schema itself.
+comment on table public.notes is 'A user''s notes; shared ones are read by verified users';
+comment on column public.notes.shared is '@graphql({"description": "visible to verified users"})';
+comment on policy "own notes" on public.notes is 'owners read and write their own notes';
+comment on function private.is_member(uuid) is 'whether the caller belongs to the team';
+comment on schema private is 'helpers the policies call';

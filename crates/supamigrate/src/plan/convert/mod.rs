@@ -5,6 +5,7 @@
 //! it, and says why. Every decision lands in the report, with whether it
 //! changes how the application behaves.
 
+mod comments;
 mod compat;
 mod extensions;
 mod generated;
@@ -249,6 +250,40 @@ impl Conversion {
     }
 }
 
+/// Each statement's fate, in dump order: left out when reach says it uses
+/// what the target lacks (or it comments on what is left out), else as
+/// the rules decide.
+fn decide_each(
+    stmts: Vec<(Section, Statement)>,
+    reach: &reach::Reach,
+    rules: &rules::Rules,
+    out: &mut Conversion,
+) -> Result<()> {
+    let mut fates = comments::Fates::default();
+    for (i, (section, st)) in stmts.into_iter().enumerate() {
+        if let Some(why) = fates.comment_left_out(&st, &out.dropped_columns) {
+            out.note_with(Action::Dropped, rules::describe(&st), why, Impact::None);
+            continue;
+        }
+        let key = comments::created_key(&st);
+        match &reach.verdict[i] {
+            Some(m) => {
+                fates.record(key, Some(&m.reason));
+                out.note_todo(Action::Dropped, rules::describe(&st), &m.reason, &m.todo);
+            }
+            None => {
+                let before = out.statements.len();
+                rules.apply(st, section, out)?;
+                let why = (out.statements.len() == before)
+                    .then(|| out.report.last().map(|d| d.reason.clone()))
+                    .flatten();
+                fates.record(key, why.as_deref());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Converts `src` for a target described by `opts`.
 ///
 /// Fails, before anything else, when the source uses an extension the target
@@ -299,12 +334,7 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         fate: &fate,
         plain_generated: &out.plain_generated.clone(),
     };
-    for (i, (section, st)) in stmts.into_iter().enumerate() {
-        match &reach.verdict[i] {
-            Some(m) => out.note_todo(Action::Dropped, rules::describe(&st), &m.reason, &m.todo),
-            None => rules.apply(st, section, &mut out)?,
-        }
-    }
+    decide_each(stmts, &reach, &rules, &mut out)?;
     compat::add(
         src,
         out.shim,

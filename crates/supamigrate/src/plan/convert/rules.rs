@@ -147,6 +147,7 @@ impl Rules<'_> {
             NodeEnum::CommentStmt(c) if c.objtype == ObjectType::ObjectExtension as i32 => {
                 Outcome::drop_plumbing("only the extension's owner may comment on it; provision creates extensions")
             }
+            NodeEnum::SecLabelStmt(l) => Outcome::drop(security_label(&l.provider)),
             NodeEnum::CreateExtensionStmt(_) => Outcome::drop_plumbing("provision creates extensions before the schema"),
             NodeEnum::AlterOwnerStmt(_) => {
                 Outcome::drop_plumbing("ownership: objects belong to the role that applies the schema")
@@ -551,6 +552,22 @@ fn repoint_fks_in(elt: &mut protobuf::Node) -> bool {
         _ => {}
     }
     changed
+}
+
+/// Why a `SECURITY LABEL` is left out: RDS loads no label provider.
+fn security_label(provider: &str) -> String {
+    if provider == "pgsodium" {
+        "pgsodium's Transparent Column Encryption: pgsodium is not on the target; the column's values are copied as stored (encrypted). \
+         Decrypt them on the source (its decrypted_ view) into a plain column before the copy, or encrypt them again on the target (pgcrypto, AWS KMS)"
+            .to_string()
+    } else {
+        let provider = if provider.is_empty() {
+            "(default)"
+        } else {
+            provider
+        };
+        format!("security label of provider {provider}: the target loads no label provider")
+    }
 }
 
 /// The schema of the object a statement creates or changes, when it names one.

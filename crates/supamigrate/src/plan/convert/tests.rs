@@ -198,6 +198,24 @@ const CASES: &[(&str, &str, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        "a policy's comment follows the policy",
+        "CREATE POLICY p ON public.t USING (true); COMMENT ON POLICY p ON public.t IS 'owners only'",
+        &[],
+        &["CREATE POLICY p ON public.t USING (true);", "COMMENT ON POLICY p ON public.t IS 'owners only';"],
+    ),
+    (
+        "the comment of a policy only for Supabase roles goes with it",
+        "CREATE POLICY p ON public.t TO supabase_auth_admin USING (true); COMMENT ON POLICY p ON public.t IS 'x'",
+        &[],
+        &[],
+    ),
+    (
+        "SECURITY LABEL (pgsodium's column encryption) is dropped",
+        "SECURITY LABEL FOR pgsodium ON COLUMN public.t.secret IS 'ENCRYPT WITH KEY ID 5c2f4a61-6f34-4b8a-9d7e-2f1c0b3a9e11'",
+        &[],
+        &[],
+    ),
+    (
         "COMMENT ON EXTENSION is dropped",
         "COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions'",
         &[],

@@ -51,6 +51,9 @@ pub struct ProvisionReport {
     /// pg_cron jobs scheduled (or updated).
     #[serde(default)]
     pub cron_jobs_scheduled: usize,
+    /// The source database's settings set on the target database.
+    #[serde(default)]
+    pub database_settings_set: Vec<String>,
     /// Caveats to tell the user.
     pub warnings: Vec<String>,
 }
@@ -86,10 +89,56 @@ pub async fn provision(
             .await
             .map_err(|e| Error::postgres(format!("provisioning ({st})"), e))?;
     }
+    set_database_settings(&client, p, &req.secrets, &mut report).await?;
     if let Some(cron) = &p.cron {
         report.cron_jobs_scheduled = schedule_jobs(target, cron, &req.secrets).await?;
     }
     Ok(report)
+}
+
+/// The source database's settings, on the target database: each value
+/// read as the server reads postgresql.conf (`set_config`, so a list such
+/// as search_path keeps its elements), then stored with `ALTER DATABASE …
+/// SET … FROM CURRENT`: the value (perhaps a secret) is a bind parameter,
+/// never SQL text. A setting the target refuses (a superuser-only
+/// parameter on RDS) is a warning that names the parameter group.
+async fn set_database_settings(
+    client: &Client,
+    p: &ProvisionPlan,
+    secrets: &Vault,
+    report: &mut ProvisionReport,
+) -> Result<()> {
+    for s in &p.database_settings {
+        let value = secrets.prepare(&s.value)?;
+        let alter = format!(
+            "alter database {} set {} from current",
+            quote_ident(&p.database),
+            quote_ident(&s.name)
+        );
+        let r = async {
+            client.batch_execute("begin").await?;
+            client
+                .execute("select set_config($1, $2, true)", &[&s.name, &value.run])
+                .await?;
+            client.batch_execute(&alter).await?;
+            client.batch_execute("commit").await
+        }
+        .await;
+        match r {
+            Ok(()) => report.database_settings_set.push(s.name.clone()),
+            Err(e) => {
+                let _ = client.batch_execute("rollback").await;
+                let why = e
+                    .as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string());
+                report.warnings.push(value.mask(&format!(
+                    "database setting {} not set on the target ({why}): set it in the instance's parameter group",
+                    s.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// pg_cron in its database (RDS: `postgres`), and the jobs scheduled from

@@ -156,6 +156,12 @@ pub async fn provision(
             report.shim_roles_created.join(", ")
         );
     }
+    if !report.database_settings_set.is_empty() {
+        println!(
+            "database settings set: {}",
+            report.database_settings_set.join(", ")
+        );
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }

@@ -558,6 +558,27 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "discovered",
     ),
     (
+        "a database setting (built-in)",
+        "hooks",
+        "Kept",
+        "database setting TimeZone = Asia/Kolkata",
+        "provision sets it on the target database",
+    ),
+    (
+        "a custom database setting its functions read",
+        "hooks",
+        "Dropped",
+        "database setting app.region = eu-west-1",
+        "only a superuser may store one",
+    ),
+    (
+        "a custom database setting holding a key",
+        "hooks",
+        "Dropped",
+        "database setting app.service_key = [secret-",
+        "only a superuser may store one",
+    ),
+    (
         "references in a large table, found in sampled pages",
         "files",
         "Reference",
@@ -947,6 +968,19 @@ async fn hooks_app(sb: &Sandbox, out: &str) {
             Some(sb.target_url().dbname.clone())
         ]],
         "{out}"
+    );
+    // The database's built-in settings, as a new session on the target
+    // sees them; the custom one is the plan's to-do, and set per session
+    // (as the to-do says) the function reads it.
+    let tgt = connect(&sb.target_url()).await.unwrap();
+    assert_eq!(
+        rows(&tgt, "select current_setting('search_path'), current_setting('timezone'), public.region() is null").await,
+        [[Some("\"$user\", public, extensions".to_string()), Some("Asia/Kolkata".to_string()), Some("t".to_string())]],
+        "{out}"
+    );
+    assert_eq!(
+        rows(&tgt, "set app.region = 'eu-west-1'; select public.region()").await,
+        [[Some("eu-west-1".to_string())]]
     );
 }
 

@@ -35,6 +35,34 @@ pub async fn populated_matviews(client: &Client, schemas: &[String]) -> Result<V
         .collect())
 }
 
+/// A setting of the source database (`ALTER DATABASE … SET name = value`):
+/// the application's functions may read it with `current_setting()`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DatabaseSetting {
+    /// The parameter (`app.region`, `timezone`…).
+    pub name: String,
+    /// Its value as stored; a secret in it (a key, a JWT) is redacted.
+    pub value: String,
+}
+
+/// The source database's own settings, secrets in their values redacted
+/// into `secrets`.
+pub async fn database_settings(
+    client: &Client,
+    secrets: &mut crate::secrets::Vault,
+) -> Result<Vec<DatabaseSetting>> {
+    Ok(client
+        .query(include_str!("sql/database_settings.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("reading the database's settings", e))?
+        .iter()
+        .map(|r| DatabaseSetting {
+            name: r.get(0),
+            value: secrets.redact(r.get(1)),
+        })
+        .collect())
+}
+
 /// A role of the project's own on the source: grants, policies and
 /// memberships name it, so the target needs it too.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{ColumnSample, GeneratedColumn, ProjectRole};
+use super::data::{ColumnSample, DatabaseSetting, GeneratedColumn, ProjectRole};
 use super::platform::PlatformFacts;
 use super::{Bucket, ColumnDef, Extension, Publication};
 use crate::connect::{find_pg_tool, ConnInfo, PgCommand};
@@ -49,6 +49,9 @@ pub struct SchemaSource {
     /// The project's own roles (the platform's left out).
     #[serde(default)]
     pub project_roles: Vec<ProjectRole>,
+    /// The database's own settings (`ALTER DATABASE … SET`).
+    #[serde(default)]
+    pub database_settings: Vec<DatabaseSetting>,
     /// Text columns whose sampled values are Storage references.
     pub reference_samples: Vec<ColumnSample>,
     /// How many distinct secrets were found in definitions (and redacted).

@@ -190,6 +190,7 @@ async fn schema_facts(
         generated_columns: super::data::generated_columns(client, schemas).await?,
         populated_matviews: super::data::populated_matviews(client, schemas).await?,
         project_roles: super::data::project_roles(client).await?,
+        database_settings: super::data::database_settings(client, secrets).await?,
         reference_samples: super::data::sample_reference_columns(client, schemas).await?,
         platform,
         ..SchemaSource::default()

@@ -146,6 +146,17 @@ fn provision(plan: &MigrationPlan, s: &mut String) {
                 .join(", ")
         );
     }
+    if !p.database_settings.is_empty() {
+        let _ = writeln!(
+            s,
+            "  database settings (ALTER DATABASE … SET): {}",
+            p.database_settings
+                .iter()
+                .map(|d| format!("{} = {}", d.name, d.value))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 fn data(plan: &MigrationPlan, s: &mut String) {

@@ -224,6 +224,7 @@ pub fn build(
         schemas: schemas.clone(),
         shim_roles: conversion.shim,
         project_roles: project_roles(&inv.source.schema, &opts.app_role, conversion.shim),
+        database_settings: provision::database_settings(&inv.source.schema.database_settings),
     };
     let mut plan = MigrationPlan {
         format: PLAN_FORMAT,

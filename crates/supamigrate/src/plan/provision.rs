@@ -24,6 +24,24 @@ pub struct ProvisionPlan {
     /// The project's own roles, created NOLOGIN with their memberships.
     #[serde(default)]
     pub project_roles: Vec<crate::catalog::data::ProjectRole>,
+    /// The source database's settings provision sets on the target
+    /// database (values with secrets redacted; restored when set).
+    #[serde(default)]
+    pub database_settings: Vec<crate::catalog::data::DatabaseSetting>,
+}
+
+/// The source database's settings the target database takes: the
+/// built-in parameters (the platform's and custom ones left out).
+pub fn database_settings(
+    all: &[crate::catalog::data::DatabaseSetting],
+) -> Vec<crate::catalog::data::DatabaseSetting> {
+    all.iter()
+        .filter(|s| {
+            super::convert::platform_setting(&s.name).is_none()
+                && !super::convert::custom_setting(&s.name)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Checks an application role name: plain lowercase, not a platform's.

@@ -113,3 +113,14 @@ create table public.hook_settings (
   doc jsonb not null,
   constraint doc_shape check (extensions.json_matches_schema('{"type": "object"}', doc::json))
 );
+
+-- Settings of the database (its owner may store built-in ones; custom
+-- ones, which functions read with current_setting(), are in dashboard.sql).
+do $$
+begin
+  execute format('alter database %I set search_path = "$user", public, extensions', current_database());
+  execute format('alter database %I set timezone = %L', current_database(), 'Asia/Kolkata');
+end
+$$;
+create function public.region() returns text language sql stable
+  as $$ select current_setting('app.region', true) $$;

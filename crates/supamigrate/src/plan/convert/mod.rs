@@ -345,6 +345,7 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     )?;
     platform::note(src, opts, &reach, &ctx, &mut out)?;
     note_project_roles(src, opts, &mut out);
+    note_database_settings(src, &mut out);
     out.statements.sort_by_key(|s| s.section);
     // Identical statements (several API roles mapped to one role) once only.
     let mut seen = BTreeSet::new();
@@ -384,6 +385,63 @@ fn note_project_roles(src: &SchemaSource, opts: &ConvertOptions, out: &mut Conve
             "the project's own role (grants, policies or memberships name it): provision creates it NOLOGIN",
             role_todo(r),
         );
+    }
+}
+
+/// Why a database setting of the source is not carried (`None`: it is):
+/// the platform's own, which nothing on the target reads.
+pub fn platform_setting(name: &str) -> Option<&'static str> {
+    const PREFIXES: &[&str] = &[
+        "pgrst.",
+        "supautils.",
+        "pgsodium.",
+        "pg_net.",
+        "supabase.",
+        "safeupdate.",
+        "cron.",
+    ];
+    if PREFIXES.iter().any(|p| name.starts_with(p))
+        || matches!(
+            name,
+            "session_preload_libraries" | "shared_preload_libraries"
+        )
+    {
+        Some("a Supabase platform setting (PostgREST, supautils, pgsodium, pg_net, pg_cron): nothing on the target reads it")
+    } else {
+        None
+    }
+}
+
+/// A custom setting (`app.region`; an extension's `pgaudit.log`): on the
+/// target only a superuser may store one for a database (PostgreSQL 15+
+/// treats an unknown parameter as a placeholder), and RDS's master user is
+/// not one.
+pub fn custom_setting(name: &str) -> bool {
+    name.contains('.')
+}
+
+/// The source database's settings: each carried to the target database by
+/// provision, or left out as the platform's.
+fn note_database_settings(src: &SchemaSource, out: &mut Conversion) {
+    for s in &src.database_settings {
+        let what = format!("database setting {} = {}", s.name, s.value);
+        match platform_setting(&s.name) {
+            Some(why) => out.note_with(Action::Dropped, what, why, Impact::None),
+            None if custom_setting(&s.name) => out.note_todo(
+                Action::Dropped,
+                what,
+                "a custom setting: on RDS only a superuser may store one for a database (ALTER DATABASE … SET), and the master user is not one; current_setting() does not find it there",
+                format!(
+                    "have the application set it per session (options=-c {}=… in its connection string, or SET), keep the value in a table (a secret in AWS Secrets Manager), or, for an extension's parameter, set it in the instance's parameter group",
+                    s.name
+                ),
+            ),
+            None => out.note(
+                Action::Kept,
+                what,
+                "provision sets it on the target database (ALTER DATABASE … SET): sessions and current_setting() see it as on Supabase",
+            ),
+        }
     }
 }
 

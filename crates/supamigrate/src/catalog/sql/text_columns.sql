@@ -1,8 +1,10 @@
 -- Text columns of the application's tables: where Storage references may
--- be kept, with the table's size in pages (its current size: relpages
--- is only as fresh as the last VACUUM or ANALYZE). $1: schemas.
+-- be kept, with the table's size in pages (its current size, its
+-- partitions' for a partitioned table: relpages is only as fresh as the last
+-- VACUUM or ANALYZE). $1: schemas.
 select n.nspname::text, c.relname::text, a.attname::text,
-       (pg_relation_size(c.oid) / current_setting('block_size')::int)::int8
+       ((select coalesce(sum(pg_relation_size(t.relid)), 0) from pg_partition_tree(c.oid) t where t.isleaf)
+        / current_setting('block_size')::int)::int8
 from pg_attribute a
 join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace

@@ -815,7 +815,15 @@ async fn one_app(name: &str) {
     assert_no_secret(&files, &format!("{name}: the state folder and reports"));
     match name {
         "notes" => notes_app(&sb, work.path()).await,
-        "files" => references(&sb, work.path()).await,
+        "files" => {
+            references(&sb, work.path()).await;
+            let tgt = connect(&sb.target_url()).await.unwrap();
+            assert_eq!(
+                rows(&tgt, "select count(*) from pg_indexes where schemaname = 'storage' and indexname = 'name_prefix_search'").await,
+                [[Some("1".to_string())]],
+                "Storage's index for folder listings"
+            );
+        }
         "search" => search_app(&sb).await,
         "catalog" => {
             let tgt = connect(&sb.target_url()).await.unwrap();

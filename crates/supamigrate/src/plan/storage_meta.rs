@@ -88,6 +88,9 @@ pub fn post_data() -> Vec<String> {
         "CREATE UNIQUE INDEX bname ON storage.buckets USING btree (name);".to_string(),
         "ALTER TABLE ONLY storage.objects ADD CONSTRAINT objects_pkey PRIMARY KEY (id);".to_string(),
         "CREATE UNIQUE INDEX bucketid_objname ON storage.objects USING btree (bucket_id, name);".to_string(),
+        // Storage's index for folder listings (`name LIKE 'folder/%'`),
+        // which the application's own queries over the table use too.
+        "CREATE INDEX name_prefix_search ON storage.objects USING btree (name text_pattern_ops);".to_string(),
         "ALTER TABLE ONLY storage.objects ADD CONSTRAINT \"objects_bucketId_fkey\" FOREIGN KEY (bucket_id) REFERENCES storage.buckets(id);".to_string(),
     ]
 }

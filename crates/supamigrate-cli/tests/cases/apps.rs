@@ -740,11 +740,18 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "provision creates it NOLOGIN",
     ),
     (
-        "a publication that is not Realtime's",
+        "a publication that is not Realtime's: a list of tables",
+        "catalog",
+        "Added",
+        "publication catalog_feed",
+        "made again on the target after its tables",
+    ),
+    (
+        "a publication with a column list",
         "catalog",
         "Dropped",
-        "publication catalog_feed",
-        "the project's publication for logical replication",
+        "publication catalog_partial",
+        "a column list",
     ),
     (
         "an extension in public",
@@ -832,6 +839,12 @@ async fn one_app(name: &str) {
                             (select rolcanlogin from pg_roles where rolname = 'catalog_reporting')::text").await,
                 [[Some("true".to_string()), Some("false".to_string())]],
                 "the project's role, NOLOGIN, with its grant"
+            );
+            assert_eq!(
+                rows(&tgt, "select p.pubname::text, p.pubinsert::text, p.pubtruncate::text, string_agg(t.schemaname || '.' || t.tablename, ',') \
+                            from pg_publication p join pg_publication_tables t using (pubname) group by 1, 2, 3 order by 1").await,
+                [[Some("catalog_feed".to_string()), Some("true".to_string()), Some("false".to_string()), Some("public.products".to_string())]],
+                "the project's publication made again, with its tables and operations; the one with a column list is a to-do"
             );
         }
         "accounts" => {

@@ -178,6 +178,20 @@ pub struct Publication {
     pub name: String,
     /// `schema.table` of each published table.
     pub tables: Vec<String>,
+    /// The same, quoted for SQL.
+    #[serde(default)]
+    pub quoted_tables: Vec<String>,
+    /// What it publishes (`insert, update, delete, truncate`).
+    #[serde(default)]
+    pub publish: String,
+    /// `publish_via_partition_root`.
+    #[serde(default)]
+    pub via_root: bool,
+    /// It is exactly a list of tables: `CREATE PUBLICATION … FOR TABLE`
+    /// with these options makes it again (not FOR ALL TABLES, no TABLES IN
+    /// SCHEMA, no column list or row filter).
+    #[serde(default)]
+    pub table_list: bool,
 }
 
 /// Publications.
@@ -191,6 +205,10 @@ pub async fn publications(client: &Client) -> Result<Vec<Publication>> {
         .map(|r| Publication {
             name: r.get(0),
             tables: r.get(1),
+            quoted_tables: r.get(2),
+            publish: r.get(3),
+            via_root: r.get(4),
+            table_list: r.get(5),
         })
         .collect())
 }

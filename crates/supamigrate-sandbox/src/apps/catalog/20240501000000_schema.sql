@@ -36,4 +36,5 @@ grant usage on schema public to catalog_reporting;
 grant select on public.products to catalog_reporting;
 create type public.price_band as range (subtype = numeric);
 create table public.price_bands (id int primary key, band public.price_band not null);
-create publication catalog_feed for table public.products;
+create publication catalog_feed for table public.products with (publish = 'insert, update, delete');
+create publication catalog_partial for table public.products (id, sku);

@@ -83,7 +83,8 @@ pub(super) fn note(
         );
     }
     triggers_and_policies(src, out);
-    publications_and_buckets(src, out);
+    publications(src, out)?;
+    buckets_and_event_triggers(src, out);
     if src.secrets_found > 0 {
         out.note_with(
             Action::Rewritten,
@@ -219,11 +220,17 @@ fn triggers_and_policies(src: &SchemaSource, out: &mut Conversion) {
     }
 }
 
-/// Publications, event triggers, bucket settings: the platform's, left behind.
-fn publications_and_buckets(src: &SchemaSource, out: &mut Conversion) {
+/// The project's publications, made again on the target when a list of
+/// its tables is all they are; Realtime's, and the others (FOR ALL TABLES,
+/// TABLES IN SCHEMA, column lists, row filters), are to-dos.
+fn publications(src: &SchemaSource, out: &mut Conversion) -> Result<()> {
     // The platform's publication with no table published carries nothing.
     for p in src.publications.iter().filter(|p| !p.tables.is_empty()) {
         let object = format!("publication {} ({})", p.name, p.tables.join(", "));
+        let ours = p.tables.iter().all(|t| {
+            t.split_once('.')
+                .is_some_and(|(s, _)| src.schemas.iter().any(|a| a == s))
+        });
         if p.name.starts_with("supabase_realtime") {
             out.note_todo(
                 Action::Dropped,
@@ -231,18 +238,41 @@ fn publications_and_buckets(src: &SchemaSource, out: &mut Conversion) {
                 "serves Supabase Realtime, which the target does not run",
                 "publish changes from the application (AWS AppSync, API Gateway WebSockets), or create a publication on the target for logical replication",
             );
+        } else if p.table_list && ours {
+            let sql = format!(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = {}, publish_via_partition_root = {});",
+                crate::pg::quote_ident(&p.name),
+                p.quoted_tables.join(", "),
+                crate::pg::quote_literal(&p.publish),
+                p.via_root
+            );
+            out.push(crate::plan::statements::added(
+                &sql,
+                crate::plan::Section::PostData,
+            )?);
+            out.note_todo(
+                Action::Added,
+                object,
+                "the project's publication for logical replication, made again on the target after its tables (same tables and operations)",
+                "its subscribers keep reading the source until they move; on the target they need rds.logical_replication = 1 in the instance's parameter group",
+            );
         } else {
             out.note_todo(
                 Action::Dropped,
                 object,
-                "the project's publication for logical replication: its subscribers read the source; not created on the target",
+                "the project's publication for logical replication: FOR ALL TABLES, TABLES IN SCHEMA, a column list, a row filter or a table outside the migrated schemas, which the plan does not make again; its subscribers read the source",
                 format!(
-                    "when its subscribers move to the target, create it there (CREATE PUBLICATION {} FOR TABLE …, with its column lists and filters) with rds.logical_replication on",
+                    "when its subscribers move to the target, create it there (CREATE PUBLICATION {} …, with its column lists and filters) with rds.logical_replication on",
                     p.name
                 ),
             );
         }
     }
+    Ok(())
+}
+
+/// Event triggers and bucket settings: the platform's, left behind.
+fn buckets_and_event_triggers(src: &SchemaSource, out: &mut Conversion) {
     for e in &src.event_triggers {
         out.note_with(
             Action::Dropped,

@@ -174,6 +174,12 @@ fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::
             "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; the {} table(s) the follow changed compared: {} changed row(s) by content, {} table(s) by count",
             r.transactions_applied, r.sequences, v.tables_compared, v.rows_compared, v.tables_counted
         );
+        if !r.matviews_refreshed.is_empty() {
+            println!(
+                "materialized views refreshed with the follow's changes: {}",
+                r.matviews_refreshed.join(", ")
+            );
+        }
         if !v.analyzed.is_empty() {
             println!(
                 "analyzed again (the follow moved their row counts): {}",

@@ -34,6 +34,8 @@ insert into public.fw_child (id, parent_id, v) select g, 1 + g % 50, 'c' || g fr
 -- unless supamigrate lifts FORCE while it follows, cuts over and verifies.
 alter table public.fw_child enable row level security;
 alter table public.fw_child force row level security;
+-- Populated: the cutover refreshes it with what the follow applied.
+create materialized view public.fw_totals as select count(*) as logs from public.fw_log;
 ";
 
 /// Writes to the source until `stop`, counting what committed; rides out
@@ -233,6 +235,7 @@ async fn follow_and_cutover_under_writes() {
         .arg(dest.path());
     let out = ok(cut, "cutover").await;
     let text = output_text(&out);
+    let text_cut = text.clone();
     assert!(text.contains("cutover done in"), "{text}");
     assert!(text.contains("storage: 626 object(s) copied"), "{text}");
     // Only the tables the follow changed are counted (the workload's, the
@@ -285,6 +288,25 @@ async fn follow_and_cutover_under_writes() {
         .unwrap()
         .get(0);
     assert_eq!(rolled_back, 0);
+    assert!(
+        text_cut
+            .contains("materialized views refreshed with the follow's changes: public.fw_totals"),
+        "{text_cut}"
+    );
+    let (in_view, logs): (i64, i64) = {
+        let r = tgt
+            .query_one(
+                "select (select logs from public.fw_totals), (select count(*) from public.fw_log)",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        in_view, logs,
+        "the materialized view holds what the follow applied"
+    );
     let (n, doc_len): (i32, i32) = {
         let r = tgt
             .query_one(

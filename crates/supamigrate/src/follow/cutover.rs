@@ -1,6 +1,7 @@
 //! The cutover: writes stopped on the source for the application's roles,
 //! the follow caught up to a sentinel sent after the last write, sequences
-//! set, what the follow changed compared (see [`super::check`]), the slot and publication dropped; and its abort,
+//! set, materialized views refreshed, what the follow changed compared
+//! (see [`super::check`]), the slot and publication dropped; and its abort,
 //! which gives the source its writes back.
 //!
 //! Each step is recorded in the target's `supamigrate.follow` row, so a
@@ -53,6 +54,10 @@ pub struct CutoverReport {
     pub transactions_applied: u64,
     /// Sequences set.
     pub sequences: usize,
+    /// Materialized views refreshed once the follow had applied every
+    /// write (copy-time contents would miss what the follow changed).
+    #[serde(default)]
+    pub matviews_refreshed: Vec<String>,
     /// The fast verify of what the follow changed (the cutover stops
     /// before finishing when it finds a difference).
     pub verify: FastVerify,
@@ -130,9 +135,25 @@ pub async fn cutover(
     crate::failpoint::hit(crate::failpoint::CUTOVER_CAUGHT_UP);
     let tgt = connect(target).await?;
     report.sequences = crate::copy::copy_sequences(&src, &tgt, &plan.sequences).await?;
+    report.matviews_refreshed = refresh_matviews(&tgt, plan).await?;
     report.verify = fast_verify(&src, &tgt, plan).await?;
     report.downtime_seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Refreshes again, on the caught-up target, the materialized views
+/// post-data refreshed after the copy: their contents then missed every
+/// write the follow applied since. A re-run refreshes them again, which
+/// gives the same result.
+async fn refresh_matviews(tgt: &Client, plan: &MigrationPlan) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for (name, sql) in plan.conversion.matview_refreshes() {
+        tgt.batch_execute(sql)
+            .await
+            .map_err(|e| Error::postgres(format!("refreshing materialized view {name}"), e))?;
+        done.push(name);
+    }
+    Ok(done)
 }
 
 /// A source session that may write although its role was made read-only.

@@ -147,6 +147,23 @@ impl Conversion {
         self.statements.iter().filter(move |s| s.section == section)
     }
 
+    /// The materialized views post-data refreshes (those the source has
+    /// populated), dependencies first: each one's name and statement.
+    pub fn matview_refreshes(&self) -> Vec<(String, &str)> {
+        self.section(Section::PostData)
+            .filter_map(|s| {
+                let st = Statement::parse(&s.sql).ok()?;
+                match st.node()? {
+                    pg_query::NodeEnum::RefreshMatViewStmt(r) => Some((
+                        crate::sql::rangevar_name(r.relation.as_ref()?),
+                        s.sql.as_str(),
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// The SQL of `section`.
     pub fn section_sql(&self, section: Section) -> Vec<String> {
         self.section(section).map(|s| s.sql.clone()).collect()

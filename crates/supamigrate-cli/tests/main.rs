@@ -9,6 +9,8 @@ mod apps;
 mod backup;
 #[path = "cases/cli.rs"]
 mod cli;
+#[path = "cases/extensions.rs"]
+mod extensions;
 #[path = "cases/failures.rs"]
 mod failures;
 #[path = "cases/faults.rs"]

@@ -216,6 +216,7 @@ pub async fn copy(
     for r in &summary.recopied {
         println!("copied again, whole: {} ({})", r.table, r.reason);
     }
+    print_extension_config(&summary.extension_config);
     if follow {
         println!("the copy read the replication slot's snapshot: every change made on the source since is kept for `supamigrate follow`, then `supamigrate cutover`");
     }
@@ -237,4 +238,25 @@ pub async fn copy(
         None => println!("post-data: skipped (--no-post-data)"),
     }
     Ok(())
+}
+
+/// What the copy did with kept extensions' configuration tables.
+fn print_extension_config(done: &[supamigrate::copy::extension_config::ConfigCopied]) {
+    for c in done {
+        match (&c.refused, c.earlier) {
+            (Some(why), _) => println!("extension configuration NOT copied: {why}"),
+            (None, earlier) => println!(
+                "extension {} configuration {}: {} row(s) copied, {} already on the target{}{}",
+                c.extension,
+                c.relation,
+                c.rows_copied,
+                c.rows_present,
+                c.owner_taken
+                    .as_ref()
+                    .map(|o| format!(" (the target user took it over from {o})"))
+                    .unwrap_or_default(),
+                if earlier { " (by an earlier run)" } else { "" }
+            ),
+        }
+    }
 }

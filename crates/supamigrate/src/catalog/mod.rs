@@ -123,6 +123,71 @@ pub struct Extension {
     pub builtin_named: Vec<String>,
     /// Its tables and views (`schema.name`).
     pub relations: Vec<String>,
+    /// Its configuration tables and sequences (`pg_extension_config_dump`).
+    #[serde(default)]
+    pub config: Vec<ExtensionConfig>,
+}
+
+/// A configuration table (or sequence) of an extension: rows the project
+/// added to it are data `CREATE EXTENSION` does not make again (a custom
+/// `spatial_ref_sys` entry of PostGIS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionConfig {
+    /// The extension.
+    pub extension: String,
+    /// The table or sequence.
+    pub relation: TableName,
+    /// A sequence: its value is what is carried.
+    pub sequence: bool,
+    /// The `WHERE …` selecting the project's rows (empty: all of them).
+    pub condition: String,
+    /// Rows the condition selects on the source (a sequence: 1 once it was
+    /// used, else 0); `None` when this user may not read it.
+    pub rows: Option<i64>,
+}
+
+impl ExtensionConfig {
+    /// The query reading the project's rows of a configuration table.
+    pub fn rows_query(&self, columns: &str) -> String {
+        format!(
+            "select {columns} from only {} {}",
+            self.relation.quoted(),
+            self.condition
+        )
+    }
+}
+
+/// Each extension's configuration tables and sequences, with the rows the
+/// project added to each (counted where this user may read them).
+async fn extension_config(client: &Client) -> Result<Vec<ExtensionConfig>> {
+    let what = |e| Error::postgres("reading extensions' configuration tables", e);
+    let rows = client
+        .query(include_str!("sql/extension_config.sql"), &[])
+        .await
+        .map_err(what)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let mut c = ExtensionConfig {
+            extension: r.get(0),
+            relation: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            sequence: r.get(3),
+            condition: r.get(4),
+            rows: None,
+        };
+        if r.get::<_, bool>(5) {
+            let sql = if c.sequence {
+                format!(
+                    "select (is_called)::int::bigint from {}",
+                    c.relation.quoted()
+                )
+            } else {
+                c.rows_query("count(*)")
+            };
+            c.rows = Some(client.query_one(&sql, &[]).await.map_err(what)?.get(0));
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 /// Installed extensions, with their dependents in `app_schemas` and their members.
@@ -140,6 +205,7 @@ pub async fn extensions(client: &Client, app_schemas: &[String]) -> Result<Vec<E
         .query(include_str!("sql/list_extensions.sql"), &[])
         .await
         .map_err(what)?;
+    let mut config = extension_config(client).await?;
     let member = |name: &str, kind: &str| -> Vec<String> {
         members
             .iter()
@@ -164,6 +230,7 @@ pub async fn extensions(client: &Client, app_schemas: &[String]) -> Result<Vec<E
                 functions: [member(&name, "function"), member(&name, "function*")].concat(),
                 builtin_named: member(&name, "function*"),
                 relations: member(&name, "relation"),
+                config: config.extract_if(.., |c| c.extension == name).collect(),
                 schema: r.get(1),
                 name,
             }

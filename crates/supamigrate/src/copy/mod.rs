@@ -15,6 +15,7 @@
 //!   indexes and constraints in parallel, each table's as soon as its data is in.
 
 mod drift;
+pub mod extension_config;
 pub mod post_data;
 pub mod ready;
 mod worker;
@@ -128,6 +129,10 @@ pub struct CopySummary {
     /// connection).
     #[serde(default)]
     pub retries: u32,
+    /// Kept extensions' configuration tables and sequences carried (or
+    /// refused by the target) before the data.
+    #[serde(default)]
+    pub extension_config: Vec<extension_config::ConfigCopied>,
 }
 
 impl CopySummary {
@@ -313,6 +318,7 @@ async fn copy_rows(
         None => export_snapshot(&coordinator, Access::ReadOnly).await?,
         Some(slot_snapshot) => reexport(&coordinator, slot_snapshot).await?,
     };
+    let extension_config = extension_config::copy(&coordinator, &mut tgt, plan).await?;
     let all = load_or_store_tasks(&mut tgt, plan, &done).await?;
     let copied: Vec<TableName> = sources
         .into_iter()
@@ -327,6 +333,7 @@ async fn copy_rows(
             .count(),
         tasks_now: todo.iter().map(|j| j.tasks.len()).sum(),
         recopied,
+        extension_config,
         ..CopySummary::default()
     };
     let pending = if opts.post_data {

@@ -178,6 +178,21 @@ fn data(plan: &MigrationPlan, s: &mut String) {
             let _ = writeln!(s, "  left out: {}.{}: {}", t.source, l.column, l.reason);
         }
     }
+    for c in &plan.conversion.extension_config {
+        let what = if c.sequence {
+            "its value set before the data".to_string()
+        } else {
+            format!(
+                "{} row(s) the project added, copied before the data (CREATE EXTENSION makes only its own)",
+                c.rows.unwrap_or(0)
+            )
+        };
+        let _ = writeln!(
+            s,
+            "  extension {} configuration {}: {what}",
+            c.extension, c.relation
+        );
+    }
     let _ = writeln!(
         s,
         "  sequences set to the source's state: {}",

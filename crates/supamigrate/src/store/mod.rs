@@ -20,10 +20,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_follow.sql")),
     (5, include_str!("migrations/0005_follow_keys.sql")),
     (6, include_str!("migrations/0006_unforced_rls.sql")),
+    (7, include_str!("migrations/0007_extension_config.sql")),
 ];
 
 /// The store version this release writes.
-pub const STORE_VERSION: i32 = 6;
+pub const STORE_VERSION: i32 = 7;
 
 /// The store's version on the target (0: no store yet).
 pub async fn version(client: &impl GenericClient) -> Result<i32> {

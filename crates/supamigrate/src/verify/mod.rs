@@ -14,6 +14,7 @@
 
 pub mod checks;
 pub mod code;
+pub mod config;
 pub mod content;
 pub mod fingerprint;
 pub mod integrity;
@@ -76,6 +77,8 @@ pub struct VerifyOptions {
     /// The copy made the tables ready (ANALYZE): check their statistics.
     /// `false` under `--no-analyze`.
     pub statistics: bool,
+    /// Kept extensions' configuration tables holding rows the project added.
+    pub extension_config: Vec<crate::catalog::ExtensionConfig>,
     /// Where progress goes.
     pub observer: SharedObserver,
 }
@@ -128,6 +131,7 @@ impl VerifyOptions {
                 .collect(),
             allowed_remaining: BTreeMap::new(),
             statistics: !plan.options.no_analyze && !plan.ready.is_empty(),
+            extension_config: plan.conversion.extension_config.clone(),
             observer,
         }
     }
@@ -242,6 +246,9 @@ pub struct VerifyReport {
     /// not checked: `--no-analyze`).
     #[serde(default)]
     pub statistics: Vec<stats::StatsCheck>,
+    /// Kept extensions' configuration tables: the project's rows on both sides.
+    #[serde(default)]
+    pub extension_config: Vec<config::ConfigCheck>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -264,6 +271,11 @@ impl VerifyReport {
             + self.reference_mismatches.len()
             + self.code.mismatches()
             + self.statistics.iter().filter(|s| !s.matches()).count()
+            + self
+                .extension_config
+                .iter()
+                .filter(|c| !c.matches())
+                .count()
     }
 
     /// Everything matches.
@@ -772,6 +784,7 @@ struct Checks {
     storage_references: Vec<RemainingReferences>,
     reference_mismatches: Vec<ReferenceMismatch>,
     code: code::CodeReport,
+    extension_config: Vec<config::ConfigCheck>,
 }
 
 async fn other_checks(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Result<Checks> {
@@ -801,6 +814,7 @@ async fn other_checks(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Resul
             .collect(),
         reference_mismatches: reference_mismatches(src, tgt, opts).await?,
         code: code_report(src, tgt, opts).await?,
+        extension_config: config::check(src, tgt, &opts.extension_config).await?,
     })
 }
 
@@ -905,6 +919,7 @@ async fn verify_rows(
         storage_references: checks.storage_references,
         reference_mismatches: checks.reference_mismatches,
         code: checks.code,
+        extension_config: checks.extension_config,
         seconds: started.elapsed().as_secs_f64(),
     };
     tracing::info!(

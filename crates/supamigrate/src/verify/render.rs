@@ -306,6 +306,15 @@ fn findings(r: &VerifyReport) -> Vec<Group> {
 fn findings_with(r: &VerifyReport, every_table: bool) -> Vec<Group> {
     let mut out = vec![foreign_keys(r), sequences(r)];
     out.extend(statistics(r, every_table));
+    if !r.extension_config.is_empty() {
+        out.push((
+            "Extension configuration",
+            r.extension_config
+                .iter()
+                .map(|c| (c.matches(), c.describe()))
+                .collect(),
+        ));
+    }
     if !r.checks.is_empty() {
         out.push(checks(r));
     }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{Action, Conversion, ConvertOptions, Impact};
-use crate::catalog::Extension;
+use crate::catalog::{Extension, ExtensionConfig};
 use crate::error::{Error, Result};
 use crate::sql::uses::Name;
 
@@ -209,6 +209,9 @@ fn decide<'a>(
                 e.schema
             ),
         );
+        for c in &e.config {
+            config_decision(c, out);
+        }
     } else if opts.allow_drop_extensions.contains(&e.name) {
         fate.gone.insert(e.name.clone(), Gone::Dropped);
         out.note_todo(
@@ -249,6 +252,50 @@ fn decide<'a>(
         return Some(columns);
     }
     None
+}
+
+/// The rows the project added to a kept extension's configuration table
+/// (or a used configuration sequence): `CREATE EXTENSION` on the target
+/// makes only the extension's own, so the copy carries them before the data.
+fn config_decision(c: &ExtensionConfig, out: &mut Conversion) {
+    let object = format!(
+        "{} {} of extension {}",
+        if c.sequence {
+            "configuration sequence"
+        } else {
+            "configuration table"
+        },
+        c.relation,
+        c.extension
+    );
+    match c.rows {
+        Some(0) => {}
+        Some(_) if c.sequence => {
+            out.extension_config.push(c.clone());
+            out.note(
+                Action::Kept,
+                object,
+                "its value is set on the target before the data (CREATE EXTENSION starts it again)",
+            );
+        }
+        Some(n) => {
+            out.extension_config.push(c.clone());
+            out.note(
+                Action::Kept,
+                object,
+                format!(
+                    "{n} row(s) the project added are copied before the data (CREATE EXTENSION on the target makes only the extension's own); \
+                     the target user needs INSERT on it: where an extension's table belongs to another role (rdsadmin on RDS) the copy makes the target user its owner first, and says so if it may not"
+                ),
+            );
+        }
+        None => out.note_todo(
+            Action::Dropped,
+            object,
+            "the source user may not read it, so the rows the project added to it are not known or copied",
+            "grant SELECT on it to the migration user and plan again, or copy the rows the project added yourself",
+        ),
+    }
 }
 
 fn dependents(e: &Extension, g: Gone, fate: &mut Fate) {

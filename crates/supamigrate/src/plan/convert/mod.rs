@@ -137,6 +137,10 @@ pub struct Conversion {
     pub shim: bool,
     /// Columns left out with a dropped extension (`schema.table.column`): not copied.
     pub dropped_columns: BTreeSet<String>,
+    /// Kept extensions' configuration tables and sequences holding what the
+    /// project added: the copy carries them before the data.
+    #[serde(default)]
+    pub extension_config: Vec<crate::catalog::ExtensionConfig>,
     /// Every decision, and why.
     pub report: Vec<Decision>,
 }

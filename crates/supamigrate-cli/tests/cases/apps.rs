@@ -821,7 +821,7 @@ async fn one_app(name: &str) {
     files_text(work.path(), &mut files);
     assert_no_secret(&files, &format!("{name}: the state folder and reports"));
     match name {
-        "notes" => notes_app(&sb, work.path()).await,
+        "notes" => notes_app(&sb, work.path(), &t).await,
         "files" => {
             references(&sb, work.path()).await;
             let tgt = connect(&sb.target_url()).await.unwrap();
@@ -896,8 +896,20 @@ async fn search_app(sb: &Sandbox) {
 
 /// Two users, each seeing only their rows, the same on both sides; the
 /// functions that read and update auth.users work on the target.
-async fn notes_app(sb: &Sandbox, work: &Path) {
+async fn notes_app(sb: &Sandbox, work: &Path, run_output: &str) {
+    // The Auth hook: reported before anything was written (nothing calls
+    // it on the target), and it still answers as on the source.
+    assert!(
+        run_output.contains("custom_access_token_hook")
+            && run_output.contains("an Auth hook (Supabase Auth calls it"),
+        "{run_output}"
+    );
+    let hook = "select public.custom_access_token_hook(jsonb_build_object('user_id', 'a1111111-1111-4111-8111-111111111111', 'claims', '{}'::jsonb))->'claims'->>'notes'";
+    let src = connect(&sb.source_superuser("postgres")).await.unwrap();
     let tgt = connect(&sb.target_url()).await.unwrap();
+    let (a, b) = (rows(&src, hook).await, rows(&tgt, hook).await);
+    assert_ne!(a, [[Some("0".to_string())]], "alice owns notes");
+    assert_eq!(a, b, "the hook answers as on the source");
     assert_eq!(
         rows(&tgt, "select obj_description('public.notes'::regclass), \
                            (select description from pg_description d join pg_policy p on p.oid = d.objoid where p.polname = 'own notes')").await,

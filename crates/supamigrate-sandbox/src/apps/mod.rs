@@ -39,10 +39,11 @@ const BOB: &str = "b2222222-2222-4222-8222-222222222222";
 pub const APPS: &[App] = &[
     App {
         name: "notes",
-        about: "Supabase Auth: users of every kind, code that reads and updates auth.users, triggers on auth tables",
+        about: "Supabase Auth: users of every kind, code that reads and updates auth.users, triggers on auth tables, an Auth hook",
         migrations: &[
             Migration { version: "20240101000000", name: "schema", sql: include_str!("notes/20240101000000_schema.sql") },
             Migration { version: "20240102000000", name: "policies", sql: include_str!("notes/20240102000000_policies.sql") },
+            Migration { version: "20240103000000", name: "auth_hook", sql: include_str!("notes/20240103000000_auth_hook.sql") },
         ],
         dashboard: "",
         seed: include_str!("notes/seed.sql"),

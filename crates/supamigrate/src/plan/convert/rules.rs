@@ -24,6 +24,9 @@ pub(super) struct Rules<'a> {
     pub(super) plain_generated: &'a BTreeSet<String>,
 }
 
+/// The role Supabase Auth (GoTrue) runs as.
+const AUTH_ADMIN: &str = "supabase_auth_admin";
+
 /// What a rule decided.
 enum Outcome {
     Keep,
@@ -289,6 +292,7 @@ impl Rules<'_> {
         let Some(NodeEnum::GrantStmt(g)) = st.node_mut() else {
             return Outcome::Keep;
         };
+        let on_function = g.is_grant && g.objtype == protobuf::ObjectType::ObjectFunction as i32;
         let mut kept = Vec::new();
         let mut mapped = false;
         let mut removed = Vec::new();
@@ -332,6 +336,18 @@ impl Rules<'_> {
                 removed.join(", "),
                 self.opts.app_role
             )
+        } else if on_function && removed.iter().any(|r| r == AUTH_ADMIN) {
+            // Supabase Auth runs as supabase_auth_admin and calls only the
+            // functions it may execute: its hooks.
+            return Outcome::Rewrite(
+                stmts,
+                format!(
+                    "{}: an Auth hook (Supabase Auth calls it when it issues tokens, sends messages or checks passwords); \
+                     nothing calls it on the target: call it from the service that issues your tokens, or move its logic there",
+                    removed.join(", ")
+                ),
+                Impact::Behaviour,
+            );
         } else {
             format!("{}: Supabase-only roles", removed.join(", "))
         };

@@ -356,6 +356,36 @@ fn transaction_timeout_is_kept_for_17() {
 }
 
 #[test]
+fn a_function_granted_to_supabase_auth_admin_is_reported_as_an_auth_hook() {
+    let src = source(
+        "CREATE FUNCTION public.custom_access_token_hook(event jsonb) RETURNS jsonb LANGUAGE sql AS $$ select event $$; \
+         GRANT ALL ON FUNCTION public.custom_access_token_hook(event jsonb) TO supabase_auth_admin; \
+         GRANT ALL ON TABLE public.user_roles TO supabase_auth_admin;",
+        "",
+    );
+    let out = convert(&src, &opts(PolicyMode::Shim)).unwrap();
+    let hooks: Vec<&Decision> = out
+        .report
+        .iter()
+        .filter(|d| d.reason.contains("an Auth hook"))
+        .collect();
+    assert_eq!(hooks.len(), 1, "{:#?}", out.report);
+    assert!(
+        hooks[0].object.contains("custom_access_token_hook"),
+        "{:?}",
+        hooks[0]
+    );
+    assert_eq!(hooks[0].impact, Impact::Behaviour);
+    // A table granted to it is plumbing.
+    assert!(out
+        .report
+        .iter()
+        .any(|d| d.object.contains("TABLE public.user_roles")
+            && d.reason == "supabase_auth_admin: Supabase-only roles"
+            && d.impact == Impact::None));
+}
+
+#[test]
 fn grants_to_three_api_roles_become_one() {
     let post = "GRANT ALL ON TABLE public.orders TO anon;\nGRANT ALL ON TABLE public.orders TO authenticated;\nGRANT ALL ON TABLE public.orders TO service_role;";
     assert_eq!(

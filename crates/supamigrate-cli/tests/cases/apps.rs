@@ -747,11 +747,11 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "made again on the target after its tables",
     ),
     (
-        "a publication with a column list",
+        "a publication with a column list and a row filter",
         "catalog",
-        "Dropped",
+        "Added",
         "publication catalog_partial",
-        "a column list",
+        "column lists, row filters",
     ),
     (
         "an extension in public",
@@ -840,11 +840,16 @@ async fn one_app(name: &str) {
                 [[Some("true".to_string()), Some("false".to_string())]],
                 "the project's role, NOLOGIN, with its grant"
             );
+            let publications = "select p.pubname::text, p.pubinsert::text, p.pubtruncate::text, \
+                t.schemaname || '.' || t.tablename, t.attnames::text, t.rowfilter \
+                from pg_publication p join pg_publication_tables t using (pubname) order by 1";
+            let src = connect(&sb.source_superuser("postgres")).await.unwrap();
+            let on_source = rows(&src, publications).await;
+            assert_eq!(on_source.len(), 2, "{on_source:?}");
             assert_eq!(
-                rows(&tgt, "select p.pubname::text, p.pubinsert::text, p.pubtruncate::text, string_agg(t.schemaname || '.' || t.tablename, ',') \
-                            from pg_publication p join pg_publication_tables t using (pubname) group by 1, 2, 3 order by 1").await,
-                [[Some("catalog_feed".to_string()), Some("true".to_string()), Some("false".to_string()), Some("public.products".to_string())]],
-                "the project's publication made again, with its tables and operations; the one with a column list is a to-do"
+                rows(&tgt, publications).await,
+                on_source,
+                "the project's publications made again, with their tables, column lists, row filters and operations"
             );
         }
         "accounts" => {

@@ -256,26 +256,51 @@ pub struct Publication {
     pub via_root: bool,
     /// It is exactly a list of tables: `CREATE PUBLICATION … FOR TABLE`
     /// with these options makes it again (not FOR ALL TABLES, no TABLES IN
-    /// SCHEMA, no column list or row filter).
+    /// SCHEMA, each table published as itself).
     #[serde(default)]
     pub table_list: bool,
+    /// Each listed table as `FOR TABLE` takes it, quoted, with its column
+    /// list and row filter (PostgreSQL 15+; empty before, where neither exists).
+    #[serde(default)]
+    pub table_specs: Vec<String>,
 }
 
 /// Publications.
 pub async fn publications(client: &Client) -> Result<Vec<Publication>> {
+    let major = crate::pg::server_major(client).await?;
+    let what = |e| Error::postgres("reading publications from the catalog", e);
     let rows = client
         .query(include_str!("sql/list_publications.sql"), &[])
         .await
-        .map_err(|e| Error::postgres("reading publications from the catalog", e))?;
+        .map_err(what)?;
+    let specs: Vec<(String, Vec<String>)> = if major >= 15 {
+        client
+            .query(include_str!("sql/publication_specs.sql"), &[])
+            .await
+            .map_err(what)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(rows
         .iter()
-        .map(|r| Publication {
-            name: r.get(0),
-            tables: r.get(1),
-            quoted_tables: r.get(2),
-            publish: r.get(3),
-            via_root: r.get(4),
-            table_list: r.get(5),
+        .map(|r| {
+            let name: String = r.get(0);
+            Publication {
+                table_specs: specs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default(),
+                name,
+                tables: r.get(1),
+                quoted_tables: r.get(2),
+                publish: r.get(3),
+                via_root: r.get(4),
+                table_list: r.get(5),
+            }
         })
         .collect())
 }

@@ -29,12 +29,12 @@ create table public.brands (
 );
 
 -- The project's own role (a reporting tool reads through it), a range
--- type (its constructor functions come with it) and a publication an
--- external subscriber reads.
+-- type (its constructor functions come with it) and publications an
+-- external subscriber reads (one with a column list and a row filter).
 create role catalog_reporting nologin;
 grant usage on schema public to catalog_reporting;
 grant select on public.products to catalog_reporting;
 create type public.price_band as range (subtype = numeric);
 create table public.price_bands (id int primary key, band public.price_band not null);
 create publication catalog_feed for table public.products with (publish = 'insert, update, delete');
-create publication catalog_partial for table public.products (id, sku);
+create publication catalog_partial for table public.products (id, sku) where (id > 0);

@@ -2,9 +2,8 @@
 -- source for a follow, left out), with what CREATE PUBLICATION needs to
 -- make one again: its operations, whether a partition's changes are
 -- published as its root's, and whether it is exactly a list of tables
--- (not FOR ALL TABLES, no TABLES IN SCHEMA, no column list or row filter
--- (PostgreSQL 15+; read through to_jsonb, absent before), each table
--- published as itself).
+-- (not FOR ALL TABLES, no TABLES IN SCHEMA, each table published as
+-- itself; column lists and row filters are read by publication_specs.sql).
 select p.pubname::text,
        coalesce(array_agg(t.schemaname || '.' || t.tablename order by t.schemaname, t.tablename)
                 filter (where t.tablename is not null), '{}')::text[],
@@ -14,9 +13,6 @@ select p.pubname::text,
                  case when p.pubdelete then 'delete' end, case when p.pubtruncate then 'truncate' end),
        p.pubviaroot,
        not p.puballtables
-         and not exists (select from pg_publication_rel r
-                         where r.prpubid = p.oid
-                           and ((to_jsonb(r) ->> 'prqual') is not null or (to_jsonb(r) ->> 'prattrs') is not null))
          and (select count(*) from pg_publication_rel r where r.prpubid = p.oid) = count(t.tablename)
          and count(t.tablename) > 0
 from pg_publication p

@@ -239,10 +239,15 @@ fn publications(src: &SchemaSource, out: &mut Conversion) -> Result<()> {
                 "publish changes from the application (AWS AppSync, API Gateway WebSockets), or create a publication on the target for logical replication",
             );
         } else if p.table_list && ours {
+            let tables = if p.table_specs.is_empty() {
+                &p.quoted_tables
+            } else {
+                &p.table_specs
+            };
             let sql = format!(
                 "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = {}, publish_via_partition_root = {});",
                 crate::pg::quote_ident(&p.name),
-                p.quoted_tables.join(", "),
+                tables.join(", "),
                 crate::pg::quote_literal(&p.publish),
                 p.via_root
             );
@@ -253,14 +258,14 @@ fn publications(src: &SchemaSource, out: &mut Conversion) -> Result<()> {
             out.note_todo(
                 Action::Added,
                 object,
-                "the project's publication for logical replication, made again on the target after its tables (same tables and operations)",
+                "the project's publication for logical replication, made again on the target after its tables (same tables, column lists, row filters and operations)",
                 "its subscribers keep reading the source until they move; on the target they need rds.logical_replication = 1 in the instance's parameter group",
             );
         } else {
             out.note_todo(
                 Action::Dropped,
                 object,
-                "the project's publication for logical replication: FOR ALL TABLES, TABLES IN SCHEMA, a column list, a row filter or a table outside the migrated schemas, which the plan does not make again; its subscribers read the source",
+                "the project's publication for logical replication: FOR ALL TABLES or TABLES IN SCHEMA (only a superuser may create those, which RDS's master is not), a partitioned table publishing its partitions, or a table outside the migrated schemas; its subscribers read the source",
                 format!(
                     "when its subscribers move to the target, create it there (CREATE PUBLICATION {} …, with its column lists and filters) with rds.logical_replication on",
                     p.name

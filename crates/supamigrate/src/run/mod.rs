@@ -600,7 +600,11 @@ impl Runner<'_> {
                     crate::verify::render::text(&report)
                 ),
             )
-            .with_hint("fix the cause and run again: the finished steps are kept"));
+            .with_hint(if report.extension_config.iter().any(|c| !c.matches()) {
+                "rows of an extension's configuration table are missing: once the target user may insert into it (see the copy's warning), `supamigrate copy` carries them; then run again: the finished steps are kept"
+            } else {
+                "fix the cause and run again: the finished steps are kept"
+            }));
         }
         Ok(StepOutcome::Verify(Box::new(report)))
     }

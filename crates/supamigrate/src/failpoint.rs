@@ -37,6 +37,9 @@ pub const CUTOVER_CAUGHT_UP: &str = "cutover-caught-up";
 /// The cutover is recorded as finished on the target; the slot and
 /// publication not yet dropped on the source.
 pub const CUTOVER_RECORDED: &str = "cutover-recorded";
+/// An extension's configuration rows and their mark are written on the
+/// target, not yet committed.
+pub const EXTENSION_CONFIG_BEFORE_COMMIT: &str = "extension-config-before-commit";
 /// A step of `run` finished and its state was saved.
 pub const RUN_STEP_DONE: &str = "run-step-done";
 

@@ -5,8 +5,10 @@
 //! them `rdsadmin`'s) it takes the table over, and where the target refuses
 //! that too it says so, verify counts the missing rows, and a later `copy`
 //! carries them once the owner lets it. The application's function that
-//! transforms from the custom SRID runs on the target; a re-run does not
-//! carry the rows twice.
+//! transforms from the custom SRID runs on the target; a copy killed before
+//! its commit leaves nothing, and a re-run does not carry the rows twice.
+
+use std::os::unix::process::ExitStatusExt;
 
 use supamigrate::connect::connect;
 use supamigrate_sandbox::{apps, Sandbox};
@@ -88,6 +90,16 @@ async fn extension_configuration_rows_come_over_before_the_data() {
         ))
         .await
         .unwrap();
+    // Killed with the rows written, before the commit: nothing of it stays.
+    let mut killed = supamigrate(&sb);
+    killed
+        .args(["copy", "--jobs", "2"])
+        .env("SUPAMIGRATE_FAILPOINTS", "extension-config-before-commit@1");
+    let out = run(killed).await;
+    assert_eq!(out.status.signal(), Some(9), "{}", output_text(&out));
+    let tgt = connect(&sb.target_url()).await.unwrap();
+    let n: i64 = tgt.query_one(CUSTOM, &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "the killed copy left nothing");
     let mut copy = supamigrate(&sb);
     copy.args(["copy", "--jobs", "2"]);
     let text = output_text(&ok(copy, "copy again").await);
@@ -98,7 +110,6 @@ async fn extension_configuration_rows_come_over_before_the_data() {
     let mut verify = supamigrate(&sb);
     verify.arg("verify");
     ok(verify, "verify").await;
-    let tgt = connect(&sb.target_url()).await.unwrap();
     let wgs84: String = tgt
         .query_one("select public.place_wgs84(3)", &[])
         .await

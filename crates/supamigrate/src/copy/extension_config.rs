@@ -98,6 +98,7 @@ pub async fn copy(
         )
         .await
         .map_err(what)?;
+        crate::failpoint::hit(crate::failpoint::EXTENSION_CONFIG_BEFORE_COMMIT);
         tx.commit().await.map_err(what)?;
         tracing::info!(relation = %c.relation, extension = %c.extension, rows = done.rows_copied,
             already = done.rows_present, "extension configuration copied");

@@ -373,7 +373,33 @@ fn copy_html(state: &RunState, plan: Option<&MigrationPlan>, h: &mut String) {
             esc(&ready)
         );
     }
-    h.push_str("</table><h3>Throughput</h3>");
+    h.push_str("</table>");
+    if !copy.extension_config.is_empty() {
+        h.push_str("<h3>Extensions' configuration</h3><ul id=\"extension-config\">");
+        for c in &copy.extension_config {
+            let what = match &c.refused {
+                Some(why) => format!("not copied: {why}"),
+                None => format!(
+                    "{} row(s) copied, {} already on the target{}",
+                    c.rows_copied,
+                    c.rows_present,
+                    c.owner_taken
+                        .as_ref()
+                        .map(|o| format!(", the table taken over from {o}"))
+                        .unwrap_or_default()
+                ),
+            };
+            let _ = write!(
+                h,
+                "<li>extension {} configuration {}: {}</li>",
+                esc(&c.extension),
+                esc(&c.relation.to_string()),
+                esc(&what)
+            );
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("<h3>Throughput</h3>");
     h.push_str(&throughput_svg(&copy.tables));
 }
 
@@ -536,5 +562,46 @@ mod tests {
         assert!(html.contains("☑ Backup Supabase database"));
         assert!(!html.contains("<script"));
         assert_eq!(esc("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");
+    }
+
+    #[test]
+    fn the_data_copy_lists_extensions_configuration_carried_or_refused() {
+        use crate::copy::extension_config::ConfigCopied;
+        let config = |refused: Option<&str>, owner: Option<&str>| ConfigCopied {
+            extension: "postgis".into(),
+            relation: crate::pg::TableName::new("extensions", "spatial_ref_sys"),
+            rows_copied: if refused.is_some() { 0 } else { 2 },
+            rows_present: 1,
+            owner_taken: owner.map(str::to_string),
+            earlier: false,
+            refused: refused.map(str::to_string),
+        };
+        let mut st = RunState::default();
+        st.done.push(StepRecord {
+            step: Step::UsersAndData,
+            seconds: 1.0,
+            finished_at: 0,
+            outcome: StepOutcome::UsersAndData(crate::copy::CopySummary {
+                tables: vec![crate::copy::TableSummary {
+                    table: "public.places".into(),
+                    rows: 3,
+                    bytes: 10,
+                    seconds: 0.1,
+                    ready: None,
+                    ready_seconds: None,
+                }],
+                extension_config: vec![
+                    config(None, Some("rdsadmin")),
+                    config(Some("the target user may not insert <into> it"), None),
+                ],
+                ..crate::copy::CopySummary::default()
+            }),
+        });
+        let html = html(&st, None);
+        assert!(html.contains("extension postgis configuration extensions.spatial_ref_sys: 2 row(s) copied, 1 already on the target, the table taken over from rdsadmin"), "{html}");
+        assert!(
+            html.contains("not copied: the target user may not insert &lt;into&gt; it"),
+            "{html}"
+        );
     }
 }

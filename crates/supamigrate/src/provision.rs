@@ -54,6 +54,9 @@ pub struct ProvisionReport {
     /// The source database's settings set on the target database.
     #[serde(default)]
     pub database_settings_set: Vec<String>,
+    /// The project's roles' settings set on the target (`role: name`).
+    #[serde(default)]
+    pub role_settings_set: Vec<String>,
     /// Caveats to tell the user.
     pub warnings: Vec<String>,
 }
@@ -90,6 +93,7 @@ pub async fn provision(
             .map_err(|e| Error::postgres(format!("provisioning ({st})"), e))?;
     }
     set_database_settings(&client, p, &req.secrets, &mut report).await?;
+    set_role_settings(&client, p, &req.secrets, &mut report).await?;
     if let Some(cron) = &p.cron {
         report.cron_jobs_scheduled = schedule_jobs(target, cron, &req.secrets).await?;
     }
@@ -115,30 +119,75 @@ async fn set_database_settings(
             quote_ident(&p.database),
             quote_ident(&s.name)
         );
-        let r = async {
-            client.batch_execute("begin").await?;
-            client
-                .execute("select set_config($1, $2, true)", &[&s.name, &value.run])
-                .await?;
-            client.batch_execute(&alter).await?;
-            client.batch_execute("commit").await
-        }
-        .await;
-        match r {
+        match set_from_current(client, &s.name, &value.run, &alter).await {
             Ok(()) => report.database_settings_set.push(s.name.clone()),
-            Err(e) => {
-                let _ = client.batch_execute("rollback").await;
-                let why = e
-                    .as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_string());
-                report.warnings.push(value.mask(&format!(
-                    "database setting {} not set on the target ({why}): set it in the instance's parameter group",
-                    s.name
-                )));
+            Err(why) => report.warnings.push(value.mask(&format!(
+                "database setting {} not set on the target ({why}): set it in the instance's parameter group",
+                s.name
+            ))),
+        }
+    }
+    Ok(())
+}
+
+/// The project's roles' settings, for the target database (`ALTER ROLE …
+/// IN DATABASE … SET … FROM CURRENT`, the value a bind parameter as for
+/// the database's settings); a refusal is a warning.
+async fn set_role_settings(
+    client: &Client,
+    p: &ProvisionPlan,
+    secrets: &Vault,
+    report: &mut ProvisionReport,
+) -> Result<()> {
+    for r in &p.project_roles {
+        for s in &r.settings {
+            let value = secrets.prepare(&s.value)?;
+            let alter = format!(
+                "alter role {} in database {} set {} from current",
+                quote_ident(&r.name),
+                quote_ident(&p.database),
+                quote_ident(&s.name)
+            );
+            match set_from_current(client, &s.name, &value.run, &alter).await {
+                Ok(()) => report
+                    .role_settings_set
+                    .push(format!("{}: {}", r.name, s.name)),
+                Err(why) => report.warnings.push(value.mask(&format!(
+                    "setting {} of role {} not set on the target ({why}): have its sessions set it",
+                    s.name, r.name
+                ))),
             }
         }
     }
     Ok(())
+}
+
+/// Sets `name` to `value` in a transaction and runs `alter` (`… SET name
+/// FROM CURRENT`) in it; the server's refusal as text.
+async fn set_from_current(
+    client: &Client,
+    name: &str,
+    value: &str,
+    alter: &str,
+) -> std::result::Result<(), String> {
+    let r = async {
+        client.batch_execute("begin").await?;
+        client
+            .execute("select set_config($1, $2, true)", &[&name, &value])
+            .await?;
+        client.batch_execute(alter).await?;
+        client.batch_execute("commit").await
+    }
+    .await;
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = client.batch_execute("rollback").await;
+            Err(e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string()))
+        }
+    }
 }
 
 /// pg_cron in its database (RDS: `postgres`), and the jobs scheduled from

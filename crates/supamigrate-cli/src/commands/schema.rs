@@ -162,6 +162,9 @@ pub async fn provision(
             report.database_settings_set.join(", ")
         );
     }
+    if !report.role_settings_set.is_empty() {
+        println!("role settings set: {}", report.role_settings_set.join(", "));
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }

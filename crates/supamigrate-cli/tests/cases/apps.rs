@@ -840,6 +840,13 @@ async fn one_app(name: &str) {
                 [[Some("true".to_string()), Some("false".to_string())]],
                 "the project's role, NOLOGIN, with its grant"
             );
+            assert_eq!(
+                rows(&tgt, "select array_to_string(s.setconfig, ',') from pg_db_role_setting s \
+                            join pg_roles r on r.oid = s.setrole join pg_database d on d.oid = s.setdatabase \
+                            where r.rolname = 'catalog_reporting' and d.datname = current_database()").await,
+                [[Some("statement_timeout=5s".to_string())]],
+                "the project's role keeps its setting, in the target database"
+            );
             let publications = "select p.pubname::text, p.pubinsert::text, p.pubtruncate::text, \
                 t.schemaname || '.' || t.tablename, t.attnames::text, t.rowfilter \
                 from pg_publication p join pg_publication_tables t using (pubname) order by 1";

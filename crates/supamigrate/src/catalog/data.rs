@@ -73,11 +73,17 @@ pub struct ProjectRole {
     pub login: bool,
     /// The roles it is a member of (the project's own and the API roles).
     pub member_of: Vec<String>,
+    /// Its settings (`ALTER ROLE … SET`), secrets in their values redacted.
+    #[serde(default)]
+    pub settings: Vec<DatabaseSetting>,
 }
 
 /// The project's own roles on the source: every role but PostgreSQL's,
 /// superusers, the platform's and the one supamigrate connects as.
-pub async fn project_roles(client: &Client) -> Result<Vec<ProjectRole>> {
+pub async fn project_roles(
+    client: &Client,
+    secrets: &mut crate::secrets::Vault,
+) -> Result<Vec<ProjectRole>> {
     let me: String = client
         .query_one("select current_user::text", &[])
         .await
@@ -100,6 +106,15 @@ pub async fn project_roles(client: &Client) -> Result<Vec<ProjectRole>> {
                 .get::<_, Vec<String>>(2)
                 .into_iter()
                 .filter(|g| ours(g) || crate::supabase::API_ROLES.contains(&g.as_str()))
+                .collect(),
+            settings: r
+                .get::<_, Vec<String>>(3)
+                .iter()
+                .filter_map(|c| c.split_once('='))
+                .map(|(name, value)| DatabaseSetting {
+                    name: name.to_string(),
+                    value: secrets.redact(value),
+                })
                 .collect(),
         })
         .collect())

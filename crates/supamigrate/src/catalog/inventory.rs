@@ -189,7 +189,7 @@ async fn schema_facts(
         storage_buckets: super::storage_buckets(client).await?,
         generated_columns: super::data::generated_columns(client, schemas).await?,
         populated_matviews: super::data::populated_matviews(client, schemas).await?,
-        project_roles: super::data::project_roles(client).await?,
+        project_roles: super::data::project_roles(client, secrets).await?,
         database_settings: super::data::database_settings(client, secrets).await?,
         reference_samples: super::data::sample_reference_columns(client, schemas).await?,
         platform,

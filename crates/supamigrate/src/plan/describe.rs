@@ -157,6 +157,22 @@ fn provision(plan: &MigrationPlan, s: &mut String) {
                 .join(", ")
         );
     }
+    let role_settings: Vec<String> = p
+        .project_roles
+        .iter()
+        .flat_map(|r| {
+            r.settings
+                .iter()
+                .map(move |d| format!("{}: {} = {}", r.name, d.name, d.value))
+        })
+        .collect();
+    if !role_settings.is_empty() {
+        let _ = writeln!(
+            s,
+            "  role settings (ALTER ROLE … IN DATABASE … SET): {}",
+            role_settings.join(", ")
+        );
+    }
 }
 
 fn data(plan: &MigrationPlan, s: &mut String) {

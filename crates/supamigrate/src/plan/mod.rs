@@ -184,6 +184,7 @@ fn project_roles(
                 .filter(|g| !g.starts_with("pg_"))
                 .cloned()
                 .collect(),
+            settings: provision::database_settings(&r.settings),
             ..r.clone()
         })
         .collect()

@@ -32,6 +32,7 @@ create table public.brands (
 -- type (its constructor functions come with it) and publications an
 -- external subscriber reads (one with a column list and a row filter).
 create role catalog_reporting nologin;
+alter role catalog_reporting set statement_timeout = '5s';
 grant usage on schema public to catalog_reporting;
 grant select on public.products to catalog_reporting;
 create type public.price_band as range (subtype = numeric);

@@ -406,6 +406,26 @@ fn note_project_roles(src: &SchemaSource, opts: &ConvertOptions, out: &mut Conve
             "the project's own role (grants, policies or memberships name it): provision creates it NOLOGIN",
             role_todo(r),
         );
+        for s in &r.settings {
+            let what = format!("role {} setting {} = {}", r.name, s.name, s.value);
+            match platform_setting(&s.name) {
+                Some(why) => out.note_with(Action::Dropped, what, why, Impact::None),
+                None if custom_setting(&s.name) => out.note_todo(
+                    Action::Dropped,
+                    what,
+                    "a custom setting: on RDS only a superuser may store one for a role (ALTER ROLE … SET), and the master user is not one",
+                    format!(
+                        "have the sessions of {} set it (options=-c {}=… in the connection string, or SET)",
+                        r.name, s.name
+                    ),
+                ),
+                None => out.note(
+                    Action::Kept,
+                    what,
+                    "provision sets it for the role in the target database (ALTER ROLE … IN DATABASE … SET): its sessions get it as on Supabase",
+                ),
+            }
+        }
     }
 }
 

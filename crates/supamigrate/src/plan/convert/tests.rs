@@ -386,6 +386,47 @@ fn a_function_granted_to_supabase_auth_admin_is_reported_as_an_auth_hook() {
 }
 
 #[test]
+fn a_project_roles_settings_are_carried_left_or_a_to_do() {
+    use crate::catalog::data::{DatabaseSetting, ProjectRole};
+    let mut src = source("", "");
+    let set = |name: &str, value: &str| DatabaseSetting {
+        name: name.into(),
+        value: value.into(),
+    };
+    src.project_roles = vec![ProjectRole {
+        name: "reporting".into(),
+        login: true,
+        member_of: vec![],
+        settings: vec![
+            set("statement_timeout", "5s"),
+            set("app.tenant", "acme"),
+            set("pgrst.db_schemas", "api"),
+        ],
+    }];
+    let out = convert(&src, &opts(PolicyMode::Shim)).unwrap();
+    let decision = |object: &str| {
+        out.report
+            .iter()
+            .find(|d| d.object == object)
+            .unwrap_or_else(|| panic!("{object}: {:#?}", out.report))
+    };
+    let kept = decision("role reporting setting statement_timeout = 5s");
+    assert_eq!(kept.action, Action::Kept);
+    assert!(kept.reason.contains("ALTER ROLE … IN DATABASE"), "{kept:?}");
+    let custom = decision("role reporting setting app.tenant = acme");
+    assert_eq!(
+        (custom.action, custom.impact),
+        (Action::Dropped, Impact::Behaviour)
+    );
+    assert!(custom.todo.contains("options=-c app.tenant="), "{custom:?}");
+    let platform = decision("role reporting setting pgrst.db_schemas = api");
+    assert_eq!(
+        (platform.action, platform.impact),
+        (Action::Dropped, Impact::None)
+    );
+}
+
+#[test]
 fn grants_to_three_api_roles_become_one() {
     let post = "GRANT ALL ON TABLE public.orders TO anon;\nGRANT ALL ON TABLE public.orders TO authenticated;\nGRANT ALL ON TABLE public.orders TO service_role;";
     assert_eq!(

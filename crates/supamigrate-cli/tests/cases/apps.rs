@@ -558,6 +558,13 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "discovered",
     ),
     (
+        "the project's own event trigger",
+        "hooks",
+        "Dropped",
+        "event trigger note_new_tables",
+        "the project's own DDL hook",
+    ),
+    (
         "a database setting (built-in)",
         "hooks",
         "Kept",

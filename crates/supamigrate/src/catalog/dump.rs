@@ -36,6 +36,9 @@ pub struct SchemaSource {
     pub publications: Vec<Publication>,
     /// Event triggers.
     pub event_triggers: Vec<String>,
+    /// The project's own event triggers.
+    #[serde(default)]
+    pub project_event_triggers: Vec<super::ProjectEventTrigger>,
     /// Storage buckets.
     pub storage_buckets: Vec<Bucket>,
     /// The platform features the application uses (cron, queues, webhooks…).

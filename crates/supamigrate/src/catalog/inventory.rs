@@ -170,6 +170,7 @@ async fn schema_facts(
     for t in &mut platform.internal_triggers {
         t.definition = secrets.redact(&t.definition);
     }
+    let (event_triggers, project_event_triggers) = super::event_triggers(client, schemas).await?;
     let storage_columns = match super::table_columns(client, "storage.objects").await? {
         Some(objects) => Some(StorageColumns {
             buckets: super::table_columns(client, "storage.buckets")
@@ -185,7 +186,8 @@ async fn schema_facts(
         storage_columns,
         extensions: super::extensions(client, schemas).await?,
         publications: super::publications(client).await?,
-        event_triggers: super::event_triggers(client).await?,
+        event_triggers,
+        project_event_triggers,
         storage_buckets: super::storage_buckets(client).await?,
         generated_columns: super::data::generated_columns(client, schemas).await?,
         populated_matviews: super::data::populated_matviews(client, schemas).await?,

@@ -305,15 +305,40 @@ pub async fn publications(client: &Client) -> Result<Vec<Publication>> {
         .collect())
 }
 
-/// Event trigger names.
-pub async fn event_triggers(client: &Client) -> Result<Vec<String>> {
-    strings(
-        client,
-        include_str!("sql/list_event_triggers.sql"),
-        &[],
-        "event triggers",
-    )
-    .await
+/// An event trigger of the project's own (its function is in one of the
+/// application's schemas).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectEventTrigger {
+    /// Name.
+    pub name: String,
+    /// `CREATE EVENT TRIGGER …` making it again.
+    pub create: String,
+    /// It is disabled on the source.
+    pub disabled: bool,
+}
+
+/// Event triggers: the platform's names, and the project's own.
+pub async fn event_triggers(
+    client: &Client,
+    schemas: &[String],
+) -> Result<(Vec<String>, Vec<ProjectEventTrigger>)> {
+    let rows = client
+        .query(include_str!("sql/list_event_triggers.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("reading event triggers", e))?;
+    let (mut platform, mut project) = (Vec::new(), Vec::new());
+    for r in rows {
+        if r.get::<_, bool>(1) {
+            project.push(ProjectEventTrigger {
+                name: r.get(0),
+                create: r.get(2),
+                disabled: r.get(3),
+            });
+        } else {
+            platform.push(r.get(0));
+        }
+    }
+    Ok((platform, project))
 }
 
 /// A Supabase Storage bucket's definition.

@@ -124,3 +124,15 @@ end
 $$;
 create function public.region() returns text language sql stable
   as $$ select current_setting('app.region', true) $$;
+
+-- A DDL hook of the project's own: its event trigger is made from the
+-- dashboard (dashboard.sql), since only a superuser may create one.
+create function public.note_new_table() returns event_trigger language plpgsql as $$
+declare
+  r record;
+begin
+  for r in select * from pg_event_trigger_ddl_commands() loop
+    raise notice 'table created: %', r.object_identity;
+  end loop;
+end
+$$;

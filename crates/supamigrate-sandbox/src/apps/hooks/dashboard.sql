@@ -12,3 +12,5 @@ begin
     'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJlZiI6ImZpeHR1cmUiLCJyb2xlIjoic2VydmljZV9yb2xlIn0.Zml4dHVyZS1zZXJ2aWNlLXJvbGUtc2lnbmF0dXJl');
 end
 $$;
+create event trigger note_new_tables on ddl_command_end when tag in ('CREATE TABLE')
+  execute function public.note_new_table();

@@ -276,7 +276,9 @@ fn publications(src: &SchemaSource, out: &mut Conversion) -> Result<()> {
     Ok(())
 }
 
-/// Event triggers and bucket settings: the platform's, left behind.
+/// Event triggers and bucket settings: the platform's, left behind; the
+/// project's own event triggers, a to-do with the statement that makes
+/// each again.
 fn buckets_and_event_triggers(src: &SchemaSource, out: &mut Conversion) {
     for e in &src.event_triggers {
         out.note_with(
@@ -284,6 +286,22 @@ fn buckets_and_event_triggers(src: &SchemaSource, out: &mut Conversion) {
             format!("event trigger {e}"),
             "Supabase platform (PostgREST schema reload, extension grants)",
             Impact::None,
+        );
+    }
+    for e in &src.project_event_triggers {
+        out.note_todo(
+            Action::Dropped,
+            format!("event trigger {}", e.name),
+            "the project's own DDL hook: a schema dump does not hold event triggers, and creating one takes a superuser (on RDS, a member of rds_superuser may), so supamigrate does not make it: where the master may not, the schema would fail",
+            format!(
+                "as rds_superuser, once its function is there: {}{}",
+                e.create,
+                if e.disabled {
+                    format!("; ALTER EVENT TRIGGER {} DISABLE (disabled on the source)", crate::pg::quote_ident(&e.name))
+                } else {
+                    String::new()
+                }
+            ),
         );
     }
     for b in &src.storage_buckets {

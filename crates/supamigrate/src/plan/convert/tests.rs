@@ -427,6 +427,39 @@ fn a_project_roles_settings_are_carried_left_or_a_to_do() {
 }
 
 #[test]
+fn the_projects_event_triggers_are_a_to_do_with_their_statement() {
+    let mut src = source("", "");
+    src.event_triggers = vec!["pgrst_ddl_watch".into()];
+    src.project_event_triggers = vec![crate::catalog::ProjectEventTrigger {
+        name: "ensure_rls".into(),
+        create: "CREATE EVENT TRIGGER ensure_rls ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION public.rls_auto_enable()".into(),
+        disabled: true,
+    }];
+    let out = convert(&src, &opts(PolicyMode::Shim)).unwrap();
+    let platform = out
+        .report
+        .iter()
+        .find(|d| d.object == "event trigger pgrst_ddl_watch")
+        .unwrap();
+    assert_eq!(platform.impact, Impact::None);
+    let own = out
+        .report
+        .iter()
+        .find(|d| d.object == "event trigger ensure_rls")
+        .unwrap();
+    assert_eq!(
+        (own.action, own.impact),
+        (Action::Dropped, Impact::Behaviour)
+    );
+    assert!(
+        own.todo.contains(
+            "CREATE EVENT TRIGGER ensure_rls ON ddl_command_end WHEN TAG IN ('CREATE TABLE')"
+        ) && own.todo.contains("ALTER EVENT TRIGGER \"ensure_rls\" DISABLE"),
+        "{own:?}"
+    );
+}
+
+#[test]
 fn grants_to_three_api_roles_become_one() {
     let post = "GRANT ALL ON TABLE public.orders TO anon;\nGRANT ALL ON TABLE public.orders TO authenticated;\nGRANT ALL ON TABLE public.orders TO service_role;";
     assert_eq!(

@@ -454,7 +454,9 @@ fn the_projects_event_triggers_are_a_to_do_with_their_statement() {
     assert!(
         own.todo.contains(
             "CREATE EVENT TRIGGER ensure_rls ON ddl_command_end WHEN TAG IN ('CREATE TABLE')"
-        ) && own.todo.contains("ALTER EVENT TRIGGER \"ensure_rls\" DISABLE"),
+        ) && own
+            .todo
+            .contains("ALTER EVENT TRIGGER \"ensure_rls\" DISABLE"),
         "{own:?}"
     );
 }

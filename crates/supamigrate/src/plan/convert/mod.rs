@@ -407,24 +407,19 @@ fn note_project_roles(src: &SchemaSource, opts: &ConvertOptions, out: &mut Conve
             role_todo(r),
         );
         for s in &r.settings {
-            let what = format!("role {} setting {} = {}", r.name, s.name, s.value);
-            match platform_setting(&s.name) {
-                Some(why) => out.note_with(Action::Dropped, what, why, Impact::None),
-                None if custom_setting(&s.name) => out.note_todo(
-                    Action::Dropped,
-                    what,
-                    "a custom setting: on RDS only a superuser may store one for a role (ALTER ROLE … SET), and the master user is not one",
-                    format!(
+            note_setting(
+                out,
+                format!("role {} setting {} = {}", r.name, s.name, s.value),
+                &s.name,
+                SettingTexts {
+                    custom: "a custom setting: on RDS only a superuser may store one for a role (ALTER ROLE … SET), and the master user is not one",
+                    todo: format!(
                         "have the sessions of {} set it (options=-c {}=… in the connection string, or SET)",
                         r.name, s.name
                     ),
-                ),
-                None => out.note(
-                    Action::Kept,
-                    what,
-                    "provision sets it for the role in the target database (ALTER ROLE … IN DATABASE … SET): its sessions get it as on Supabase",
-                ),
-            }
+                    kept: "provision sets it for the role in the target database (ALTER ROLE … IN DATABASE … SET): its sessions get it as on Supabase",
+                },
+            );
         }
     }
 }
@@ -465,24 +460,37 @@ pub fn custom_setting(name: &str) -> bool {
 /// provision, or left out as the platform's.
 fn note_database_settings(src: &SchemaSource, out: &mut Conversion) {
     for s in &src.database_settings {
-        let what = format!("database setting {} = {}", s.name, s.value);
-        match platform_setting(&s.name) {
-            Some(why) => out.note_with(Action::Dropped, what, why, Impact::None),
-            None if custom_setting(&s.name) => out.note_todo(
-                Action::Dropped,
-                what,
-                "a custom setting: on RDS only a superuser may store one for a database (ALTER DATABASE … SET), and the master user is not one; current_setting() does not find it there",
-                format!(
+        note_setting(
+            out,
+            format!("database setting {} = {}", s.name, s.value),
+            &s.name,
+            SettingTexts {
+                custom: "a custom setting: on RDS only a superuser may store one for a database (ALTER DATABASE … SET), and the master user is not one; current_setting() does not find it there",
+                todo: format!(
                     "have the application set it per session (options=-c {}=… in its connection string, or SET), keep the value in a table (a secret in AWS Secrets Manager), or, for an extension's parameter, set it in the instance's parameter group",
                     s.name
                 ),
-            ),
-            None => out.note(
-                Action::Kept,
-                what,
-                "provision sets it on the target database (ALTER DATABASE … SET): sessions and current_setting() see it as on Supabase",
-            ),
-        }
+                kept: "provision sets it on the target database (ALTER DATABASE … SET): sessions and current_setting() see it as on Supabase",
+            },
+        );
+    }
+}
+
+/// What the plan says of a setting, by kind: why a custom one is not
+/// stored and what to do instead, how a built-in one is set.
+struct SettingTexts<'a> {
+    custom: &'a str,
+    todo: String,
+    kept: &'a str,
+}
+
+/// A database's or a role's setting: the platform's left out, a custom one
+/// a to-do (only a superuser may store it on RDS), a built-in one carried.
+fn note_setting(out: &mut Conversion, what: String, name: &str, t: SettingTexts<'_>) {
+    match platform_setting(name) {
+        Some(why) => out.note_with(Action::Dropped, what, why, Impact::None),
+        None if custom_setting(name) => out.note_todo(Action::Dropped, what, t.custom, t.todo),
+        None => out.note(Action::Kept, what, t.kept),
     }
 }
 

@@ -761,6 +761,20 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "column lists, row filters",
     ),
     (
+        "the project's default privileges, for every schema",
+        "catalog",
+        "Rewritten",
+        "default privileges of postgres: REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
+        "FOR ROLE left out",
+    ),
+    (
+        "the project's default privileges in a schema, to its own role",
+        "catalog",
+        "Rewritten",
+        "default privileges of postgres: IN SCHEMA public GRANT SELECT ON TABLES TO catalog_reporting",
+        "FOR ROLE left out",
+    ),
+    (
         "an extension in public",
         "catalog",
         "Kept",
@@ -854,6 +868,7 @@ async fn one_app(name: &str) {
                 [[Some("statement_timeout=5s".to_string())]],
                 "the project's role keeps its setting, in the target database"
             );
+            default_privileges(&tgt).await;
             let publications = "select p.pubname::text, p.pubinsert::text, p.pubtruncate::text, \
                 t.schemaname || '.' || t.tablename, t.attnames::text, t.rowfilter \
                 from pg_publication p join pg_publication_tables t using (pubname) order by 1";
@@ -880,6 +895,46 @@ async fn one_app(name: &str) {
         }
         _ => {}
     }
+}
+
+/// What the application creates on the target after the migration gets
+/// the source's defaults: a function PUBLIC may not execute, a table the
+/// project's reporting role may read; what the dump made keeps its own
+/// privileges (a function made before the defaults stays executable).
+async fn default_privileges(tgt: &Client) {
+    tgt.batch_execute(
+        "create function public.made_later() returns int language sql as 'select 1'; \
+         create table public.made_later (id int)",
+    )
+    .await
+    .unwrap();
+    let public_may = "select coalesce(bool_or(a.grantee = 0), false)::text from pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a \
+                      where p.oid = $1::text::regprocedure and a.privilege_type = 'EXECUTE'";
+    let mut seen = Vec::new();
+    for f in [
+        "public.made_later()",
+        "public.similar_products(bigint, integer)",
+    ] {
+        let r = tgt.query_one(public_may, &[&f]).await.unwrap();
+        seen.push(r.get::<_, String>(0));
+    }
+    assert_eq!(
+        seen,
+        ["false", "true"],
+        "PUBLIC may execute: a function made later, one the dump made"
+    );
+    assert_eq!(
+        rows(
+            tgt,
+            "select has_table_privilege('catalog_reporting', 'public.made_later', 'select')::text"
+        )
+        .await,
+        [[Some("true".to_string())]],
+        "a table made later is readable by the project's reporting role"
+    );
+    tgt.batch_execute("drop function public.made_later(); drop table public.made_later")
+        .await
+        .unwrap();
 }
 
 /// The materialized views the source populated hold the same rows on the

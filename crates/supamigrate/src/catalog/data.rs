@@ -90,9 +90,7 @@ pub async fn project_roles(
         .map_err(|e| Error::postgres("reading the current role", e))?
         .get(0);
     // (AWS's reserved roles too: a plain source on RDS has them.)
-    let aws =
-        |n: &str| n.starts_with("rds_") || matches!(n, "rdsadmin" | "rdsrepladmin" | "rdstopmgr");
-    let ours = |n: &str| !crate::supabase::is_supabase_role(n) && !aws(n) && n != me;
+    let ours = |n: &str| !crate::supabase::is_supabase_role(n) && !is_aws_role(n) && n != me;
     Ok(client
         .query(include_str!("sql/project_roles.sql"), &[])
         .await
@@ -118,6 +116,64 @@ pub async fn project_roles(
                 .collect(),
         })
         .collect())
+}
+
+/// One change the project made to the privileges PostgreSQL gives new
+/// objects (`ALTER DEFAULT PRIVILEGES`): a grant beyond the built-in
+/// default, or, for every schema, a default taken away (`REVOKE EXECUTE
+/// ON FUNCTIONS FROM PUBLIC`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct DefaultPrivilege {
+    /// The role whose new objects get it (`FOR ROLE`).
+    pub role: String,
+    /// `IN SCHEMA`; `None` for every schema.
+    pub schema: Option<String>,
+    /// pg_default_acl's kind: `r` tables, `S` sequences, `f` functions,
+    /// `T` types, `n` schemas.
+    pub kind: String,
+    /// The grantee; "" for PUBLIC.
+    pub grantee: String,
+    /// The privilege (`SELECT`, `EXECUTE`…).
+    pub privilege: String,
+    /// `WITH GRANT OPTION`.
+    pub grantable: bool,
+    /// Taken away from the built-in default rather than granted.
+    pub revoke: bool,
+}
+
+/// The project's changes to default privileges: those for objects its
+/// own roles or the role supamigrate connects as (Supabase's `postgres`)
+/// create, to PUBLIC or the project's roles. The platform's (for its own
+/// roles, or to them) are left out.
+pub async fn default_privileges(client: &Client) -> Result<Vec<DefaultPrivilege>> {
+    let me: String = client
+        .query_one("select current_user::text", &[])
+        .await
+        .map_err(|e| Error::postgres("reading the current role", e))?
+        .get(0);
+    let project = |n: &str| !crate::supabase::is_supabase_role(n) && !is_aws_role(n);
+    Ok(client
+        .query(include_str!("sql/default_privileges.sql"), &[])
+        .await
+        .map_err(|e| Error::postgres("reading default privileges", e))?
+        .iter()
+        .map(|r| DefaultPrivilege {
+            role: r.get(0),
+            schema: r.get(1),
+            kind: r.get(2),
+            grantee: r.get(3),
+            privilege: r.get(4),
+            grantable: r.get(5),
+            revoke: r.get(6),
+        })
+        .filter(|d| d.role == me || d.role == "postgres" || project(&d.role))
+        .filter(|d| d.grantee.is_empty() || (project(&d.grantee) && d.grantee != me))
+        .collect())
+}
+
+/// AWS's reserved roles (a plain source on RDS has them).
+fn is_aws_role(n: &str) -> bool {
+    n.starts_with("rds_") || matches!(n, "rdsadmin" | "rdsrepladmin" | "rdstopmgr")
 }
 
 /// The stored generated columns of `schemas`' tables, each with its stale

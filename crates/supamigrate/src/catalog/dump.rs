@@ -55,6 +55,11 @@ pub struct SchemaSource {
     /// The database's own settings (`ALTER DATABASE … SET`).
     #[serde(default)]
     pub database_settings: Vec<DatabaseSetting>,
+    /// The project's changes to default privileges (`ALTER DEFAULT
+    /// PRIVILEGES`): a schema dump of some schemas leaves out those for
+    /// every schema.
+    #[serde(default)]
+    pub default_privileges: Vec<super::data::DefaultPrivilege>,
     /// Text columns whose sampled values are Storage references.
     pub reference_samples: Vec<ColumnSample>,
     /// How many distinct secrets were found in definitions (and redacted).

@@ -193,6 +193,7 @@ async fn schema_facts(
         populated_matviews: super::data::populated_matviews(client, schemas).await?,
         project_roles: super::data::project_roles(client, secrets).await?,
         database_settings: super::data::database_settings(client, secrets).await?,
+        default_privileges: super::data::default_privileges(client).await?,
         reference_samples: super::data::sample_reference_columns(client, schemas).await?,
         platform,
         ..SchemaSource::default()

@@ -39,3 +39,10 @@ create type public.price_band as range (subtype = numeric);
 create table public.price_bands (id int primary key, band public.price_band not null);
 create publication catalog_feed for table public.products with (publish = 'insert, update, delete');
 create publication catalog_partial for table public.products (id, sku) where (id > 0);
+
+-- The project's defaults for what it creates from now on: functions no
+-- longer executable by everyone, tables readable by the reporting role
+-- (a schema dump of some schemas leaves out the first: it is for every
+-- schema).
+alter default privileges revoke execute on functions from public;
+alter default privileges in schema public grant select on tables to catalog_reporting;

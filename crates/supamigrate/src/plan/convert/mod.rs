@@ -7,6 +7,7 @@
 
 mod comments;
 mod compat;
+mod defaults;
 mod extensions;
 mod generated;
 mod platform;
@@ -367,6 +368,7 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     platform::note(src, opts, &reach, &ctx, &mut out)?;
     note_project_roles(src, opts, &mut out);
     note_database_settings(src, &mut out);
+    defaults::plan(src, opts, &mut out)?;
     out.statements.sort_by_key(|s| s.section);
     // Identical statements (several API roles mapped to one role) once only.
     let mut seen = BTreeSet::new();

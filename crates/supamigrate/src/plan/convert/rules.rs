@@ -156,7 +156,7 @@ impl Rules<'_> {
                 Outcome::drop_plumbing("ownership: objects belong to the role that applies the schema")
             }
             NodeEnum::AlterDefaultPrivilegesStmt(_) => Outcome::drop_plumbing(
-                "default privileges of Supabase roles; provision gives the application role its own",
+                "default privileges as the schema dump holds them: the platform's are left out (provision gives the application role its own); the project's own are planned from the catalog, each on its own line",
             ),
             _ => return None,
         })

@@ -655,3 +655,133 @@ fn a_check_constraint_of_a_left_behind_extension_is_removed_and_reported() {
         c.report
     );
 }
+
+/// (case, entries as (role, schema, kind, grantee, privilege, grantable,
+/// revoke), target major, the pre-data statements that come out, the
+/// objects of the lines that leave something out)
+type DefaultCase = (
+    &'static str,
+    &'static [(
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        bool,
+    )],
+    u32,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const DEFAULT_PRIVILEGE_CASES: &[DefaultCase] = &[
+    (
+        "a revoke from PUBLIC for every schema is set for the role that applies the schema",
+        &[("postgres", None, "f", "", "EXECUTE", false, true)],
+        15,
+        &["ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;"],
+        &[],
+    ),
+    (
+        "grants to a project role, several privileges and two creating roles make one statement",
+        &[
+            ("postgres", Some("public"), "r", "reporting", "SELECT", false, false),
+            ("postgres", Some("public"), "r", "reporting", "INSERT", false, false),
+            ("owner2", Some("public"), "r", "reporting", "SELECT", false, false),
+        ],
+        15,
+        &["ALTER DEFAULT PRIVILEGES IN SCHEMA \"public\" GRANT INSERT, SELECT ON TABLES TO \"reporting\";"],
+        &[],
+    ),
+    (
+        "with grant option",
+        &[("postgres", None, "S", "reporting", "USAGE", true, false)],
+        15,
+        &["ALTER DEFAULT PRIVILEGES GRANT USAGE ON SEQUENCES TO \"reporting\" WITH GRANT OPTION;"],
+        &[],
+    ),
+    (
+        "a schema that is not migrated is left out",
+        &[("postgres", Some("storage"), "r", "reporting", "SELECT", false, false)],
+        15,
+        &[],
+        &["default privileges of postgres: IN SCHEMA storage GRANT SELECT ON TABLES TO reporting"],
+    ),
+    (
+        "PostgreSQL 17's MAINTAIN is left out for an older target, the rest kept",
+        &[
+            ("postgres", None, "r", "reporting", "MAINTAIN", false, false),
+            ("postgres", None, "r", "reporting", "SELECT", false, false),
+        ],
+        15,
+        &["ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO \"reporting\";"],
+        &["default privileges of postgres: GRANT MAINTAIN ON TABLES TO reporting"],
+    ),
+    (
+        "MAINTAIN is kept for 17",
+        &[("postgres", None, "r", "reporting", "MAINTAIN", false, false)],
+        17,
+        &["ALTER DEFAULT PRIVILEGES GRANT MAINTAIN ON TABLES TO \"reporting\";"],
+        &[],
+    ),
+    (
+        "PostgreSQL 18's large objects are left out for an older target",
+        &[("postgres", None, "L", "reporting", "SELECT", false, false)],
+        16,
+        &[],
+        &["default privileges of postgres: GRANT SELECT ON LARGE OBJECTS TO reporting"],
+    ),
+];
+
+#[test]
+fn the_projects_default_privileges_are_set_for_the_role_that_applies_the_schema() {
+    for (case, entries, major, statements, left_out) in DEFAULT_PRIVILEGE_CASES {
+        let mut src = source("CREATE TABLE public.t (id integer);", "");
+        src.schemas = vec!["public".into()];
+        src.default_privileges = entries
+            .iter()
+            .map(
+                |(role, schema, kind, grantee, privilege, grantable, revoke)| {
+                    crate::catalog::data::DefaultPrivilege {
+                        role: role.to_string(),
+                        schema: schema.map(str::to_string),
+                        kind: kind.to_string(),
+                        grantee: grantee.to_string(),
+                        privilege: privilege.to_string(),
+                        grantable: *grantable,
+                        revoke: *revoke,
+                    }
+                },
+            )
+            .collect();
+        let mut o = opts(PolicyMode::Shim);
+        o.target_major = *major;
+        let out = convert(&src, &o).unwrap();
+        let pre = out.section_sql(Section::PreData);
+        let got: Vec<&String> = pre
+            .iter()
+            .filter(|s| s.starts_with("ALTER DEFAULT"))
+            .collect();
+        assert_eq!(got, statements.iter().collect::<Vec<_>>(), "{case}");
+        assert!(
+            pre.last().is_none_or(|l| !l.starts_with("ALTER DEFAULT") || statements.contains(&l.as_str())),
+            "{case}: after the schema's objects"
+        );
+        let dropped: Vec<&str> = out
+            .report
+            .iter()
+            .filter(|d| d.action == Action::Dropped && d.object.starts_with("default privileges"))
+            .map(|d| d.object.as_str())
+            .collect();
+        assert_eq!(dropped, *left_out, "{case}");
+        for s in *statements {
+            assert!(
+                out.report.iter().any(|d| d.action == Action::Rewritten
+                    && d.object.starts_with("default privileges of ")
+                    && d.reason.contains("FOR ROLE left out")),
+                "{case}: {s} has its line"
+            );
+        }
+    }
+}

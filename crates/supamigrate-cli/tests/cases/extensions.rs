@@ -3,8 +3,9 @@
 //! the target does not make. The copy carries them before the data; where
 //! the target user may not insert into the extension's table (RDS makes
 //! them `rdsadmin`'s) it takes the table over, and where the target refuses
-//! that too it says so, verify counts the missing rows, and a later `copy`
-//! carries them once the owner lets it. The application's function that
+//! that too, or has no such table (its version of the extension differs),
+//! it says so, verify counts the missing rows, and a later `copy` carries
+//! them once the owner lets it. The application's function that
 //! transforms from the custom SRID runs on the target; a copy killed before
 //! its commit leaves nothing, and a re-run does not carry the rows twice.
 
@@ -55,6 +56,36 @@ async fn extension_configuration_rows_come_over_before_the_data() {
     pre.args(["schema", "apply", "--section", "pre-data"]);
     ok(pre, "pre-data").await;
 
+    // A target whose version of the extension has no such table (made so
+    // by moving it away): said, counted missing, carried once it is back.
+    let tgt_admin = connect(&sb.target_superuser(&sb.target_url().dbname))
+        .await
+        .unwrap();
+    tgt_admin
+        .batch_execute("alter table extensions.spatial_ref_sys rename to spatial_ref_sys_away")
+        .await
+        .unwrap();
+    let mut copy = supamigrate(&sb);
+    copy.args(["copy", "--jobs", "2"]);
+    let text = output_text(&ok(copy, "copy, the table missing").await);
+    assert!(
+        text.contains("1 row(s) the project added to extensions.spatial_ref_sys (extension postgis) were not copied: the target's version of the extension has no such table"),
+        "{text}"
+    );
+    let mut verify = supamigrate(&sb);
+    verify.arg("verify");
+    let out = run(verify).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("1 row(s) the project added on the source; the target's version of the extension has no such table"),
+        "{text}"
+    );
+    tgt_admin
+        .batch_execute("alter table extensions.spatial_ref_sys_away rename to spatial_ref_sys")
+        .await
+        .unwrap();
+
     // The sandbox target makes PostGIS's tables rdsadmin's; this master may
     // neither insert into spatial_ref_sys nor take it over.
     let mut copy = supamigrate(&sb);
@@ -78,9 +109,6 @@ async fn extension_configuration_rows_come_over_before_the_data() {
     // A target whose owner role lets the master take the table over, as
     // RDS lets its master (the owner itself has no INSERT left).
     let master = sb.target_url().user.clone();
-    let tgt_admin = connect(&sb.target_superuser(&sb.target_url().dbname))
-        .await
-        .unwrap();
     tgt_admin
         .batch_execute(&format!(
             "create role ext_owner nologin; \

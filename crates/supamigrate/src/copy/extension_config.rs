@@ -121,12 +121,27 @@ async fn sequence(src: &Client, tx: &Transaction<'_>, c: &ExtensionConfig) -> Re
 
 /// Whether the target user may insert into the table, taking it over when
 /// it may not (`Ok(Some(previous owner))`); `Err(why)` when the target
-/// refuses both.
+/// has no such table (its version of the extension differs) or refuses both.
 async fn writable(
     tx: &Transaction<'_>,
     c: &ExtensionConfig,
 ) -> Result<std::result::Result<Option<String>, String>> {
     let what = |e| Error::postgres(format!("checking privileges on {}", c.relation), e);
+    let lacks: bool = tx
+        .query_one("select to_regclass($1) is null", &[&c.relation.quoted()])
+        .await
+        .map_err(what)?
+        .get(0);
+    if lacks {
+        return Ok(Err(format!(
+            "{} row(s) the project added to {} (extension {}) were not copied: the target's version of the extension has no such table \
+             (compare pg_extension's extversion on both sides); once it has (ALTER EXTENSION {} UPDATE), `supamigrate copy` again carries them",
+            c.rows.unwrap_or(0),
+            c.relation,
+            c.extension,
+            crate::pg::quote_ident(&c.extension),
+        )));
+    }
     let r = tx
         .query_one(
             "select has_table_privilege($1::text::regclass, 'insert'), \

@@ -20,8 +20,11 @@ pub struct ConfigCheck {
     /// The project's rows on the source.
     pub source_rows: i64,
     /// The same condition's rows on the target (`None`: the target user
-    /// may not read the table).
+    /// may not read the table, or the target has none).
     pub target_rows: Option<i64>,
+    /// The target has no such table: its version of the extension differs.
+    #[serde(default)]
+    pub target_lacks: bool,
 }
 
 impl ConfigCheck {
@@ -35,6 +38,10 @@ impl ConfigCheck {
         match self.target_rows {
             Some(t) => format!(
                 "extension {} configuration {}: {} row(s) the project added on the source, {t} on the target",
+                self.extension, self.relation, self.source_rows
+            ),
+            None if self.target_lacks => format!(
+                "extension {} configuration {}: {} row(s) the project added on the source; the target's version of the extension has no such table",
                 self.extension, self.relation, self.source_rows
             ),
             None => format!(
@@ -61,14 +68,15 @@ pub async fn check(
             .await
             .map_err(count("source"))?
             .get(0);
-        let readable: bool = tgt
+        let r = tgt
             .query_one(
-                "select to_regclass($1) is not null and has_table_privilege($1::text::regclass, 'select')",
+                "select to_regclass($1) is null, \
+                        to_regclass($1) is not null and has_table_privilege($1::text::regclass, 'select')",
                 &[&c.relation.quoted()],
             )
             .await
-            .map_err(count("target"))?
-            .get(0);
+            .map_err(count("target"))?;
+        let (target_lacks, readable): (bool, bool) = (r.get(0), r.get(1));
         let target_rows = if readable {
             Some(
                 tgt.query_one(&c.rows_query("count(*)"), &[])
@@ -84,6 +92,7 @@ pub async fn check(
             relation: c.relation.clone(),
             source_rows,
             target_rows,
+            target_lacks,
         });
     }
     Ok(out)

@@ -397,14 +397,22 @@ async fn wait_for(c: &Client, sql: &str, want: i64) {
 }
 
 /// A table without a primary key is refused before anything is created on
-/// the source, with its name and the way forward.
+/// the source, with its name and the way forward for each: a join table's
+/// unique index on NOT NULL columns (as ORMs make them) as its replica
+/// identity, else REPLICA IDENTITY FULL. Both ways then follow updates and
+/// deletes.
 #[tokio::test]
 async fn a_table_without_a_key_is_refused_before_anything_is_created() {
     let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
     let app = connect(&sb.source_url()).await.unwrap();
-    app.batch_execute("create table public.fw_nokey (a int, b text); insert into public.fw_nokey values (1, 'x');")
-        .await
-        .unwrap();
+    app.batch_execute(
+        "create table public.fw_nokey (a int, b text); insert into public.fw_nokey values (1, 'x');
+         create table public.\"_fw_Pair\" (\"A\" int not null, \"B\" int not null);
+         create unique index \"_fw_Pair_AB_unique\" on public.\"_fw_Pair\" (\"A\", \"B\");
+         insert into public.\"_fw_Pair\" select g, g % 3 from generate_series(1, 30) g;",
+    )
+    .await
+    .unwrap();
     prepare(&sb).await;
     let mut copy = bin(&sb);
     copy.args(["copy", "--follow"]);
@@ -414,7 +422,8 @@ async fn a_table_without_a_key_is_refused_before_anything_is_created() {
     assert!(
         text.contains("public.fw_nokey")
             && text.contains("no primary key")
-            && text.contains("REPLICA IDENTITY FULL"),
+            && text.contains("ALTER TABLE public.fw_nokey REPLICA IDENTITY FULL")
+            && text.contains("ALTER TABLE public.\"_fw_Pair\" REPLICA IDENTITY USING INDEX \"_fw_Pair_AB_unique\""),
         "{text}"
     );
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
@@ -424,6 +433,40 @@ async fn a_table_without_a_key_is_refused_before_anything_is_created() {
     )
     .await;
     assert_eq!(created, 0, "nothing was created on the source");
+
+    // As the hint says: then updates and deletes of both are followed.
+    app.batch_execute(
+        "alter table public.fw_nokey replica identity full;
+         alter table public.\"_fw_Pair\" replica identity using index \"_fw_Pair_AB_unique\";",
+    )
+    .await
+    .unwrap();
+    let mut copy = bin(&sb);
+    copy.args(["copy", "--follow"]);
+    ok(copy, "copy --follow").await;
+    for sql in [
+        "delete from public.\"_fw_Pair\" where \"B\" = 0",
+        "update public.\"_fw_Pair\" set \"B\" = 7 where \"A\" = 1",
+        "update public.fw_nokey set b = 'y'",
+    ] {
+        app.batch_execute(sql).await.unwrap();
+    }
+    let mut f = bin(&sb);
+    f.args(["follow", "--until-caught-up"]);
+    ok(f, "follow --until-caught-up").await;
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+    let pairs = "select count(*) filter (where \"B\" = 0) * 1000 + count(*) filter (where \"B\" = 7) * 100 + count(*) from public.\"_fw_Pair\"";
+    assert_eq!(count(&tgt, pairs).await, count(&app, pairs).await);
+    assert_eq!(count(&tgt, pairs).await, 100 + 20);
+    assert_eq!(
+        count(&tgt, "select count(*) from public.fw_nokey where b = 'y'").await,
+        1
+    );
+    let mut abort = bin(&sb);
+    abort.args(["cutover", "--abort"]);
+    ok(abort, "cutover --abort").await;
 }
 
 /// A follow rides out a source restart; a dropped slot stops it with the

@@ -247,9 +247,18 @@ async fn check_source(src: &Client, tables: &[TableName]) -> Result<()> {
         .with_hint("connect as `postgres` on a direct (not pooled) connection, which has REPLICATION on Supabase"));
     }
     let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
-    let missing: Vec<String> = src
+    // Each keyless table, with the unique index on NOT NULL columns that
+    // could be its replica identity (a join table's, as ORMs make them).
+    let missing: Vec<(String, String, Option<String>)> = src
         .query(
-            "select format('%s.%s', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+            "select format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), \
+                    (select quote_ident(ic.relname) from pg_index i join pg_class ic on ic.oid = i.indexrelid \
+                     where i.indrelid = c.oid and i.indisunique and i.indimmediate and i.indisvalid \
+                       and i.indpred is null and i.indexprs is null and i.indnkeyatts = i.indnatts \
+                       and not exists (select from pg_attribute a where a.attrelid = c.oid \
+                                       and a.attnum = any(i.indkey) and not a.attnotnull) \
+                     order by i.indnatts, ic.relname limit 1) \
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace \
              where n.nspname || '.' || c.relname = any($1) \
              and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists \
                   (select from pg_index i where i.indrelid = c.oid and i.indisprimary))) \
@@ -259,14 +268,24 @@ async fn check_source(src: &Client, tables: &[TableName]) -> Result<()> {
         .await
         .map_err(|e| Error::postgres("reading the source's keys", e))?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     if !missing.is_empty() {
+        let fixes: Vec<String> = missing
+            .iter()
+            .map(|(_, quoted, index)| match index {
+                Some(i) => format!("ALTER TABLE {quoted} REPLICA IDENTITY USING INDEX {i} (its unique index on NOT NULL columns)"),
+                None => format!("ALTER TABLE {quoted} REPLICA IDENTITY FULL (rows matched on all their columns)"),
+            })
+            .collect();
         return Err(Error::invalid_input(format!(
             "these tables have no primary key, so their updates and deletes cannot be followed: {}; nothing was changed",
-            missing.join(", ")
+            missing.iter().map(|m| m.0.as_str()).collect::<Vec<_>>().join(", ")
         ))
-        .with_hint("give each a primary key, or `ALTER TABLE … REPLICA IDENTITY FULL` on the source, then run again; or migrate without --follow"));
+        .with_hint(format!(
+            "give each a primary key, or on the source: {}; then run again; or migrate without --follow",
+            fixes.join("; ")
+        )));
     }
     Ok(())
 }

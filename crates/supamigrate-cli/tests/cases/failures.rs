@@ -90,6 +90,16 @@ async fn a_column_of_an_extension_the_target_lacks_is_refused_then_left_out_when
         .filter(|e| *e != "vector")
         .collect();
     sb.set_target_allowed_extensions(&offered).await.unwrap();
+    // Views over the column: one shows it, one only filters on it, one
+    // reads the first. They go with the column (the schema would fail).
+    let src = connect(&sb.source_url()).await.unwrap();
+    src.batch_execute(
+        "create view public.product_vectors as select id, embedding from public.products;
+         create view public.products_embedded as select id from public.products where embedding is not null;
+         create view public.product_vector_ids as select id from public.product_vectors;",
+    )
+    .await
+    .unwrap();
     let work = tempfile::tempdir().unwrap();
     let out = run(run_cmd(&sb, work.path(), &[])).await;
     let t = output_text(&out);
@@ -126,6 +136,20 @@ async fn a_column_of_an_extension_the_target_lacks_is_refused_then_left_out_when
             .await
             .as_deref(),
         Some("30")
+    );
+    for view in ["product_vectors", "products_embedded"] {
+        assert!(
+            t.contains(&format!("Dropped view public.{view}: uses extension vector (dropped with --allow-drop-extension)")),
+            "{t}"
+        );
+    }
+    assert!(
+        t.contains("Dropped view public.product_vector_ids: uses view public.product_vectors, which is left out"),
+        "{t}"
+    );
+    assert_eq!(
+        one(&tgt, "select count(*) from pg_views where viewname in ('product_vectors', 'products_embedded', 'product_vector_ids')").await.as_deref(),
+        Some("0")
     );
     let state = std::fs::read_to_string(work.path().join(".supamigrate/run.json")).unwrap();
     assert!(

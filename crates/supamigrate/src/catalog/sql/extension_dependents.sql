@@ -2,6 +2,8 @@
 -- way the schema converter matches statements: `function s.f`, `table s.t`,
 -- `view s.v`, `column s.t.c`, else PostgreSQL's own description; with the
 -- schema the dependent lives in (the plan counts the application's only).
+-- What uses a column of a member's type is listed too, and a view with
+-- such a column as the view.
 with members as (
     select d.classid, d.objid, e.extname
     from pg_depend d
@@ -18,8 +20,22 @@ with members as (
       and not exists (
           select 1 from pg_depend x
           where x.classid = d.classid and x.objid = d.objid and x.deptype = 'e')
+), via_columns as (
+    -- What uses a column typed by a member, without naming the member: a
+    -- view reading it, an index or constraint on it, a trigger or policy
+    -- naming it. (A table's own column stays a column.)
+    select distinct c.extname, d.classid, d.objid, d.objsubid
+    from pg_depend d
+    join deps c on c.classid = 'pg_class'::regclass and c.objsubid > 0
+               and d.refclassid = 'pg_class'::regclass and d.refobjid = c.objid and d.refobjsubid = c.objsubid
+    where d.deptype in ('n', 'a')
+      and d.classid in ('pg_class'::regclass, 'pg_rewrite'::regclass, 'pg_constraint'::regclass,
+                        'pg_trigger'::regclass, 'pg_policy'::regclass)
+      and not (d.classid = 'pg_class'::regclass and d.objid = c.objid)
+), all_deps as (
+    select * from deps union select * from via_columns
 )
-select extname::text,
+select distinct extname::text,
        case
            when classid = 'pg_proc'::regclass then (
                select 'function ' || n.nspname || '.' || p.proname
@@ -28,6 +44,11 @@ select extname::text,
            when classid = 'pg_class'::regclass and objsubid = 0 then (
                select case c.relkind when 'v' then 'view ' when 'm' then 'materialized view ' when 'i' then 'index ' else 'table ' end
                       || n.nspname || '.' || c.relname
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where c.oid = objid)
+           when classid = 'pg_class'::regclass and (select relkind from pg_class where oid = objid) in ('v', 'm') then (
+               -- A view's column typed by a member: the view goes with it.
+               select case c.relkind when 'v' then 'view ' else 'materialized view ' end || n.nspname || '.' || c.relname
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
                where c.oid = objid)
            when classid = 'pg_class'::regclass then (
@@ -76,5 +97,5 @@ select extname::text,
            when classid = 'pg_policy'::regclass then
                (select c.relnamespace::regnamespace::text from pg_policy p join pg_class c on c.oid = p.polrelid where p.oid = objid)
        end as dependent_schema
-from deps
+from all_deps
 order by 1, 2

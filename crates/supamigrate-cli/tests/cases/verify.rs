@@ -1,5 +1,5 @@
 //! `supamigrate verify` on a migrated sandbox: all green and exit 0 on a clean
-//! copy; then the target is changed in ten ways and verify must report each
+//! copy; then the target is changed in eleven ways and verify must report each
 //! one precisely (table, key, column), nothing else, and exit 1; a bad
 //! password exits 2.
 
@@ -128,6 +128,13 @@ fn findings(r: &Value) -> BTreeSet<String> {
             out.insert(format!("check {}", c["name"].as_str().unwrap()));
         }
     }
+    for e in r["code"]["sql_errors"].as_array().unwrap() {
+        out.insert(format!(
+            "sql function {}: {}",
+            e["function"].as_str().unwrap(),
+            e["message"].as_str().unwrap()
+        ));
+    }
     let inv = &r["inventory"];
     for (what, list) in [
         ("missing", &inv["missing"]),
@@ -164,7 +171,9 @@ async fn verify_is_green_on_a_copy_and_names_every_change() {
            select 'k' || (i % 7), jsonb_build_object('i', i, 'even', i % 2 = 0),
                   timestamptz '2025-01-01 00:00:00+00' + i * interval '1 hour'
            from generate_series(1, 300) i;
-         insert into public.event_log select * from public.event_log where id = 10;",
+         insert into public.event_log select * from public.event_log where id = 10;
+         create view public.event_kinds as select distinct kind from public.event_log;
+         create function public.first_kind() returns text language sql stable as 'select min(kind) from public.event_kinds';",
     )
     .await
     .unwrap();
@@ -273,7 +282,8 @@ async fn verify_is_green_on_a_copy_and_names_every_change() {
          alter table public.shipments add constraint shipments_customer_id_fkey
            foreign key (customer_id) references public.customers (id) not valid;
          drop index public.idx_location_history_event_time;
-         update public.event_log set kind = 'changed' where id = 42;"
+         update public.event_log set kind = 'changed' where id = 42;
+         alter table public.event_kinds rename column kind to kind_name;"
     ))
     .await
     .unwrap();
@@ -298,6 +308,9 @@ async fn verify_is_green_on_a_copy_and_names_every_change() {
         "check orphan_shipments".to_string(),
         "inventory missing: index idx_location_history_event_time".to_string(),
         "inventory different: constraint shipments_customer_id_fkey: \"\" → \"NOT VALID\"".to_string(),
+        // The view its function reads lost the column (the reference still
+        // resolves: only the body's analysis finds it).
+        "sql function first_kind(): column \"kind\" does not exist".to_string(),
     ]
     .into_iter()
     .collect();

@@ -8,6 +8,11 @@
 //!   project's own loose end, not the migration's).
 //! - Where `plpgsql_check` is installed in the target database, it checks
 //!   every plpgsql function too (trigger functions against their table).
+//! - Every SQL function's body is parsed and analyzed on the target by
+//!   PostgreSQL's own validator, as `CREATE FUNCTION` does when
+//!   `check_function_bodies` is on (a dump turns it off): a body naming a
+//!   column the target lacks fails here, not when the application calls it.
+//!   One that fails on the source as well is the project's own loose end.
 //! - Every column of a table on both sides has the same NOT NULL and
 //!   default (or generation expression), but where the plan changed them.
 
@@ -66,6 +71,13 @@ pub struct CodeReport {
     pub bodies_checked: usize,
     /// Errors it found.
     pub body_errors: Vec<BodyError>,
+    /// SQL functions validated.
+    #[serde(default)]
+    pub sql_checked: usize,
+    /// SQL functions whose body does not compile on the target (and does on
+    /// the source).
+    #[serde(default)]
+    pub sql_errors: Vec<BodyError>,
     /// Columns compared.
     pub columns: usize,
     /// Columns whose NOT NULL or default differ.
@@ -75,7 +87,10 @@ pub struct CodeReport {
 impl CodeReport {
     /// Things that do not match.
     pub fn mismatches(&self) -> usize {
-        self.unresolved.len() + self.body_errors.len() + self.column_differences.len()
+        self.unresolved.len()
+            + self.body_errors.len()
+            + self.sql_errors.len()
+            + self.column_differences.len()
     }
 }
 
@@ -230,6 +245,78 @@ pub async fn check_bodies(
         }
     }
     Ok(Some((checked, errors)))
+}
+
+/// Validates one SQL function on `client` with the search_path it sets for
+/// itself (else the session's), in a transaction rolled back: the error
+/// PostgreSQL gives, if any.
+async fn sql_body_error(
+    client: &Client,
+    oid: u32,
+    search_path: Option<&str>,
+) -> Result<Option<String>> {
+    let what = |e| Error::postgres("validating a SQL function", e);
+    client
+        .batch_execute("begin; set local check_function_bodies = on")
+        .await
+        .map_err(what)?;
+    let mut result = Ok(());
+    if let Some(path) = search_path {
+        result = client
+            .execute("select set_config('search_path', $1, true)", &[&path])
+            .await
+            .map(drop);
+    }
+    if result.is_ok() {
+        result = client
+            .execute("select pg_catalog.fmgr_sql_validator($1)", &[&oid])
+            .await
+            .map(drop);
+    }
+    client.batch_execute("rollback").await.map_err(what)?;
+    Ok(result.err().map(|e| {
+        e.as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string())
+    }))
+}
+
+/// Every SQL function of `schemas` validated on the target; those that fail
+/// there are validated on the source, and reported only when they pass
+/// there (or the source has no such function the target could mirror).
+pub async fn check_sql_bodies(
+    src: &Client,
+    tgt: &Client,
+    schemas: &[String],
+) -> Result<(usize, Vec<BodyError>)> {
+    let functions = tgt
+        .query(include_str!("sql/sql_functions.sql"), &[&schemas])
+        .await
+        .map_err(|e| Error::postgres("listing SQL functions", e))?;
+    let mut errors = Vec::new();
+    for f in &functions {
+        let (oid, name, qualified, path): (u32, String, String, Option<String>) =
+            (f.get(0), f.get(1), f.get(2), f.get(3));
+        let Some(message) = sql_body_error(tgt, oid, path.as_deref()).await? else {
+            continue;
+        };
+        let on_source: Option<u32> = src
+            .query_one("select to_regprocedure($1)::oid", &[&qualified])
+            .await
+            .map_err(|e| Error::postgres(format!("finding {name} on the source"), e))?
+            .get(0);
+        let source_fails = match on_source {
+            Some(o) => sql_body_error(src, o, path.as_deref()).await?.is_some(),
+            None => false,
+        };
+        if !source_fails {
+            errors.push(BodyError {
+                function: name,
+                line: None,
+                message,
+            });
+        }
+    }
+    Ok((functions.len(), errors))
 }
 
 /// (NOT NULL, default or generation) of every column of `schemas`' tables.

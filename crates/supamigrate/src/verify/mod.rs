@@ -822,6 +822,7 @@ async fn code_report(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Result
     let (objects, unresolved) =
         code::check_references(src, tgt, &opts.planned, &opts.schemas).await?;
     let bodies = code::check_bodies(tgt, &opts.schemas).await?;
+    let (sql_checked, sql_errors) = code::check_sql_bodies(src, tgt, &opts.schemas).await?;
     let (columns, column_differences) =
         code::check_columns(src, tgt, &opts.schemas, &opts.changed_columns).await?;
     Ok(code::CodeReport {
@@ -830,6 +831,8 @@ async fn code_report(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Result
         plpgsql_check: bodies.is_some(),
         bodies_checked: bodies.as_ref().map_or(0, |b| b.0),
         body_errors: bodies.map(|b| b.1).unwrap_or_default(),
+        sql_checked,
+        sql_errors,
         columns,
         column_differences,
     })

@@ -243,6 +243,15 @@ fn code(r: &VerifyReport) -> Group {
             format!("plpgsql_check: {}{line}: {}", e.function, e.message),
         ));
     }
+    for e in &c.sql_errors {
+        lines.push((
+            false,
+            format!(
+                "SQL function {} does not compile on the target (it does on the source): {}; it would fail when it runs",
+                e.function, e.message
+            ),
+        ));
+    }
     for d in &c.column_differences {
         lines.push((
             false,
@@ -256,8 +265,9 @@ fn code(r: &VerifyReport) -> Group {
         lines.push((
             true,
             format!(
-                "{} functions, views, policies and triggers resolve what they use{}; {} columns keep NOT NULL and defaults",
+                "{} functions, views, policies and triggers resolve what they use; {} SQL functions compile{}; {} columns keep NOT NULL and defaults",
                 c.objects,
+                c.sql_checked,
                 if c.plpgsql_check {
                     format!("; plpgsql_check passed {} functions", c.bodies_checked)
                 } else {

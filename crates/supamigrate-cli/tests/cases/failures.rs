@@ -96,7 +96,11 @@ async fn a_column_of_an_extension_the_target_lacks_is_refused_then_left_out_when
     src.batch_execute(
         "create view public.product_vectors as select id, embedding from public.products;
          create view public.products_embedded as select id from public.products where embedding is not null;
-         create view public.product_vector_ids as select id from public.product_vectors;",
+         create view public.product_vector_ids as select id from public.product_vectors;
+         create function public.embedding_text(p bigint) returns text language sql stable
+           as $$ select embedding::text from public.products where id = p $$;
+         create function public.has_embedding(p bigint) returns boolean language plpgsql stable
+           as $$ begin return (select q.embedding is not null from public.products q where q.id = p); end $$;",
     )
     .await
     .unwrap();
@@ -147,6 +151,14 @@ async fn a_column_of_an_extension_the_target_lacks_is_refused_then_left_out_when
         t.contains("Dropped view public.product_vector_ids: uses view public.product_vectors, which is left out"),
         "{t}"
     );
+    // Functions reading the column (a dump creates them unchecked: they
+    // would fail when called).
+    for f in ["embedding_text", "has_embedding"] {
+        assert!(
+            t.contains(&format!("Dropped function public.{f}: reads column public.products.embedding, which is left out")),
+            "{t}"
+        );
+    }
     assert_eq!(
         one(&tgt, "select count(*) from pg_views where viewname in ('product_vectors', 'products_embedded', 'product_vector_ids')").await.as_deref(),
         Some("0")

@@ -61,6 +61,9 @@ pub struct Uses {
     /// Parts of a body that could not be parsed (other languages count as
     /// one): what they use is not known.
     pub unparsed: usize,
+    /// The names in its column references (`a.b` gives `a` and `b`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub columns: BTreeSet<String>,
 }
 
 impl Uses {
@@ -70,6 +73,7 @@ impl Uses {
         self.functions.extend(other.functions);
         self.dynamic_sql |= other.dynamic_sql;
         self.unparsed += other.unparsed;
+        self.columns.extend(other.columns);
     }
 
     /// Whether it uses relation `schema.name` or a function of `schema`.

@@ -48,6 +48,7 @@ pub fn node_uses(node: &NodeEnum) -> Uses {
             .filter(|r| !(r.schema.is_empty() && ctes.contains(&r.name)))
             .collect(),
         functions: found.functions,
+        columns: found.columns,
         ..Uses::default()
     }
 }
@@ -57,6 +58,7 @@ struct Found {
     relations: BTreeSet<Name>,
     functions: BTreeSet<Name>,
     ctes: BTreeSet<String>,
+    columns: BTreeSet<String>,
 }
 
 impl Found {
@@ -76,6 +78,16 @@ impl Found {
                         "FuncCall" => {
                             if let Some(n) = inner.get("funcname").and_then(name_list) {
                                 self.functions.insert(n);
+                            }
+                        }
+                        "ColumnRef" => {
+                            let fields = inner.get("fields").and_then(Value::as_array);
+                            for f in fields.into_iter().flatten() {
+                                if let Some(n) =
+                                    f.pointer("/node/String/sval").and_then(Value::as_str)
+                                {
+                                    self.columns.insert(n.to_string());
+                                }
                             }
                         }
                         "CommonTableExpr" => {

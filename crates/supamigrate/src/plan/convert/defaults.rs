@@ -70,6 +70,37 @@ pub(super) fn plan(src: &SchemaSource, opts: &ConvertOptions, out: &mut Conversi
     Ok(())
 }
 
+impl Key<'_> {
+    /// `[IN SCHEMA s] GRANT p, … ON KIND TO g [WITH GRANT OPTION]`: names
+    /// quoted for SQL, as they are for the plan's lines.
+    fn clause(&self, privileges: &[&str], word: &str, sql: bool) -> String {
+        let q = |s: &str| if sql { quote_ident(s) } else { s.to_string() };
+        let grantee = if self.grantee.is_empty() {
+            "PUBLIC".to_string()
+        } else {
+            q(self.grantee)
+        };
+        let in_schema = self
+            .schema
+            .map(|s| format!(" IN SCHEMA {}", q(s)))
+            .unwrap_or_default();
+        let (verb, to) = if self.revoke {
+            ("REVOKE", "FROM")
+        } else {
+            ("GRANT", "TO")
+        };
+        let option = if sql && self.grantable && !self.revoke {
+            " WITH GRANT OPTION"
+        } else {
+            ""
+        };
+        format!(
+            "{in_schema} {verb} {} ON {word} {to} {grantee}{option}",
+            privileges.join(", ")
+        )
+    }
+}
+
 fn one(
     src: &SchemaSource,
     opts: &ConvertOptions,
@@ -79,30 +110,13 @@ fn one(
     out: &mut Conversion,
 ) -> Result<()> {
     let roles = roles.iter().copied().collect::<Vec<_>>().join(", ");
-    // The plan's lines name them as they are; the SQL quotes them.
-    let (grantee, grantee_sql) = if key.grantee.is_empty() {
-        ("PUBLIC", "PUBLIC".to_string())
-    } else {
-        (key.grantee, quote_ident(key.grantee))
-    };
-    let in_schema = key
-        .schema
-        .map(|s| format!(" IN SCHEMA {s}"))
-        .unwrap_or_default();
-    let in_schema_sql = key
-        .schema
-        .map(|s| format!(" IN SCHEMA {}", quote_ident(s)))
-        .unwrap_or_default();
-    let all = privileges.iter().copied().collect::<Vec<_>>().join(", ");
-    let (verb, to) = if key.revoke {
-        ("REVOKE", "FROM")
-    } else {
-        ("GRANT", "TO")
-    };
+    let all: Vec<&str> = privileges.iter().copied().collect();
     let kind = kind_word(key.kind);
     let word = kind.map_or(key.kind, |(w, _)| w);
-    let object =
-        format!("default privileges of {roles}:{in_schema} {verb} {all} ON {word} {to} {grantee}");
+    let object = format!(
+        "default privileges of {roles}:{}",
+        key.clause(&all, word, false)
+    );
     if let Some(s) = key.schema.filter(|s| !src.schemas.iter().any(|a| a == s)) {
         out.note_with(
             Action::Dropped,
@@ -124,15 +138,15 @@ fn one(
         );
         return Ok(());
     };
-    let (kept, unknown): (Vec<&str>, Vec<&str>) = privileges
+    let (kept, unknown): (Vec<&str>, Vec<&str>) = all
         .iter()
         .partition(|p| privilege_since(p) <= opts.target_major);
     if !unknown.is_empty() {
         out.note_todo(
             Action::Dropped,
             format!(
-                "default privileges of {roles}:{in_schema} {verb} {} ON {word} {to} {grantee}",
-                unknown.join(", ")
+                "default privileges of {roles}:{}",
+                key.clause(&unknown, word, false)
             ),
             format!("PostgreSQL {} has no such privilege", opts.target_major),
             "nothing to do: the target has no such privilege to give",
@@ -141,15 +155,7 @@ fn one(
     if kept.is_empty() {
         return Ok(());
     }
-    let option = if key.grantable && !key.revoke {
-        " WITH GRANT OPTION"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "ALTER DEFAULT PRIVILEGES{in_schema_sql} {verb} {} ON {word} {to} {grantee_sql}{option};",
-        kept.join(", ")
-    );
+    let sql = format!("ALTER DEFAULT PRIVILEGES{};", key.clause(&kept, word, true));
     out.push(added(&sql, Section::PreData)?);
     out.note_with(
         Action::Rewritten,

@@ -159,6 +159,25 @@ impl Reach {
     }
 }
 
+/// A column of a table it uses that is left out with its type's extension
+/// (`--allow-drop-extension`): the body would fail on the target (a dump
+/// creates functions unchecked, so nothing says so before they run).
+fn reads_dropped_column(it: &Item, ctx: &Context) -> Option<Missing> {
+    if it.uses.columns.is_empty() {
+        return None;
+    }
+    ctx.fate.dependents.iter().find_map(|(key, why)| {
+        let (table, column) = key.strip_prefix("column ")?.rsplit_once('.')?;
+        let (schema, name) = table.split_once('.')?;
+        let uses_table = it.uses.relations.contains(&Name::new(schema, name))
+            || it.uses.relations.contains(&Name::new("", name));
+        (uses_table && it.uses.columns.contains(column)).then(|| Missing {
+            reason: format!("reads column {table}.{column}, which is left out ({why})"),
+            todo: format!("rewrite it without {column}, or install the extension on the target"),
+        })
+    })
+}
+
 /// Decides, for each statement, whether it uses something the target will
 /// not have, to a fixed point; and what the kept ones need.
 pub fn analyze(stmts: &[&Statement], ctx: &Context) -> Reach {
@@ -294,6 +313,9 @@ fn check(
             todo: format!("see the line for {name}"),
         }
     };
+    if let Some(m) = reads_dropped_column(it, ctx) {
+        return Some(m);
+    }
     if it.foreign {
         return Some(Missing {
             reason: "its foreign server is not migrated (see the line for the server)".into(),

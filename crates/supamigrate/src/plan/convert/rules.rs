@@ -24,6 +24,14 @@ pub(super) struct Rules<'a> {
     pub(super) plain_generated: &'a BTreeSet<String>,
 }
 
+/// What pruning a GRANT's column list left.
+enum Pruned {
+    /// Nothing: every privilege named only left-out columns.
+    All(String),
+    /// The rest of the statement.
+    Some(String),
+}
+
 /// The role Supabase Auth (GoTrue) runs as.
 const AUTH_ADMIN: &str = "supabase_auth_admin";
 
@@ -110,7 +118,17 @@ impl Rules<'_> {
                 )
             }
             NodeEnum::CreatePolicyStmt(_) => self.policy(st, shim),
-            NodeEnum::GrantStmt(_) => self.grant(st),
+            NodeEnum::GrantStmt(_) => match self.prune_columns(st) {
+                Some(Pruned::All(why)) => Outcome::Drop(why, Impact::None),
+                Some(Pruned::Some(why)) => match self.grant(st) {
+                    Outcome::Keep => Outcome::Rewrite(vec![st.clone()], why, Impact::None),
+                    Outcome::Rewrite(stmts, r, i) => {
+                        Outcome::Rewrite(stmts, format!("{r}; {why}"), i)
+                    }
+                    dropped => dropped,
+                },
+                None => self.grant(st),
+            },
             NodeEnum::AlterTableStmt(_) => self.alter_table(st, shim),
             NodeEnum::CreateStmt(_) => self.create_table(st),
             NodeEnum::CreateTrigStmt(t) => {
@@ -283,6 +301,60 @@ impl Rules<'_> {
 
     fn is_auth_users_trigger(&self, st: &Statement) -> bool {
         matches!(st.node(), Some(NodeEnum::CreateTrigStmt(t)) if t.relation.as_ref().is_some_and(is_auth_users))
+    }
+
+    /// A column privilege (`GRANT SELECT (c) ON t`) naming columns left out
+    /// with their type's extension loses them: `None` when it names none.
+    fn prune_columns(&self, st: &mut Statement) -> Option<Pruned> {
+        let Some(NodeEnum::GrantStmt(g)) = st.node_mut() else {
+            return None;
+        };
+        let tables: Vec<String> = g
+            .objects
+            .iter()
+            .filter_map(|o| match o.node.as_ref() {
+                Some(NodeEnum::RangeVar(r)) => Some(format!("{}.{}", r.schemaname, r.relname)),
+                _ => None,
+            })
+            .collect();
+        let dropped = |c: &str| {
+            tables.iter().any(|t| {
+                self.fate
+                    .dependents
+                    .contains_key(&format!("column {t}.{c}"))
+            })
+        };
+        let mut gone = Vec::new();
+        // A column privilege whose every column went is gone with them (not
+        // widened to the whole table).
+        g.privileges.retain_mut(|p| {
+            let Some(NodeEnum::AccessPriv(a)) = p.node.as_mut() else {
+                return true;
+            };
+            if a.cols.is_empty() {
+                return true;
+            }
+            a.cols.retain(|c| match c.node.as_ref() {
+                Some(NodeEnum::String(s)) if dropped(&s.sval) => {
+                    gone.push(s.sval.clone());
+                    false
+                }
+                _ => true,
+            });
+            !a.cols.is_empty()
+        });
+        if gone.is_empty() {
+            return None;
+        }
+        let why = format!(
+            "column privileges on {} removed: left out with their type's extension",
+            gone.join(", ")
+        );
+        Some(if g.privileges.is_empty() {
+            Pruned::All(why)
+        } else {
+            Pruned::Some(why)
+        })
     }
 
     /// GRANT/REVOKE: Supabase roles removed; in `drop` mode the API roles' DML

@@ -785,3 +785,39 @@ fn the_projects_default_privileges_are_set_for_the_role_that_applies_the_schema(
         }
     }
 }
+
+#[test]
+fn column_privileges_on_a_column_left_out_with_its_extension_lose_it_and_never_widen() {
+    let mut src = source(
+        "CREATE TABLE public.calls (id integer NOT NULL, url text, hdr extensions.http_header);",
+        "GRANT SELECT(id,hdr),UPDATE(url) ON TABLE public.calls TO reporting;\n\
+         GRANT SELECT(hdr) ON TABLE public.calls TO reporting;\n\
+         GRANT SELECT(url) ON TABLE public.calls TO reporting;",
+    );
+    src.extensions = vec![ext("http", "extensions", &["column public.calls.hdr"])];
+    let mut o = opts(PolicyMode::Shim);
+    o.available_extensions = Some(BTreeSet::new());
+    o.allow_drop_extensions = ["http".to_string()].into();
+    let c = convert(&src, &o).unwrap();
+    let grants: Vec<String> = c
+        .section_sql(Section::PostData)
+        .into_iter()
+        .filter(|s| s.starts_with("GRANT"))
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            "GRANT select (id), update (url) ON public.calls TO reporting;",
+            "GRANT SELECT(url) ON TABLE public.calls TO reporting;"
+        ],
+        "{:#?}",
+        c.report
+    );
+    assert!(
+        c.report.iter().any(|r| r.action == Action::Dropped
+            && r.object.contains("GRANT SELECT(hdr)")
+            && r.reason.contains("column privileges on hdr removed")),
+        "{:#?}",
+        c.report
+    );
+}

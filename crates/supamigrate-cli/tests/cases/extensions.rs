@@ -28,6 +28,16 @@ create function public.place_wgs84(p int) returns text language sql stable set s
 $$;
 ";
 
+/// verify exits 1 and says `line`.
+async fn verify_finds(sb: &Sandbox, line: &str) {
+    let mut verify = supamigrate(sb);
+    verify.arg("verify");
+    let out = run(verify).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(line), "{text}");
+}
+
 const CUSTOM: &str = "select count(*) from extensions.spatial_ref_sys where srid = 990001";
 
 #[tokio::test]
@@ -72,15 +82,11 @@ async fn extension_configuration_rows_come_over_before_the_data() {
         text.contains("1 row(s) the project added to extensions.spatial_ref_sys (extension postgis) were not copied: the target's version of the extension has no such table"),
         "{text}"
     );
-    let mut verify = supamigrate(&sb);
-    verify.arg("verify");
-    let out = run(verify).await;
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("1 row(s) the project added on the source; the target's version of the extension has no such table"),
-        "{text}"
-    );
+    verify_finds(
+        &sb,
+        "1 row(s) the project added on the source; the target's version of the extension has no such table",
+    )
+    .await;
     tgt_admin
         .batch_execute("alter table extensions.spatial_ref_sys_away rename to spatial_ref_sys")
         .await
@@ -96,15 +102,11 @@ async fn extension_configuration_rows_come_over_before_the_data() {
             && text.contains("owned by rdsadmin"),
         "{text}"
     );
-    let mut verify = supamigrate(&sb);
-    verify.arg("verify");
-    let out = run(verify).await;
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("1 row(s) the project added on the source, 0 on the target"),
-        "{text}"
-    );
+    verify_finds(
+        &sb,
+        "1 row(s) the project added on the source, 0 on the target",
+    )
+    .await;
 
     // A target whose owner role lets the master take the table over, as
     // RDS lets its master (the owner itself has no INSERT left).

@@ -84,11 +84,7 @@ pub async fn project_roles(
     client: &Client,
     secrets: &mut crate::secrets::Vault,
 ) -> Result<Vec<ProjectRole>> {
-    let me: String = client
-        .query_one("select current_user::text", &[])
-        .await
-        .map_err(|e| Error::postgres("reading the current role", e))?
-        .get(0);
+    let me = current_user(client).await?;
     // (AWS's reserved roles too: a plain source on RDS has them.)
     let ours = |n: &str| !crate::supabase::is_supabase_role(n) && !is_aws_role(n) && n != me;
     Ok(client
@@ -146,11 +142,7 @@ pub struct DefaultPrivilege {
 /// create, to PUBLIC or the project's roles. The platform's (for its own
 /// roles, or to them) are left out.
 pub async fn default_privileges(client: &Client) -> Result<Vec<DefaultPrivilege>> {
-    let me: String = client
-        .query_one("select current_user::text", &[])
-        .await
-        .map_err(|e| Error::postgres("reading the current role", e))?
-        .get(0);
+    let me = current_user(client).await?;
     let project = |n: &str| !crate::supabase::is_supabase_role(n) && !is_aws_role(n);
     Ok(client
         .query(include_str!("sql/default_privileges.sql"), &[])
@@ -169,6 +161,15 @@ pub async fn default_privileges(client: &Client) -> Result<Vec<DefaultPrivilege>
         .filter(|d| d.role == me || d.role == "postgres" || project(&d.role))
         .filter(|d| d.grantee.is_empty() || (project(&d.grantee) && d.grantee != me))
         .collect())
+}
+
+/// The role the session runs as.
+async fn current_user(client: &Client) -> Result<String> {
+    Ok(client
+        .query_one("select current_user::text", &[])
+        .await
+        .map_err(|e| Error::postgres("reading the current role", e))?
+        .get(0))
 }
 
 /// AWS's reserved roles (a plain source on RDS has them).

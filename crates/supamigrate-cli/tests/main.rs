@@ -31,3 +31,5 @@ mod storage;
 mod verify;
 #[path = "cases/versions.rs"]
 mod versions;
+#[path = "cases/reliability.rs"]
+mod reliability;

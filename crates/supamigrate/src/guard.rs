@@ -4,7 +4,7 @@
 //! one migration at a time (a lock file in the state folder, an advisory
 //! lock on the target server), the holder named when refused.
 
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -198,23 +198,159 @@ impl Holder {
     }
 }
 
+/// How a command holds the migration lock.
+///
+/// Every command that writes, on either side, holds it before its first
+/// write. Most hold it alone; the follow's stream and the cutover are the
+/// one pair that runs side by side (a cutover catches up with the running
+/// `follow`), each still alone of its own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Alone: any other command is refused.
+    Exclusive,
+    /// The follow's stream: beside a cutover only.
+    Follow,
+    /// The cutover or its abort: beside a follow's stream only.
+    Cutover,
+}
+
+impl Hold {
+    /// The lock file (and advisory key suffix) of a side-by-side hold.
+    fn role(self) -> Option<&'static str> {
+        match self {
+            Hold::Exclusive => None,
+            Hold::Follow => Some("follow"),
+            Hold::Cutover => Some("cutover"),
+        }
+    }
+}
+
 /// The migration lock: held until dropped.
 pub struct Lock {
-    _file: nix::fcntl::Flock<std::fs::File>,
-    _session: Option<Client>,
+    main: nix::fcntl::Flock<std::fs::File>,
+    role: Option<nix::fcntl::Flock<std::fs::File>>,
+    session: Option<Client>,
+    state_dir: std::path::PathBuf,
+    target: ConnInfo,
+    me: Holder,
+    hold: Hold,
 }
 
 /// The lock file in the state folder.
 pub const LOCK_FILE: &str = "lock";
 
-/// Takes the migration lock for `command`: the state folder's lock file
-/// (`flock`, released by the kernel however the process ends) and an
-/// advisory lock on the target server held by a session named after us.
-/// Refused (exit 2) when another migration holds either, naming it.
+/// Takes the migration lock for `command`, alone ([`Hold::Exclusive`]).
 pub async fn lock(state_dir: &Path, target: &ConnInfo, command: &str) -> Result<Lock> {
+    lock_as(state_dir, target, command, Hold::Exclusive).await
+}
+
+/// Takes the migration lock for `command`: the state folder's lock files
+/// (`flock`, released by the kernel however the process ends) and advisory
+/// locks on the target server held by a session named after us. Refused
+/// (exit 2) when another migration holds what `hold` excludes, naming it.
+pub async fn lock_as(
+    state_dir: &Path,
+    target: &ConnInfo,
+    command: &str,
+    hold: Hold,
+) -> Result<Lock> {
     let me = Holder::me(command);
     crate::fsutil::private_dir(state_dir)?;
-    let path = state_dir.join(LOCK_FILE);
+    // The shared lock first: refused, it names the holder of the whole.
+    let main = take_file(state_dir, LOCK_FILE, &me, hold == Hold::Exclusive)?;
+    let role = match hold.role() {
+        Some(r) => Some(take_file(state_dir, r, &me, true)?),
+        None => None,
+    };
+    let session = target_session(target, &me).await?;
+    if let Some(c) = &session {
+        if let Some(r) = hold.role() {
+            try_advisory(c, target, &advisory_key(target, Some(r)), true).await?;
+        }
+        try_advisory(c, target, &advisory_key(target, None), hold == Hold::Exclusive).await?;
+    }
+    Ok(Lock {
+        main,
+        role,
+        session,
+        state_dir: state_dir.to_path_buf(),
+        target: target.clone(),
+        me,
+        hold,
+    })
+}
+
+impl Lock {
+    /// Lets a cutover run beside this command from now on (`run --follow`
+    /// entering its follow): it holds the follow's lock and shares the
+    /// migration's. Other commands stay refused throughout.
+    pub async fn admit_cutover(&mut self) -> Result<()> {
+        if self.hold != Hold::Exclusive {
+            return Ok(());
+        }
+        self.role = Some(take_file(&self.state_dir, "follow", &self.me, true)?);
+        if let Some(c) = &self.session {
+            try_advisory(c, &self.target, &advisory_key(&self.target, Some("follow")), true).await?;
+            // Shared first, then the exclusive one released: never unheld.
+            let key = advisory_key(&self.target, None);
+            try_advisory(c, &self.target, &key, false).await?;
+            c.query_one("select pg_advisory_unlock(hashtext($1))", &[&key])
+                .await
+                .map_err(|e| Error::postgres("sharing the migration's lock on the target", e))?;
+        }
+        self.main
+            .relock(nix::fcntl::FlockArg::LockSharedNonblock)
+            .map_err(|e| Error::internal(format!("sharing the state folder's lock: {e}")))?;
+        self.hold = Hold::Follow;
+        Ok(())
+    }
+
+    /// Holds the migration lock alone again after [`Lock::admit_cutover`],
+    /// waiting up to `wait` for a cutover running beside it to end.
+    pub async fn alone_again(&mut self, wait: std::time::Duration) -> Result<()> {
+        if self.hold == Hold::Exclusive {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        loop {
+            match self.try_alone().await {
+                Ok(()) => break,
+                Err(e) if started.elapsed() < wait && e.is_bad_input() => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.role = None;
+        self.hold = Hold::Exclusive;
+        Ok(())
+    }
+
+    async fn try_alone(&mut self) -> Result<()> {
+        if let Some(c) = &self.session {
+            let key = advisory_key(&self.target, None);
+            try_advisory(c, &self.target, &key, true).await?;
+            c.query_one("select pg_advisory_unlock_shared(hashtext($1))", &[&key])
+                .await
+                .map_err(|e| Error::postgres("taking the migration's lock on the target", e))?;
+        }
+        self.main
+            .relock(nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| busy(&describe_holders(&self.state_dir), "state folder"))?;
+        write_holder(&self.main, &self.state_dir.join(LOCK_FILE), &self.me)
+    }
+}
+
+/// Opens and locks one of the state folder's lock files; an exclusive
+/// holder writes itself into it, for the message a refused command gives.
+fn take_file(
+    state_dir: &Path,
+    name: &str,
+    me: &Holder,
+    exclusive: bool,
+) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::FlockArg;
+    let path = state_dir.join(name);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -222,32 +358,55 @@ pub async fn lock(state_dir: &Path, target: &ConnInfo, command: &str) -> Result<
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut file = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-    {
-        Ok(f) => f,
-        Err((mut f, _)) => {
-            let mut text = String::new();
-            let _ = f.read_to_string(&mut text);
-            let holder = serde_json::from_str::<Holder>(&text)
-                .map(|h| h.describe())
-                .unwrap_or_else(|_| "another supamigrate".into());
-            return Err(busy(
-                &holder,
-                &format!("state folder {}", state_dir.display()),
-            ));
-        }
+    let arg = if exclusive {
+        FlockArg::LockExclusiveNonblock
+    } else {
+        FlockArg::LockSharedNonblock
     };
-    let body = serde_json::to_string(&me).map_err(|e| Error::internal(e.to_string()))?;
-    file.set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| file.write_all(body.as_bytes()))
-        .and_then(|_| file.flush())
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    let session = target_lock(target, &me).await?;
-    Ok(Lock {
-        _file: file,
-        _session: session,
-    })
+    let file = nix::fcntl::Flock::lock(file, arg).map_err(|_| {
+        busy(
+            &describe_holders(state_dir),
+            &format!("state folder {}", state_dir.display()),
+        )
+    })?;
+    if exclusive {
+        write_holder(&file, &path, me)?;
+    }
+    Ok(file)
+}
+
+fn write_holder(file: &nix::fcntl::Flock<std::fs::File>, path: &Path, me: &Holder) -> Result<()> {
+    let body = serde_json::to_string(me).map_err(|e| Error::internal(e.to_string()))?;
+    let mut f: &std::fs::File = file;
+    f.set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| f.write_all(body.as_bytes()))
+        .and_then(|_| f.flush())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Who holds the state folder's locks: the side-by-side holders that are
+/// held now, else the last exclusive holder written in the main file.
+fn describe_holders(state_dir: &Path) -> String {
+    let read = |name: &str| -> Option<String> {
+        let text = std::fs::read_to_string(state_dir.join(name)).ok()?;
+        serde_json::from_str::<Holder>(&text).ok().map(|h| h.describe())
+    };
+    let held = |name: &str| -> bool {
+        std::fs::File::open(state_dir.join(name))
+            .ok()
+            .map(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock).is_err())
+            .unwrap_or(false)
+    };
+    let side: Vec<String> = ["follow", "cutover"]
+        .into_iter()
+        .filter(|r| held(r))
+        .filter_map(read)
+        .collect();
+    if !side.is_empty() {
+        return side.join(" and ");
+    }
+    read(LOCK_FILE).unwrap_or_else(|| "another supamigrate".into())
 }
 
 fn busy(holder: &str, what: &str) -> Error {
@@ -257,35 +416,53 @@ fn busy(holder: &str, what: &str) -> Error {
     .with_hint("wait for it to finish (one migration at a time), or stop it; a killed one releases its lock")
 }
 
-/// The advisory lock on the target server (in its `postgres` database, which
-/// exists before the target database does), keyed by the target database.
-async fn target_lock(target: &ConnInfo, me: &Holder) -> Result<Option<Client>> {
+fn advisory_key(target: &ConnInfo, role: Option<&str>) -> String {
+    match role {
+        None => format!("supamigrate:{}", target.dbname),
+        Some(r) => format!("supamigrate:{}:{r}", target.dbname),
+    }
+}
+
+/// The session holding our advisory locks on the target server (in its
+/// `postgres` database, which exists before the target database does),
+/// named after us.
+async fn target_session(target: &ConnInfo, me: &Holder) -> Result<Option<Client>> {
     let mut info = target.with_dbname("postgres");
     info.application_name = Some(format!(
         "supamigrate {} pid={} host={} started={}",
         me.command, me.pid, me.host, me.started_at
     ));
-    let client = match connect(&info).await {
-        Ok(c) => c,
+    match connect(&info).await {
+        Ok(c) => Ok(Some(c)),
         Err(e) if e.is_bad_input() && e.kind() == ErrorKind::InvalidInput => {
             tracing::warn!(error = %e, "no advisory lock on the target (its postgres database is not reachable); the state folder's lock still holds");
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes an advisory lock keyed by `key`, exclusive or shared; refused
+/// naming the session that holds it.
+async fn try_advisory(client: &Client, target: &ConnInfo, key: &str, exclusive: bool) -> Result<()> {
+    let sql = if exclusive {
+        "select pg_try_advisory_lock(hashtext($1))"
+    } else {
+        "select pg_try_advisory_lock_shared(hashtext($1))"
     };
-    let key = format!("supamigrate:{}", target.dbname);
     let got: bool = client
-        .query_one("select pg_try_advisory_lock(hashtext($1))", &[&key])
+        .query_one(sql, &[&key])
         .await
         .map_err(|e| Error::postgres("taking the migration's advisory lock on the target", e))?
         .get(0);
     if got {
-        return Ok(Some(client));
+        return Ok(());
     }
     let holder: Option<String> = client
         .query_opt(
             "select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid \
-             where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database()) \
+             where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid() \
+               and l.database = (select oid from pg_database where datname = current_database()) \
                and l.objsubid = 1 \
                and l.classid::bigint = (hashtext($1)::bigint >> 32) & 4294967295 \
                and l.objid::bigint = hashtext($1)::bigint & 4294967295 limit 1",

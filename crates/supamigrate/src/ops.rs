@@ -180,9 +180,18 @@ impl Context {
         Ok(())
     }
 
-    /// Takes the migration lock for `command` (see [`crate::guard::lock`]).
+    /// Takes the migration lock for `command`, alone (see [`crate::guard::lock`]).
     pub async fn lock(&self, command: &str) -> Result<crate::guard::Lock> {
         crate::guard::lock(&self.state_dir, self.target()?, command).await
+    }
+
+    /// Takes the migration lock for `command` as `hold` says.
+    pub async fn lock_as(
+        &self,
+        command: &str,
+        hold: crate::guard::Hold,
+    ) -> Result<crate::guard::Lock> {
+        crate::guard::lock_as(&self.state_dir, self.target()?, command, hold).await
     }
 
     /// Refuses a target that is the source or a Supabase project, and a
@@ -320,6 +329,13 @@ pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Se
 /// `copy`: the data, sequences, and (unless told not to) post-data.
 pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
     let _lock = ctx.lock("copy").await?;
+    let plan = copy_checks(ctx, &opts).await?;
+    copy_locked(ctx, &plan, opts).await
+}
+
+/// What a copy checks before it writes (the caller holds the lock): the
+/// target database exists, the plan, sessions for the workers.
+async fn copy_checks(ctx: &Context, opts: &CopyOptions) -> Result<MigrationPlan> {
     if !probe(ctx.target()?).await?.database_exists {
         return Err(Error::invalid_input(format!(
             "the target database {} does not exist yet; nothing was copied",
@@ -335,10 +351,19 @@ pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
         copy_sessions(opts.jobs, opts.post_data),
     )
     .await?;
+    Ok(plan)
+}
+
+/// The copy itself, the lock held and the checks passed.
+async fn copy_locked(
+    ctx: &Context,
+    plan: &MigrationPlan,
+    opts: CopyOptions,
+) -> Result<CopySummary> {
     crate::copy::copy(
         ctx.source()?,
         ctx.target()?,
-        &plan,
+        plan,
         opts,
         &ctx.secrets()?,
         &ctx.observer,
@@ -526,15 +551,17 @@ pub async fn rollback_execute(
     crate::backup::restore::check_tables(&client, &r.manifest.tables).await
 }
 
-/// `copy --follow`: a replication slot first, the copy under its snapshot
-/// (every table again when an earlier copy left rows under another one),
-/// recorded as done; following is [`follow`]'s.
+/// `copy --follow`: the lock first (before the slot: another migration's
+/// slot and record are never touched), a replication slot, the copy under
+/// its snapshot (every table again when an earlier copy left rows under
+/// another one), recorded as done; following is [`follow`]'s.
 pub async fn copy_follow(ctx: &Context, mut opts: CopyOptions) -> Result<CopySummary> {
-    let plan = ctx.plan().await?.plan;
+    let _lock = ctx.lock("copy --follow").await?;
+    let plan = copy_checks(ctx, &opts).await?;
     let start = crate::follow::begin(ctx.source()?, ctx.target()?, &plan).await?;
     opts.snapshot = Some(start.snapshot.clone());
     opts.recopy_all |= start.recopy_all;
-    let copied = copy(ctx, opts).await;
+    let copied = copy_locked(ctx, &plan, opts).await;
     start.release();
     let summary = copied?;
     crate::follow::copy_finished(ctx.target()?).await?;
@@ -546,7 +573,7 @@ pub async fn follow(
     ctx: &Context,
     opts: &crate::follow::FollowOptions,
 ) -> Result<crate::follow::FollowSummary> {
-    let _lock = ctx.lock("follow").await?;
+    let _lock = ctx.lock_as("follow", crate::guard::Hold::Follow).await?;
     let plan = ctx.plan().await?.plan;
     crate::follow::follow(ctx.source()?, ctx.target()?, &plan, opts).await
 }
@@ -570,6 +597,7 @@ pub async fn cutover(
     stores: Option<&StoreConfig>,
     transfer: TransferOptions,
 ) -> Result<Cutover> {
+    let _lock = ctx.lock_as("cutover", crate::guard::Hold::Cutover).await?;
     crate::rls::unforced(ctx.target()?, cutover_rows(ctx, opts, stores, transfer)).await
 }
 
@@ -636,6 +664,9 @@ async fn cutover_rows(
 
 /// `cutover --abort`: the source gets its writes back; the follow ends.
 pub async fn cutover_abort(ctx: &Context) -> Result<Vec<String>> {
+    let _lock = ctx
+        .lock_as("cutover --abort", crate::guard::Hold::Cutover)
+        .await?;
     crate::follow::abort(ctx.source()?, ctx.target()?).await
 }
 

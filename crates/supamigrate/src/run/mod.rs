@@ -76,11 +76,17 @@ struct Runner<'a> {
     approver: &'a dyn Approver,
     state: RunState,
     plan: Option<MigrationPlan>,
+    /// Held alone, but beside a cutover while `--follow` follows.
+    lock: crate::guard::Lock,
 }
+
+/// How long `run --follow` waits, once the follow reached the cutover, for
+/// the `cutover` beside it to end before it goes on alone.
+const CUTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Runs (or resumes) the migration.
 pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> Result<RunOutcome> {
-    let _lock = ctx.lock("run").await?;
+    let lock = ctx.lock("run").await?;
     ctx.check_sides().await?;
     // A restore test killed by an earlier run left its scratch database.
     if let Ok(admin) = connect(&ctx.target()?.with_dbname("postgres")).await {
@@ -93,6 +99,7 @@ pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> R
         approver,
         state,
         plan: None,
+        lock,
     };
     let mut done_now = Vec::new();
     if Step::ALL.iter().all(|s| r.state.get(*s).is_some()) {
@@ -556,11 +563,16 @@ impl Runner<'_> {
             return Ok(());
         }
         tracing::info!("the copy is done: following the source's changes; run `supamigrate cutover` to switch over");
+        self.lock.admit_cutover().await?;
         let opts = crate::follow::FollowOptions::default();
         crate::follow::follow(source, target, plan, &opts).await?;
         loop {
             match crate::follow::state(&tgt).await?.map(|s| s.state) {
-                Some(s) if s == "cut-over" => return Ok(()),
+                Some(s) if s == "cut-over" => {
+                    // The cutover beside us ends (its Storage step, the
+                    // slot dropped) before the run goes on.
+                    return self.lock.alone_again(CUTOVER_WAIT).await;
+                }
                 Some(s) if s == "aborted" => {
                     return Err(Error::invalid_input(
                         "the cutover was aborted: the source has its writes back and the follow ended; nothing was verified",

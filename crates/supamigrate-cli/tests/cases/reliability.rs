@@ -1,0 +1,147 @@
+//! Reliability under an operator's mistakes: a second command started while
+//! a first one works touches nothing of the first's; a cutover that cannot
+//! finish says so before it stops a single write, and once writes stopped
+//! never leaves the source read-only without saying how to give them back;
+//! a schema change on the source during the follow is never silent.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use supamigrate::connect::connect;
+use supamigrate_sandbox::Sandbox;
+use tokio_postgres::Client;
+
+use crate::common::{ok, output_text, run};
+
+fn bin(sb: &Sandbox) -> Command {
+    crate::common::supamigrate(sb)
+}
+
+async fn count(c: &Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Provisions the sandbox's target and applies pre-data.
+async fn prepare(sb: &Sandbox) {
+    let secrets = tempfile::tempdir().unwrap();
+    let mut provision = bin(sb);
+    provision
+        .args(["provision", "--yes", "--secrets-dir"])
+        .arg(secrets.path());
+    ok(provision, "provision").await;
+    let mut pre = bin(sb);
+    pre.args(["schema", "apply", "--section", "pre-data"]);
+    ok(pre, "pre-data").await;
+}
+
+fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+async fn ended(child: Child) -> (Option<i32>, String) {
+    let done = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (done.status.code(), output_text(&done))
+}
+
+/// The slot and follow record as they stand: (slot names on the source,
+/// the follow's slot on the target).
+async fn slots(admin: &Client, tgt: &Client) -> (Vec<String>, Option<String>) {
+    let on_source = admin
+        .query(
+            "select slot_name::text from pg_replication_slots where slot_name like 'supamigrate%' order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let recorded = tgt
+        .query_opt("select slot from supamigrate.follow", &[])
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get(0));
+    (on_source, recorded)
+}
+
+/// A second `copy --follow` (and a `cutover --abort`, and a `follow`)
+/// started while the first copy still copies is refused before it touches
+/// anything: the first's slot, publication and record stay, and the follow
+/// afterwards loses no transaction committed meanwhile.
+#[tokio::test]
+async fn a_second_copy_follow_mid_copy_touches_nothing() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(
+        "create table public.rl_t (id bigint primary key, v text);
+         insert into public.rl_t select g, 'before' from generate_series(1, 500) g;",
+    )
+    .await
+    .unwrap();
+    prepare(&sb).await;
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+
+    // The first copy pauses after its first task: long enough for the rest.
+    let mut first = bin(&sb);
+    first
+        .args(["copy", "--follow", "--jobs", "1"])
+        .env("SUPAMIGRATE_FAILPOINTS", "copy-task-done@1=sleep:6000");
+    let first = spawn(first);
+    let mut slot = None;
+    for _ in 0..300 {
+        let (on_source, recorded) = slots(&admin, &tgt).await;
+        if on_source.len() == 1 && recorded.as_ref() == on_source.first() {
+            slot = recorded;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let slot = slot.expect("the first copy made its slot and recorded it");
+    // Committed under the first slot, after its snapshot: only the follow
+    // carries these.
+    app.batch_execute("insert into public.rl_t select g, 'during' from generate_series(501, 1500) g")
+        .await
+        .unwrap();
+
+    for args in [
+        &["copy", "--follow"][..],
+        &["cutover", "--abort"][..],
+        &["follow", "--until-caught-up"][..],
+    ] {
+        let mut second = bin(&sb);
+        second.args(args);
+        let out = run(second).await;
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains("another migration is running") && text.contains("copy --follow"),
+            "{args:?}: {text}"
+        );
+        assert_eq!(
+            slots(&admin, &tgt).await,
+            (vec![slot.clone()], Some(slot.clone())),
+            "{args:?} left the first copy's slot and record alone"
+        );
+    }
+    let (code, text) = ended(first).await;
+    assert_eq!(code, Some(0), "the first copy: {text}");
+
+    app.batch_execute("insert into public.rl_t select g, 'after' from generate_series(1501, 1600) g")
+        .await
+        .unwrap();
+    let mut f = bin(&sb);
+    f.args(["follow", "--until-caught-up"]);
+    ok(f, "follow --until-caught-up").await;
+    assert_eq!(count(&tgt, "select count(*) from public.rl_t").await, 1600);
+    let mut abort = bin(&sb);
+    abort.args(["cutover", "--abort"]);
+    ok(abort, "cutover --abort").await;
+}

@@ -320,6 +320,24 @@ async fn run_follow_waits_for_the_cutover_then_verifies() {
         .await
         .unwrap();
     }
+    // The cutover runs beside the run once it follows (before, the run
+    // holds the migration lock alone: post-data, Storage).
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    for k in 0.. {
+        let active: i64 = admin
+            .query_one(
+                "select count(*) from pg_replication_slots where active and slot_name like 'supamigrate%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if active == 1 {
+            break;
+        }
+        assert!(k < 1200, "the run never followed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let mut cut = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
     cut.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
         .env("RDS_URL", sb.target_url().to_url_with_password())

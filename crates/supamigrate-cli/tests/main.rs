@@ -23,6 +23,8 @@ mod kill;
 mod plan;
 #[path = "cases/rds.rs"]
 mod rds;
+#[path = "cases/reliability.rs"]
+mod reliability;
 #[path = "cases/run.rs"]
 mod run;
 #[path = "cases/storage.rs"]
@@ -31,5 +33,3 @@ mod storage;
 mod verify;
 #[path = "cases/versions.rs"]
 mod versions;
-#[path = "cases/reliability.rs"]
-mod reliability;

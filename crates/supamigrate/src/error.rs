@@ -42,6 +42,10 @@ pub enum ErrorKind {
     Cloud,
     /// The two sides differ (verify, a restore test): the report says how.
     Mismatch,
+    /// An operation stopped part-way after it changed something the message
+    /// names and says how to finish or undo (a cutover that failed once the
+    /// source's writes had stopped). Exit code 1: never "nothing changed".
+    Interrupted,
     /// A bug in supamigrate (a worker that panicked, a broken invariant).
     Internal,
 }
@@ -88,6 +92,20 @@ impl Error {
 
     /// Adds a fix hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The same error said again as `kind`, with a new message and hint
+    /// (the cause kept).
+    pub fn restated(
+        mut self,
+        kind: ErrorKind,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        self.kind = kind;
+        self.message = message.into();
         self.hint = Some(hint.into());
         self
     }

@@ -267,7 +267,13 @@ pub async fn lock_as(
         if let Some(r) = hold.role() {
             try_advisory(c, target, &advisory_key(target, Some(r)), true).await?;
         }
-        try_advisory(c, target, &advisory_key(target, None), hold == Hold::Exclusive).await?;
+        try_advisory(
+            c,
+            target,
+            &advisory_key(target, None),
+            hold == Hold::Exclusive,
+        )
+        .await?;
     }
     Ok(Lock {
         main,
@@ -290,7 +296,13 @@ impl Lock {
         }
         self.role = Some(take_file(&self.state_dir, "follow", &self.me, true)?);
         if let Some(c) = &self.session {
-            try_advisory(c, &self.target, &advisory_key(&self.target, Some("follow")), true).await?;
+            try_advisory(
+                c,
+                &self.target,
+                &advisory_key(&self.target, Some("follow")),
+                true,
+            )
+            .await?;
             // Shared first, then the exclusive one released: never unheld.
             let key = advisory_key(&self.target, None);
             try_advisory(c, &self.target, &key, false).await?;
@@ -390,7 +402,9 @@ fn write_holder(file: &nix::fcntl::Flock<std::fs::File>, path: &Path, me: &Holde
 fn describe_holders(state_dir: &Path) -> String {
     let read = |name: &str| -> Option<String> {
         let text = std::fs::read_to_string(state_dir.join(name)).ok()?;
-        serde_json::from_str::<Holder>(&text).ok().map(|h| h.describe())
+        serde_json::from_str::<Holder>(&text)
+            .ok()
+            .map(|h| h.describe())
     };
     let held = |name: &str| -> bool {
         std::fs::File::open(state_dir.join(name))
@@ -444,7 +458,12 @@ async fn target_session(target: &ConnInfo, me: &Holder) -> Result<Option<Client>
 
 /// Takes an advisory lock keyed by `key`, exclusive or shared; refused
 /// naming the session that holds it.
-async fn try_advisory(client: &Client, target: &ConnInfo, key: &str, exclusive: bool) -> Result<()> {
+async fn try_advisory(
+    client: &Client,
+    target: &ConnInfo,
+    key: &str,
+    exclusive: bool,
+) -> Result<()> {
     let sql = if exclusive {
         "select pg_try_advisory_lock(hashtext($1))"
     } else {

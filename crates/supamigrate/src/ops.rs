@@ -152,25 +152,14 @@ impl Context {
     /// Checks a plan made earlier against this command's flags and the
     /// source's schema today.
     async fn check_stored(&self, plan: &MigrationPlan, origin: Origin) -> Result<()> {
-        let diffs = self.overrides.differences(&plan.options);
-        if !diffs.is_empty() {
-            let hint = match origin {
-                Origin::Target => "leave those flags out to go on with the plan the target is being migrated by, or migrate into a fresh target database",
-                _ => "leave those flags out to use the saved plan, or make a new one with `supamigrate plan` and those flags",
-            };
+        self.check_choices(plan, origin)?;
+        let drift = self.drift(plan).await?;
+        if !drift.is_empty() {
             return Err(Error::invalid_input(format!(
-                "plan {} was made with other choices than this command's: {}; nothing was changed",
+                "the source's schema changed since plan {} was made ({}): {}; nothing was changed",
                 plan.id,
-                diffs.join(", ")
-            ))
-            .with_hint(hint));
-        }
-        let client = connect(self.source()?).await?;
-        let now = crate::catalog::schema_fingerprint(&client, &plan.schemas).await?;
-        if now != plan.source_fingerprint {
-            return Err(Error::invalid_input(format!(
-                "the source's schema changed since plan {} was made ({}); nothing was changed",
-                plan.id, plan.created_at
+                plan.created_at,
+                crate::catalog::drift::describe(&drift)
             ))
             .with_hint(match origin {
                 Origin::Target => "the target is being migrated by that plan: undo the schema change on the source, or start over on a fresh target database",
@@ -178,6 +167,37 @@ impl Context {
             }));
         }
         Ok(())
+    }
+
+    /// The plan must have been made with this command's choices.
+    fn check_choices(&self, plan: &MigrationPlan, origin: Origin) -> Result<()> {
+        let diffs = self.overrides.differences(&plan.options);
+        if diffs.is_empty() {
+            return Ok(());
+        }
+        let hint = match origin {
+            Origin::Target => "leave those flags out to go on with the plan the target is being migrated by, or migrate into a fresh target database",
+            _ => "leave those flags out to use the saved plan, or make a new one with `supamigrate plan` and those flags",
+        };
+        Err(Error::invalid_input(format!(
+            "plan {} was made with other choices than this command's: {}; nothing was changed",
+            plan.id,
+            diffs.join(", ")
+        ))
+        .with_hint(hint))
+    }
+
+    /// What changed in the source's schema since `plan` was made, each
+    /// object named ([`crate::catalog::drift`]).
+    pub async fn drift(&self, plan: &MigrationPlan) -> Result<Vec<crate::catalog::drift::Drift>> {
+        let client = connect(self.source()?).await?;
+        crate::catalog::drift::since(
+            &client,
+            &plan.schemas,
+            &plan.source_fingerprint,
+            &plan.source_objects,
+        )
+        .await
     }
 
     /// Takes the migration lock for `command`, alone (see [`crate::guard::lock`]).
@@ -397,9 +417,19 @@ pub struct VerifyRequest {
     pub checks: Vec<crate::verify::checks::Check>,
 }
 
-/// `verify`: the target against the source, as the plan migrated it.
+/// `verify`: the target against the source, as the plan migrated it. A
+/// source whose schema changed since the plan is compared as planned, each
+/// change named as a mismatch.
 pub async fn verify(ctx: &Context, req: &VerifyRequest) -> Result<VerifyReport> {
-    let plan = ctx.plan().await?.plan;
+    ctx.check_sides().await?;
+    let plan = match ctx.target_plan().await? {
+        Some(plan) => {
+            ctx.check_choices(&plan, Origin::Target)?;
+            plan
+        }
+        None => ctx.plan().await?.plan,
+    };
+    let drift = ctx.drift(&plan).await?;
     crate::guard::check_jobs(
         &[("source", ctx.source()?), ("target", ctx.target()?)],
         "--jobs",
@@ -415,7 +445,9 @@ pub async fn verify(ctx: &Context, req: &VerifyRequest) -> Result<VerifyReport> 
     opts.max_rows = req.max_rows;
     opts.chunk_rows = req.chunk_rows;
     opts.checks = req.checks.clone();
-    crate::verify::verify(ctx.source()?, ctx.target()?, &opts).await
+    let mut report = crate::verify::verify(ctx.source()?, ctx.target()?, &opts).await?;
+    report.schema_drift = drift;
+    Ok(report)
 }
 
 /// What `storage plan` shows.
@@ -615,6 +647,11 @@ async fn cutover_rows(
             Error::invalid_input("the target holds no migration to cut over; nothing was changed")
                 .with_hint("start one with `supamigrate copy --follow`")
         })?;
+    // The stores open (a region, keys) before a single write stops.
+    let stores = match stores {
+        Some(config) if plan.storage.present => Some(config.open().await?),
+        _ => None,
+    };
     let mut report = crate::follow::cutover(ctx.source()?, target, &plan, opts).await?;
     if report.finished_earlier {
         // What a kill after the record left on the source.
@@ -630,36 +667,53 @@ async fn cutover_rows(
             storage: None,
         });
     }
+    let roles = report.read_only_roles.clone();
     let storage = match stores {
-        Some(config) if plan.storage.present => {
-            let started = std::time::Instant::now();
-            let s = crate::storage::migrate(
-                ctx.source()?,
-                target,
-                &config.open().await?,
-                &plan.storage,
-                transfer,
-                &ctx.observer,
-            )
-            .await?;
-            report.downtime_seconds += started.elapsed().as_secs_f64();
-            let problems = s.problems();
-            if let Some(first) = problems.first() {
-                return Err(Error::new(
-                    crate::error::ErrorKind::ObjectStore,
-                    format!(
-                        "{} Storage problem(s) at the cutover, first: {first}; the source stays read-only and the slot is kept",
-                        problems.len()
-                    ),
-                )
-                .with_hint("fix it and run `supamigrate cutover` again, or `supamigrate cutover --abort`"));
-            }
-            Some(s)
-        }
-        _ => None,
+        Some(s) => Some(
+            cutover_storage(ctx, &plan, &s, transfer, &mut report)
+                .await
+                .map_err(|e| crate::follow::source_read_only(e, &roles))?,
+        ),
+        None => None,
     };
-    crate::follow::finish(ctx.source()?, target).await?;
+    crate::follow::finish(ctx.source()?, target)
+        .await
+        .map_err(|e| crate::follow::source_read_only(e, &roles))?;
     Ok(Cutover { report, storage })
+}
+
+/// The cutover's Storage step: objects added during the follow, references
+/// the follow wrote; a problem stops the cutover (the slot kept).
+async fn cutover_storage(
+    ctx: &Context,
+    plan: &MigrationPlan,
+    stores: &crate::storage::config::Stores,
+    transfer: TransferOptions,
+    report: &mut crate::follow::CutoverReport,
+) -> Result<StorageSummary> {
+    let started = std::time::Instant::now();
+    let s = crate::storage::migrate(
+        ctx.source()?,
+        ctx.target()?,
+        stores,
+        &plan.storage,
+        transfer,
+        &ctx.observer,
+    )
+    .await?;
+    report.downtime_seconds += started.elapsed().as_secs_f64();
+    let problems = s.problems();
+    if let Some(first) = problems.first() {
+        return Err(Error::new(
+            crate::error::ErrorKind::ObjectStore,
+            format!(
+                "{} Storage problem(s) at the cutover, first: {first}; the slot is kept",
+                problems.len()
+            ),
+        )
+        .with_hint("fix it"));
+    }
+    Ok(s)
 }
 
 /// `cutover --abort`: the source gets its writes back; the follow ends.

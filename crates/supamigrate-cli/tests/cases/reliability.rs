@@ -107,9 +107,11 @@ async fn a_second_copy_follow_mid_copy_touches_nothing() {
     let slot = slot.expect("the first copy made its slot and recorded it");
     // Committed under the first slot, after its snapshot: only the follow
     // carries these.
-    app.batch_execute("insert into public.rl_t select g, 'during' from generate_series(501, 1500) g")
-        .await
-        .unwrap();
+    app.batch_execute(
+        "insert into public.rl_t select g, 'during' from generate_series(501, 1500) g",
+    )
+    .await
+    .unwrap();
 
     for args in [
         &["copy", "--follow"][..],
@@ -134,9 +136,11 @@ async fn a_second_copy_follow_mid_copy_touches_nothing() {
     let (code, text) = ended(first).await;
     assert_eq!(code, Some(0), "the first copy: {text}");
 
-    app.batch_execute("insert into public.rl_t select g, 'after' from generate_series(1501, 1600) g")
-        .await
-        .unwrap();
+    app.batch_execute(
+        "insert into public.rl_t select g, 'after' from generate_series(1501, 1600) g",
+    )
+    .await
+    .unwrap();
     let mut f = bin(&sb);
     f.args(["follow", "--until-caught-up"]);
     ok(f, "follow --until-caught-up").await;
@@ -144,4 +148,120 @@ async fn a_second_copy_follow_mid_copy_touches_nothing() {
     let mut abort = bin(&sb);
     abort.args(["cutover", "--abort"]);
     ok(abort, "cutover --abort").await;
+}
+
+/// Whether the application's role may write on the source now.
+async fn source_writable(sb: &Sandbox) -> bool {
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute("insert into public.rl_w default values")
+        .await
+        .is_ok()
+}
+
+/// A copy under a slot, caught up: ready for a cutover.
+async fn following(sb: &Sandbox) {
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(
+        "create table public.rl_w (id bigserial primary key);
+         create table public.rl_m (id bigint primary key, amount numeric(12,2), v text);
+         insert into public.rl_m select g, g / 7.0, 'x' from generate_series(1, 100) g;",
+    )
+    .await
+    .unwrap();
+    prepare(sb).await;
+    let mut copy = bin(sb);
+    copy.args(["copy", "--follow"]);
+    ok(copy, "copy --follow").await;
+    let mut f = bin(sb);
+    f.args(["follow", "--until-caught-up"]);
+    ok(f, "follow --until-caught-up").await;
+}
+
+/// The cutover checks what it can before a single write stops: a Storage
+/// destination with no AWS region and a column added on the source (on a
+/// table no row change showed the follow) refuse it, exit 2, the source
+/// still writable. A type change made once the writes stopped stops it
+/// after: exit 1, saying the source is read-only and how to give it back;
+/// `verify` then names the change instead of refusing.
+#[tokio::test]
+async fn the_cutover_checks_first_and_never_hides_a_read_only_source() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    following(&sb).await;
+    let dest_needs_region = |sb: &Sandbox| {
+        let mut cut = bin(sb);
+        cut.args(["cutover", "--yes", "--source-dir"])
+            .arg(sb.storage_dir())
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            );
+        cut
+    };
+    let out = run(dest_needs_region(&sb)).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no AWS region"), "{text}");
+    assert!(source_writable(&sb).await, "nothing stopped: {text}");
+
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    admin
+        .batch_execute("alter table public.rl_m add column extra integer")
+        .await
+        .unwrap();
+    let mut cut = bin(&sb);
+    cut.args(["cutover", "--yes"]);
+    let out = run(cut).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("column public.rl_m.extra added (integer)")
+            && text.contains("nothing was changed"),
+        "{text}"
+    );
+    assert!(source_writable(&sb).await, "nothing stopped: {text}");
+    admin
+        .batch_execute("alter table public.rl_m drop column extra")
+        .await
+        .unwrap();
+
+    // A type change while the writes are stopped (by a superuser, whose
+    // writes a cutover cannot stop).
+    let mut cut = bin(&sb);
+    cut.args(["cutover", "--yes"]).env(
+        "SUPAMIGRATE_FAILPOINTS",
+        "cutover-writes-stopped=sleep:4000",
+    );
+    let cut = spawn(cut);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    admin
+        .batch_execute("alter table public.rl_m alter column amount type numeric(14,4)")
+        .await
+        .unwrap();
+    let (code, text) = ended(cut).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("column public.rl_m.amount changed: numeric(12,2) → numeric(14,4)")
+            && text.contains("the source is read-only now")
+            && text.contains("supamigrate cutover --abort")
+            && !text.contains("nothing was changed"),
+        "{text}"
+    );
+    assert!(!source_writable(&sb).await, "the writes stay stopped");
+    let mut verify = bin(&sb);
+    verify.arg("verify");
+    let out = run(verify).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("column public.rl_m.amount changed: numeric(12,2) → numeric(14,4)"),
+        "{text}"
+    );
+    let mut abort = bin(&sb);
+    abort.args(["cutover", "--abort"]);
+    ok(abort, "cutover --abort").await;
+    assert!(source_writable(&sb).await, "the abort gave the writes back");
 }

@@ -28,6 +28,9 @@ pub struct SourceInventory {
     pub database_bytes: i64,
     /// [`super::schema_fingerprint`] of the schemas.
     pub fingerprint: String,
+    /// The objects the fingerprint digests, one by one ([`super::drift`]).
+    #[serde(default)]
+    pub objects: super::drift::Objects,
     /// The schema dump and what the catalog adds to it.
     pub schema: SchemaSource,
     /// Tables to copy.
@@ -120,6 +123,7 @@ pub async fn gather_source(source: &ConnInfo, sel: &SchemaSelection) -> Result<S
         .await
         .map_err(|e| Error::postgres("reading the source's version and size", e))?;
     let fingerprint = super::schema_fingerprint(&client, &schemas).await?;
+    let objects = super::drift::read(&client, &schemas).await?;
     let (pre_data, post_data) = {
         let (source, schemas) = (source.clone(), schemas.clone());
         tokio::task::spawn_blocking(move || dump_schema(&source, &schemas, source_major))
@@ -138,6 +142,7 @@ pub async fn gather_source(source: &ConnInfo, sel: &SchemaSelection) -> Result<S
         server_version: row.get(0),
         database_bytes: row.get(1),
         fingerprint,
+        objects,
         tables: super::table_facts(&client, &schemas).await?,
         sequences: super::sequences(&client, &schemas).await?,
         auth_users: internal_table(&client, "auth", "users").await?,

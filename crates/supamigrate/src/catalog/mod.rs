@@ -4,6 +4,7 @@
 //! [`dump`] runs the one schema dump a migration needs.
 
 pub mod data;
+pub mod drift;
 pub mod dump;
 pub mod inventory;
 pub mod platform;

@@ -104,11 +104,92 @@ pub async fn cutover(
         )));
     }
     let src = source_session(source).await?;
+    let resumed = st.state == "cutting-over";
+    if !resumed {
+        ready_to_stop_writes(source, &src, &st, plan).await?;
+    }
     let mut report = CutoverReport {
-        resumed: st.state == "cutting-over",
+        resumed,
         ..CutoverReport::default()
     };
-    let started = stop_writes(&src, &tgt, &st, opts, &mut report).await?;
+    match writes_stopped(source, target, plan, opts, (&src, &tgt, &st), &mut report).await {
+        Ok(()) => Ok(report),
+        Err(e) => Err(source_read_only(e, &report.read_only_roles)),
+    }
+}
+
+/// What can be checked before a single write stops: the follow can still
+/// go on (its slot holds its WAL) and the source's schema is the planned
+/// one (a change the stream has not shown yet would be missing on the
+/// target). Refused here, nothing changed.
+async fn ready_to_stop_writes(
+    source: &ConnInfo,
+    src: &Client,
+    st: &FollowState,
+    plan: &MigrationPlan,
+) -> Result<()> {
+    super::stream::check_slot(source, &st.slot).await?;
+    let drift = schema_drift(src, plan).await?;
+    if !drift.is_empty() {
+        return Err(Error::invalid_input(format!(
+            "the source's schema changed during the follow: {}; the target does not have it, so the cutover would lose it; nothing was changed",
+            crate::catalog::drift::describe(&drift)
+        ))
+        .with_hint("undo the change on the source and cut over, or end this follow with `supamigrate cutover --abort` and start over on a fresh target database with a plan made after the change (`supamigrate plan`, then `copy --follow`)"));
+    }
+    Ok(())
+}
+
+/// The source's schema against the plan's, objects named.
+async fn schema_drift(
+    src: &Client,
+    plan: &MigrationPlan,
+) -> Result<Vec<crate::catalog::drift::Drift>> {
+    crate::catalog::drift::since(
+        src,
+        &plan.schemas,
+        &plan.source_fingerprint,
+        &plan.source_objects,
+    )
+    .await
+}
+
+/// An error once the source's writes stopped: said as what it is (the
+/// source refuses the application's writes) with the commands that finish
+/// or undo it; never "nothing was changed", never exit 2.
+pub fn source_read_only(e: Error, roles: &[String]) -> Error {
+    let cause = e
+        .message()
+        .trim_end_matches("; nothing was changed")
+        .to_string();
+    let hint = e.hint().map(|h| format!("{h}; ")).unwrap_or_default();
+    let who = if roles.is_empty() {
+        "the application's roles".to_string()
+    } else {
+        roles.join(", ")
+    };
+    e.restated(
+        ErrorKind::Interrupted,
+        format!(
+            "{cause}; the source is read-only now: it refuses writes from {who} until the cutover finishes or is aborted"
+        ),
+        format!(
+            "{hint}then run `supamigrate cutover` again to continue, or `supamigrate cutover --abort` to give the source its writes back"
+        ),
+    )
+}
+
+/// The cutover from the moment writes stop: the sentinel, the catch-up,
+/// the schema as planned, sequences, materialized views, the fast verify.
+async fn writes_stopped(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    opts: &CutoverOptions,
+    (src, tgt, st): (&Client, &Client, &FollowState),
+    report: &mut CutoverReport,
+) -> Result<()> {
+    let started = stop_writes(src, tgt, st, opts, report).await?;
     crate::failpoint::hit(crate::failpoint::CUTOVER_WRITES_STOPPED);
     let token = crate::connect::random_hex(8)?;
     tgt.execute(
@@ -131,14 +212,29 @@ pub async fn cutover(
     )
     .await
     .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
-    report.transactions_applied = catch_up(source, target, plan, &src, &st, opts).await?;
+    report.transactions_applied = catch_up(source, target, plan, src, st, opts).await?;
     crate::failpoint::hit(crate::failpoint::CUTOVER_CAUGHT_UP);
+    // Checked again now that no application write can change it: a change
+    // made between the first check and the stop is not missed.
+    let drift = schema_drift(src, plan).await?;
+    if !drift.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Mismatch,
+            format!(
+                "the source's schema changed during the follow: {}; the target does not have it",
+                crate::catalog::drift::describe(&drift)
+            ),
+        )
+        .with_hint(
+            "undo the change on the source, or apply the same change to the target yourself",
+        ));
+    }
     let tgt = connect(target).await?;
-    report.sequences = crate::copy::copy_sequences(&src, &tgt, &plan.sequences).await?;
+    report.sequences = crate::copy::copy_sequences(src, &tgt, &plan.sequences).await?;
     report.matviews_refreshed = refresh_matviews(&tgt, plan).await?;
-    report.verify = fast_verify(&src, &tgt, plan).await?;
+    report.verify = fast_verify(src, &tgt, plan).await?;
     report.downtime_seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// Refreshes again, on the caught-up target, the materialized views
@@ -200,6 +296,7 @@ async fn stop_writes(
         .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
         roles
     };
+    report.read_only_roles = roles.clone();
     for r in &roles {
         src.batch_execute(&format!(
             "alter role {} set default_transaction_read_only = on",
@@ -237,7 +334,6 @@ async fn stop_writes(
     for s in &report.sessions_remaining {
         tracing::warn!(pid = s.pid, role = %s.role, "a source session remains and may still write");
     }
-    report.read_only_roles = roles;
     Ok(started)
 }
 

@@ -410,7 +410,7 @@ fn lsn(s: &str) -> Result<Lsn> {
 
 pub mod cutover;
 pub use check::FastVerify;
-pub use cutover::{abort, cutover, finish, CutoverOptions, CutoverReport};
+pub use cutover::{abort, cutover, finish, source_read_only, CutoverOptions, CutoverReport};
 
 /// Where a follow stands: the store's record and how far behind the source
 /// it is.

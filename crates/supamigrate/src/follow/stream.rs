@@ -185,7 +185,7 @@ async fn ready_state(tgt: &Client) -> Result<FollowState> {
 
 /// The slot must still exist and hold its WAL: otherwise changes are lost
 /// and only a fresh copy is correct.
-async fn check_slot(source: &ConnInfo, slot: &str) -> Result<()> {
+pub(super) async fn check_slot(source: &ConnInfo, slot: &str) -> Result<()> {
     let c = connect(source).await?;
     let row = c
         .query_opt(

@@ -71,6 +71,11 @@ pub struct MigrationPlan {
     pub target: Endpoint,
     /// The source's schema fingerprint when planned.
     pub source_fingerprint: String,
+    /// The source's objects when planned, one digest each: what changed
+    /// since is named ([`crate::catalog::drift`]). Empty in plans made
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_objects: crate::catalog::drift::Objects,
     /// The target server's fingerprint when planned (major version, extensions offered).
     pub target_fingerprint: String,
     /// The source database's size.
@@ -243,6 +248,7 @@ pub fn build(
             major: inv.target.major,
         },
         source_fingerprint: inv.source.fingerprint.clone(),
+        source_objects: inv.source.objects.clone(),
         target_fingerprint: inv.target.fingerprint(),
         source_bytes: inv.source.database_bytes,
         project_ref: project_ref.map(str::to_string),

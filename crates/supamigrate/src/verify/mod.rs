@@ -249,6 +249,10 @@ pub struct VerifyReport {
     /// Kept extensions' configuration tables: the project's rows on both sides.
     #[serde(default)]
     pub extension_config: Vec<config::ConfigCheck>,
+    /// The source's schema changed since the plan: each object named
+    /// (what changed is not on the target, and not compared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_drift: Vec<crate::catalog::drift::Drift>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -276,6 +280,7 @@ impl VerifyReport {
                 .iter()
                 .filter(|c| !c.matches())
                 .count()
+            + self.schema_drift.len()
     }
 
     /// Everything matches.
@@ -923,6 +928,7 @@ async fn verify_rows(
         reference_mismatches: checks.reference_mismatches,
         code: checks.code,
         extension_config: checks.extension_config,
+        schema_drift: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
     };
     tracing::info!(

@@ -314,7 +314,17 @@ fn findings(r: &VerifyReport) -> Vec<Group> {
 }
 
 fn findings_with(r: &VerifyReport, every_table: bool) -> Vec<Group> {
-    let mut out = vec![foreign_keys(r), sequences(r)];
+    let mut out = Vec::new();
+    if !r.schema_drift.is_empty() {
+        out.push((
+            "The source's schema changed since the plan (not on the target, not compared)",
+            r.schema_drift
+                .iter()
+                .map(|d| (false, d.to_string()))
+                .collect(),
+        ));
+    }
+    out.extend([foreign_keys(r), sequences(r)]);
     out.extend(statistics(r, every_table));
     if !r.extension_config.is_empty() {
         out.push((

@@ -178,7 +178,10 @@ pub fn find(text: &str) -> Vec<Range<usize>> {
     }
     found.extend(aws_key_ids(text));
     found.extend(after_bearer(text));
+    found.extend(after_basic(text));
     found.extend(named_values(text));
+    found.extend(quoted_pairs(text));
+    found.extend(url_passwords(text));
     found.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
     let mut out: Vec<Range<usize>> = Vec::new();
     for r in found {
@@ -315,6 +318,146 @@ fn after_bearer(text: &str) -> Vec<Range<usize>> {
     out
 }
 
+/// The credentials after `Basic ` (HTTP basic auth: base64 of user:password).
+fn after_basic(text: &str) -> Vec<Range<usize>> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("basic ").map(|i| i + from) {
+        let start = i + "basic ".len();
+        let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        let mut end = start;
+        while end < bytes.len()
+            && (bytes[end].is_ascii_alphanumeric() || b"+/=".contains(&bytes[end]))
+        {
+            end += 1;
+        }
+        if boundary && end - start >= 8 {
+            out.push(start..end);
+        }
+        from = start;
+    }
+    out
+}
+
+/// Whether a header's (or a map key's) name says its value is a secret.
+fn secret_name(name: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "secret",
+        "token",
+        "signature",
+        "password",
+        "passwd",
+        "apikey",
+        "authorization",
+        "credential",
+        "private",
+    ];
+    let n = name.to_ascii_lowercase();
+    // `key` as one word of several (`x-api-key`, `signing_key`); a map's
+    // plain `key` is too common to mean a secret.
+    let words: Vec<&str> = n.split(['-', '_', ' ']).collect();
+    WORDS.iter().any(|w| n.contains(w)) || (words.len() > 1 && words.contains(&"key"))
+}
+
+/// Values in quoted name/value pairs (`"x-webhook-secret": "…"`, header
+/// maps, `jsonb_build_object('api-key', '…')`): the whole value when the
+/// name says secret; any long base64 or hex value of a `"name": "value"`
+/// map.
+fn quoted_pairs(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let quoted = |from: usize| -> Option<(usize, usize)> {
+        let q = *bytes.get(from)?;
+        if q != b'"' && q != b'\'' {
+            return None;
+        }
+        let len = text[from + 1..].find(q as char)?;
+        Some((from + 1, from + 1 + len))
+    };
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    for (i, &c) in bytes.iter().enumerate() {
+        if c != b'"' && c != b'\'' {
+            continue;
+        }
+        let Some((ns, ne)) = quoted(i) else { continue };
+        let name = &text[ns..ne];
+        if name.is_empty() || name.len() > 64 || name.contains('\n') {
+            continue;
+        }
+        let j = skip_ws(ne + 1);
+        let sep = match bytes.get(j) {
+            Some(b':') => b':',
+            Some(b',') => b',',
+            _ => continue,
+        };
+        let k = skip_ws(j + 1);
+        let Some((vs, ve)) = quoted(k) else { continue };
+        // An auth scheme stays readable (`Bearer …`, `Basic …`, `Token …`):
+        // the credentials after it are the secret.
+        let vs = match text[vs..ve].split_once(' ') {
+            Some((scheme, rest))
+                if (1..=10).contains(&scheme.len())
+                    && scheme.bytes().all(|b| b.is_ascii_alphabetic())
+                    && !rest.is_empty() =>
+            {
+                vs + scheme.len() + 1
+            }
+            _ => vs,
+        };
+        let value = &text[vs..ve];
+        let tokenish = value.len() >= 32
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=_-.".contains(&b));
+        // After a comma (`jsonb_build_object('x-api-key', '…')`) only a
+        // header's name counts: a list of labels (`'access_token',
+        // 'refresh_token'`) is not a map.
+        let header = name.contains('-')
+            || ["authorization", "apikey"].contains(&name.to_ascii_lowercase().as_str());
+        let label = value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if (secret_name(name)
+            && value.len() >= 6
+            && !value.contains('\n')
+            && (sep == b':' || (header && !label)))
+            || (sep == b':' && tokenish)
+        {
+            out.push(vs..ve);
+        }
+    }
+    out
+}
+
+/// The password in a URL's userinfo (`scheme://user:password@host`).
+fn url_passwords(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("://").map(|i| i + from) {
+        let start = i + 3;
+        let mut end = start;
+        while end < bytes.len() && !b"/@?#\"' \t\n".contains(&bytes[end]) {
+            end += 1;
+        }
+        if bytes.get(end) == Some(&b'@') {
+            if let Some(colon) = text[start..end].find(':') {
+                let p = start + colon + 1;
+                if end - p >= 3 {
+                    out.push(p..end);
+                }
+            }
+        }
+        from = start;
+    }
+    out
+}
+
 /// The quoted value after a secret's name: `"api_key": "v"`, `password 'v'`,
 /// `token=v`.
 fn named_values(text: &str) -> Vec<Range<usize>> {
@@ -379,6 +522,40 @@ mod tests {
                 "url=https://x.supabase.co/functions/v1/hook?token=tok_abcdefghijkl",
                 &["tok_abcdefghijkl"],
             ),
+            // Basic auth, any header whose name says secret, URL userinfo,
+            // long base64/hex values in header maps.
+            (
+                "'{\"Authorization\": \"Basic dXNlcjpzM2NyM3QtcGFzcw==\"}'",
+                &["dXNlcjpzM2NyM3QtcGFzcw=="],
+            ),
+            (
+                "headers := '{\"Content-Type\":\"application/json\",\"x-webhook-secret\":\"wh-9f8e7d6c5b\"}'",
+                &["wh-9f8e7d6c5b"],
+            ),
+            (
+                "jsonb_build_object('X-Signing-Key', 'k-1234567890')",
+                &["k-1234567890"],
+            ),
+            (
+                "'{\"X-Hub-Signature\": \"sha256=abcdef0123\"}'",
+                &["sha256=abcdef0123"],
+            ),
+            (
+                "'{\"x-custom\": \"0123456789abcdef0123456789abcdef01\"}'",
+                &["0123456789abcdef0123456789abcdef01"],
+            ),
+            (
+                "perform dblink_connect('postgresql://app:Sup3rS3cret@db.internal:5432/app')",
+                &["Sup3rS3cret"],
+            ),
+            (
+                "'redis://:hunter2hunter2@cache:6379'",
+                &["hunter2hunter2"],
+            ),
+            ("'{\"Content-Type\": \"application/json\"}'", &[]),
+            ("'https://example.com/path?x=1'", &[]),
+            ("jsonb_build_object('key', 'orders')", &[]),
+            ("create type t as enum ('confirmation_token', 'recovery_token')", &[]),
             ("select 'eyJnotajwt' , password_hash, 'token'", &[]),
             ("create table t (api_key text, token text not null)", &[]),
         ];

@@ -1095,10 +1095,16 @@ async fn hooks_app(sb: &Sandbox, out: &str) {
 /// of the fixture in their output, logs or files.
 async fn secrets_in_logs(sb: &Sandbox, work: &Path) {
     let export = work.join("export");
+    let (plan_out, converted) = (
+        work.join("plan-out.json"),
+        work.join("export/converted.sql"),
+    );
     for args in [
         vec!["plan", "--json"],
+        vec!["plan", "--out", plan_out.to_str().unwrap()],
         vec!["verify"],
         vec!["schema", "export", "--out", export.to_str().unwrap()],
+        vec!["schema", "convert", "--out", converted.to_str().unwrap()],
     ] {
         let mut c = Command::new(env!("CARGO_BIN_EXE_supamigrate"));
         c.env("SUPABASE_DB_URL", sb.source_url().to_url_with_password())
@@ -1117,6 +1123,20 @@ async fn secrets_in_logs(sb: &Sandbox, work: &Path) {
         "the export shows placeholders"
     );
     assert_no_secret(&files, "schema export");
+    assert_no_secret(&std::fs::read_to_string(&plan_out).unwrap(), "plan --out");
+    // The plan stored on the target, and the target server's log (the
+    // backup's restore test ran on that server).
+    let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
+        .await
+        .unwrap();
+    let stored: String = tgt
+        .query_one("select body from supamigrate.plan", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_no_secret(&stored, "the plan stored on the target");
+    let log = std::fs::read_to_string(sb.target_cluster().log_path()).unwrap();
+    assert_no_secret(&log, "the target server's log");
 }
 
 #[tokio::test(flavor = "multi_thread")]

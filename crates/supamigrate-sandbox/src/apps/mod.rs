@@ -119,6 +119,9 @@ pub const SECRETS: &[&str] = &[
     "sk_test_fixture51HxAbCdEfGhIjKlMn",
     "rk_live_fixture0123456789",
     "sk_live_fixtureVaultSecret0123",
+    "YXVkaXQ6Zml4dHVyZS1iYXNpYy1wYXNz",
+    "whk-fixture-7f3a9c",
+    "fixture-url-pass",
     SIGNED_URL_TOKEN,
 ];
 

@@ -97,6 +97,11 @@ pub struct RestoreCheck {
     pub restore_errors: Vec<String>,
     /// Each table against the manifest.
     pub tables: Vec<TableCheck>,
+    /// Objects whose SQL holds a secret, left out of the scratch restore (a
+    /// statement the server refused would put its text, secret included,
+    /// into the server's log).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
     /// The backup's extensions the scratch database could not get.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unavailable_extensions: Vec<String>,
@@ -144,6 +149,7 @@ pub async fn verify_backup(
             restore_errors: Vec::new(),
             tables: Vec::new(),
             unavailable_extensions: Vec::new(),
+            left_out: Vec::new(),
         });
     }
     let admin = connect(server).await?;
@@ -373,10 +379,20 @@ async fn restore_and_compare(
             unavailable_extensions.push(ext.clone());
         }
     }
+    let (list, left_out) = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || without_secrets(&dir))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Tool, format!("pg_restore task: {e}")))??
+    };
     let pg_restore = find_pg_tool("pg_restore")?;
     let mut cmd = PgCommand::new(&pg_restore, db)?;
     cmd.command()
-        .args(["--no-owner", "--no-acl", "--dbname", &db.dbname])
+        .args(["--no-owner", "--no-acl", "--dbname", &db.dbname]);
+    if let Some(l) = &list {
+        cmd.command().arg("--use-list").arg(l.path());
+    }
+    cmd.command()
         .arg(dir.join("full.dump"))
         .stdout(Stdio::null());
     let mut inner = std::mem::replace(cmd.command(), std::process::Command::new("true"));
@@ -395,12 +411,90 @@ async fn restore_and_compare(
     // show it only what the policies let it see.
     crate::rls::lift_for_good(&client).await?;
     let tables = check_tables(&client, &manifest.tables).await?;
+    drop(list);
     Ok(RestoreCheck {
         file_problems: Vec::new(),
         restore_errors,
         unavailable_extensions,
         tables,
+        left_out,
     })
+}
+
+/// The dump's table of contents without the entries whose SQL holds a
+/// secret ([`crate::secrets::find`]), as a list file for `pg_restore
+/// --use-list` (`None` when no entry holds one), and those entries named.
+fn without_secrets(dir: &Path) -> Result<(Option<tempfile::NamedTempFile>, Vec<String>)> {
+    let script = {
+        let child = pg_restore_script(dir, &["--schema-only", "--no-owner", "--no-acl"])?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::new(ErrorKind::Tool, "waiting for pg_restore").with_source(e))?;
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let secret = holding_secrets(&script);
+    if secret.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let toc = {
+        let child = pg_restore_script(dir, &["--list"])?;
+        let out = child.wait_with_output().map_err(|e| {
+            Error::new(ErrorKind::Tool, "waiting for pg_restore --list").with_source(e)
+        })?;
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut kept = String::new();
+    let mut left_out = Vec::new();
+    for e in parse_toc(&toc) {
+        if secret.contains(&(e.desc.clone(), e.schema.clone(), e.name.clone())) {
+            left_out.push(format!("{} {}.{}", e.desc, e.schema, e.name));
+        } else {
+            kept.push_str(&e.line);
+            kept.push('\n');
+        }
+    }
+    let mut file = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::io("creating the restore's list file", e))?;
+    std::io::Write::write_all(&mut file, kept.as_bytes())
+        .map_err(|e| Error::io("writing the restore's list file", e))?;
+    Ok((Some(file), left_out))
+}
+
+/// The (type, schema, name) of each entry of a pg_restore script whose SQL
+/// holds a secret; entries start at their `-- Name: …; Type: …; Schema: …`
+/// header.
+fn holding_secrets(script: &str) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    let mut current: Option<(String, String, String)> = None;
+    let mut body = String::new();
+    let mut flush = |current: &Option<(String, String, String)>, body: &str| {
+        if let Some(k) = current {
+            if !crate::secrets::find(body).is_empty() {
+                out.insert(k.clone());
+            }
+        }
+    };
+    for line in script.lines() {
+        if let Some(h) = line.strip_prefix("-- Name: ") {
+            flush(&current, &body);
+            body.clear();
+            let field = |name: &str| {
+                h.split("; ")
+                    .find_map(|f| f.strip_prefix(name))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let name = h.split("; ").next().unwrap_or("").to_string();
+            current = Some((field("Type: "), field("Schema: "), name));
+            continue;
+        }
+        if !line.starts_with("--") {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    flush(&current, &body);
+    out
 }
 
 /// What rollback will do.
@@ -914,6 +1008,7 @@ mod tests {
             restore_errors: vec![],
             tables: vec![table("t"), table("settings")],
             unavailable_extensions: vec![],
+            left_out: Vec::new(),
         };
         excuse(&mut check, &m, &BTreeSet::new());
         assert!(check.tables.iter().all(|t| t.excused.is_none()));

@@ -418,13 +418,22 @@ impl Runner<'_> {
             dir: b.dir,
             files: b.manifest.files,
             tables: b.manifest.tables.len(),
-            restore_test: if excused.is_empty() {
-                "every table restored equal to the manifest".into()
-            } else {
-                format!(
-                    "every other table restored equal to the manifest; not on this server: {}",
-                    excused.join(", ")
-                )
+            restore_test: {
+                let mut said = if excused.is_empty() {
+                    "every table restored equal to the manifest".to_string()
+                } else {
+                    format!(
+                        "every other table restored equal to the manifest; not on this server: {}",
+                        excused.join(", ")
+                    )
+                };
+                if !check.left_out.is_empty() {
+                    said.push_str(&format!(
+                        "; not replayed on the target server (their SQL holds a secret): {}",
+                        check.left_out.join(", ")
+                    ));
+                }
+                said
             },
         }))
     }

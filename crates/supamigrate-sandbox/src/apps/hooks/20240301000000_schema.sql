@@ -26,6 +26,18 @@ create trigger "orders-webhook"
     '{"Content-type":"application/json","Authorization":"Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJlZiI6ImZpeHR1cmUiLCJyb2xlIjoic2VydmljZV9yb2xlIn0.Zml4dHVyZS1zZXJ2aWNlLXJvbGUtc2lnbmF0dXJl"}',
     '{}', '5000');
 
+-- A webhook with HTTP basic auth and a signing header of its own.
+create trigger "orders-audit-webhook"
+  after delete on public.orders
+  for each row execute function supabase_functions.http_request(
+    'https://audit.example.com/orders', 'POST',
+    '{"Content-type":"application/json","Authorization":"Basic YXVkaXQ6Zml4dHVyZS1iYXNpYy1wYXNz","x-webhook-secret":"whk-fixture-7f3a9c"}',
+    '{}', '5000');
+
+create function public.audit_sink() returns text
+language sql immutable
+as $$ select 'postgresql://audit:fixture-url-pass@audit.example.com:5432/audit' $$;
+
 create function public.notify_shipping(order_id bigint) returns bigint
 language plpgsql security definer set search_path = ''
 as $$

@@ -4,7 +4,11 @@
 //! `supamigrate.schema_sections`, written in the same transaction, records
 //! what was applied (with the SQL's SHA-256), so a re-run skips a section
 //! already applied and refuses to apply a different conversion over it.
-//! Nothing here drops anything: no `DROP … CASCADE` on a re-run.
+//! A section that would take more locks than the target's lock table holds
+//! (thousands of tables) runs in parts instead, each in its own transaction
+//! with its progress (`supamigrate.schema_progress`): a re-run goes on after
+//! the last part committed. Nothing here drops anything: no `DROP …
+//! CASCADE` on a re-run.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -67,12 +71,14 @@ pub async fn apply(
     section: Section,
     secrets: &Vault,
 ) -> Result<Applied> {
-    let client = connect(target).await?;
+    let mut client = connect(target).await?;
     store::require(
         &client,
         &format!("schema apply --section {}", section.name()),
     )
     .await?;
+    // A store made by an earlier release gets the tables this one writes.
+    store::migrate(&mut client).await?;
     match state(&client, plan, section).await? {
         Some(true) => {
             tracing::info!(section = section.name(), "already applied; nothing to do");
@@ -91,42 +97,99 @@ pub async fn apply(
         require_shim_roles(&client).await?;
     }
     let statements = plan.statements(section);
-    client
-        .batch_execute("begin")
-        .await
-        .map_err(|e| Error::postgres("starting the schema transaction", e))?;
-    match run(&client, &statements, section, secrets).await {
-        Ok(()) => {
-            client
+    let per_part = statements_per_transaction(&client).await?;
+    let mut from = match store::section_progress(&client, section).await? {
+        Some((through, sha))
+            if through <= statements.len()
+                && digest(statements[..through].iter().copied()) == sha =>
+        {
+            through
+        }
+        Some(_) => return Err(different_section(section)),
+        None => 0,
+    };
+    loop {
+        let to = (from + per_part).min(statements.len());
+        client
+            .batch_execute("begin")
+            .await
+            .map_err(|e| Error::postgres("starting the schema transaction", e))?;
+        match run(&client, (&statements, from..to), section, secrets).await {
+            Ok(()) => client
                 .batch_execute("commit")
                 .await
-                .map_err(|e| Error::postgres(format!("committing {}", section.name()), e))?;
-            tracing::info!(
-                section = section.name(),
-                statements = statements.len(),
-                "schema applied"
-            );
-            Ok(Applied::Now(statements.len()))
+                .map_err(|e| Error::postgres(format!("committing {}", section.name()), e))?,
+            Err(e) => {
+                let _ = client.batch_execute("rollback").await;
+                return Err(e);
+            }
         }
-        Err(e) => {
-            let _ = client.batch_execute("rollback").await;
-            Err(e)
+        if to == statements.len() {
+            break;
         }
+        tracing::info!(
+            section = section.name(),
+            applied = to,
+            of = statements.len(),
+            "schema part applied"
+        );
+        crate::failpoint::hit(crate::failpoint::SCHEMA_PART);
+        from = to;
     }
+    tracing::info!(
+        section = section.name(),
+        statements = statements.len(),
+        "schema applied"
+    );
+    Ok(Applied::Now(statements.len()))
 }
 
+/// How many statements one transaction may run on the target: a fraction
+/// of its lock table (`max_locks_per_transaction` × (`max_connections` +
+/// `max_prepared_transactions`)), since a statement locks the objects it
+/// creates (a table, its TOAST table and index, its keys' indexes) until
+/// commit, and other sessions need locks too.
+async fn statements_per_transaction(client: &Client) -> Result<usize> {
+    let slots: i64 = client
+        .query_one(
+            "select current_setting('max_locks_per_transaction')::int8 \
+                    * (current_setting('max_connections')::int8 + current_setting('max_prepared_transactions')::int8)",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the target's lock table size", e))?
+        .get(0);
+    Ok(((slots / LOCKS_PER_STATEMENT) as usize).max(50))
+}
+
+/// Locks budgeted per schema statement (objects it creates and holds,
+/// with room left for every other session).
+const LOCKS_PER_STATEMENT: i64 = 8;
+
+/// Runs `statements[range]` in the open transaction with their record: the
+/// section's once its last statement ran, its progress before.
 async fn run(
     client: &Client,
-    statements: &[&PlannedStatement],
+    (statements, range): (&[&PlannedStatement], std::ops::Range<usize>),
     section: Section,
     secrets: &Vault,
 ) -> Result<()> {
-    for (i, st) in statements.iter().enumerate() {
+    let last = range.end == statements.len();
+    for i in range.clone() {
+        let st = statements[i];
         let sql = secrets.prepare(&st.sql)?;
         client.batch_execute(&sql.run).await.map_err(|e| {
+            let undone = if range.start == 0 {
+                "rolled back, nothing changed".to_string()
+            } else {
+                format!(
+                    "this part rolled back; statements 1 to {} stay applied and a re-run goes on after them",
+                    range.start
+                )
+            };
             sql.mask_error(Error::postgres(
                 format!(
-                    "{} statement {} of {} ({}); rolled back, nothing changed",
+                    "{} statement {} of {} ({}); {undone}",
                     section.name(),
                     i + 1,
                     statements.len(),
@@ -135,6 +198,15 @@ async fn run(
                 e,
             ))
         })?;
+    }
+    if !last {
+        return store::record_progress(
+            client,
+            section,
+            range.end,
+            &digest(statements[..range.end].iter().copied()),
+        )
+        .await;
     }
     store::record_section(
         client,

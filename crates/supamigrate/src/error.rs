@@ -238,6 +238,13 @@ impl Error {
             Some(db) => format!("{context}: {}", db.message()),
             None => context,
         };
+        // Ours, else the server's own (it names the setting to change).
+        let hint = hint.or_else(|| {
+            source
+                .as_db_error()
+                .and_then(|d| d.hint())
+                .map(str::to_string)
+        });
         let mut err = Self::new(kind, message).with_source(source);
         err.hint = hint;
         err
@@ -385,6 +392,12 @@ fn classify_postgres(err: &tokio_postgres::Error) -> (ErrorKind, Option<String>)
         ("42", "42501") => (
             ErrorKind::Permission,
             Some("the connecting role lacks a privilege this step needs".into()),
+        ),
+        // Out of shared memory: the lock table is full. The same statements
+        // fill it again: not transient.
+        ("53", "53200") => (
+            ErrorKind::Database,
+            Some("the target's lock table is too small for this many objects in one transaction: raise max_locks_per_transaction (on RDS, in the instance's DB parameter group; it takes a reboot)".into()),
         ),
         ("08", _) | ("53", _) | ("57", _) => (ErrorKind::DatabaseTransient, None),
         ("40", "40001") | ("40", "40P01") => (ErrorKind::DatabaseTransient, None),

@@ -40,6 +40,8 @@ pub const CUTOVER_RECORDED: &str = "cutover-recorded";
 /// An extension's configuration rows and their mark are written on the
 /// target, not yet committed.
 pub const EXTENSION_CONFIG_BEFORE_COMMIT: &str = "extension-config-before-commit";
+/// A part of a schema section too large for one transaction committed.
+pub const SCHEMA_PART: &str = "schema-part";
 /// A step of `run` finished and its state was saved.
 pub const RUN_STEP_DONE: &str = "run-step-done";
 

@@ -265,3 +265,77 @@ async fn the_cutover_checks_first_and_never_hides_a_read_only_source() {
     ok(abort, "cutover --abort").await;
     assert!(source_writable(&sb).await, "the abort gave the writes back");
 }
+
+/// A pre-data larger than the target's lock table holds in one transaction
+/// (here: the smallest `max_locks_per_transaction` and 400 tables) is
+/// applied in parts; a kill after a part leaves a state the re-run
+/// completes, and the data follows.
+#[tokio::test]
+async fn pre_data_larger_than_the_lock_table_applies_in_parts() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(
+        "create schema wide;
+         do $$ begin
+           for i in 1..400 loop
+             execute format('create table wide.t%s (id bigint primary key, v text unique, n int check (n > 0))', i);
+             execute format('insert into wide.t%s values (1, ''x'', 1)', i);
+           end loop;
+         end $$;",
+    )
+    .await
+    .unwrap();
+    let target = connect(&sb.target_superuser("postgres")).await.unwrap();
+    target
+        .batch_execute("alter system set max_locks_per_transaction = 10")
+        .await
+        .unwrap();
+    drop(target);
+    sb.target_cluster().restart().expect("the target restarts");
+
+    let secrets = tempfile::tempdir().unwrap();
+    let mut provision = bin(&sb);
+    provision
+        .args(["provision", "--yes", "--secrets-dir"])
+        .arg(secrets.path());
+    ok(provision, "provision").await;
+    let mut pre = bin(&sb);
+    pre.args(["schema", "apply", "--section", "pre-data"])
+        .env("SUPAMIGRATE_FAILPOINTS", "schema-part@2");
+    let out = run(pre).await;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{}", output_text(&out));
+    let tgt = connect(&sb.target_superuser("tms_production"))
+        .await
+        .unwrap();
+    let part: i64 = count(
+        &tgt,
+        "select count(*) from pg_tables where schemaname = 'wide'",
+    )
+    .await;
+    assert!(part > 0 && part < 400, "two parts applied: {part} tables");
+    let mut pre = bin(&sb);
+    pre.args(["schema", "apply", "--section", "pre-data"]);
+    ok(pre, "pre-data again").await;
+    assert_eq!(
+        count(
+            &tgt,
+            "select count(*) from pg_tables where schemaname = 'wide'"
+        )
+        .await,
+        400
+    );
+    let mut copy = bin(&sb);
+    copy.arg("copy");
+    ok(copy, "copy").await;
+    assert_eq!(
+        count(
+            &tgt,
+            "select count(*) from pg_constraint c join pg_namespace n on n.oid = c.connamespace where n.nspname = 'wide' and c.contype = 'u'"
+        )
+        .await,
+        400,
+        "post-data (in parts too) made every unique key"
+    );
+    assert_eq!(count(&tgt, "select count(*) from wide.t400").await, 1);
+}

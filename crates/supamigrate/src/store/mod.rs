@@ -21,10 +21,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/0005_follow_keys.sql")),
     (6, include_str!("migrations/0006_unforced_rls.sql")),
     (7, include_str!("migrations/0007_extension_config.sql")),
+    (8, include_str!("migrations/0008_schema_progress.sql")),
 ];
 
 /// The store version this release writes.
-pub const STORE_VERSION: i32 = 7;
+pub const STORE_VERSION: i32 = 8;
 
 /// The store's version on the target (0: no store yet).
 pub async fn version(client: &impl GenericClient) -> Result<i32> {
@@ -146,6 +147,40 @@ pub async fn applied_section(
         .await
         .map_err(|e| Error::postgres("reading the schema state", e))?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// How far a section applied in parts got: statements applied, and the
+/// SHA-256 of those statements.
+pub async fn section_progress(
+    client: &impl GenericClient,
+    section: Section,
+) -> Result<Option<(usize, String)>> {
+    let row = client
+        .query_opt(
+            "select through, sha256 from supamigrate.schema_progress where section = $1",
+            &[&section.name()],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the schema state", e))?;
+    Ok(row.map(|r| (r.get::<_, i32>(0).max(0) as usize, r.get(1))))
+}
+
+/// Records a part of `section` as applied (inside its transaction).
+pub async fn record_progress(
+    client: &impl GenericClient,
+    section: Section,
+    through: usize,
+    sha256: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "insert into supamigrate.schema_progress (section, through, sha256) values ($1, $2, $3) \
+             on conflict (section) do update set through = excluded.through, sha256 = excluded.sha256, updated_at = now()",
+            &[&section.name(), &(through as i32), &sha256],
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("recording {}'s progress", section.name()), e))?;
+    Ok(())
 }
 
 /// Records `section` as applied (inside the transaction that applied it).

@@ -267,7 +267,7 @@ async fn the_cutover_checks_first_and_never_hides_a_read_only_source() {
 }
 
 /// A pre-data larger than the target's lock table holds in one transaction
-/// (here: the smallest `max_locks_per_transaction` and 400 tables) is
+/// (here: the smallest `max_locks_per_transaction` and 1,200 tables) is
 /// applied in parts; a kill after a part leaves a state the re-run
 /// completes, and the data follows.
 #[tokio::test]
@@ -277,7 +277,7 @@ async fn pre_data_larger_than_the_lock_table_applies_in_parts() {
     app.batch_execute(
         "create schema wide;
          do $$ begin
-           for i in 1..400 loop
+           for i in 1..1200 loop
              execute format('create table wide.t%s (id bigint primary key, v text unique, n int check (n > 0))', i);
              execute format('insert into wide.t%s values (1, ''x'', 1)', i);
            end loop;
@@ -313,7 +313,7 @@ async fn pre_data_larger_than_the_lock_table_applies_in_parts() {
         "select count(*) from pg_tables where schemaname = 'wide'",
     )
     .await;
-    assert!(part > 0 && part < 400, "two parts applied: {part} tables");
+    assert!(part > 0 && part < 1200, "two parts applied: {part} tables");
     let mut pre = bin(&sb);
     pre.args(["schema", "apply", "--section", "pre-data"]);
     ok(pre, "pre-data again").await;
@@ -323,7 +323,7 @@ async fn pre_data_larger_than_the_lock_table_applies_in_parts() {
             "select count(*) from pg_tables where schemaname = 'wide'"
         )
         .await,
-        400
+        1200
     );
     let mut copy = bin(&sb);
     copy.arg("copy");
@@ -334,8 +334,8 @@ async fn pre_data_larger_than_the_lock_table_applies_in_parts() {
             "select count(*) from pg_constraint c join pg_namespace n on n.oid = c.connamespace where n.nspname = 'wide' and c.contype = 'u'"
         )
         .await,
-        400,
+        1200,
         "post-data (in parts too) made every unique key"
     );
-    assert_eq!(count(&tgt, "select count(*) from wide.t400").await, 1);
+    assert_eq!(count(&tgt, "select count(*) from wide.t1200").await, 1);
 }

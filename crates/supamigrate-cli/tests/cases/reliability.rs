@@ -339,3 +339,23 @@ async fn pre_data_larger_than_the_lock_table_applies_in_parts() {
     );
     assert_eq!(count(&tgt, "select count(*) from wide.t1200").await, 1);
 }
+
+/// A text value of 150 MB in a column discovery samples for Storage
+/// references: the plan reads its length, never its bytes.
+#[tokio::test]
+async fn a_huge_text_value_does_not_stop_the_plan() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(
+        "create table public.rl_docs (id bigint primary key, body text);
+         alter table public.rl_docs alter column body set storage external;
+         insert into public.rl_docs values (1, 'documents/a.pdf');
+         insert into public.rl_docs select 2, repeat('x', 150 * 1024 * 1024);",
+    )
+    .await
+    .unwrap();
+    let mut plan = bin(&sb);
+    plan.args(["plan", "--json"]);
+    let out = ok(plan, "plan").await;
+    assert!(output_text(&out).contains("rl_docs"));
+}

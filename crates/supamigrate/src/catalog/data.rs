@@ -240,6 +240,11 @@ pub const SAMPLE_VALUES: i64 = 20;
 /// been read to its end, on the production source, for every plan.
 pub const SAMPLE_PAGES: i64 = 1000;
 
+/// Longer values are not Storage references (a path, a URL, a signed URL):
+/// discovery never reads them, so a document of hundreds of megabytes in a
+/// sampled column costs its length's header, not its bytes.
+pub const MAX_REFERENCE_BYTES: i64 = 4096;
+
 /// The `TABLESAMPLE` clause for a table of `pages` pages (empty: read it).
 fn sample_clause(pages: i64) -> String {
     if pages <= SAMPLE_PAGES {
@@ -268,7 +273,8 @@ pub async fn sample_reference_columns(
         let column: String = r.get(2);
         let sample = sample_clause(r.get(3));
         let sql = format!(
-            "with raw as (select {c}::text collate \"C\" as v from {t}{sample} where {c} is not null and {c} <> '' limit 200),
+            "with raw as (select {c}::text collate \"C\" as v from {t}{sample} \
+                          where {c} is not null and octet_length({c}::text) between 1 and {MAX_REFERENCE_BYTES} limit 200),
                   v as (select distinct ltrim(v, '/') as v from raw limit {SAMPLE_VALUES})
              select (select count(*) from v),
                     array(select v from v where v like '%/storage/v1/%'),

@@ -148,6 +148,63 @@ pub struct Facts {
     pub plan: std::result::Result<PlanFacts, Failure>,
     /// The users, by how they sign in (when auth.users is readable).
     pub users: Option<UserKinds>,
+    /// bytea columns holding a value too large for the backup's pg_dump
+    /// (`None`: not read, the plan or the source unavailable).
+    pub oversized: Option<Vec<Oversized>>,
+}
+
+/// A bytea column whose largest value pg_dump cannot write: it writes bytea
+/// in hex, twice its size, and one value may not exceed 1 GB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Oversized {
+    /// `schema.table.column`.
+    pub column: String,
+    /// Its largest value, bytes.
+    pub bytes: i64,
+}
+
+/// The largest bytea value pg_dump can write (hex: `\\x` and two digits a
+/// byte, within PostgreSQL's 1 GB allocation limit).
+pub const MAX_DUMPABLE_BYTEA: i64 = (0x3fff_ffff - 3) / 2;
+
+/// The bytea columns of the plan's tables whose largest value is over
+/// [`MAX_DUMPABLE_BYTEA`]. Reads each such column's lengths (the heap, not
+/// the values).
+async fn oversized_bytea(source: &ConnInfo, plan: &MigrationPlan) -> Result<Vec<Oversized>> {
+    let client = connect(source).await?;
+    let tables: Vec<String> = plan.tables.iter().map(|m| m.source.to_string()).collect();
+    let columns = client
+        .query(
+            "select format('%I.%I', n.nspname, c.relname), quote_ident(a.attname), \
+                    format('%s.%s.%s', n.nspname, c.relname, a.attname) \
+             from pg_attribute a join pg_class c on c.oid = a.attrelid \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where a.atttypid = 'bytea'::regtype and a.attnum > 0 and not a.attisdropped \
+               and c.relkind in ('r', 'p') and n.nspname || '.' || c.relname = any($1) \
+             order by 3",
+            &[&tables],
+        )
+        .await
+        .map_err(|e| Error::postgres("listing the source's bytea columns", e))?;
+    let mut out = Vec::new();
+    for r in columns {
+        let (table, column, name): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let most: Option<i64> = client
+            .query_one(
+                &format!("select max(octet_length({column}))::int8 from {table}"),
+                &[],
+            )
+            .await
+            .map_err(|e| Error::postgres(format!("measuring {name}"), e))?
+            .get(0);
+        if let Some(bytes) = most.filter(|b| *b > MAX_DUMPABLE_BYTEA) {
+            out.push(Oversized {
+                column: name,
+                bytes,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `auth.users` by kind of user.
@@ -283,6 +340,10 @@ pub async fn gather(
         true => user_kinds(source).await.ok(),
         false => None,
     };
+    let oversized = match (&source_probe, plan) {
+        (Ok(_), Ok(p)) => oversized_bytea(source, p).await.ok(),
+        _ => None,
+    };
     Facts {
         source_port: source.port,
         source: source_probe,
@@ -299,6 +360,7 @@ pub async fn gather(
         backup_disk: free_bytes(backup_dir),
         plan: plan_facts(plan),
         users,
+        oversized,
     }
 }
 
@@ -350,6 +412,9 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         });
     }
     capacity(facts, &mut out);
+    if let Some(o) = &facts.oversized {
+        out.push(dumpable(o));
+    }
     if let Some(u) = &facts.users {
         out.push(check(
             "users",
@@ -381,6 +446,31 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ),
     });
     out
+}
+
+/// Every value fits the backup's pg_dump.
+fn dumpable(oversized: &[Oversized]) -> Check {
+    if oversized.is_empty() {
+        return check(
+            "values the backup can write",
+            Status::Pass,
+            "every bytea value is under 512 MB",
+            None,
+        );
+    }
+    check(
+        "values the backup can write",
+        Status::Fail,
+        format!(
+            "pg_dump writes bytea in hex, twice its size, and one value may not exceed 1 GB: {}",
+            oversized
+                .iter()
+                .map(|o| format!("{} holds a value of {} MB", o.column, o.bytes / (1024 * 1024)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some("move such values out of the database (to Storage, or S3 with the key in the row) or split them under 512 MB, then run again; nothing was written"),
+    )
 }
 
 fn connections(facts: &Facts, out: &mut Vec<Check>) {
@@ -659,6 +749,7 @@ mod tests {
                 sso: 1,
                 no_password: 4,
             }),
+            oversized: Some(Vec::new()),
         }
     }
 
@@ -723,6 +814,16 @@ mod tests {
                 "small disk",
                 Box::new(|f| f.backup_disk.free = Ok(1e6)),
                 "Fail disk for backups: 1 MB free in /tmp, about 150 MB needed",
+            ),
+            (
+                "a bytea pg_dump cannot write",
+                Box::new(|f| {
+                    f.oversized = Some(vec![Oversized {
+                        column: "public.files.body".into(),
+                        bytes: 600 * 1024 * 1024,
+                    }])
+                }),
+                "Fail values the backup can write: pg_dump writes bytea in hex, twice its size, and one value may not exceed 1 GB: public.files.body holds a value of 600 MB",
             ),
             (
                 "no plan",

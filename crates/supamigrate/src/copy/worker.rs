@@ -461,6 +461,23 @@ async fn stream(
                 .map_err(|e| Error::postgres(format!("reading {} from the source", task.id), e))?;
             bytes += chunk.len() as u64;
             rows_seen += 1;
+            if chunk.len() >= BATCH {
+                // A row larger than a batch goes on as it came (one copy of
+                // a huge value in memory, not two).
+                if !batch.is_empty() {
+                    let len = batch.len() as u64;
+                    sink.send(batch.split().freeze()).await.map_err(|e| {
+                        Error::postgres(format!("writing {} to the target", mapping.target), e)
+                    })?;
+                    shared.overall.inc(len);
+                }
+                let len = chunk.len() as u64;
+                sink.send(chunk).await.map_err(|e| {
+                    Error::postgres(format!("writing {} to the target", mapping.target), e)
+                })?;
+                shared.overall.inc(len);
+                continue;
+            }
             batch.extend_from_slice(&chunk);
             if rows_seen % 4096 == 0 {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);

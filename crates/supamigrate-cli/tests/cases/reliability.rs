@@ -359,3 +359,32 @@ async fn a_huge_text_value_does_not_stop_the_plan() {
     let out = ok(plan, "plan").await;
     assert!(output_text(&out).contains("rl_docs"));
 }
+
+/// A table copied again (its source grew since) gets its statistics again:
+/// verify's statistics check stays green.
+#[tokio::test]
+async fn a_recopied_table_is_analyzed_again() {
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(
+        "create table public.rl_grow (id bigint primary key, v text);
+         insert into public.rl_grow select g, md5(g::text) from generate_series(1, 1000) g;",
+    )
+    .await
+    .unwrap();
+    prepare(&sb).await;
+    let mut copy = bin(&sb);
+    copy.arg("copy");
+    ok(copy, "copy").await;
+    app.batch_execute(
+        "insert into public.rl_grow select g, md5(g::text) from generate_series(1001, 6000) g",
+    )
+    .await
+    .unwrap();
+    let mut copy = bin(&sb);
+    copy.args(["copy", "--recopy", "public.rl_grow"]);
+    ok(copy, "copy --recopy").await;
+    let mut verify = bin(&sb);
+    verify.arg("verify");
+    ok(verify, "verify after the re-copy").await;
+}

@@ -361,6 +361,13 @@ async fn empty_for_recopy(tgt: &Client, plan: &MigrationPlan, job: &Job) -> Resu
     )
     .await
     .map_err(|e| Error::postgres("clearing the re-copied table's progress", e))?;
+    // Its statistics describe the rows it had: ANALYZE it again.
+    tgt.execute(
+        "delete from supamigrate.ready_done where target_schema = $1 and target_table = $2",
+        &[&mapping.target.schema, &mapping.target.name],
+    )
+    .await
+    .map_err(|e| Error::postgres("clearing the re-copied table's ready mark", e))?;
     Ok(())
 }
 

@@ -74,6 +74,9 @@ pub struct TargetFacts {
     pub createdb: bool,
     /// … and roles.
     pub createrole: bool,
+    /// Tables the plan creates that the target database already holds,
+    /// when no migration of ours is under way there (`schema.table`).
+    pub occupied: Vec<String>,
 }
 
 /// Read access to a Supabase table.
@@ -247,7 +250,7 @@ fn tool_version(name: &str) -> std::result::Result<(u32, String), String> {
     Ok((major, text))
 }
 
-async fn target_facts(target: &ConnInfo) -> Result<TargetFacts> {
+async fn target_facts(target: &ConnInfo, plan: &Result<MigrationPlan>) -> Result<TargetFacts> {
     let p = probe(target).await?;
     let db = if p.database_exists {
         target.dbname.as_str()
@@ -262,11 +265,28 @@ async fn target_facts(target: &ConnInfo) -> Result<TargetFacts> {
         )
         .await
         .map_err(|e| Error::postgres("reading the target role's privileges", e))?;
+    let occupied = match plan {
+        Ok(plan) if p.database_exists && crate::store::version(&c).await? == 0 => {
+            let names: Vec<String> = plan.tables.iter().map(|m| m.target.quoted()).collect();
+            c.query(
+                "select i from unnest($1::text[]) with ordinality u(n, i) where to_regclass(n) is not null order by i",
+                &[&names],
+            )
+            .await
+            .map_err(|e| Error::postgres("looking for the plan's tables on the target", e))?
+            .iter()
+            .filter_map(|r| plan.tables.get((r.get::<_, i64>(0) - 1) as usize))
+            .map(|m| m.target.to_string())
+            .collect()
+        }
+        _ => Vec::new(),
+    };
     Ok(TargetFacts {
         probe: p,
         database: target.dbname.clone(),
         createdb: r.get(0),
         createrole: r.get(1),
+        occupied,
     })
 }
 
@@ -354,7 +374,9 @@ pub async fn gather(
                 version: tool_version(t),
             })
             .collect(),
-        target: target_facts(target).await.map_err(|e| Failure::from(&e)),
+        target: target_facts(target, plan)
+            .await
+            .map_err(|e| Failure::from(&e)),
         access,
         size_and_wal,
         backup_disk: free_bytes(backup_dir),
@@ -412,6 +434,21 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         });
     }
     capacity(facts, &mut out);
+    if let Ok(t) = &facts.target {
+        if !t.occupied.is_empty() {
+            out.push(check(
+                "target database",
+                Status::Fail,
+                format!(
+                    "{} already holds {} of the tables the plan creates ({}), and no migration of supamigrate's: applying the schema would fail",
+                    t.database,
+                    t.occupied.len(),
+                    t.occupied.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                ),
+                Some("point RDS_URL at a new database name (provision creates it), or drop those tables if an earlier attempt left them"),
+            ));
+        }
+    }
     if let Some(o) = &facts.oversized {
         out.push(dumpable(o));
     }
@@ -721,6 +758,7 @@ mod tests {
                 database: "app".into(),
                 createdb: true,
                 createrole: true,
+                occupied: Vec::new(),
             }),
             access: vec![Access {
                 table: "auth.users".into(),
@@ -814,6 +852,16 @@ mod tests {
                 "small disk",
                 Box::new(|f| f.backup_disk.free = Ok(1e6)),
                 "Fail disk for backups: 1 MB free in /tmp, about 150 MB needed",
+            ),
+            (
+                "a target holding the application's tables",
+                Box::new(|f| {
+                    if let Ok(t) = &mut f.target {
+                        t.probe.database_exists = true;
+                        t.occupied = vec!["public.orders".into()];
+                    }
+                }),
+                "Fail target database: app already holds 1 of the tables the plan creates (public.orders)",
             ),
             (
                 "a bytea pg_dump cannot write",

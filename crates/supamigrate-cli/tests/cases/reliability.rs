@@ -388,3 +388,45 @@ async fn a_recopied_table_is_analyzed_again() {
     verify.arg("verify");
     ok(verify, "verify after the re-copy").await;
 }
+
+/// A target database that already holds the application's tables (and no
+/// migration of ours) is found by preflight: `run` stops there, before
+/// the backup and before anything is written.
+#[tokio::test]
+async fn a_target_holding_the_tables_is_refused_in_preflight() {
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute("create table public.rl_taken (id bigint primary key)")
+        .await
+        .unwrap();
+    let target = sb.target_url();
+    let admin = connect(&target.with_dbname("postgres")).await.unwrap();
+    admin
+        .batch_execute(&format!("create database {}", target.dbname))
+        .await
+        .unwrap();
+    let tgt = connect(&target).await.unwrap();
+    tgt.batch_execute("create table public.rl_taken (id bigint primary key)")
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut r = bin(&sb);
+    r.args(["run", "--yes", "--backup-dir"])
+        .arg(work.path().join("backups"))
+        .arg("--report-dir")
+        .arg(work.path().join("report"));
+    let out = run(r).await;
+    let text = output_text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("already holds 1 of the tables the plan creates (public.rl_taken)"),
+        "{text}"
+    );
+    assert!(!work.path().join("backups").exists(), "no backup was taken");
+    let stores: i64 = count(
+        &tgt,
+        "select count(*) from pg_namespace where nspname = 'supamigrate'",
+    )
+    .await;
+    assert_eq!(stores, 0, "nothing was written to the target");
+}

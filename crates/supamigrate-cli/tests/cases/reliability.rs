@@ -430,3 +430,25 @@ async fn a_target_holding_the_tables_is_refused_in_preflight() {
     .await;
     assert_eq!(stores, 0, "nothing was written to the target");
 }
+
+/// A server that refuses TLS under `sslmode=require`: one clear cause, said
+/// once, not called transient.
+#[tokio::test]
+async fn a_server_without_tls_under_require_is_said_once() {
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let mut target = sb.target_url();
+    target.sslmode = supamigrate::connect::SslMode::Require;
+    let mut c = bin(&sb);
+    c.env("RDS_URL", target.to_url_with_password())
+        .args(["copy"]);
+    let out = run(c).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.matches("does not offer TLS").count(),
+        1,
+        "the cause once: {text}"
+    );
+    assert!(text.contains("which sslmode=require requires"), "{text}");
+    assert!(!text.contains("transient"), "{text}");
+}

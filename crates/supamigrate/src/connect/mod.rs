@@ -176,16 +176,23 @@ fn connect_error(e: tokio_postgres::Error, info: &ConnInfo) -> Error {
     if e.as_db_error().is_some() {
         return Error::postgres(format!("connecting to {info}"), e);
     }
-    let hint = if detail.contains("server does not support TLS") {
-        "the server does not offer TLS: use sslmode=prefer or disable, or turn ssl on at the server"
-    } else {
-        "check that the host and port are right and the server is running and reachable"
-    };
+    if detail.contains("server does not support TLS") {
+        // Not transient: the server answered, and said no. Said once (the
+        // cause is in the message, not attached again).
+        return Error::new(
+            ErrorKind::Tls,
+            format!(
+                "connecting to {info}: the server does not offer TLS, which sslmode={} requires",
+                info.sslmode.as_str()
+            ),
+        )
+        .with_hint("use sslmode=prefer or disable for this server, or turn ssl on at the server");
+    }
     Error::new(
         ErrorKind::Connection,
         format!("connecting to {info}: {detail}"),
     )
-    .with_hint(hint)
+    .with_hint("check that the host and port are right and the server is running and reachable")
     .with_source(e)
 }
 

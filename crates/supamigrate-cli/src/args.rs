@@ -472,7 +472,8 @@ pub struct VerifyArgs {
     pub report: Option<PathBuf>,
     /// `storage copy` has rewritten the plan's reference columns: each value
     /// must be the new location of the source's; none may still point at
-    /// Supabase Storage.
+    /// Supabase Storage [default: as the target records it, once the
+    /// Storage step rewrote them].
     #[arg(long)]
     pub storage_rewritten: bool,
     /// The application's own integrity queries: a file of `-- check: NAME`

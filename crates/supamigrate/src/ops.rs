@@ -438,7 +438,12 @@ pub async fn verify(ctx: &Context, req: &VerifyRequest) -> Result<VerifyReport> 
     )
     .await?;
     let mut opts = VerifyOptions::for_plan(&plan, ctx.observer.clone());
-    if req.storage_rewritten {
+    // The Storage step records its rewrite on the target: verify compares
+    // the references as rewritten without being told.
+    let rewritten = req.storage_rewritten
+        || (plan.storage.rewrite.is_some()
+            && crate::store::rewritten(&connect(ctx.target()?).await?).await?);
+    if rewritten {
         opts = opts.after_rewrite(&plan);
     }
     opts.jobs = req.jobs;

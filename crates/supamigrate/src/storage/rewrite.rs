@@ -228,6 +228,7 @@ pub async fn rewrite(
             tx.batch_execute(&toggle("enable")).await.map_err(what)?;
         }
     }
+    crate::store::record_rewrite(&tx, n).await?;
     tx.commit()
         .await
         .map_err(|e| Error::postgres("committing the reference rewrite", e))?;

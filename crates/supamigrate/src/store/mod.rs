@@ -183,6 +183,36 @@ pub async fn record_progress(
     Ok(())
 }
 
+/// Records that the Storage step rewrote the reference columns (inside its
+/// transaction). A store older than this release's has no place for it:
+/// nothing is recorded there.
+pub async fn record_rewrite(client: &impl GenericClient, rows: u64) -> Result<()> {
+    if version(client).await? < 8 {
+        return Ok(());
+    }
+    client
+        .execute(
+            "insert into supamigrate.storage_rewrite (rows) values ($1) \
+             on conflict (singleton) do update set rows = supamigrate.storage_rewrite.rows + excluded.rows, rewritten_at = now()",
+            &[&(rows as i64)],
+        )
+        .await
+        .map_err(|e| Error::postgres("recording the reference rewrite", e))?;
+    Ok(())
+}
+
+/// Whether the Storage step has rewritten the reference columns.
+pub async fn rewritten(client: &impl GenericClient) -> Result<bool> {
+    if version(client).await? < 8 {
+        return Ok(false);
+    }
+    Ok(client
+        .query_opt("select 1 from supamigrate.storage_rewrite", &[])
+        .await
+        .map_err(|e| Error::postgres("reading whether the references were rewritten", e))?
+        .is_some())
+}
+
 /// Records `section` as applied (inside the transaction that applied it).
 pub async fn record_section(
     client: &impl GenericClient,

@@ -8,3 +8,11 @@ create table supamigrate.schema_progress (
     sha256 text not null,
     updated_at timestamptz not null default now()
 );
+
+-- The Storage step rewrote the plan's reference columns (once is enough:
+-- verify then compares them as rewritten).
+create table supamigrate.storage_rewrite (
+    singleton boolean primary key default true check (singleton),
+    rows bigint not null,
+    rewritten_at timestamptz not null default now()
+);

@@ -212,15 +212,21 @@ pub enum Hold {
     Follow,
     /// The cutover or its abort: beside a follow's stream only.
     Cutover,
+    /// `storage copy`: beside a follow's stream (objects copied before the
+    /// cutover, not inside its downtime), never beside a cutover (which
+    /// runs the Storage step itself).
+    Storage,
 }
 
 impl Hold {
-    /// The lock file (and advisory key suffix) of a side-by-side hold.
-    fn role(self) -> Option<&'static str> {
+    /// The lock files (and advisory key suffixes) a side-by-side hold
+    /// takes alone.
+    fn roles(self) -> &'static [&'static str] {
         match self {
-            Hold::Exclusive => None,
-            Hold::Follow => Some("follow"),
-            Hold::Cutover => Some("cutover"),
+            Hold::Exclusive => &[],
+            Hold::Follow => &["follow"],
+            Hold::Cutover => &["cutover"],
+            Hold::Storage => &["storage", "cutover"],
         }
     }
 }
@@ -228,7 +234,7 @@ impl Hold {
 /// The migration lock: held until dropped.
 pub struct Lock {
     main: nix::fcntl::Flock<std::fs::File>,
-    role: Option<nix::fcntl::Flock<std::fs::File>>,
+    roles: Vec<nix::fcntl::Flock<std::fs::File>>,
     session: Option<Client>,
     state_dir: std::path::PathBuf,
     target: ConnInfo,
@@ -258,13 +264,14 @@ pub async fn lock_as(
     crate::fsutil::private_dir(state_dir)?;
     // The shared lock first: refused, it names the holder of the whole.
     let main = take_file(state_dir, LOCK_FILE, &me, hold == Hold::Exclusive)?;
-    let role = match hold.role() {
-        Some(r) => Some(take_file(state_dir, r, &me, true)?),
-        None => None,
-    };
+    let roles = hold
+        .roles()
+        .iter()
+        .map(|r| take_file(state_dir, r, &me, true))
+        .collect::<Result<Vec<_>>>()?;
     let session = target_session(target, &me).await?;
     if let Some(c) = &session {
-        if let Some(r) = hold.role() {
+        for r in hold.roles() {
             try_advisory(c, target, &advisory_key(target, Some(r)), true).await?;
         }
         try_advisory(
@@ -277,7 +284,7 @@ pub async fn lock_as(
     }
     Ok(Lock {
         main,
-        role,
+        roles,
         session,
         state_dir: state_dir.to_path_buf(),
         target: target.clone(),
@@ -294,7 +301,7 @@ impl Lock {
         if self.hold != Hold::Exclusive {
             return Ok(());
         }
-        self.role = Some(take_file(&self.state_dir, "follow", &self.me, true)?);
+        self.roles = vec![take_file(&self.state_dir, "follow", &self.me, true)?];
         if let Some(c) = &self.session {
             try_advisory(
                 c,
@@ -333,7 +340,7 @@ impl Lock {
                 Err(e) => return Err(e),
             }
         }
-        self.role = None;
+        self.roles.clear();
         self.hold = Hold::Exclusive;
         Ok(())
     }
@@ -412,11 +419,16 @@ fn describe_holders(state_dir: &Path) -> String {
             .map(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock).is_err())
             .unwrap_or(false)
     };
-    let side: Vec<String> = ["follow", "cutover"]
+    let side: Vec<String> = ["follow", "cutover", "storage"]
         .into_iter()
         .filter(|r| held(r))
         .filter_map(read)
-        .collect();
+        .fold(Vec::new(), |mut v, h| {
+            if !v.contains(&h) {
+                v.push(h);
+            }
+            v
+        });
     if !side.is_empty() {
         return side.join(" and ");
     }

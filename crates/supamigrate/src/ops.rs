@@ -495,7 +495,9 @@ pub async fn storage_copy(
     stores: &StoreConfig,
     opts: TransferOptions,
 ) -> Result<StorageSummary> {
-    let _lock = ctx.lock("storage copy").await?;
+    let _lock = ctx
+        .lock_as("storage copy", crate::guard::Hold::Storage)
+        .await?;
     let plan = ctx.plan().await?.plan;
     if plan.storage.rewrite.is_some() && ctx.target_plan().await?.is_none() {
         return Err(Error::invalid_input(format!(

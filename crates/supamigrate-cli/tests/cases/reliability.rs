@@ -452,3 +452,61 @@ async fn a_server_without_tls_under_require_is_said_once() {
     assert!(text.contains("which sslmode=require requires"), "{text}");
     assert!(!text.contains("transient"), "{text}");
 }
+
+/// `storage copy` runs beside a running follow (so the cutover finds the
+/// objects there and copies none inside its downtime); a cutover is
+/// refused while it copies.
+#[tokio::test]
+async fn storage_copy_runs_beside_the_follow() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    following(&sb).await;
+    let mut f = bin(&sb);
+    f.arg("follow");
+    let follower = spawn(f);
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    for k in 0.. {
+        if count(
+            &admin,
+            "select count(*) from pg_replication_slots where active",
+        )
+        .await
+            == 1
+        {
+            break;
+        }
+        assert!(k < 300, "the follow never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let storage = |extra: &[&str]| {
+        let mut c = bin(&sb);
+        c.args(extra)
+            .arg("--source-dir")
+            .arg(sb.storage_dir())
+            .arg("--dest-dir")
+            .arg(dest.path());
+        c
+    };
+    let mut slow = storage(&["storage", "copy"]);
+    slow.env(
+        "SUPAMIGRATE_FAILPOINTS",
+        "storage-object-uploaded@1=sleep:3000",
+    );
+    let slow = spawn(slow);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = run(storage(&["cutover", "--yes"])).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("`supamigrate storage copy`"), "{text}");
+    assert!(
+        source_writable(&sb).await,
+        "the refused cutover stopped nothing"
+    );
+    let (code, text) = ended(slow).await;
+    assert_eq!(code, Some(0), "storage copy beside the follow: {text}");
+    let out = ok(storage(&["cutover", "--yes"]), "cutover").await;
+    let text = output_text(&out);
+    assert!(text.contains("storage: 0 object(s) copied"), "{text}");
+    let (code, text) = ended(follower).await;
+    assert_eq!(code, Some(0), "{text}");
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use supamigrate::config::{self, FileConfig, Flags, Settings};
 use supamigrate::plan::refs::RefColumn;
-use supamigrate::plan::{GeneratedChoice, PlanOverrides, PolicyMode, Section};
+use supamigrate::plan::{GeneratedChoice, PlanOverrides, PolicyMode, RestrictiveChoice, Section};
 use supamigrate::storage::config::StoreConfig;
 use supamigrate::storage::transfer::TransferOptions;
 
@@ -320,6 +320,25 @@ pub struct PlanArgs {
     /// (tables copied whole still go in with COPY FREEZE).
     #[arg(long)]
     pub no_analyze: bool,
+    /// A RESTRICTIVE policy that uses what the target will not have (an MFA
+    /// check reading auth.mfa_factors): refuse the plan and name it, or keep
+    /// it failing closed (it denies every row to its roles until you
+    /// rewrite it) [default: refuse].
+    #[arg(long, value_name = "CHOICE")]
+    pub restrictive: Option<Restrictive>,
+    /// Let this RESTRICTIVE policy go although the target then lets through
+    /// what it stopped (SCHEMA.TABLE.POLICY or the policy's name; repeatable).
+    #[arg(long = "allow-wider-access", value_name = "POLICY")]
+    pub allow_wider_access: Vec<String>,
+}
+
+/// What becomes of a restrictive policy the target cannot keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Restrictive {
+    /// Stop before any write, naming the policy and what it needs.
+    Refuse,
+    /// Keep it, denying every row to its roles.
+    FailClosed,
 }
 
 /// What to do with stale stored generated columns.
@@ -365,6 +384,12 @@ impl PlanArgs {
                 StaleGenerated::Keep => GeneratedChoice::Keep,
             }),
             no_analyze: self.no_analyze.then_some(true),
+            restrictive: self.restrictive.map(|r| match r {
+                Restrictive::Refuse => RestrictiveChoice::Refuse,
+                Restrictive::FailClosed => RestrictiveChoice::FailClosed,
+            }),
+            allow_wider_access: (!self.allow_wider_access.is_empty())
+                .then(|| self.allow_wider_access.iter().cloned().collect()),
         })
     }
 }

@@ -449,7 +449,7 @@ async fn a_server_without_tls_under_require_is_said_once() {
         1,
         "the cause once: {text}"
     );
-    assert!(text.contains("which sslmode=require requires"), "{text}");
+    assert!(text.contains("and sslmode=require requires it"), "{text}");
     assert!(!text.contains("transient"), "{text}");
 }
 

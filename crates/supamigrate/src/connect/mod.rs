@@ -182,11 +182,11 @@ fn connect_error(e: tokio_postgres::Error, info: &ConnInfo) -> Error {
         return Error::new(
             ErrorKind::Tls,
             format!(
-                "connecting to {info}: the server does not offer TLS, which sslmode={} requires",
+                "connecting to {info}: the server has TLS turned off, and sslmode={} requires it",
                 info.sslmode.as_str()
             ),
         )
-        .with_hint("use sslmode=prefer or disable for this server, or turn ssl on at the server");
+        .with_hint("the server does not offer TLS: use sslmode=prefer or disable for this server, or turn ssl on at the server");
     }
     Error::new(
         ErrorKind::Connection,

@@ -472,17 +472,9 @@ async fn stream(
                 // A row larger than a batch goes on as it came (one copy of
                 // a huge value in memory, not two).
                 if !batch.is_empty() {
-                    let len = batch.len() as u64;
-                    sink.send(batch.split().freeze()).await.map_err(|e| {
-                        Error::postgres(format!("writing {} to the target", mapping.target), e)
-                    })?;
-                    shared.overall.inc(len);
+                    send(&mut sink, batch.split().freeze(), shared, mapping).await?;
                 }
-                let len = chunk.len() as u64;
-                sink.send(chunk).await.map_err(|e| {
-                    Error::postgres(format!("writing {} to the target", mapping.target), e)
-                })?;
-                shared.overall.inc(len);
+                send(&mut sink, chunk, shared, mapping).await?;
                 continue;
             }
             batch.extend_from_slice(&chunk);
@@ -498,11 +490,7 @@ async fn stream(
             }
         }
         if batch.len() >= BATCH || (done && !batch.is_empty()) {
-            let len = batch.len() as u64;
-            sink.send(batch.split().freeze()).await.map_err(|e| {
-                Error::postgres(format!("writing {} to the target", mapping.target), e)
-            })?;
-            shared.overall.inc(len);
+            send(&mut sink, batch.split().freeze(), shared, mapping).await?;
             failpoint::hit(failpoint::COPY_CHUNK);
         }
         if done {
@@ -516,6 +504,21 @@ async fn stream(
         .map_err(|e| Error::postgres(format!("finishing COPY into {}", mapping.target), e))?;
     mark_done(tgt, task, rows, bytes, started.elapsed().as_secs_f64()).await?;
     Ok((rows, bytes))
+}
+
+/// Sends one message of COPY data to the target, counted.
+async fn send(
+    sink: &mut std::pin::Pin<&mut tokio_postgres::CopyInSink<bytes::Bytes>>,
+    data: bytes::Bytes,
+    shared: &Shared,
+    mapping: &TableMapping,
+) -> Result<()> {
+    let len = data.len() as u64;
+    sink.send(data)
+        .await
+        .map_err(|e| Error::postgres(format!("writing {} to the target", mapping.target), e))?;
+    shared.overall.inc(len);
+    Ok(())
 }
 
 async fn mark_done(tgt: &Client, task: &CopyTask, rows: u64, bytes: u64, secs: f64) -> Result<()> {

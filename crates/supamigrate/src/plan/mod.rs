@@ -31,7 +31,10 @@ use sha2::{Digest, Sha256};
 use crate::catalog::inventory::Inventory;
 use crate::error::Result;
 use crate::pg::TableName;
-pub use convert::{Action, Conversion, Decision, GeneratedChoice, Impact, PolicyMode};
+pub use convert::{
+    AccessEffect, Action, Conversion, Decision, GeneratedChoice, Impact, PolicyMode,
+    RestrictiveChoice,
+};
 pub use copy::{CopyTask, CtidRange, TableMapping};
 pub use options::{PlanOptions, PlanOverrides};
 pub use statements::{Phase, PlannedStatement, Section};
@@ -165,6 +168,8 @@ fn convert_options(inv: &Inventory, opts: &PlanOptions) -> convert::ConvertOptio
             .map(|t| (t.name.to_string(), t.est_rows))
             .collect(),
         target_database: inv.target.database.clone(),
+        restrictive: opts.restrictive,
+        allow_wider_access: opts.allow_wider_access.clone(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::convert::{GeneratedChoice, PolicyMode};
+use super::convert::{GeneratedChoice, PolicyMode, RestrictiveChoice};
 use super::copy::SplitOptions;
 use super::refs::RefColumn;
 use super::storage::StorageChoices;
@@ -36,6 +36,12 @@ pub struct PlanOptions {
     /// Leave ANALYZE after the copy for later (`--no-analyze`).
     #[serde(default)]
     pub no_analyze: bool,
+    /// A restrictive policy the target cannot keep (`--restrictive`).
+    #[serde(default)]
+    pub restrictive: RestrictiveChoice,
+    /// Restrictive policies let go although access widens (`--allow-wider-access`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub allow_wider_access: BTreeSet<String>,
 }
 
 impl Default for PlanOptions {
@@ -49,6 +55,8 @@ impl Default for PlanOptions {
             split: SplitOptions::default(),
             stale_generated: None,
             no_analyze: false,
+            restrictive: RestrictiveChoice::Refuse,
+            allow_wider_access: BTreeSet::new(),
         }
     }
 }
@@ -82,6 +90,10 @@ pub struct PlanOverrides {
     pub stale_generated: Option<GeneratedChoice>,
     /// `--no-analyze`.
     pub no_analyze: Option<bool>,
+    /// `--restrictive`.
+    pub restrictive: Option<RestrictiveChoice>,
+    /// `--allow-wider-access`.
+    pub allow_wider_access: Option<BTreeSet<String>>,
 }
 
 impl PlanOverrides {
@@ -109,6 +121,11 @@ impl PlanOverrides {
             split: self.split.unwrap_or(d.split),
             stale_generated: self.stale_generated.or(d.stale_generated),
             no_analyze: self.no_analyze.unwrap_or(d.no_analyze),
+            restrictive: self.restrictive.unwrap_or(d.restrictive),
+            allow_wider_access: self
+                .allow_wider_access
+                .clone()
+                .unwrap_or(d.allow_wider_access),
         }
     }
 
@@ -159,6 +176,18 @@ impl PlanOverrides {
         }
         if let Some(n) = self.no_analyze {
             differ("--no-analyze", n.to_string(), stored.no_analyze.to_string());
+        }
+        if let Some(r) = self.restrictive {
+            differ(
+                "--restrictive",
+                r.name().to_string(),
+                stored.restrictive.name().to_string(),
+            );
+        }
+        if let Some(a) = &self.allow_wider_access {
+            let given: Vec<String> = a.iter().cloned().collect();
+            let planned: Vec<String> = stored.allow_wider_access.iter().cloned().collect();
+            differ("--allow-wider-access", list(&given), list(&planned));
         }
         self.storage_differences(&stored.storage, &mut differ);
         out

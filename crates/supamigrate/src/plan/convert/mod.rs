@@ -5,6 +5,7 @@
 //! it, and says why. Every decision lands in the report, with whether it
 //! changes how the application behaves.
 
+mod access;
 mod comments;
 mod compat;
 mod defaults;
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use access::{AccessEffect, RestrictiveChoice};
 pub use extensions::{PlannedExtension, PG_CRON, SEED_EXTENSIONS};
 pub use generated::GeneratedChoice;
 pub use platform::{CronPlan, PlannedJob, CRON_DATABASE};
@@ -70,6 +72,11 @@ pub struct ConvertOptions {
     pub table_rows: BTreeMap<String, i64>,
     /// The target database (pg_cron jobs are scheduled into it).
     pub target_database: String,
+    /// What a restrictive policy the target cannot keep becomes.
+    pub restrictive: RestrictiveChoice,
+    /// Restrictive policies the user lets go although access widens
+    /// (`schema.table.policy` or the policy's name).
+    pub allow_wider_access: BTreeSet<String>,
 }
 
 /// What happened to an object.
@@ -111,6 +118,9 @@ pub struct Decision {
     /// What the user must do about it ("" when nothing).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub todo: String,
+    /// What it does to who may read or change what.
+    #[serde(default, skip_serializing_if = "AccessEffect::is_unchanged")]
+    pub access: AccessEffect,
 }
 
 /// The converted schema.
@@ -247,6 +257,7 @@ impl Conversion {
             reason: reason.into(),
             impact,
             todo: String::new(),
+            access: AccessEffect::Unchanged,
         });
     }
 
@@ -264,6 +275,7 @@ impl Conversion {
             reason: reason.into(),
             impact: Impact::Behaviour,
             todo: todo.into(),
+            access: AccessEffect::Unchanged,
         });
     }
 
@@ -274,7 +286,9 @@ impl Conversion {
 
 /// Each statement's fate, in dump order: left out when reach says it uses
 /// what the target lacks (or it comments on what is left out), else as
-/// the rules decide.
+/// the rules decide. A restrictive policy is never left out that way
+/// while its table stays ([`access`]); every decision on a policy, grant,
+/// revoke or row level security says what it does to access.
 fn decide_each(
     stmts: Vec<(Section, Statement)>,
     reach: &reach::Reach,
@@ -282,16 +296,49 @@ fn decide_each(
     out: &mut Conversion,
 ) -> Result<()> {
     let mut fates = comments::Fates::default();
+    let rls_kept = rules.opts.policies == PolicyMode::Shim;
+    let mut refused = Vec::new();
     for (i, (section, st)) in stmts.into_iter().enumerate() {
         if let Some(why) = fates.comment_left_out(&st, &out.dropped_columns) {
             out.note_with(Action::Dropped, rules::describe(&st), why, Impact::None);
             continue;
         }
         let key = comments::created_key(&st);
+        let guard = access::guard(&st);
+        let decided = out.report.len();
         match &reach.verdict[i] {
             Some(m) => {
-                fates.record(key, Some(&m.reason));
-                out.note_todo(Action::Dropped, rules::describe(&st), &m.reason, &m.todo);
+                let restrictive = match &guard {
+                    Some(access::Guard::Restrictive { id, table })
+                        if rls_kept && !reach.relation_dropped(table) =>
+                    {
+                        Some(id.as_str())
+                    }
+                    _ => None,
+                };
+                match restrictive {
+                    Some(id) if !access::allowed(id, &rules.opts.allow_wider_access) => {
+                        if rules.opts.restrictive == RestrictiveChoice::FailClosed {
+                            fates.record(key, None);
+                            keep_failing_closed(&st, section, m, rules, out)?;
+                        } else {
+                            refused.push(format!("{id} ({})", m.reason));
+                        }
+                        continue;
+                    }
+                    Some(_) => {
+                        fates.record(key, Some(&m.reason));
+                        let why = format!(
+                            "{}; --allow-wider-access: the target lets through what it stopped",
+                            m.reason
+                        );
+                        out.note_todo(Action::Dropped, rules::describe(&st), why, &m.todo);
+                    }
+                    None => {
+                        fates.record(key, Some(&m.reason));
+                        out.note_todo(Action::Dropped, rules::describe(&st), &m.reason, &m.todo);
+                    }
+                }
             }
             None => {
                 let before = out.statements.len();
@@ -302,8 +349,56 @@ fn decide_each(
                 fates.record(key, why.as_deref());
             }
         }
+        if let (Some(g), Some(d)) = (&guard, out.report.get_mut(decided)) {
+            if d.action == Action::Dropped {
+                d.access = access::dropped_effect(g, rls_kept);
+            }
+        }
+    }
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(wider_access(&refused)),
+    }
+}
+
+/// A restrictive policy the target cannot keep, kept denying every row to
+/// its roles (`--restrictive fail-closed`).
+fn keep_failing_closed(
+    st: &Statement,
+    section: Section,
+    m: &reach::Missing,
+    rules: &rules::Rules,
+    out: &mut Conversion,
+) -> Result<()> {
+    rules.apply(access::fail_closed(st)?, section, out)?;
+    if let Some(d) = out.report.last_mut() {
+        d.action = Action::Rewritten;
+        d.impact = Impact::Behaviour;
+        d.reason = format!(
+            "{}; kept failing closed (--restrictive fail-closed): it denies every row to its roles",
+            m.reason
+        );
+        d.todo = format!(
+            "rewrite it for the target ({}), then apply it there",
+            m.todo
+        );
+        d.access = AccessEffect::Narrows;
     }
     Ok(())
+}
+
+/// The refusal: restrictive policies that would be left out, each with
+/// what it needs.
+fn wider_access(refused: &[String]) -> Error {
+    let one = refused.len() == 1;
+    Error::invalid_input(format!(
+        "access would be wider on the target than on the source: {} restrictive polic{} use{} what the target will not have and would be left out: {}; nothing was changed",
+        refused.len(),
+        if one { "y" } else { "ies" },
+        if one { "s" } else { "" },
+        refused.join("; ")
+    ))
+    .with_hint("keep them denying every row to their roles with --restrictive fail-closed (then rewrite them for the target), or let one go with --allow-wider-access SCHEMA.TABLE.POLICY once the application enforces it")
 }
 
 /// Converts `src` for a target described by `opts`.

@@ -130,6 +130,15 @@ pub struct Reach {
 }
 
 impl Reach {
+    /// Whether the relation `n` is left out.
+    pub fn relation_dropped(&self, n: &Name) -> bool {
+        self.dropped_relations.contains(n)
+            || self
+                .dropped_relations
+                .iter()
+                .any(|d| d.name == n.name && (d.schema.is_empty() || n.schema.is_empty()))
+    }
+
     /// What of `uses` (a cron job's command…) the target will not have,
     /// left-out statements' objects included.
     pub fn missing(&self, uses: &Uses, ctx: &Context) -> Option<Missing> {

@@ -15,6 +15,8 @@ fn opts(policies: PolicyMode) -> ConvertOptions {
         stale_generated: None,
         table_rows: [("public.t".to_string(), 42)].into(),
         target_database: "app".into(),
+        restrictive: RestrictiveChoice::Refuse,
+        allow_wider_access: BTreeSet::new(),
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod common;
 
+#[path = "cases/access.rs"]
+mod access;
 #[path = "cases/apps.rs"]
 mod apps;
 #[path = "cases/backup.rs"]

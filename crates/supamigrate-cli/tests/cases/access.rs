@@ -1,0 +1,127 @@
+//! Access is never wider on the target than on the source. The MFA shape
+//! real applications use: a permissive policy (`owner = auth.uid()`) and a
+//! RESTRICTIVE one calling a function that reads `auth.mfa_factors`, which
+//! the target does not get. A user enrolled in TOTP with an `aal1` JWT sees
+//! nothing on the source; left out as a side effect, the restrictive
+//! policy would show them the row on the target.
+
+use std::process::Command;
+
+use supamigrate::connect::connect;
+use supamigrate_sandbox::Sandbox;
+use tokio_postgres::Client;
+
+use crate::common::{ok, output_text, run};
+
+fn bin(sb: &Sandbox) -> Command {
+    crate::common::supamigrate(sb)
+}
+
+const USER: &str = "a1111111-1111-4111-8111-111111111111";
+
+const APP: &str = "
+create table public.vault_notes (id bigint primary key, owner uuid not null, body text not null);
+alter table public.vault_notes enable row level security;
+create function public.required_aal() returns text[]
+  language sql stable security definer set search_path = ''
+  as $$ select case when exists (select 1 from auth.mfa_factors f
+                                 where f.user_id = auth.uid() and f.status = 'verified')
+                    then array['aal2'] else array['aal1', 'aal2'] end $$;
+create policy own on public.vault_notes for select to authenticated using (owner = auth.uid());
+create policy mfa on public.vault_notes as restrictive for select to authenticated
+  using (array[auth.jwt() ->> 'aal'] <@ public.required_aal());
+grant select on public.vault_notes to authenticated;
+";
+
+/// Rows of public.vault_notes the user sees with `aal` in their JWT.
+async fn seen(c: &Client, aal: &str) -> i64 {
+    let claims = format!("{{\"sub\":\"{USER}\",\"role\":\"authenticated\",\"aal\":\"{aal}\"}}");
+    c.batch_execute(&format!(
+        "select set_config('request.jwt.claims', '{claims}', false); set role authenticated"
+    ))
+    .await
+    .unwrap();
+    let n: i64 = c
+        .query_one("select count(*) from public.vault_notes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute("reset role").await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn a_restrictive_mfa_policy_is_never_dropped_to_widen_access() {
+    if !supamigrate_sandbox::platform::require("access::a_restrictive_mfa_policy") {
+        return;
+    }
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(APP).await.unwrap();
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "insert into auth.users (id, email, created_at, updated_at) values ('{USER}', 'mfa@example.com', now(), now());
+             insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at)
+               values (gen_random_uuid(), '{USER}', 'phone', 'totp', 'verified', now(), now());
+             insert into public.vault_notes values (1, '{USER}', 'the launch codes');"
+        ))
+        .await
+        .unwrap();
+    let src = connect(&sb.source_superuser("postgres")).await.unwrap();
+    assert_eq!(seen(&src, "aal1").await, 0, "the source asks for aal2");
+    assert_eq!(seen(&src, "aal2").await, 1);
+
+    // Refused by default, before anything is written, naming the policy.
+    let mut plan = bin(&sb);
+    plan.arg("plan");
+    let out = run(plan).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("access would be wider on the target")
+            && text.contains("public.vault_notes.mfa")
+            && text.contains("--restrictive fail-closed"),
+        "{text}"
+    );
+
+    // Kept failing closed: nobody in its scope sees the row until the
+    // policy is rewritten for the target.
+    let secrets = tempfile::tempdir().unwrap();
+    let mut provision = bin(&sb);
+    provision
+        .args([
+            "provision",
+            "--yes",
+            "--restrictive",
+            "fail-closed",
+            "--secrets-dir",
+        ])
+        .arg(secrets.path());
+    let out = ok(provision, "provision --restrictive fail-closed").await;
+    assert!(
+        output_text(&out).contains("kept failing closed"),
+        "{}",
+        output_text(&out)
+    );
+    let mut apply = bin(&sb);
+    apply.args(["schema", "apply", "--section", "pre-data"]);
+    ok(apply, "pre-data").await;
+    let mut copy = bin(&sb);
+    copy.arg("copy");
+    ok(copy, "copy").await;
+    let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
+        .await
+        .unwrap();
+    assert_eq!(seen(&tgt, "aal1").await, 0, "never wider than the source");
+    assert_eq!(seen(&tgt, "aal2").await, 0, "failing closed");
+    let restrictive: i64 = tgt
+        .query_one(
+            "select count(*) from pg_policies where tablename = 'vault_notes' and policyname = 'mfa' and permissive = 'RESTRICTIVE' and qual = 'false'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(restrictive, 1);
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::convert::{Action, Impact};
+use super::convert::{AccessEffect, Action, Impact};
 use super::MigrationPlan;
 use crate::plan::statements::Section;
 use crate::steps::Step;
@@ -86,7 +86,12 @@ fn schema(plan: &MigrationPlan, s: &mut String) {
     if !behaviour.is_empty() {
         let _ = writeln!(s, "  what changes for the application:");
         for d in behaviour {
-            let _ = writeln!(s, "  {:?} {}: {}", d.action, d.object, d.reason);
+            let access = match d.access {
+                AccessEffect::Unchanged => "",
+                AccessEffect::Narrows => " [access narrows]",
+                AccessEffect::Widens => " [access WIDENS]",
+            };
+            let _ = writeln!(s, "  {:?} {}: {}{access}", d.action, d.object, d.reason);
             if !d.todo.is_empty() {
                 let _ = writeln!(s, "      to do: {}", d.todo);
             }

@@ -143,10 +143,10 @@ impl Reach {
     /// left-out statements' objects included.
     pub fn missing(&self, uses: &Uses, ctx: &Context) -> Option<Missing> {
         for f in &uses.functions {
-            if self.dropped_functions.contains(f) {
+            if let Some(d) = through_search_path(&self.dropped_functions, f) {
                 return Some(Missing {
-                    reason: format!("calls {f}, which is left out"),
-                    todo: format!("see the line for {f}"),
+                    reason: format!("calls {d}, which is left out"),
+                    todo: format!("see the line for {d}"),
                 });
             }
             if let Some(m) = function_missing(f, ctx) {
@@ -154,10 +154,10 @@ impl Reach {
             }
         }
         for r in &uses.relations {
-            if self.dropped_relations.contains(r) {
+            if let Some(d) = through_search_path(&self.dropped_relations, r) {
                 return Some(Missing {
-                    reason: format!("reads {r}, which is left out"),
-                    todo: format!("see the line for {r}"),
+                    reason: format!("reads {d}, which is left out"),
+                    todo: format!("see the line for {d}"),
                 });
             }
             if let Some(m) = relation_missing(r, ctx) {
@@ -166,6 +166,21 @@ impl Reach {
         }
         None
     }
+}
+
+/// The left-out object `n` names: itself, or for an unqualified name (a
+/// cron job's `select cleanup()`) the one Supabase's default search path
+/// (`"$user", public, extensions`) finds.
+fn through_search_path<'a>(dropped: &'a BTreeSet<Name>, n: &Name) -> Option<&'a Name> {
+    if let Some(d) = dropped.get(n) {
+        return Some(d);
+    }
+    if !n.schema.is_empty() {
+        return None;
+    }
+    ["public", "extensions"]
+        .iter()
+        .find_map(|s| dropped.get(&Name::new(s, &n.name)))
 }
 
 /// A column of a table it uses that is left out with its type's extension

@@ -823,3 +823,43 @@ fn column_privileges_on_a_column_left_out_with_its_extension_lose_it_and_never_w
         c.report
     );
 }
+
+/// A pg_cron job follows the functions it calls: one calling a function
+/// left out (it posts with pg_net) is not scheduled, however it names the
+/// function (qualified or through the search path); one calling kept code is.
+#[test]
+fn cron_jobs_follow_their_functions() {
+    let pre = "CREATE FUNCTION public.notify_all() RETURNS void LANGUAGE sql AS $$ select net.http_post('https://example.com/hook') $$;
+CREATE FUNCTION public.cleanup() RETURNS void LANGUAGE sql AS $$ select 1 $$;";
+    let mut src = source(pre, "");
+    let job = |id: i64, name: &str, command: &str| crate::catalog::platform::CronJob {
+        id,
+        name: name.into(),
+        schedule: "0 * * * *".into(),
+        command: command.into(),
+        database: "postgres".into(),
+        username: "postgres".into(),
+        active: true,
+    };
+    src.platform.cron_jobs = vec![
+        job(1, "notify-qualified", "select public.notify_all()"),
+        job(2, "notify-unqualified", "select notify_all()"),
+        job(3, "cleanup", "select cleanup()"),
+    ];
+    let c = convert(&src, &opts(PolicyMode::Shim)).unwrap();
+    let planned: Vec<&str> = c
+        .cron
+        .as_ref()
+        .map(|p| p.jobs.iter().map(|j| j.name.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(planned, ["cleanup"], "{:#?}", c.report);
+    for name in ["notify-qualified", "notify-unqualified"] {
+        assert!(
+            c.report.iter().any(|d| d.action == Action::Dropped
+                && d.object.contains(name)
+                && d.reason.contains("public.notify_all")),
+            "{name}: {:#?}",
+            c.report
+        );
+    }
+}

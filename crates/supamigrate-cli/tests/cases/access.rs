@@ -125,3 +125,38 @@ async fn a_restrictive_mfa_policy_is_never_dropped_to_widen_access() {
         .get(0);
     assert_eq!(restrictive, 1);
 }
+
+/// A table an extension created in `public` (wrappers' `wrappers_fdw_stats`,
+/// the target lacking wrappers) is the extension's, not the application's:
+/// left out of the copy, the backup's manifest and verify; the run is green.
+#[tokio::test]
+async fn an_extension_table_in_public_does_not_stop_the_run() {
+    if !supamigrate_sandbox::platform::require("access::an_extension_table_in_public") {
+        return;
+    }
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    admin
+        .batch_execute(
+            "create extension wrappers schema public;
+             insert into public.wrappers_fdw_stats (fdw_name, rows_in) values ('stripe_fdw', 10);",
+        )
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut r = bin(&sb);
+    r.args(["run", "--yes", "--backup-dir"])
+        .arg(work.path().join("backups"))
+        .arg("--report-dir")
+        .arg(work.path().join("report"))
+        .arg("--source-dir")
+        .arg(sb.storage_dir())
+        .arg("--dest-dir")
+        .arg(work.path().join("s3"));
+    let out = ok(r, "run with wrappers' table in public").await;
+    assert!(
+        output_text(&out).contains("verify is all green"),
+        "{}",
+        output_text(&out)
+    );
+}

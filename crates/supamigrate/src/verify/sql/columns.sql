@@ -17,4 +17,10 @@ left join pg_index i on i.indrelid = c.oid and i.indisprimary
 where c.relkind in ('r', 'p')
   and not c.relispartition
   and n.nspname = any($1::text[])
+  -- An extension's own tables (but its configuration tables) are the
+  -- extension's, not the application's: the copy leaves them out too.
+  and not exists (select 1 from pg_depend d join pg_extension e on e.oid = d.refobjid
+                  where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                    and d.refclassid = 'pg_extension'::regclass and d.deptype = 'e'
+                    and not c.oid = any(coalesce(e.extconfig, '{}'::oid[])))
 order by 1, 2, a.attnum

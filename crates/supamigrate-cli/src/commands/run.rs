@@ -231,7 +231,15 @@ fn finish(outcome: &RunOutcome) -> anyhow::Result<()> {
     if !outcome.all_green {
         anyhow::bail!("verify did not end green");
     }
-    println!("✓ migration complete: verify is all green");
+    if outcome.left_behind.is_empty() {
+        println!("✓ migration complete: verify is all green");
+    } else {
+        // Equal data is not the whole application: say what stayed behind.
+        println!(
+            "✓ migration complete: data equal; {} left behind (the plan's \"what changes for the application\" names each, with what to do)",
+            outcome.left_behind.describe()
+        );
+    }
     Ok(())
 }
 

@@ -831,10 +831,15 @@ async fn one_app(name: &str) {
     let (sb, work, out) = migrate(name).await;
     let t = output_text(&out);
     assert!(out.status.success(), "{name}: {t}");
-    assert!(
-        t.contains("✓ migration complete: verify is all green"),
-        "{name}: {t}"
-    );
+    // All green only when the plan left nothing of the application
+    // behind; else the verdict says what (the apps that use pg_net, Storage
+    // policies or Auth's internals).
+    let verdict = if matches!(name, "accounts" | "catalog" | "search") {
+        "✓ migration complete: verify is all green"
+    } else {
+        "✓ migration complete: data equal; "
+    };
+    assert!(t.contains(verdict), "{name}: {t}");
     assert_features(work.path(), name);
     check(&sb, work.path(), name).await;
     assert_no_secret(&t, &format!("{name}: run's output"));

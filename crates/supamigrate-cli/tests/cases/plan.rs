@@ -131,7 +131,7 @@ async fn run_shows_the_plan_and_writes_only_once_confirmed() {
         tokio::task::block_in_place(|| run_on_a_terminal(cli(&sb, w, &["run"]), "y", &exists));
     assert!(ok_yes, "{t}");
     assert!(
-        t.contains("✓ migration complete: verify is all green"),
+        t.contains("✓ migration complete: data equal; 5 policies left behind"),
         "{t}"
     );
     assert!(database_exists(&sb).await);
@@ -191,7 +191,7 @@ async fn one_schema_dump_serves_every_command_of_a_migration() {
     .await;
     let t = output_text(&out);
     assert!(
-        t.contains("✓ migration complete: verify is all green"),
+        t.contains("✓ migration complete: data equal; 5 policies left behind"),
         "{t}"
     );
     assert!(
@@ -288,7 +288,7 @@ async fn no_rewrite_leaves_references_alone() {
     let t = output_text(&out);
     assert!(t.contains("references: left alone (--no-rewrite)"), "{t}");
     assert!(
-        t.contains("✓ migration complete: verify is all green"),
+        t.contains("✓ migration complete: data equal; 5 policies left behind"),
         "{t}"
     );
     assert!(walk(&dest.join("tms-storage-driver-documents")) > 0);

@@ -151,7 +151,7 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
     assert!(out.status.success(), "{t}");
     assert_eq!(t.matches("(done by an earlier run)").count(), steps, "{t}");
     assert!(
-        t.contains("✓ migration complete: verify is all green"),
+        t.contains("✓ migration complete: data equal; 5 policies left behind"),
         "{t}"
     );
     assert!(t.contains("  [x] Reset sequences"), "{t}");
@@ -217,7 +217,7 @@ async fn demo_ends_green_and_prints_the_report_path() {
     let t = output_text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
-        t.contains("✓ migration complete: verify is all green"),
+        t.contains("✓ migration complete: data equal; 5 policies left behind"),
         "{t}"
     );
     let report = dir
@@ -259,7 +259,7 @@ async fn demo_starts_from_a_private_folder() {
     let t = output_text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
-        t.contains("✓ migration complete: verify is all green"),
+        t.contains("✓ migration complete: data equal; 5 policies left behind"),
         "{t}"
     );
     assert!(

@@ -32,7 +32,7 @@ use crate::catalog::inventory::Inventory;
 use crate::error::Result;
 use crate::pg::TableName;
 pub use convert::{
-    AccessEffect, Action, Conversion, Decision, GeneratedChoice, Impact, PolicyMode,
+    AccessEffect, Action, Conversion, Decision, GeneratedChoice, Impact, LeftBehind, PolicyMode,
     RestrictiveChoice,
 };
 pub use copy::{CopyTask, CtidRange, TableMapping};

@@ -68,6 +68,9 @@ pub struct RunOutcome {
     pub report_html: PathBuf,
     /// Verify matched everything.
     pub all_green: bool,
+    /// What of the application the plan left behind: green means complete
+    /// only when this is empty.
+    pub left_behind: crate::plan::LeftBehind,
 }
 
 struct Runner<'a> {
@@ -138,7 +141,9 @@ pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> R
             Err(e) => return Err(r.stop(step, e)),
         }
     }
+    let left_behind = r.plan().await?.conversion.left_behind();
     Ok(RunOutcome {
+        left_behind,
         all_green: r.state.all_green(),
         report_html: opts.report_dir.join("report.html"),
         state: r.state,

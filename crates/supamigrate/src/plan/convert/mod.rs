@@ -156,7 +156,74 @@ pub struct Conversion {
     pub report: Vec<Decision>,
 }
 
+/// What of the application the plan leaves behind, by kind: objects it
+/// left out that the application sees (not Supabase's plumbing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftBehind {
+    /// Functions and procedures.
+    pub functions: usize,
+    /// RLS policies.
+    pub policies: usize,
+    /// pg_cron jobs.
+    pub jobs: usize,
+    /// Triggers.
+    pub triggers: usize,
+    /// Views and materialized views.
+    pub views: usize,
+}
+
+impl LeftBehind {
+    /// Nothing of the application was left out.
+    pub fn is_empty(&self) -> bool {
+        *self == LeftBehind::default()
+    }
+
+    /// `3 functions, 1 policy, 1 pg_cron job`.
+    pub fn describe(&self) -> String {
+        [
+            (self.functions, "function", "functions"),
+            (self.policies, "policy", "policies"),
+            (self.jobs, "pg_cron job", "pg_cron jobs"),
+            (self.triggers, "trigger", "triggers"),
+            (self.views, "view", "views"),
+        ]
+        .into_iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
 impl Conversion {
+    /// What of the application the plan leaves behind (decisions that drop
+    /// an object the application sees), by kind.
+    pub fn left_behind(&self) -> LeftBehind {
+        let mut l = LeftBehind::default();
+        for d in self
+            .report
+            .iter()
+            .filter(|d| d.action == Action::Dropped && d.impact == Impact::Behaviour)
+        {
+            let o = d.object.as_str();
+            let n = if o.starts_with("function ") || o.starts_with("procedure ") {
+                &mut l.functions
+            } else if o.starts_with("policy ") {
+                &mut l.policies
+            } else if o.starts_with("pg_cron job ") {
+                &mut l.jobs
+            } else if o.starts_with("trigger ") {
+                &mut l.triggers
+            } else if o.starts_with("view ") || o.starts_with("materialized view ") {
+                &mut l.views
+            } else {
+                continue;
+            };
+            *n += 1;
+        }
+        l
+    }
+
     /// The statements of `section`, in order.
     pub fn section(&self, section: Section) -> impl Iterator<Item = &PlannedStatement> {
         self.statements.iter().filter(move |s| s.section == section)

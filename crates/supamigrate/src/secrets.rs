@@ -17,9 +17,22 @@ use crate::error::{Error, Result};
 
 const OPEN: &str = "[secret-";
 
-/// Secrets found, by placeholder number (1-based).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Secrets found, by placeholder number (1-based). Its `Debug` shows how
+/// many, never a value; it is written only by [`Vault::save`].
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Vault {
+    values: Vec<String>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vault({} secrets, redacted)", self.values.len())
+    }
+}
+
+/// The vault's file form (`secrets.json`).
+#[derive(Serialize, Deserialize)]
+struct Stored {
     values: Vec<String>,
 }
 
@@ -96,17 +109,21 @@ impl Vault {
 
     /// Writes the vault to `path`, owner-only.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| Error::internal(format!("serializing secrets: {e}")))?;
+        let json = serde_json::to_vec(&Stored {
+            values: self.values.clone(),
+        })
+        .map_err(|e| Error::internal(format!("serializing secrets: {e}")))?;
         crate::fsutil::write_atomically(path, &json, 0o600)
     }
 
     /// Reads the vault at `path` (empty when there is none).
     pub fn load(path: &Path) -> Result<Vault> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::invalid_input(format!("{} is not a secrets file: {e}", path.display()))
-            }),
+            Ok(bytes) => serde_json::from_slice::<Stored>(&bytes)
+                .map(|s| Vault { values: s.values })
+                .map_err(|e| {
+                    Error::invalid_input(format!("{} is not a secrets file: {e}", path.display()))
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vault::default()),
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
@@ -576,5 +593,10 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v.restore(&red).unwrap(), text);
         assert!(Vault::default().restore(&red).unwrap_err().is_bad_input());
+        let shown = format!("{v:?}");
+        assert!(
+            !shown.contains(JWT) && shown.contains("1 secrets"),
+            "{shown}"
+        );
     }
 }

@@ -397,7 +397,7 @@ fn classify_postgres(err: &tokio_postgres::Error) -> (ErrorKind, Option<String>)
         // fill it again: not transient.
         ("53", "53200") => (
             ErrorKind::Database,
-            Some("the target's lock table is too small for this many objects in one transaction: raise max_locks_per_transaction (on RDS, in the instance's DB parameter group; it takes a reboot)".into()),
+            Some("this server's lock table is too small for this many objects in one transaction: raise max_locks_per_transaction on it (on RDS, in the instance's DB parameter group; it takes a reboot)".into()),
         ),
         ("08", _) | ("53", _) | ("57", _) => (ErrorKind::DatabaseTransient, None),
         ("40", "40001") | ("40", "40P01") => (ErrorKind::DatabaseTransient, None),

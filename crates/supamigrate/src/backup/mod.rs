@@ -322,21 +322,44 @@ async fn dump(
     Ok(full)
 }
 
-/// Every table's rows and fingerprint, in the open snapshot.
-async fn fingerprints(client: &tokio_postgres::Client, scope: &Scope) -> Result<Vec<TableEntry>> {
+/// Tables fingerprinted per transaction: each transaction imports the
+/// backup's snapshot again, so the locks its reads take are released every
+/// so many tables (thousands in one transaction fill the source's lock
+/// table), and every table is still read at the one instant pg_dump read.
+const TABLES_PER_TRANSACTION: usize = 500;
+
+/// Every table's rows and fingerprint, in the backup's snapshot (`snapshot`,
+/// exported by `client`'s open transaction).
+async fn fingerprints(
+    source: &ConnInfo,
+    client: &tokio_postgres::Client,
+    snapshot: &str,
+    scope: &Scope,
+) -> Result<Vec<TableEntry>> {
     let every: Vec<&str> = scope.every.iter().map(String::as_str).collect();
+    let listed: Vec<TableName> = list_tables(client, &every)
+        .await?
+        .into_iter()
+        .filter(|t| !scope.unreadable.contains(t))
+        .collect();
+    let reader = connect(source).await?;
+    fingerprint::pin_session(&reader).await?;
     let mut tables = Vec::new();
-    for t in list_tables(client, &every).await? {
-        if scope.unreadable.contains(&t) {
-            continue;
+    for chunk in listed.chunks(TABLES_PER_TRANSACTION) {
+        crate::pg::import_snapshot(&reader, snapshot, crate::pg::Access::ReadOnly).await?;
+        for t in chunk {
+            let f = fingerprint::table(&reader, t).await?;
+            tables.push(TableEntry {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                rows: f.rows,
+                digest: f.digest,
+            });
         }
-        let f = fingerprint::table(client, &t).await?;
-        tables.push(TableEntry {
-            schema: t.schema,
-            name: t.name,
-            rows: f.rows,
-            digest: f.digest,
-        });
+        reader
+            .batch_execute("commit")
+            .await
+            .map_err(|e| Error::postgres("ending a fingerprint transaction", e))?;
     }
     Ok(tables)
 }
@@ -407,7 +430,7 @@ async fn write_backup(
     (dir, partial): (&Path, &Path),
 ) -> Result<Backup> {
     let full = dump(source, pg_dump, &snap.id, &scope, partial).await?;
-    let tables = fingerprints(client, &scope).await?;
+    let tables = fingerprints(source, client, &snap.id, &scope).await?;
     let extensions = crate::catalog::extensions(client, &scope.schemas).await?;
     client
         .batch_execute("commit")

@@ -321,9 +321,40 @@ pub struct Worker {
     pub source: Client,
     /// On the target, in its snapshot.
     pub target: Client,
+    /// The snapshots (source, target) both read, exported by sessions that
+    /// hold them open: a worker's transaction is ended and the snapshot
+    /// imported again every [`ITEMS_PER_TRANSACTION`] items, so the locks
+    /// its reads took are released (thousands of tables in one transaction
+    /// fill a server's lock table) while it still reads the same instant.
+    pub snapshots: (String, String),
+    /// Items done in the current transaction.
+    pub served: std::sync::atomic::AtomicUsize,
 }
 
+/// Items a worker serves in one transaction.
+pub const ITEMS_PER_TRANSACTION: usize = 200;
+
 impl Worker {
+    /// Counts an item done; every [`ITEMS_PER_TRANSACTION`], a new
+    /// transaction on each side in the same snapshot.
+    pub async fn item_done(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.served.fetch_add(1, Ordering::Relaxed) + 1 < ITEMS_PER_TRANSACTION {
+            return Ok(());
+        }
+        self.served.store(0, Ordering::Relaxed);
+        for (c, snapshot) in [
+            (&self.source, &self.snapshots.0),
+            (&self.target, &self.snapshots.1),
+        ] {
+            c.batch_execute("commit")
+                .await
+                .map_err(|e| Error::postgres("ending a verify transaction", e))?;
+            crate::pg::import_snapshot(c, snapshot, crate::pg::Access::ReadOnly).await?;
+        }
+        Ok(())
+    }
+
     fn client(&self, side: Side) -> &Client {
         match side {
             Side::Source => &self.source,

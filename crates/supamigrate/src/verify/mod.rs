@@ -316,8 +316,13 @@ fn redact(diffs: &mut [RowDiff]) {
     }
 }
 
-/// Sessions on one side, all reading one snapshot: the coordinator first.
-async fn snapshot_sessions(info: &ConnInfo, workers: usize, side: &str) -> Result<Vec<Client>> {
+/// Sessions on one side, all reading one snapshot: the coordinator first
+/// (it exported it); the snapshot's name.
+async fn snapshot_sessions(
+    info: &ConnInfo,
+    workers: usize,
+    side: &str,
+) -> Result<(Vec<Client>, String)> {
     let what = |e| Error::postgres(format!("opening a read-only snapshot on the {side}"), e);
     let settings = "set statement_timeout = 0; set idle_in_transaction_session_timeout = 0";
     let first = connect(info).await?;
@@ -336,7 +341,7 @@ async fn snapshot_sessions(info: &ConnInfo, workers: usize, side: &str) -> Resul
     for c in others {
         out.push(c?);
     }
-    Ok(out)
+    Ok((out, snapshot))
 }
 
 /// A source or target table's columns, as read by `sql/columns.sql`.
@@ -535,6 +540,7 @@ async fn on_workers<'w, I, R>(
                     return Ok::<(), Error>(());
                 };
                 let r = f(w, item).await?;
+                w.item_done().await?;
                 results.lock().await.push(r);
                 progress.inc(1);
             }
@@ -888,7 +894,7 @@ async fn verify_rows(
             .with_hint("pass --schema NAME, or leave it out to verify every application schema"));
     }
     let jobs = opts.jobs.max(1);
-    let (mut src, mut tgt) = tokio::try_join!(
+    let ((mut src, src_snap), (mut tgt, tgt_snap)) = tokio::try_join!(
         snapshot_sessions(source, jobs, "source"),
         snapshot_sessions(target, jobs, "target")
     )?;
@@ -896,7 +902,12 @@ async fn verify_rows(
     let workers: Vec<Worker> = src
         .into_iter()
         .zip(tgt)
-        .map(|(source, target)| Worker { source, target })
+        .map(|(source, target)| Worker {
+            source,
+            target,
+            snapshots: (src_snap.clone(), tgt_snap.clone()),
+            served: Default::default(),
+        })
         .collect();
     let (pairs, absent) = pairs(&src0, &tgt0, opts).await?;
     let (mut tables, checks) = tokio::try_join!(

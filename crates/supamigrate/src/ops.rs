@@ -398,9 +398,9 @@ pub fn copy_sessions(jobs: usize, post_data: bool) -> usize {
     2 + if post_data { (jobs / 2).max(1) } else { 0 }
 }
 
-/// Sessions verify opens besides its workers' on each side (the snapshot
-/// sessions).
-pub const VERIFY_SESSIONS: usize = 2;
+/// Sessions verify opens besides its workers' on each side: the one that
+/// holds the snapshot, the coordinator, and the one lifting FORCE RLS.
+pub const VERIFY_SESSIONS: usize = 3;
 
 /// How `verify` runs.
 #[derive(Debug, Clone)]

@@ -316,21 +316,22 @@ fn redact(diffs: &mut [RowDiff]) {
     }
 }
 
-/// Sessions on one side, all reading one snapshot: the coordinator first
-/// (it exported it); the snapshot's name.
+/// Sessions on one side, all reading one snapshot: the coordinator first,
+/// then the workers; the snapshot's name; and the session that exported it,
+/// which does nothing else, so the snapshot stays importable while verify
+/// runs (workers import it again as they go; the coordinator's checks may
+/// end their own transactions).
 async fn snapshot_sessions(
     info: &ConnInfo,
     workers: usize,
     side: &str,
-) -> Result<(Vec<Client>, String)> {
+) -> Result<(Vec<Client>, String, Client)> {
     let what = |e| Error::postgres(format!("opening a read-only snapshot on the {side}"), e);
     let settings = "set statement_timeout = 0; set idle_in_transaction_session_timeout = 0";
-    let first = connect(info).await?;
-    fingerprint::pin_session(&first).await?;
-    first.batch_execute(settings).await.map_err(what)?;
-    let snapshot = export_snapshot(&first, Access::ReadOnly).await?;
-    let mut out = vec![first];
-    let others = futures_util::future::join_all((0..workers).map(|_| async {
+    let holder = connect(info).await?;
+    holder.batch_execute(settings).await.map_err(what)?;
+    let snapshot = export_snapshot(&holder, Access::ReadOnly).await?;
+    let sessions = futures_util::future::join_all((0..=workers).map(|_| async {
         let c = connect(info).await?;
         fingerprint::pin_session(&c).await?;
         c.batch_execute(settings).await.map_err(what)?;
@@ -338,10 +339,11 @@ async fn snapshot_sessions(
         Ok::<Client, Error>(c)
     }))
     .await;
-    for c in others {
+    let mut out = Vec::new();
+    for c in sessions {
         out.push(c?);
     }
-    Ok((out, snapshot))
+    Ok((out, snapshot, holder))
 }
 
 /// A source or target table's columns, as read by `sql/columns.sql`.
@@ -894,7 +896,7 @@ async fn verify_rows(
             .with_hint("pass --schema NAME, or leave it out to verify every application schema"));
     }
     let jobs = opts.jobs.max(1);
-    let ((mut src, src_snap), (mut tgt, tgt_snap)) = tokio::try_join!(
+    let ((mut src, src_snap, _src_holder), (mut tgt, tgt_snap, _tgt_holder)) = tokio::try_join!(
         snapshot_sessions(source, jobs, "source"),
         snapshot_sessions(target, jobs, "target")
     )?;

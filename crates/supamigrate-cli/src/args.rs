@@ -108,9 +108,22 @@ pub enum Command {
     Preflight {
         #[command(flatten)]
         plan: PlanArgs,
+        #[command(flatten)]
+        stores: StoreArgs,
         /// Where backups will go (for the free-space check).
         #[arg(long, value_name = "DIR", default_value = "backups")]
         backup_dir: PathBuf,
+        /// Database workers `run` will use (sessions checked on both sides)
+        /// [default: the number of cores].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+        jobs: Option<u16>,
+        /// Database workers for the copy and post-data [default: --jobs].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+        copy_jobs: Option<u16>,
+        /// Objects listed in storage.objects but missing from the Storage
+        /// source are a warning, as `run --allow-missing-objects` takes them.
+        #[arg(long)]
+        allow_missing_objects: bool,
     },
     /// Export, convert and apply the schema (runbook Phases 1 and 3).
     Schema {

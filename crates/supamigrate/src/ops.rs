@@ -534,11 +534,15 @@ pub async fn storage_verify(
 
 /// `preflight`: every check, reading only. The plan is made (or loaded) as
 /// part of it: a plan that cannot be made is a failed check.
-pub async fn preflight(ctx: &Context, backup_dir: &Path) -> Result<Vec<Check>> {
+/// The same checks as `run`'s preflight step ([`crate::preflight::checks`]).
+pub async fn preflight(
+    ctx: &Context,
+    backup_dir: &Path,
+    extra: &crate::preflight::Extra<'_>,
+) -> Result<Vec<Check>> {
     ctx.check_sides().await?;
     let plan = ctx.plan().await.map(|p| p.plan);
-    let facts = crate::preflight::gather(ctx.source()?, ctx.target()?, backup_dir, &plan).await;
-    Ok(crate::preflight::evaluate(&facts))
+    Ok(crate::preflight::checks(ctx.source()?, ctx.target()?, backup_dir, &plan, extra).await)
 }
 
 /// A rollback, prepared and not yet run.

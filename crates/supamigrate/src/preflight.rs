@@ -404,6 +404,148 @@ async fn user_kinds(source: &ConnInfo) -> Result<UserKinds> {
     })
 }
 
+/// What `run`'s preflight step checks besides the facts, and so what
+/// `supamigrate preflight` is given too: the sessions the workers need, and
+/// the Storage stores.
+#[derive(Debug, Clone, Copy)]
+pub struct Extra<'a> {
+    /// Workers of the copy and post-data (`--copy-jobs`).
+    pub copy_jobs: usize,
+    /// Workers of verify (`--jobs`).
+    pub verify_jobs: usize,
+    /// The stores, when they could be configured.
+    pub stores: Option<&'a crate::storage::config::StoreConfig>,
+    /// Why they could not, when they could not.
+    pub stores_missing: Option<&'a str>,
+    /// `--allow-missing-objects`.
+    pub allow_missing_objects: bool,
+}
+
+/// Every check of a migration, reading only: the facts ([`gather`],
+/// [`evaluate`]), the sessions for the workers, the Storage stores and the
+/// objects they hold. One function for `supamigrate preflight` and `run`'s
+/// preflight step, so both say the same.
+pub async fn checks(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    backup_dir: &Path,
+    plan: &Result<MigrationPlan>,
+    extra: &Extra<'_>,
+) -> Vec<Check> {
+    let mut out = evaluate(&gather(source, target, backup_dir, plan).await);
+    let sides = [("source", source), ("target", target)];
+    for (option, jobs, own) in [
+        (
+            "--copy-jobs",
+            extra.copy_jobs,
+            crate::ops::copy_sessions(extra.copy_jobs, false),
+        ),
+        ("--jobs", extra.verify_jobs, crate::ops::VERIFY_SESSIONS),
+    ] {
+        if let Err(e) = crate::guard::check_jobs(&sides, option, jobs, own).await {
+            out.push(check(
+                &format!("sessions for {option}"),
+                Status::Fail,
+                e.message().trim_end_matches("; nothing was changed"),
+                e.hint(),
+            ));
+        }
+    }
+    if let Ok(p) = plan {
+        out.push(storage_configured(p, extra));
+        if let Some(c) = objects_in_store(source, p, extra).await {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A project with Storage objects needs both stores configured.
+fn storage_configured(plan: &MigrationPlan, extra: &Extra<'_>) -> Check {
+    match (extra.stores, plan.storage.objects()) {
+        (_, 0) => check("storage", Status::Pass, "no Storage objects to copy", None),
+        (Some(_), n) => check(
+            "storage",
+            Status::Pass,
+            format!("{n} objects to copy; source and destination configured"),
+            None,
+        ),
+        (None, n) => check(
+            "storage",
+            Status::Fail,
+            format!(
+                "the project has {n} Storage objects, but no Storage source or destination is configured: {}",
+                extra.stores_missing.unwrap_or("")
+            ),
+            Some("give --source-dir or the SUPABASE_S3_* keys, and AWS_REGION (or --dest-dir)"),
+        ),
+    }
+}
+
+/// Every object `storage.objects` lists is in the Storage source (read
+/// before anything is written, so a missing one stops a run here).
+async fn objects_in_store(
+    source: &ConnInfo,
+    plan: &MigrationPlan,
+    extra: &Extra<'_>,
+) -> Option<Check> {
+    let config = extra.stores?;
+    if plan.storage.objects() == 0 {
+        return None;
+    }
+    let listed = async {
+        let stores = config.open().await?;
+        let client = connect(source).await?;
+        crate::storage::prepare(&client, &stores.source, &plan.storage).await
+    }
+    .await;
+    Some(match listed {
+        Err(e) => check(
+            "storage objects",
+            Status::Fail,
+            format!("cannot list the Storage source: {e}"),
+            e.hint(),
+        ),
+        Ok(o) if o.missing_in_store.is_empty() => check(
+            "storage objects",
+            Status::Pass,
+            format!(
+                "all {} objects of storage.objects are in the Storage source",
+                o.objects.len()
+            ),
+            None,
+        ),
+        Ok(o) => {
+            let keys: Vec<String> = o
+                .missing_in_store
+                .iter()
+                .take(10)
+                .map(|m| m.to_string())
+                .collect();
+            let detail = format!(
+                "{} objects listed in storage.objects are not in the Storage source: {}",
+                o.missing_in_store.len(),
+                keys.join(", ")
+            );
+            if extra.allow_missing_objects {
+                check(
+                    "storage objects",
+                    Status::Warn,
+                    format!("{detail} (--allow-missing-objects: migrated without them)"),
+                    None,
+                )
+            } else {
+                check(
+                    "storage objects",
+                    Status::Fail,
+                    detail,
+                    Some("restore them to the source, or pass --allow-missing-objects to migrate without them"),
+                )
+            }
+        }
+    })
+}
+
 /// The checks `facts` pass or fail. Pure.
 pub fn evaluate(facts: &Facts) -> Vec<Check> {
     let mut out = Vec::new();

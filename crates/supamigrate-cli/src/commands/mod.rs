@@ -36,8 +36,21 @@ pub async fn dispatch(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Plan { plan, json, out } => {
             run::plan(&context(&cli, plan, ui)?, *json, out.as_deref()).await
         }
-        Command::Preflight { plan, backup_dir } => {
-            run::preflight(&context(&cli, plan, ui)?, backup_dir).await
+        Command::Preflight {
+            plan,
+            stores,
+            backup_dir,
+            jobs,
+            copy_jobs,
+            allow_missing_objects,
+        } => {
+            let how = run::PreflightArgs {
+                backup_dir,
+                jobs: *jobs,
+                copy_jobs: *copy_jobs,
+                allow_missing_objects: *allow_missing_objects,
+            };
+            run::preflight(&context(&cli, plan, ui)?, stores, &how).await
         }
         Command::Schema { action } => schema::schema(&cli, action, ui).await,
         Command::Provision {

@@ -54,8 +54,32 @@ pub fn print_checks(checks: &[Check]) {
     }
 }
 
-pub async fn preflight(ctx: &Context, backup_dir: &Path) -> anyhow::Result<()> {
-    let checks = ops::preflight(ctx, backup_dir).await?;
+/// What `supamigrate preflight` was given besides the plan's choices.
+pub struct PreflightArgs<'a> {
+    pub backup_dir: &'a Path,
+    pub jobs: Option<u16>,
+    pub copy_jobs: Option<u16>,
+    pub allow_missing_objects: bool,
+}
+
+/// `preflight`: the checks `run`'s preflight step makes, with the same
+/// workers and stores.
+pub async fn preflight(
+    ctx: &Context,
+    stores: &StoreArgs,
+    args: &PreflightArgs<'_>,
+) -> anyhow::Result<()> {
+    let jobs = default_jobs(args.jobs);
+    let config = stores.config(&ctx.settings);
+    let missing = config.open().await.err().map(|e| format!("{e}"));
+    let extra = supamigrate::preflight::Extra {
+        copy_jobs: args.copy_jobs.map_or(jobs, usize::from),
+        verify_jobs: jobs,
+        stores: missing.is_none().then_some(&config),
+        stores_missing: missing.as_deref(),
+        allow_missing_objects: args.allow_missing_objects,
+    };
+    let checks = ops::preflight(ctx, args.backup_dir, &extra).await?;
     print_checks(&checks);
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if failed > 0 {

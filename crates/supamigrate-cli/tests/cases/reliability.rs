@@ -510,3 +510,41 @@ async fn storage_copy_runs_beside_the_follow() {
     let (code, text) = ended(follower).await;
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// `supamigrate preflight` and `run`'s preflight step are one function: given
+/// more workers than the servers have sessions for and no Storage source,
+/// both refuse, naming both, and nothing is written.
+#[tokio::test]
+async fn preflight_and_runs_preflight_step_refuse_alike() {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let work = tempfile::tempdir().unwrap();
+    let no_storage = |c: &mut Command| {
+        c.env_remove("SUPAMIGRATE_STORAGE_DIR")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials");
+    };
+    let mut pre = bin(&sb);
+    pre.args(["preflight", "--jobs", "200", "--backup-dir"])
+        .arg(work.path().join("backups"));
+    no_storage(&mut pre);
+    let mut r = bin(&sb);
+    r.args(["run", "--yes", "--jobs", "200", "--backup-dir"])
+        .arg(work.path().join("backups"))
+        .arg("--report-dir")
+        .arg(work.path().join("report"));
+    no_storage(&mut r);
+    for (what, cmd) in [("preflight", pre), ("run", r)] {
+        let out = run(cmd).await;
+        let text = output_text(&out);
+        assert_ne!(out.status.code(), Some(0), "{what}: {text}");
+        assert!(
+            text.contains("--jobs 200 needs 203 connections")
+                && text.contains("no Storage source or destination is configured"),
+            "{what}: {text}"
+        );
+    }
+    assert!(!work.path().join("backups").exists(), "nothing was written");
+}

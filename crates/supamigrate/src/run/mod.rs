@@ -57,6 +57,20 @@ pub struct RunOptions {
     pub follow: bool,
 }
 
+impl RunOptions {
+    /// What preflight checks besides the facts, as `supamigrate preflight`
+    /// is given it.
+    fn preflight_extra(&self) -> crate::preflight::Extra<'_> {
+        crate::preflight::Extra {
+            copy_jobs: self.copy_jobs,
+            verify_jobs: self.verify_jobs,
+            stores: self.stores.as_ref(),
+            stores_missing: self.stores_missing.as_deref(),
+            allow_missing_objects: self.transfer.allow_missing_objects,
+        }
+    }
+}
+
 /// What `run` reports back.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -236,43 +250,19 @@ impl Runner<'_> {
     }
 
     async fn preflight(&mut self) -> Result<StepOutcome> {
-        let sides = [
-            ("source", self.ctx.source()?),
-            ("target", self.ctx.target()?),
-        ];
-        crate::guard::check_jobs(
-            &sides,
-            "--copy-jobs",
-            self.opts.copy_jobs,
-            crate::ops::copy_sessions(self.opts.copy_jobs, false),
-        )
-        .await?;
-        crate::guard::check_jobs(
-            &sides,
-            "--jobs",
-            self.opts.verify_jobs,
-            crate::ops::VERIFY_SESSIONS,
-        )
-        .await?;
         let planned = self.ctx.plan().await;
         let plan = planned
             .as_ref()
             .map(|p| p.plan.clone())
             .map_err(clone_error);
-        let facts = crate::preflight::gather(
+        let checks = crate::preflight::checks(
             self.ctx.source()?,
             self.ctx.target()?,
             &self.opts.backup_dir,
             &plan,
+            &self.opts.preflight_extra(),
         )
         .await;
-        let mut checks = crate::preflight::evaluate(&facts);
-        if let Ok(p) = &plan {
-            checks.push(self.storage_check(p));
-            if let Some(c) = self.objects_check(p).await {
-                checks.push(c);
-            }
-        }
         if let Some(e) = crate::preflight::failure(&checks) {
             return Err(e);
         }
@@ -281,93 +271,6 @@ impl Runner<'_> {
         self.state.plan_id = Some(plan.id.clone());
         self.plan = Some(plan);
         Ok(StepOutcome::Preflight(checks))
-    }
-
-    /// A project with Storage objects needs both stores configured.
-    fn storage_check(&self, plan: &MigrationPlan) -> crate::preflight::Check {
-        use crate::preflight::{Check, Status};
-        let objects = plan.storage.objects();
-        let (status, detail, hint) = match (&self.opts.stores, objects) {
-            (_, 0) => (Status::Pass, "no Storage objects to copy".to_string(), None),
-            (Some(_), n) => (Status::Pass, format!("{n} objects to copy; source and destination configured"), None),
-            (None, n) => (
-                Status::Fail,
-                format!(
-                    "the project has {n} Storage objects, but no Storage source or destination is configured: {}",
-                    self.opts.stores_missing.as_deref().unwrap_or("")
-                ),
-                Some("give --source-dir or the SUPABASE_S3_* keys, and AWS_REGION (or --dest-dir)".to_string()),
-            ),
-        };
-        Check {
-            name: "storage".into(),
-            status,
-            detail,
-            hint,
-        }
-    }
-
-    /// Every object `storage.objects` lists is in the Storage source (read
-    /// before anything is written, so a missing one stops the run here).
-    async fn objects_check(&self, plan: &MigrationPlan) -> Option<crate::preflight::Check> {
-        use crate::preflight::{Check, Status};
-        let config = self.opts.stores.as_ref()?;
-        if plan.storage.objects() == 0 {
-            return None;
-        }
-        let listed = async {
-            let stores = config.open().await?;
-            let client = connect(self.ctx.source()?).await?;
-            crate::storage::prepare(&client, &stores.source, &plan.storage).await
-        }
-        .await;
-        let (status, detail, hint) = match listed {
-            Err(e) => (
-                Status::Fail,
-                format!("cannot list the Storage source: {e}"),
-                e.hint().map(str::to_string),
-            ),
-            Ok(o) if o.missing_in_store.is_empty() => (
-                Status::Pass,
-                format!(
-                    "all {} objects of storage.objects are in the Storage source",
-                    o.objects.len()
-                ),
-                None,
-            ),
-            Ok(o) => {
-                let keys: Vec<String> = o
-                    .missing_in_store
-                    .iter()
-                    .take(10)
-                    .map(|m| m.to_string())
-                    .collect();
-                let detail = format!(
-                    "{} objects listed in storage.objects are not in the Storage source: {}",
-                    o.missing_in_store.len(),
-                    keys.join(", ")
-                );
-                if self.opts.transfer.allow_missing_objects {
-                    (
-                        Status::Warn,
-                        format!("{detail} (--allow-missing-objects: migrated without them)"),
-                        None,
-                    )
-                } else {
-                    (
-                        Status::Fail,
-                        detail,
-                        Some("restore them to the source, or pass --allow-missing-objects to migrate without them".to_string()),
-                    )
-                }
-            }
-        };
-        Some(Check {
-            name: "storage objects".into(),
-            status,
-            detail,
-            hint,
-        })
     }
 
     async fn confirm(&mut self) -> Result<StepOutcome> {

@@ -524,7 +524,10 @@ async fn preflight_and_runs_preflight_step_refuse_alike() {
             .env_remove("AWS_DEFAULT_REGION")
             .env_remove("AWS_PROFILE")
             .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials");
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            );
     };
     let mut pre = bin(&sb);
     pre.args(["preflight", "--jobs", "200", "--backup-dir"])

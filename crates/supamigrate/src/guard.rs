@@ -165,6 +165,17 @@ pub async fn check_jobs(
     Ok(())
 }
 
+/// Sessions a copy opens besides its workers' on each side: the
+/// coordinator and the store's session, and the index builder's (half the
+/// workers) when post-data overlaps the copy.
+pub fn copy_sessions(jobs: usize, post_data: bool) -> usize {
+    2 + if post_data { (jobs / 2).max(1) } else { 0 }
+}
+
+/// Sessions verify opens besides its workers' on each side: the one that
+/// holds the snapshot, the coordinator, and the one lifting FORCE RLS.
+pub const VERIFY_SESSIONS: usize = 3;
+
 /// Who holds the migration lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {

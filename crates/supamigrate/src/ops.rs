@@ -391,16 +391,9 @@ async fn copy_locked(
     .await
 }
 
-/// Sessions a copy opens besides its workers' on each side: the
-/// coordinator and the store's session, and the index builder's (half the
-/// workers) when post-data overlaps the copy.
-pub fn copy_sessions(jobs: usize, post_data: bool) -> usize {
-    2 + if post_data { (jobs / 2).max(1) } else { 0 }
-}
+pub use crate::guard::copy_sessions;
 
-/// Sessions verify opens besides its workers' on each side: the one that
-/// holds the snapshot, the coordinator, and the one lifting FORCE RLS.
-pub const VERIFY_SESSIONS: usize = 3;
+pub use crate::guard::VERIFY_SESSIONS;
 
 /// How `verify` runs.
 #[derive(Debug, Clone)]

@@ -438,9 +438,9 @@ pub async fn checks(
         (
             "--copy-jobs",
             extra.copy_jobs,
-            crate::ops::copy_sessions(extra.copy_jobs, false),
+            crate::guard::copy_sessions(extra.copy_jobs, false),
         ),
-        ("--jobs", extra.verify_jobs, crate::ops::VERIFY_SESSIONS),
+        ("--jobs", extra.verify_jobs, crate::guard::VERIFY_SESSIONS),
     ] {
         if let Err(e) = crate::guard::check_jobs(&sides, option, jobs, own).await {
             out.push(check(

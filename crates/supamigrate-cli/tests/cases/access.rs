@@ -144,12 +144,8 @@ async fn an_extension_table_in_public_does_not_stop_the_run() {
         .await
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let mut r = bin(&sb);
-    r.args(["run", "--yes", "--backup-dir"])
-        .arg(work.path().join("backups"))
-        .arg("--report-dir")
-        .arg(work.path().join("report"))
-        .arg("--source-dir")
+    let mut r = crate::common::run_in(&sb, work.path());
+    r.arg("--source-dir")
         .arg(sb.storage_dir())
         .arg("--dest-dir")
         .arg(work.path().join("s3"));

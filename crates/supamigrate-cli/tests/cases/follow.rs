@@ -368,19 +368,6 @@ async fn ended(follower: std::process::Child) -> (Option<i32>, String) {
     (done.status.code(), output_text(&done))
 }
 
-/// Provisions the sandbox's target and applies pre-data.
-async fn prepare(sb: &Sandbox) {
-    let secrets = tempfile::tempdir().unwrap();
-    let mut provision = bin(sb);
-    provision
-        .args(["provision", "--yes", "--secrets-dir"])
-        .arg(secrets.path());
-    ok(provision, "provision").await;
-    let mut pre = bin(sb);
-    pre.args(["schema", "apply", "--section", "pre-data"]);
-    ok(pre, "pre-data").await;
-}
-
 async fn count(c: &Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
 }
@@ -413,7 +400,7 @@ async fn a_table_without_a_key_is_refused_before_anything_is_created() {
     )
     .await
     .unwrap();
-    prepare(&sb).await;
+    crate::common::provision_and_pre_data(&sb).await;
     let mut copy = bin(&sb);
     copy.args(["copy", "--follow"]);
     let out = run(copy).await;
@@ -479,7 +466,7 @@ async fn restart_dropped_slot_and_schema_change() {
     app.batch_execute("create table public.fw_t (id bigint primary key, v text);")
         .await
         .unwrap();
-    prepare(&sb).await;
+    crate::common::provision_and_pre_data(&sb).await;
     let mut copy = bin(&sb);
     copy.args(["copy", "--follow"]);
     ok(copy, "copy --follow").await;
@@ -633,7 +620,7 @@ async fn identity_full_truncate_large_transaction_and_the_fast_verify() {
     )
     .await
     .unwrap();
-    prepare(&sb).await;
+    crate::common::provision_and_pre_data(&sb).await;
     let mut copy = bin(&sb);
     copy.args(["copy", "--follow"]);
     ok(copy, "copy --follow").await;

@@ -21,19 +21,6 @@ async fn count(c: &Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
 }
 
-/// Provisions the sandbox's target and applies pre-data.
-async fn prepare(sb: &Sandbox) {
-    let secrets = tempfile::tempdir().unwrap();
-    let mut provision = bin(sb);
-    provision
-        .args(["provision", "--yes", "--secrets-dir"])
-        .arg(secrets.path());
-    ok(provision, "provision").await;
-    let mut pre = bin(sb);
-    pre.args(["schema", "apply", "--section", "pre-data"]);
-    ok(pre, "pre-data").await;
-}
-
 fn spawn(mut cmd: Command) -> Child {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.spawn().unwrap()
@@ -83,7 +70,7 @@ async fn a_second_copy_follow_mid_copy_touches_nothing() {
     )
     .await
     .unwrap();
-    prepare(&sb).await;
+    crate::common::provision_and_pre_data(&sb).await;
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
     let tgt = connect(&sb.target_superuser("tms_production"))
         .await
@@ -168,7 +155,7 @@ async fn following(sb: &Sandbox) {
     )
     .await
     .unwrap();
-    prepare(sb).await;
+    crate::common::provision_and_pre_data(sb).await;
     let mut copy = bin(sb);
     copy.args(["copy", "--follow"]);
     ok(copy, "copy --follow").await;
@@ -190,15 +177,8 @@ async fn the_cutover_checks_first_and_never_hides_a_read_only_source() {
     let dest_needs_region = |sb: &Sandbox| {
         let mut cut = bin(sb);
         cut.args(["cutover", "--yes", "--source-dir"])
-            .arg(sb.storage_dir())
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_DEFAULT_REGION")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            );
+            .arg(sb.storage_dir());
+        crate::common::without_aws_region(&mut cut);
         cut
     };
     let out = run(dest_needs_region(&sb)).await;
@@ -372,7 +352,7 @@ async fn a_recopied_table_is_analyzed_again() {
     )
     .await
     .unwrap();
-    prepare(&sb).await;
+    crate::common::provision_and_pre_data(&sb).await;
     let mut copy = bin(&sb);
     copy.arg("copy");
     ok(copy, "copy").await;
@@ -410,12 +390,7 @@ async fn a_target_holding_the_tables_is_refused_in_preflight() {
         .await
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let mut r = bin(&sb);
-    r.args(["run", "--yes", "--backup-dir"])
-        .arg(work.path().join("backups"))
-        .arg("--report-dir")
-        .arg(work.path().join("report"));
-    let out = run(r).await;
+    let out = run(crate::common::run_in(&sb, work.path())).await;
     let text = output_text(&out);
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(
@@ -519,25 +494,14 @@ async fn preflight_and_runs_preflight_step_refuse_alike() {
     let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
     let work = tempfile::tempdir().unwrap();
     let no_storage = |c: &mut Command| {
-        c.env_remove("SUPAMIGRATE_STORAGE_DIR")
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_DEFAULT_REGION")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            );
+        crate::common::without_aws_region(c).env_remove("SUPAMIGRATE_STORAGE_DIR");
     };
     let mut pre = bin(&sb);
     pre.args(["preflight", "--jobs", "200", "--backup-dir"])
         .arg(work.path().join("backups"));
     no_storage(&mut pre);
-    let mut r = bin(&sb);
-    r.args(["run", "--yes", "--jobs", "200", "--backup-dir"])
-        .arg(work.path().join("backups"))
-        .arg("--report-dir")
-        .arg(work.path().join("report"));
+    let mut r = crate::common::run_in(&sb, work.path());
+    r.args(["--jobs", "200"]);
     no_storage(&mut r);
     for (what, cmd) in [("preflight", pre), ("run", r)] {
         let out = run(cmd).await;

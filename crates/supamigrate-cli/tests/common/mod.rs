@@ -46,3 +46,38 @@ pub async fn ok(cmd: Command, what: &str) -> Output {
     assert!(out.status.success(), "{what}: {}", output_text(&out));
     out
 }
+
+/// Provisions the sandbox's target and applies pre-data.
+pub async fn provision_and_pre_data(sb: &Sandbox) {
+    let secrets = tempfile::tempdir().unwrap();
+    let mut provision = supamigrate(sb);
+    provision
+        .args(["provision", "--yes", "--secrets-dir"])
+        .arg(secrets.path());
+    ok(provision, "provision").await;
+    let mut pre = supamigrate(sb);
+    pre.args(["schema", "apply", "--section", "pre-data"]);
+    ok(pre, "pre-data").await;
+}
+
+/// `run --yes` with its backups and report in `work`.
+pub fn run_in(sb: &Sandbox, work: &std::path::Path) -> Command {
+    let mut c = supamigrate(sb);
+    c.args(["run", "--yes", "--backup-dir"])
+        .arg(work.join("backups"))
+        .arg("--report-dir")
+        .arg(work.join("report"));
+    c
+}
+
+/// No AWS region from anywhere (environment, profile, configuration files).
+pub fn without_aws_region(c: &mut Command) -> &mut Command {
+    c.env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+}

@@ -96,6 +96,22 @@ impl Error {
         self
     }
 
+    /// The message prefixed with what we were doing (`context: message`).
+    pub fn context(mut self, context: impl std::fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// An error a server sent (SQLSTATE `code`, its message and hint), read
+    /// without the driver (the copy's source sessions): classified as
+    /// [`Error::postgres`] classifies the driver's.
+    pub fn server(code: &str, message: String, hint: Option<String>) -> Self {
+        let (kind, ours) = classify_sqlstate(code);
+        let mut err = Self::new(kind, message);
+        err.hint = ours.or(hint);
+        err
+    }
+
     /// The same error said again as `kind`, with a new message and hint
     /// (the cause kept).
     pub fn restated(
@@ -378,8 +394,12 @@ fn classify_postgres(err: &tokio_postgres::Error) -> (ErrorKind, Option<String>)
             (ErrorKind::Database, None)
         };
     };
-    let code = code.code();
-    let class = &code[..2];
+    classify_sqlstate(code.code())
+}
+
+/// A SQLSTATE's kind and our hint for it.
+fn classify_sqlstate(code: &str) -> (ErrorKind, Option<String>) {
+    let class = code.get(..2).unwrap_or("");
     match (class, code) {
         ("28", _) => (
             ErrorKind::Auth,

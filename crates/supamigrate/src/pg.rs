@@ -145,16 +145,21 @@ pub async fn export_snapshot(client: &Client, access: Access) -> Result<String> 
 /// Opens a repeatable-read transaction on `client` reading `snapshot`.
 pub async fn import_snapshot(client: &Client, snapshot: &str, access: Access) -> Result<()> {
     client
-        .batch_execute(&format!(
-            "{}; set transaction snapshot {}",
-            begin_sql(access),
-            quote_literal(snapshot)
-        ))
+        .batch_execute(&import_snapshot_sql(snapshot, access))
         .await
-        .map_err(|e| {
-            Error::postgres("importing the snapshot", e)
-                .with_hint("the session that exported it ended early; run the command again")
-        })
+        .map_err(|e| Error::postgres("importing the snapshot", e).with_hint(SNAPSHOT_GONE))
+}
+
+/// What to do when a snapshot cannot be imported.
+pub const SNAPSHOT_GONE: &str = "the session that exported it ended early; run the command again";
+
+/// The statements that open a transaction reading `snapshot`.
+pub fn import_snapshot_sql(snapshot: &str, access: Access) -> String {
+    format!(
+        "{}; set transaction snapshot {}",
+        begin_sql(access),
+        quote_literal(snapshot)
+    )
 }
 
 /// A sequence's state: what `setval(seq, last_value, is_called)` restores.

@@ -5,6 +5,8 @@ mod common;
 
 #[path = "cases/copy.rs"]
 mod copy;
+#[path = "cases/raw.rs"]
+mod raw;
 #[path = "cases/schema.rs"]
 mod schema;
 #[path = "cases/secrets.rs"]

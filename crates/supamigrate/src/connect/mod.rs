@@ -3,6 +3,7 @@
 
 mod conninfo;
 pub mod passfile;
+pub mod raw;
 mod tls;
 
 use std::io::Write;

@@ -8,18 +8,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 use tracing::Instrument;
 
 use super::post_data::Pending;
+use crate::connect::raw::RawSession;
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Bar, SharedObserver, Unit};
 use crate::failpoint;
-use crate::pg::{column_list, import_snapshot, Access, TableName};
+use crate::pg::{column_list, import_snapshot_sql, Access, TableName};
 use crate::plan::ready::ReadyAction;
 use crate::plan::{CopyTask, MigrationPlan, TableMapping};
 use crate::retry::{Backoff, RETRY_FOR};
@@ -186,13 +187,15 @@ async fn run_workers(shared: Arc<Shared>, jobs: usize) -> Result<()> {
 /// A source and a target session, tuned for the copy. Text COPY (between
 /// majors) reads back what the other side wrote only under the same
 /// settings ([`crate::pg::TEXT_FORMS`]: a source role's DateStyle or
-/// extra_float_digits must not round or reorder values).
-async fn open_sessions(run: &Run) -> Result<(Client, Client)> {
-    let src = connect(&run.source).await?;
+/// extra_float_digits must not round or reorder values). The source session
+/// reads COPY data in bounded pieces ([`RawSession`]): a row holding a huge
+/// value never sits in memory whole.
+async fn open_sessions(run: &Run) -> Result<(RawSession, Client)> {
+    let mut src = RawSession::connect(&run.source).await?;
     let tgt = connect(&run.target).await?;
-    src.batch_execute(crate::pg::TEXT_FORMS)
+    src.execute(crate::pg::TEXT_FORMS)
         .await
-        .map_err(|e| Error::postgres("setting the source session's text forms", e))?;
+        .map_err(|e| e.context("setting the source session's text forms"))?;
     let replica = if run.replica_role {
         " set session_replication_role = replica;"
     } else {
@@ -211,7 +214,7 @@ async fn open_sessions(run: &Run) -> Result<(Client, Client)> {
 /// reason (the target restarted, a connection was reset) is retried on new
 /// sessions with backoff, for up to [`RETRY_FOR`].
 async fn worker(shared: &Shared, bar: &Bar) -> Result<()> {
-    let mut sessions: Option<(Client, Client)> = None;
+    let mut sessions: Option<(RawSession, Client)> = None;
     loop {
         if shared.failed.load(Ordering::SeqCst) {
             return Ok(());
@@ -226,8 +229,8 @@ async fn worker(shared: &Shared, bar: &Bar) -> Result<()> {
                 None => open_sessions(&shared.run).await,
             };
             let result = match result {
-                Ok((src, tgt)) => {
-                    let r = copy_job(&src, &tgt, shared, &job, bar).await;
+                Ok((mut src, tgt)) => {
+                    let r = copy_job(&mut src, &tgt, shared, &job, bar).await;
                     if r.is_ok() {
                         sessions = Some((src, tgt));
                     }
@@ -279,8 +282,19 @@ async fn committed(run: &Run, job: &Job) -> Result<bool> {
 
 /// Copies one job: its rows, the tasks' done marks and the source table's
 /// signature commit together.
-async fn copy_job(src: &Client, tgt: &Client, shared: &Shared, job: &Job, bar: &Bar) -> Result<()> {
-    import_snapshot(src, &shared.run.snapshot, Access::ReadOnly).await?;
+async fn copy_job(
+    src: &mut RawSession,
+    tgt: &Client,
+    shared: &Shared,
+    job: &Job,
+    bar: &Bar,
+) -> Result<()> {
+    src.execute(&import_snapshot_sql(&shared.run.snapshot, Access::ReadOnly))
+        .await
+        .map_err(|e| {
+            e.context("importing the snapshot")
+                .with_hint(crate::pg::SNAPSHOT_GONE)
+        })?;
     tgt.batch_execute("begin")
         .await
         .map_err(|e| Error::postgres("starting a target transaction", e))?;
@@ -326,14 +340,15 @@ async fn copy_job(src: &Client, tgt: &Client, shared: &Shared, job: &Job, bar: &
                 .await
                 .map_err(|e| Error::postgres(format!("committing {}", job.label()), e))?;
             failpoint::hit(failpoint::COPY_TASK_DONE);
-            src.batch_execute("commit")
+            src.execute("commit")
                 .await
-                .map_err(|e| Error::postgres("ending the source transaction", e))?;
+                .map_err(|e| e.context("ending the source transaction"))?;
             Ok(())
         }
         Err(e) => {
+            // The source session is closed by the caller (a COPY may be
+            // part-read on it); its transaction ends with it.
             let _ = tgt.batch_execute("rollback").await;
-            let _ = src.batch_execute("rollback").await;
             Err(e)
         }
     }
@@ -427,7 +442,7 @@ async fn copy_options(
 
 /// Streams the task's rows and marks it done, inside the open transactions.
 async fn stream(
-    src: &Client,
+    src: &mut RawSession,
     tgt: &Client,
     shared: &Shared,
     task: &CopyTask,
@@ -445,56 +460,38 @@ async fn stream(
         .await
         .map_err(|e| Error::postgres(format!("starting COPY into {}", mapping.target), e))?;
     let mut sink = std::pin::pin!(sink);
-    let source = src
+    let mut source = src
         .copy_out(&format!(
             "copy ({}) to stdout{format}",
             task.source_query(mapping)
         ))
         .await
-        .map_err(|e| {
-            Error::postgres(format!("starting COPY from the source for {}", task.id), e)
-        })?;
-    let mut source = std::pin::pin!(source);
+        .map_err(|e| e.context(format!("starting COPY from the source for {}", task.id)))?;
     let (mut bytes, mut rows_seen) = (0u64, 0u64);
-    // Text COPY sends one message per row: batch them into large messages,
-    // which costs both ends far less per byte. Memory stays bounded by BATCH.
+    // Pieces of at most BATCH bytes, many rows each, or part of one huge
+    // row: large messages cost both ends far less per byte, and memory
+    // stays bounded by BATCH whatever a row holds.
     const BATCH: usize = 256 * 1024;
-    let mut batch = bytes::BytesMut::with_capacity(BATCH + 64 * 1024);
-    loop {
-        let next = source.next().await;
-        let done = next.is_none();
-        if let Some(chunk) = next {
-            let chunk = chunk
-                .map_err(|e| Error::postgres(format!("reading {} from the source", task.id), e))?;
-            bytes += chunk.len() as u64;
-            rows_seen += 1;
-            if chunk.len() >= BATCH {
-                // A row larger than a batch goes on as it came (one copy of
-                // a huge value in memory, not two).
-                if !batch.is_empty() {
-                    send(&mut sink, batch.split().freeze(), shared, mapping).await?;
-                }
-                send(&mut sink, chunk, shared, mapping).await?;
-                continue;
-            }
-            batch.extend_from_slice(&chunk);
-            if rows_seen % 4096 == 0 {
-                let secs = started.elapsed().as_secs_f64().max(1e-3);
-                bar.message(format!(
-                    "{} {rows_seen} rows, {:.1} MB ({:.0} rows/s, {:.1} MB/s)",
-                    task.id,
-                    bytes as f64 / 1e6,
-                    rows_seen as f64 / secs,
-                    bytes as f64 / 1e6 / secs
-                ));
-            }
-        }
-        if batch.len() >= BATCH || (done && !batch.is_empty()) {
-            send(&mut sink, batch.split().freeze(), shared, mapping).await?;
-            failpoint::hit(failpoint::COPY_CHUNK);
-        }
-        if done {
-            break;
+    let mut next_message = 4096;
+    while let Some((piece, rows)) = source
+        .next(BATCH)
+        .await
+        .map_err(|e| e.context(format!("reading {} from the source", task.id)))?
+    {
+        bytes += piece.len() as u64;
+        rows_seen += rows;
+        send(&mut sink, piece, shared, mapping).await?;
+        failpoint::hit(failpoint::COPY_CHUNK);
+        if rows_seen >= next_message {
+            next_message = rows_seen + 4096;
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.message(format!(
+                "{} {rows_seen} rows, {:.1} MB ({:.0} rows/s, {:.1} MB/s)",
+                task.id,
+                bytes as f64 / 1e6,
+                rows_seen as f64 / secs,
+                bytes as f64 / 1e6 / secs
+            ));
         }
     }
     let rows = sink

@@ -212,7 +212,7 @@ mod tests {
 
     fn keys(sql: &str) -> Vec<String> {
         let st = Statement::parse(sql).unwrap();
-        let mut out: Vec<String> = objects_of(st.node().unwrap())
+        let mut out: Vec<String> = objects_of(&st.node().unwrap())
             .0
             .into_iter()
             .map(|o| {
@@ -260,7 +260,7 @@ mod tests {
         let st = Statement::parse("CREATE TABLE public.p1 PARTITION OF public.p FOR VALUES IN (1)")
             .unwrap();
         assert!(
-            objects_of(st.node().unwrap()).1,
+            objects_of(&st.node().unwrap()).1,
             "a partition's columns come from its parent"
         );
     }

@@ -131,10 +131,11 @@ fn phase_of(node: Option<&NodeEnum>) -> (Phase, Option<TableName>) {
 
 /// Classifies `st` (already converted), emitted as `sql`.
 pub fn classify(st: &Statement, section: Section, sql: String) -> PlannedStatement {
-    let (phase, table) = phase_of(st.node());
-    let (objects, inherits) = st.node().map(objects_of).unwrap_or_default();
+    let node = st.node();
+    let (phase, table) = phase_of(node.as_ref());
+    let (objects, inherits) = node.as_ref().map(objects_of).unwrap_or_default();
     let code = matches!(
-        st.node(),
+        node,
         Some(
             NodeEnum::CreateFunctionStmt(_)
                 | NodeEnum::ViewStmt(_)

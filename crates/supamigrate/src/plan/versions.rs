@@ -212,7 +212,8 @@ fn defined_functions(
 fn function_users(parsed: &[Statement], defined: &Defined) -> BTreeMap<Name, BTreeSet<String>> {
     let mut users: BTreeMap<Name, BTreeSet<String>> = BTreeMap::new();
     for st in parsed {
-        let (what, node) = match st.node() {
+        let node = st.node();
+        let (what, node) = match &node {
             Some(n @ NodeEnum::IndexStmt(i)) => (format!("index {}", i.idxname), n),
             Some(n @ NodeEnum::CreateTableAsStmt(c))
                 if c.objtype == ObjectType::ObjectMatview as i32 =>

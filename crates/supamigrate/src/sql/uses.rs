@@ -14,6 +14,7 @@ pub fn of_statement(st: &Statement) -> Uses {
     let Some(node) = st.node() else {
         return Uses::default();
     };
+    let node = &node;
     let mut uses = of_node(node);
     if let NodeEnum::CreateFunctionStmt(f) = node {
         uses.extend(of_function_body(f, &st.text));

@@ -9,12 +9,12 @@ use supamigrate::cluster::{Cluster, ClusterSpec, ServerTls};
 use supamigrate::connect::{probe, ConnInfo};
 use supamigrate::ErrorKind;
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+pub(crate) struct Ca {
+    pub(crate) cert: rcgen::Certificate,
+    pub(crate) key: KeyPair,
 }
 
-fn ca(name: &str) -> Ca {
+pub(crate) fn ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
@@ -24,7 +24,7 @@ fn ca(name: &str) -> Ca {
 }
 
 /// Stops the cluster when the test ends, however it ends.
-struct Running(Cluster);
+pub(crate) struct Running(pub(crate) Cluster);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -33,7 +33,7 @@ impl Drop for Running {
 }
 
 /// Creates and starts a cluster in a fresh temporary directory.
-fn start_cluster(tls: Option<ServerTls>) -> (tempfile::TempDir, Running) {
+pub(crate) fn start_cluster(tls: Option<ServerTls>) -> (tempfile::TempDir, Running) {
     let dir = tempfile::Builder::new()
         .prefix("supamigrate-tls-")
         .tempdir()
@@ -55,7 +55,7 @@ fn start_cluster(tls: Option<ServerTls>) -> (tempfile::TempDir, Running) {
     (dir, Running(cluster))
 }
 
-fn url(c: &Cluster, host: &str, mode: &str, ca: &Path) -> ConnInfo {
+pub(crate) fn url(c: &Cluster, host: &str, mode: &str, ca: &Path) -> ConnInfo {
     let info = c.superuser_conninfo("postgres");
     ConnInfo::parse(&format!(
         "host={host} port={} user={} password={} dbname=postgres sslmode={mode} sslrootcert={}",

@@ -46,7 +46,7 @@ impl Fates {
         let Some(NodeEnum::CommentStmt(c)) = st.node() else {
             return None;
         };
-        let (key, column) = comment_target(c)?;
+        let (key, column) = comment_target(&c)?;
         if let Some(column) = column {
             if dropped_columns.contains(&column) {
                 return Some(format!(

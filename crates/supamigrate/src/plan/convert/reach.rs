@@ -458,7 +458,7 @@ fn item(st: &Statement) -> Item {
         foreign: false,
     };
     if let Some(node) = st.node() {
-        describe(node, &mut it);
+        describe(&node, &mut it);
     }
     it
 }

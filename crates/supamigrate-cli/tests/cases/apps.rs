@@ -607,18 +607,11 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "constraint doc_shape removed",
     ),
     (
-        "Database Webhooks",
+        "Database Webhooks and net.http_post call sites: into the outbox",
         "hooks",
-        "Dropped",
-        "trigger orders-webhook on public.orders",
-        "a Database Webhook",
-    ),
-    (
-        "net.http_post call sites",
-        "hooks",
-        "Dropped",
-        "function public.notify_shipping",
-        "calls net.http_post",
+        "Added",
+        "HTTP outbox supamigrate_outbox.http_requests",
+        "pg_net and Database Webhooks are not on RDS",
     ),
     (
         "http extension call sites",
@@ -635,25 +628,32 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "scheduled from the target's postgres database",
     ),
     (
-        "pg_cron jobs left out",
+        "pg_cron jobs calling pg_net: kept, through the outbox",
         "hooks",
-        "Dropped",
+        "Kept",
         "pg_cron job ping-shipping",
-        "calls net.http_post",
+        "scheduled from the target's postgres database",
     ),
     (
         "pgmq queues",
         "hooks",
-        "Dropped",
+        "Kept",
         "pgmq queue order_events_queue",
-        "pgmq is not on the target",
+        "created on the target by the pgmq shim",
     ),
     (
-        "Vault secrets",
+        "pgmq in plain SQL",
         "hooks",
-        "Dropped",
-        "1 Vault secrets",
-        "never read or shown",
+        "Added",
+        "pgmq in plain SQL",
+        "the target does not offer the pgmq extension",
+    ),
+    (
+        "Vault secrets: names carried, values never read",
+        "hooks",
+        "Added",
+        "Vault shim",
+        "stripe_secret_key",
     ),
     (
         "a wrappers FDW server with a key",
@@ -897,6 +897,8 @@ async fn one_app(name: &str) {
         "hooks" => {
             hooks_app(&sb, &t).await;
             secrets_in_logs(&sb, work.path()).await;
+            // Last: it writes on the target.
+            runtime_shims(&sb).await;
         }
         _ => {}
     }
@@ -1073,12 +1075,13 @@ pub async fn notes_behave(sb: &Sandbox) {
 async fn hooks_app(sb: &Sandbox, out: &str) {
     let cron = connect(&sb.target_superuser("postgres")).await.unwrap();
     let jobs = rows(&cron, "select jobname, database from cron.job order by 1").await;
+    let db = Some(sb.target_url().dbname.clone());
     assert_eq!(
         jobs,
-        [[
-            Some("purge-cancelled-orders".into()),
-            Some(sb.target_url().dbname.clone())
-        ]],
+        [
+            [Some("ping-shipping".into()), db.clone()],
+            [Some("purge-cancelled-orders".into()), db]
+        ],
         "{out}"
     );
     // The database's built-in settings, as a new session on the target
@@ -1093,6 +1096,48 @@ async fn hooks_app(sb: &Sandbox, out: &str) {
     assert_eq!(
         rows(&tgt, "set app.region = 'eu-west-1'; select public.region()").await,
         [[Some("eu-west-1".to_string())]]
+    );
+}
+
+/// Supabase's runtime on the target: a webhook and net.http_post land in
+/// the outbox; a Vault read works once the secret is set there (its value
+/// was never read from Supabase); a pgmq queue sends and reads.
+async fn runtime_shims(sb: &Sandbox) {
+    let tgt = connect(&sb.target_url()).await.unwrap();
+    tgt.batch_execute(
+        "insert into public.orders (total_cents) values (4200);
+         select public.notify_shipping(7);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&tgt, "select method, url, origin, body->>'type', body->'record'->>'total_cents', (delivered_at is null)::text \
+                    from supamigrate_outbox.http_requests order by id").await,
+        [
+            ["POST", "https://hooks.example.com/orders", "webhook orders-webhook on public.orders", "INSERT", "4200", "true"].map(|s| Some(s.to_string())).to_vec(),
+            vec![Some("POST".into()), Some("https://shipping.example.com/v1/notify".into()), Some("net.http_post".into()), None, None, Some("true".into())],
+        ],
+        "the webhook and the net.http_post call, each a row of the outbox"
+    );
+    assert_eq!(
+        rows(&tgt, "select (public.stripe_key() is null)::text, count(*)::text from vault.secrets group by 1").await,
+        [[Some("true".to_string()), Some("1".to_string())]],
+        "the secret's row is there, without its value"
+    );
+    assert_eq!(
+        rows(&tgt, "do $$ begin perform vault.update_secret(id, 'sk_test_set_on_target') from vault.secrets where name = 'stripe_secret_key'; end $$; \
+                    select public.stripe_key()").await,
+        [[Some("sk_test_set_on_target".to_string())]],
+    );
+    assert_eq!(
+        rows(
+            &tgt,
+            "do $$ begin perform public.enqueue_order(9); end $$; \
+                    select message->>'order' from pgmq.read('order_events_queue', 30, 10)"
+        )
+        .await,
+        [[Some("9".to_string())]],
+        "a pgmq queue sends and reads on the target"
     );
 }
 

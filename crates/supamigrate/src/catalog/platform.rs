@@ -76,6 +76,9 @@ pub struct PlatformFacts {
     pub queues: Vec<String>,
     /// How many Vault secrets (0 without Vault).
     pub vault_secrets: i64,
+    /// The Vault secrets' ids and names (never their values).
+    #[serde(default)]
+    pub vault_names: Vec<(String, String)>,
     /// Vault is there, but the role may not count its secrets.
     pub vault_unreadable: bool,
     /// Foreign servers.
@@ -107,6 +110,11 @@ pub async fn gather(client: &Client) -> Result<PlatformFacts> {
         )
         .await?,
         vault_secrets: vault.unwrap_or(0),
+        vault_names: if vault.unwrap_or(0) > 0 {
+            vault_names(client).await?
+        } else {
+            Vec::new()
+        },
         vault_unreadable: vault.is_none(),
         foreign_servers: foreign_servers(client).await?,
         internal_triggers: internal_triggers(client, &internal).await?,
@@ -172,6 +180,20 @@ async fn vault_count(client: &Client) -> Result<Option<i64>> {
         .await
         .ok()
         .map(|r| r.get::<_, i64>(0)))
+}
+
+/// The secrets' ids and names: the values are never read.
+async fn vault_names(client: &Client) -> Result<Vec<(String, String)>> {
+    Ok(client
+        .query(
+            "select id::text, coalesce(name, '') from vault.secrets order by created_at, id",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 async fn foreign_servers(client: &Client) -> Result<Vec<ForeignServer>> {

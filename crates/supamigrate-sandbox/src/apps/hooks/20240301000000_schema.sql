@@ -53,6 +53,24 @@ begin
 end
 $$;
 
+-- A secret read from Vault, and a queue written through pgmq (created from
+-- the dashboard: plpgsql, so neither needs to exist yet).
+create function public.stripe_key() returns text
+language plpgsql stable security definer set search_path = ''
+as $$
+begin
+  return (select decrypted_secret from vault.decrypted_secrets where name = 'stripe_secret_key');
+end
+$$;
+
+create function public.enqueue_order(order_id bigint) returns bigint
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  return (select pgmq.send('order_events_queue', jsonb_build_object('order', order_id)));
+end
+$$;
+
 create extension if not exists http with schema extensions;
 
 create function public.fetch_rate(cur text) returns numeric

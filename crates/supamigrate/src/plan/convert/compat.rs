@@ -6,6 +6,7 @@
 //! uses it, and said so in the report.
 
 use super::reach::Needs;
+use super::runtime::Available;
 use super::{Action, Conversion, Impact};
 use crate::catalog::dump::SchemaSource;
 use crate::error::Result;
@@ -47,8 +48,9 @@ pub(super) fn add(
     src: &SchemaSource,
     shim: bool,
     app_role: &str,
-    needs: Needs,
+    needs: &Needs,
     users_used_by: &[String],
+    runtime: &Available,
     out: &mut Conversion,
 ) -> Result<()> {
     let mut pre: Vec<String> = Vec::new();
@@ -95,6 +97,17 @@ pub(super) fn add(
             }
         }
     }
+    let mut roles = vec![app_role.to_string()];
+    if shim {
+        roles.push("service_role".into());
+    }
+    pre.extend(super::runtime::add(
+        src,
+        &needs.runtime,
+        runtime,
+        &roles,
+        out,
+    ));
     if src.storage_columns.is_some() {
         pre.extend(storage_meta::pre_data());
         post.extend(storage_meta::post_data());

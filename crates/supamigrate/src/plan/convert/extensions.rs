@@ -97,7 +97,12 @@ impl Fate {
         })
     }
 
-    /// Whether `f` is a function of an extension the target gets.
+    /// Whether the source has extension `ext` and the target gets it.
+    pub fn carries(&self, ext: &str) -> bool {
+        self.members.contains_key(ext) && !self.gone.contains_key(ext)
+    }
+
+    /// Whether `f` is a member of an extension the target gets.
     pub fn carried_function(&self, f: &Name) -> bool {
         self.members
             .iter()

@@ -14,6 +14,7 @@ mod generated;
 mod platform;
 mod reach;
 mod rules;
+mod runtime;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +25,7 @@ pub use extensions::{PlannedExtension, PG_CRON, SEED_EXTENSIONS};
 pub use generated::GeneratedChoice;
 pub use platform::{CronPlan, PlannedJob, CRON_DATABASE};
 pub use reach::{PlatformSchema, PLATFORM};
+pub use runtime::Shim;
 
 use super::statements::{PlannedStatement, Section};
 use crate::catalog::dump::SchemaSource;
@@ -502,7 +504,11 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         .filter_map(|t| t.function.split_once('.'))
         .map(|(s, n)| crate::sql::uses::Name::new(s, n))
         .collect();
+    let runtime = runtime::Available {
+        pgmq: !fate.carries("pgmq"),
+    };
     let ctx = reach::Context {
+        runtime: &runtime,
         schemas: &src.schemas,
         has_auth: src.auth_users_columns.is_some(),
         has_storage: src.storage_columns.is_some(),
@@ -523,8 +529,9 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         src,
         out.shim,
         &opts.app_role,
-        reach.needs,
+        &reach.needs,
         &reach.users_used_by,
+        &runtime,
         &mut out,
     )?;
     platform::note(src, opts, &reach, &ctx, &mut out)?;

@@ -49,20 +49,19 @@ pub(super) fn note(
     cron(&src.platform.cron_jobs, opts, reach, ctx, out);
     for q in &src.platform.queues {
         out.note_todo(
-            Action::Dropped,
+            Action::Kept,
             format!("pgmq queue {q}"),
-            "pgmq is not on the target: the queue and its messages are not migrated",
-            "create an Amazon SQS queue and send to it from the application",
+            if ctx.runtime.pgmq {
+                "created on the target by the pgmq shim (plain SQL); the messages in it are not moved"
+            } else {
+                "created on the target (it offers pgmq); the messages in it are not moved"
+            },
+            "let its consumers empty it before the cutover (or send what is left again on the target)",
         );
     }
     match (src.platform.vault_secrets, src.platform.vault_unreadable) {
-        (0, false) => {}
-        (n, false) => out.note_todo(
-            Action::Dropped,
-            format!("{n} Vault secrets"),
-            "Supabase Vault is not on the target; the secrets' values are never read or shown",
-            "store them in AWS Secrets Manager and read them from the application",
-        ),
+        // Readable: the Vault shim says what moves (runtime.rs).
+        (_, false) => {}
         (_, true) => out.note_todo(
             Action::Dropped,
             "Vault secrets",

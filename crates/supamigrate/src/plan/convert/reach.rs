@@ -17,6 +17,7 @@ use pg_query::protobuf::{self, ObjectType};
 use pg_query::NodeEnum;
 
 use super::extensions::{Fate, Gone};
+use super::runtime::{Available, Shim};
 use crate::sql::uses::{Name, Uses};
 use crate::sql::{parts, Statement};
 use crate::supabase::is_internal_schema;
@@ -74,8 +75,10 @@ pub struct Missing {
 }
 
 /// What the conversion adds because kept statements use it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
+    /// The runtime shims kept statements call.
+    pub runtime: BTreeSet<Shim>,
     /// `auth.users` is read or written.
     pub users_view: bool,
     /// `auth.uid()` & co. are called.
@@ -95,6 +98,8 @@ pub struct Context<'a> {
     /// Functions of the application's triggers on Supabase's tables that
     /// are left out (on auth.identities, storage.objects…).
     pub dropped_trigger_functions: &'a BTreeSet<Name>,
+    /// The runtime shims the target can have.
+    pub runtime: &'a Available,
 }
 
 const AUTH_FUNCTIONS: &[&str] = &["uid", "role", "email", "jwt"];
@@ -233,7 +238,7 @@ pub fn analyze(stmts: &[&Statement], ctx: &Context) -> Reach {
             break;
         }
     }
-    summarize(items, verdict)
+    summarize(items, verdict, ctx)
 }
 
 /// Trigger functions all of whose triggers are left out are left out too
@@ -275,7 +280,7 @@ fn orphans(items: &[Item], verdict: &mut [Option<Missing>], ctx: &Context) -> bo
     changed
 }
 
-fn summarize(items: Vec<Item>, verdict: Vec<Option<Missing>>) -> Reach {
+fn summarize(items: Vec<Item>, verdict: Vec<Option<Missing>>, ctx: &Context) -> Reach {
     let mut r = Reach::default();
     for (it, v) in items.into_iter().zip(&verdict) {
         if v.is_some() {
@@ -289,6 +294,25 @@ fn summarize(items: Vec<Item>, verdict: Vec<Option<Missing>>) -> Reach {
                 r.users_used_by.push(k.clone());
             }
         }
+        let shims = it
+            .uses
+            .functions
+            .iter()
+            .filter_map(|f| ctx.runtime.function(f));
+        let shims: Vec<Shim> = shims
+            .chain(
+                it.uses
+                    .relations
+                    .iter()
+                    .filter_map(|x| ctx.runtime.relation(x)),
+            )
+            .chain(
+                it.trigger_function
+                    .iter()
+                    .filter_map(|f| ctx.runtime.function(f)),
+            )
+            .collect();
+        r.needs.runtime.extend(shims);
         r.needs.auth_functions |= it
             .uses
             .functions
@@ -367,6 +391,9 @@ fn check(
 }
 
 fn relation_missing(r: &Name, ctx: &Context) -> Option<Missing> {
+    if ctx.runtime.relation(r).is_some() {
+        return None;
+    }
     if let Some((ext, g)) = ctx.fate.gone_relation(r) {
         return Some(extension_missing("reads", r, ext, g));
     }
@@ -383,6 +410,9 @@ fn relation_missing(r: &Name, ctx: &Context) -> Option<Missing> {
 }
 
 fn function_missing(f: &Name, ctx: &Context) -> Option<Missing> {
+    if ctx.runtime.function(f).is_some() {
+        return None;
+    }
     if let Some((ext, g)) = ctx.fate.gone_function(f) {
         return Some(extension_missing("calls", f, ext, g));
     }

@@ -825,11 +825,11 @@ fn column_privileges_on_a_column_left_out_with_its_extension_lose_it_and_never_w
 }
 
 /// A pg_cron job follows the functions it calls: one calling a function
-/// left out (it posts with pg_net) is not scheduled, however it names the
+/// left out (it reads pg_net's responses) is not scheduled, however it names the
 /// function (qualified or through the search path); one calling kept code is.
 #[test]
 fn cron_jobs_follow_their_functions() {
-    let pre = "CREATE FUNCTION public.notify_all() RETURNS void LANGUAGE sql AS $$ select net.http_post('https://example.com/hook') $$;
+    let pre = "CREATE FUNCTION public.notify_all() RETURNS void LANGUAGE sql AS $$ select status_code from net._http_response $$;
 CREATE FUNCTION public.cleanup() RETURNS void LANGUAGE sql AS $$ select 1 $$;";
     let mut src = source(pre, "");
     let job = |id: i64, name: &str, command: &str| crate::catalog::platform::CronJob {
@@ -862,4 +862,122 @@ CREATE FUNCTION public.cleanup() RETURNS void LANGUAGE sql AS $$ select 1 $$;";
             c.report
         );
     }
+}
+
+/// Supabase's runtime is shimmed where a shim keeps what the caller does,
+/// and left out where none can: (what, the application's statement, kept,
+/// the shim's statement the target gets, or the reason it is left out).
+const RUNTIME: &[(&str, &str, bool, &str)] = &[
+    (
+        "net.http_post lands in the outbox",
+        "CREATE FUNCTION public.notify(id bigint) RETURNS bigint LANGUAGE sql AS $$ select net.http_post(url := 'https://x.example/hook', body := jsonb_build_object('id', id)) $$",
+        true,
+        "CREATE OR REPLACE FUNCTION net.http_post(",
+    ),
+    (
+        "net.http_get lands in the outbox",
+        "CREATE FUNCTION public.ping() RETURNS bigint LANGUAGE plpgsql AS $$ begin return net.http_get('https://x.example/ping'); end $$",
+        true,
+        "CREATE TABLE IF NOT EXISTS supamigrate_outbox.http_requests",
+    ),
+    (
+        "a Database Webhook keeps firing, into the outbox",
+        "CREATE TRIGGER hook AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION supabase_functions.http_request('https://x.example/t', 'POST', '{}', '{}', '1000')",
+        true,
+        "CREATE OR REPLACE FUNCTION supabase_functions.http_request() RETURNS trigger",
+    ),
+    (
+        "a read of Vault's decrypted secrets reads the secrets table",
+        "CREATE FUNCTION public.key() RETURNS text LANGUAGE sql SECURITY DEFINER AS $$ select decrypted_secret from vault.decrypted_secrets where name = 'k' $$",
+        true,
+        "CREATE OR REPLACE VIEW vault.decrypted_secrets AS",
+    ),
+    (
+        "pgmq in plain SQL where the target lacks the extension",
+        "CREATE FUNCTION public.enqueue(m jsonb) RETURNS SETOF bigint LANGUAGE sql AS $$ select * from pgmq.send('jobs', m) $$",
+        true,
+        "CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay integer DEFAULT 0)",
+    ),
+    (
+        "reading pg_net's responses: no shim keeps them",
+        "CREATE FUNCTION public.last_status() RETURNS integer LANGUAGE sql AS $$ select status_code from net._http_response order by id desc limit 1 $$",
+        false,
+        "reads net._http_response",
+    ),
+    (
+        "the http extension's synchronous calls: the caller reads the answer",
+        "CREATE FUNCTION public.rate() RETURNS text LANGUAGE sql AS $$ select content from extensions.http_get('https://x.example/rate') $$",
+        false,
+        "calls extensions.http_get, of extension http",
+    ),
+];
+
+#[test]
+fn supabase_runtime_is_shimmed_where_a_shim_keeps_the_semantics() {
+    for (what, sql, kept, expect) in RUNTIME {
+        let mut http = ext("http", "extensions", &[]);
+        http.functions = vec!["extensions.http_get".into()];
+        let mut src = source("CREATE TABLE public.t (id integer);", &format!("{sql};"));
+        src.extensions = vec![http, ext("pgmq", "pgmq", &[])];
+        let mut o = opts(PolicyMode::Shim);
+        o.available_extensions = Some(BTreeSet::new());
+        let c = convert(&src, &o).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let all = c.sql();
+        let first_line = sql.lines().next().unwrap_or(sql);
+        assert_eq!(all.contains(first_line), *kept, "{what}: {all}");
+        if *kept {
+            assert!(all.contains(expect), "{what}: {expect} not in {all}");
+            assert!(
+                !c.report.iter().any(
+                    |d| d.action == Action::Dropped && d.object.starts_with("function public.")
+                ),
+                "{what}: {:#?}",
+                c.report
+            );
+        } else {
+            assert!(
+                c.report
+                    .iter()
+                    .any(|d| d.action == Action::Dropped && d.reason.contains(expect)),
+                "{what}: {:#?}",
+                c.report
+            );
+            assert!(
+                !all.contains("supamigrate_outbox"),
+                "{what}: no shim for nothing"
+            );
+        }
+    }
+}
+
+/// The Vault shim carries the secrets' ids and names, never a value, and
+/// says which to set; pgmq's queues are created on the target.
+#[test]
+fn vault_names_and_pgmq_queues_are_carried() {
+    let mut src = source("", "");
+    src.platform.vault_secrets = 1;
+    src.platform.vault_names = vec![(
+        "6f1c1e8e-0b7a-4a57-9a53-4c1a3f1f0a11".into(),
+        "stripe_key".into(),
+    )];
+    src.platform.queues = vec!["jobs".into()];
+    src.extensions = vec![ext("pgmq", "pgmq", &[])];
+    let mut o = opts(PolicyMode::Drop);
+    o.available_extensions = Some(BTreeSet::new());
+    let c = convert(&src, &o).unwrap();
+    let all = c.sql();
+    assert!(all.contains("INSERT INTO vault.secrets (id, name) VALUES ('6f1c1e8e-0b7a-4a57-9a53-4c1a3f1f0a11'::uuid, 'stripe_key')"), "{all}");
+    assert!(
+        all.contains("CREATE TABLE pgmq.q_jobs (msg_id bigint"),
+        "{all}"
+    );
+    let vault = c
+        .report
+        .iter()
+        .find(|d| d.object.starts_with("Vault shim"))
+        .unwrap();
+    assert!(
+        vault.reason.contains("stripe_key") && vault.todo.contains("vault.update_secret"),
+        "{vault:#?}"
+    );
 }

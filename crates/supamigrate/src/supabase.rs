@@ -65,3 +65,38 @@ pub fn is_supabase_role(role: &str) -> bool {
 
 /// The roles PostgREST switches to: their grants carry the application's access.
 pub const API_ROLES: &[&str] = &["anon", "authenticated", "service_role"];
+
+/// Supabase Auth's tables, beyond `auth.users`, that move to the target as
+/// tables: (name, carried even when no code of the application reads it,
+/// what it is for on the target). The durable ones describe users (how
+/// they sign in, their MFA factors, SSO); the others describe sessions,
+/// carried only when the application's code reads them (its AAL checks).
+pub const AUTH_TABLES: &[(&str, bool, &str)] = &[
+    (
+        "identities",
+        true,
+        "how each user signs in (email, phone, each OAuth provider and its user id)",
+    ),
+    (
+        "mfa_factors",
+        true,
+        "each user's MFA factors (TOTP, phone, WebAuthn) and their status",
+    ),
+    ("sso_providers", true, "SAML SSO providers"),
+    (
+        "sso_domains",
+        true,
+        "the email domains of each SSO provider",
+    ),
+    ("mfa_challenges", false, "MFA challenges issued"),
+    (
+        "sessions",
+        false,
+        "sessions, with their assurance level (aal1/aal2) and factor",
+    ),
+    (
+        "mfa_amr_claims",
+        false,
+        "how each session signed in (password, totp, otp…)",
+    ),
+];

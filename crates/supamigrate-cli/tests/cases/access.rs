@@ -1,9 +1,12 @@
 //! Access is never wider on the target than on the source. The MFA shape
 //! real applications use: a permissive policy (`owner = auth.uid()`) and a
-//! RESTRICTIVE one calling a function that reads `auth.mfa_factors`, which
-//! the target does not get. A user enrolled in TOTP with an `aal1` JWT sees
-//! nothing on the source; left out as a side effect, the restrictive
-//! policy would show them the row on the target.
+//! RESTRICTIVE one calling a function that reads Supabase Auth's tables. A
+//! user enrolled in TOTP with an `aal1` JWT sees nothing on the source.
+//! `auth.mfa_factors` moves as a table: the policy and its function keep
+//! working on the target. A function reading what does not move
+//! (`auth.audit_log_entries`) is left out, and its restrictive policy then
+//! refuses the plan (or is kept failing closed): never dropped to show the
+//! row.
 
 use std::process::Command;
 
@@ -19,13 +22,24 @@ fn bin(sb: &Sandbox) -> Command {
 
 const USER: &str = "a1111111-1111-4111-8111-111111111111";
 
+/// What says a user enrolled in MFA: their verified factor (which moves),
+/// or the audit log's record of it (which does not).
+const BY_FACTOR: &str =
+    "select 1 from auth.mfa_factors f where f.user_id = auth.uid() and f.status = 'verified'";
+const BY_AUDIT_LOG: &str = "select 1 from auth.audit_log_entries f \
+    where f.payload ->> 'actor_id' = auth.uid()::text and f.payload ->> 'action' = 'mfa_enrolled'";
+
+/// The app, its restrictive policy's function deciding with `enrolled`.
+fn app(enrolled: &str) -> String {
+    APP.replace("ENROLLED", enrolled)
+}
+
 const APP: &str = "
 create table public.vault_notes (id bigint primary key, owner uuid not null, body text not null);
 alter table public.vault_notes enable row level security;
 create function public.required_aal() returns text[]
   language sql stable security definer set search_path = ''
-  as $$ select case when exists (select 1 from auth.mfa_factors f
-                                 where f.user_id = auth.uid() and f.status = 'verified')
+  as $$ select case when exists (ENROLLED)
                     then array['aal2'] else array['aal1', 'aal2'] end $$;
 create policy own on public.vault_notes for select to authenticated using (owner = auth.uid());
 create policy mfa on public.vault_notes as restrictive for select to authenticated
@@ -50,27 +64,75 @@ async fn seen(c: &Client, aal: &str) -> i64 {
     n
 }
 
-#[tokio::test]
-async fn a_restrictive_mfa_policy_is_never_dropped_to_widen_access() {
-    if !supamigrate_sandbox::platform::require("access::a_restrictive_mfa_policy") {
-        return;
-    }
-    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
-    let app = connect(&sb.source_url()).await.unwrap();
-    app.batch_execute(APP).await.unwrap();
+/// Sets the source up with the app (deciding with `enrolled`), a user
+/// enrolled in TOTP and their row; checks the source asks for aal2.
+async fn mfa_source(sb: &Sandbox, enrolled: &str) {
+    let app_conn = connect(&sb.source_url()).await.unwrap();
+    app_conn.batch_execute(&app(enrolled)).await.unwrap();
     let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
     admin
         .batch_execute(&format!(
             "insert into auth.users (id, email, created_at, updated_at) values ('{USER}', 'mfa@example.com', now(), now());
              insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at)
                values (gen_random_uuid(), '{USER}', 'phone', 'totp', 'verified', now(), now());
+             insert into auth.audit_log_entries (id, payload, created_at)
+               values (gen_random_uuid(), jsonb_build_object('actor_id', '{USER}', 'action', 'mfa_enrolled'), now());
              insert into public.vault_notes values (1, '{USER}', 'the launch codes');"
         ))
         .await
         .unwrap();
-    let src = connect(&sb.source_superuser("postgres")).await.unwrap();
-    assert_eq!(seen(&src, "aal1").await, 0, "the source asks for aal2");
-    assert_eq!(seen(&src, "aal2").await, 1);
+    assert_eq!(seen(&admin, "aal1").await, 0, "the source asks for aal2");
+    assert_eq!(seen(&admin, "aal2").await, 1);
+}
+
+/// provision (with `extra` flags), pre-data and copy.
+async fn provision_and_copy(sb: &Sandbox, extra: &[&str]) -> String {
+    let secrets = tempfile::tempdir().unwrap();
+    let mut provision = bin(sb);
+    provision
+        .args(["provision", "--yes"])
+        .args(extra)
+        .arg("--secrets-dir")
+        .arg(secrets.path());
+    let out = ok(provision, "provision").await;
+    let mut apply = bin(sb);
+    apply.args(["schema", "apply", "--section", "pre-data"]);
+    ok(apply, "pre-data").await;
+    let mut copy = bin(sb);
+    copy.arg("copy");
+    ok(copy, "copy").await;
+    output_text(&out)
+}
+
+#[tokio::test]
+async fn an_mfa_policy_reading_auth_tables_keeps_working_on_the_target() {
+    if !supamigrate_sandbox::platform::require("access::an_mfa_policy_reading_auth_tables") {
+        return;
+    }
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    mfa_source(&sb, BY_FACTOR).await;
+    let out = provision_and_copy(&sb, &[]).await;
+    assert!(out.contains("table auth.mfa_factors"), "{out}");
+    let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
+        .await
+        .unwrap();
+    assert_eq!(seen(&tgt, "aal1").await, 0, "never wider than the source");
+    assert_eq!(seen(&tgt, "aal2").await, 1, "as on the source");
+    let factors: i64 = tgt
+        .query_one("select count(*) from auth.mfa_factors where factor_type = 'totp' and status = 'verified'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(factors, 1, "the factor, with its enum types");
+}
+
+#[tokio::test]
+async fn a_restrictive_mfa_policy_is_never_dropped_to_widen_access() {
+    if !supamigrate_sandbox::platform::require("access::a_restrictive_mfa_policy") {
+        return;
+    }
+    let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
+    mfa_source(&sb, BY_AUDIT_LOG).await;
 
     // Refused by default, before anything is written, naming the policy.
     let mut plan = bin(&sb);
@@ -87,29 +149,8 @@ async fn a_restrictive_mfa_policy_is_never_dropped_to_widen_access() {
 
     // Kept failing closed: nobody in its scope sees the row until the
     // policy is rewritten for the target.
-    let secrets = tempfile::tempdir().unwrap();
-    let mut provision = bin(&sb);
-    provision
-        .args([
-            "provision",
-            "--yes",
-            "--restrictive",
-            "fail-closed",
-            "--secrets-dir",
-        ])
-        .arg(secrets.path());
-    let out = ok(provision, "provision --restrictive fail-closed").await;
-    assert!(
-        output_text(&out).contains("kept failing closed"),
-        "{}",
-        output_text(&out)
-    );
-    let mut apply = bin(&sb);
-    apply.args(["schema", "apply", "--section", "pre-data"]);
-    ok(apply, "pre-data").await;
-    let mut copy = bin(&sb);
-    copy.arg("copy");
-    ok(copy, "copy").await;
+    let out = provision_and_copy(&sb, &["--restrictive", "fail-closed"]).await;
+    assert!(out.contains("kept failing closed"), "{out}");
     let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
         .await
         .unwrap();

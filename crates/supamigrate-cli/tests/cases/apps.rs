@@ -893,6 +893,13 @@ async fn one_app(name: &str) {
                 [[Some("helper@accounts.example".to_string()), Some("t".to_string())]],
                 "the user without created_at, as on the source"
             );
+            assert_eq!(
+                rows(&tgt, "select public.sign_in_methods('a1111111-1111-4111-8111-111111111111'), \
+                            (select count(*)::text from auth.identities), \
+                            (select string_agg(email, ',') from auth.identities where provider = 'github')").await,
+                [[Some("email, github".to_string()), Some("3".to_string()), Some("only@accounts.example".to_string())]],
+                "auth.identities moved: the function reading it answers as on the source, its generated email computed"
+            );
         }
         "hooks" => {
             hooks_app(&sb, &t).await;

@@ -88,8 +88,8 @@ pub const APPS: &[App] = &[
     },
     App {
         name: "accounts",
-        about: "Only Supabase Auth: no table of its own",
-        migrations: &[],
+        about: "Only Supabase Auth: no table of its own; a function reading its identities",
+        migrations: &[Migration { version: "20240501000000", name: "sign_in", sql: include_str!("accounts/20240501000000_sign_in.sql") }],
         dashboard: "",
         seed: include_str!("accounts/seed.sql"),
         objects: &[],

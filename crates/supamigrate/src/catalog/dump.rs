@@ -28,6 +28,13 @@ pub struct SchemaSource {
     pub post_data: String,
     /// Columns of `auth.users`, when the source has Supabase Auth.
     pub auth_users_columns: Option<Vec<ColumnDef>>,
+    /// Supabase Auth's other tables that can move as tables
+    /// ([`crate::supabase::AUTH_TABLES`]), those the source has.
+    #[serde(default)]
+    pub auth_tables: Vec<AuthTable>,
+    /// The enum types of the `auth` schema: (name, labels in order).
+    #[serde(default)]
+    pub auth_enums: Vec<(String, Vec<String>)>,
     /// Columns of `storage.buckets` and `storage.objects`, when the source has Supabase Storage.
     pub storage_columns: Option<StorageColumns>,
     /// Installed extensions.
@@ -76,6 +83,19 @@ impl SchemaSource {
             .map(|p| p.name.clone())
             .collect()
     }
+}
+
+/// One of Supabase Auth's tables that can move as a table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthTable {
+    /// Its name in `auth`.
+    pub name: String,
+    /// Its columns.
+    pub columns: Vec<ColumnDef>,
+    /// Its primary key and unique constraints: (name, definition).
+    pub keys: Vec<(String, String)>,
+    /// Row level security is on.
+    pub rls: bool,
 }
 
 /// The Storage tables' columns.

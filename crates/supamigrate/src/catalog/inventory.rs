@@ -39,6 +39,9 @@ pub struct SourceInventory {
     pub sequences: Vec<TableName>,
     /// `auth.users`' copyable columns (generated ones left out), when present.
     pub auth_users: Option<TableFacts>,
+    /// Supabase Auth's other tables that can move ([`SchemaSource::auth_tables`]).
+    #[serde(default)]
+    pub auth_tables: Vec<TableFacts>,
     /// `storage.buckets` and `storage.objects`, when present.
     pub storage_tables: Option<(Option<TableFacts>, Option<TableFacts>)>,
     /// The secrets found in definitions (never serialized: the state folder
@@ -146,6 +149,13 @@ pub async fn gather_source(source: &ConnInfo, sel: &SchemaSelection) -> Result<S
         tables: super::table_facts(&client, &schemas).await?,
         sequences: super::sequences(&client, &schemas).await?,
         auth_users: internal_table(&client, "auth", "users").await?,
+        auth_tables: {
+            let mut facts = Vec::new();
+            for t in &schema.auth_tables {
+                facts.extend(internal_table(&client, "auth", &t.name).await?);
+            }
+            facts
+        },
         storage_tables: match schema.storage_columns {
             Some(_) => Some((
                 internal_table(&client, "storage", "buckets").await?,
@@ -188,6 +198,8 @@ async fn schema_facts(
     Ok(SchemaSource {
         schemas: schemas.to_vec(),
         auth_users_columns: super::table_columns(client, "auth.users").await?,
+        auth_tables: super::auth::tables(client).await?,
+        auth_enums: super::auth::enums(client).await?,
         storage_columns,
         extensions: super::extensions(client, schemas).await?,
         publications: super::publications(client).await?,

@@ -3,6 +3,7 @@
 //! gathers them into the [`inventory::Inventory`] the plan is built from;
 //! [`dump`] runs the one schema dump a migration needs.
 
+pub mod auth;
 pub mod data;
 pub mod drift;
 pub mod dump;

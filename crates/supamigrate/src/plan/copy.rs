@@ -142,6 +142,16 @@ pub fn mappings(src: &SourceInventory, conv: &Conversion, same_major: bool) -> V
     if let (Some(users), Some(cols)) = (&src.auth_users, &src.schema.auth_users_columns) {
         tables.push(users_mapping(users, cols));
     }
+    for facts in &src.auth_tables {
+        let def = src
+            .schema
+            .auth_tables
+            .iter()
+            .find(|d| TableName::new("auth", &d.name) == facts.name);
+        if let Some(def) = def.filter(|d| conv.auth_tables.contains(&d.name)) {
+            tables.push(super::auth_meta::mapping(facts, def));
+        }
+    }
     if let Some((buckets, objects)) = &src.storage_tables {
         for (t, name) in [(buckets, "buckets"), (objects, "objects")] {
             if let Some(t) = t {

@@ -10,6 +10,7 @@
 //! fingerprint, so a source whose schema changed since is refused, never
 //! silently re-planned mid-migration.
 
+pub mod auth_meta;
 pub mod convert;
 pub mod copy;
 pub mod describe;

@@ -13,3 +13,12 @@ values
 -- What a seed helper inserts: an id and an email, nothing else (created_at
 -- and updated_at stay NULL; auth.users allows it).
 insert into auth.users (id, email) values ('d4444444-4444-4444-8444-444444444444', 'helper@accounts.example');
+-- How they sign in: an email identity and a linked GitHub account; a phone.
+insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+values
+ ('a1111111-1111-4111-8111-111111111111', 'a1111111-1111-4111-8111-111111111111',
+  '{"sub":"a1111111-1111-4111-8111-111111111111","email":"only@accounts.example"}', 'email', now(), now()),
+ ('583231', 'a1111111-1111-4111-8111-111111111111',
+  '{"sub":"583231","email":"only@accounts.example","user_name":"only"}', 'github', now(), now()),
+ ('b2222222-2222-4222-8222-222222222222', 'b2222222-2222-4222-8222-222222222222',
+  '{"sub":"b2222222-2222-4222-8222-222222222222","phone":"15550100002"}', 'phone', now(), now());

@@ -97,6 +97,7 @@ pub(super) fn add(
             }
         }
     }
+    carry_auth_tables(src, needs, &mut pre, &mut post, out);
     let mut roles = vec![app_role.to_string()];
     if shim {
         roles.push("service_role".into());
@@ -233,4 +234,51 @@ fn note_users(cols: &[UserColumn], out: &mut Conversion) {
         },
         Impact::None,
     );
+}
+
+/// Supabase Auth's tables beyond users: those that describe users always,
+/// those that describe sessions when the application's code reads them.
+fn carry_auth_tables(
+    src: &SchemaSource,
+    needs: &Needs,
+    pre: &mut Vec<String>,
+    post: &mut Vec<String>,
+    out: &mut Conversion,
+) {
+    let carried: Vec<&crate::catalog::dump::AuthTable> = src
+        .auth_tables
+        .iter()
+        .filter(|t| {
+            needs.auth_tables.contains(&t.name)
+                || crate::supabase::AUTH_TABLES
+                    .iter()
+                    .any(|(n, durable, _)| *n == t.name && *durable)
+        })
+        .collect();
+    if carried.is_empty() {
+        return;
+    }
+    if !pre.iter().any(|s| s == "CREATE SCHEMA IF NOT EXISTS auth;") {
+        pre.push("CREATE SCHEMA IF NOT EXISTS auth;".into());
+    }
+    pre.extend(crate::plan::auth_meta::pre_data(&carried, &src.auth_enums));
+    post.extend(crate::plan::auth_meta::post_data(&carried));
+    for t in &carried {
+        let what = crate::supabase::AUTH_TABLES
+            .iter()
+            .find(|(n, _, _)| *n == t.name)
+            .map_or("", |(_, _, w)| *w);
+        let read = if needs.auth_tables.contains(&t.name) {
+            "; the application's code reads it and keeps working"
+        } else {
+            ""
+        };
+        out.note_todo(
+            Action::Added,
+            format!("table auth.{}", t.name),
+            format!("{what}: copied from Supabase Auth as a table{read}; Supabase Auth (GoTrue) is not on the target, so nothing adds or changes its rows by itself any more"),
+            "keep it current from your identity provider (or the application) if the application reads it after the move",
+        );
+        out.auth_tables.push(t.name.clone());
+    }
 }

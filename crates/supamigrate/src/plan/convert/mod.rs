@@ -148,6 +148,10 @@ pub struct Conversion {
     pub recomputed_generated: BTreeSet<String>,
     /// Whether the RLS shim (auth schema, API roles) is part of the result.
     pub shim: bool,
+    /// Supabase Auth's tables beyond `auth.users` that move as tables
+    /// (names in `auth`).
+    #[serde(default)]
+    pub auth_tables: Vec<String>,
     /// Columns left out with a dropped extension (`schema.table.column`): not copied.
     pub dropped_columns: BTreeSet<String>,
     /// Kept extensions' configuration tables and sequences holding what the
@@ -507,7 +511,9 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     let runtime = runtime::Available {
         pgmq: !fate.carries("pgmq"),
     };
+    let auth_tables: BTreeSet<String> = src.auth_tables.iter().map(|t| t.name.clone()).collect();
     let ctx = reach::Context {
+        auth_tables: &auth_tables,
         runtime: &runtime,
         schemas: &src.schemas,
         has_auth: src.auth_users_columns.is_some(),

@@ -180,6 +180,12 @@ fn triggers_and_policies(src: &SchemaSource, out: &mut Conversion) {
                 format!("uploads go to S3, not through {}.{}: {} would never run", t.schema, t.table, t.function),
                 "run it from S3 Event Notifications (an AWS Lambda function on s3:ObjectCreated/ObjectRemoved)",
             ),
+            ("auth", table) if out.auth_tables.iter().any(|c| c == table) => out.note_todo(
+                Action::Dropped,
+                object,
+                format!("{}.{} moves as a table, but Supabase Auth no longer writes it on the target: {} would never run", t.schema, t.table, t.function),
+                "run it from your identity provider's events (Amazon Cognito Lambda triggers) or from the application",
+            ),
             ("auth", _) => out.note_todo(
                 Action::Dropped,
                 object,

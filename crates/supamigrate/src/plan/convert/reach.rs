@@ -79,6 +79,8 @@ pub struct Missing {
 pub struct Needs {
     /// The runtime shims kept statements call.
     pub runtime: BTreeSet<Shim>,
+    /// Supabase Auth's tables (beyond users) kept statements read.
+    pub auth_tables: BTreeSet<String>,
     /// `auth.users` is read or written.
     pub users_view: bool,
     /// `auth.uid()` & co. are called.
@@ -100,6 +102,8 @@ pub struct Context<'a> {
     pub dropped_trigger_functions: &'a BTreeSet<Name>,
     /// The runtime shims the target can have.
     pub runtime: &'a Available,
+    /// Supabase Auth's tables (beyond users) the source has: they can move.
+    pub auth_tables: &'a BTreeSet<String>,
 }
 
 const AUTH_FUNCTIONS: &[&str] = &["uid", "role", "email", "jwt"];
@@ -313,6 +317,13 @@ fn summarize(items: Vec<Item>, verdict: Vec<Option<Missing>>, ctx: &Context) -> 
             )
             .collect();
         r.needs.runtime.extend(shims);
+        r.needs.auth_tables.extend(
+            it.uses
+                .relations
+                .iter()
+                .filter(|x| x.schema == "auth" && ctx.auth_tables.contains(&x.name))
+                .map(|x| x.name.clone()),
+        );
         r.needs.auth_functions |= it
             .uses
             .functions
@@ -401,6 +412,7 @@ fn relation_missing(r: &Name, ctx: &Context) -> Option<Missing> {
         return None;
     }
     if (r.is("auth", "users") && ctx.has_auth)
+        || (r.schema == "auth" && ctx.auth_tables.contains(&r.name))
         || (r.schema == "storage" && STORAGE_TABLES.contains(&r.name.as_str()) && ctx.has_storage)
         || ctx.fate.carried_relation(r)
     {

@@ -968,7 +968,7 @@ fn vault_names_and_pgmq_queues_are_carried() {
     let all = c.sql();
     assert!(all.contains("INSERT INTO vault.secrets (id, name) VALUES ('6f1c1e8e-0b7a-4a57-9a53-4c1a3f1f0a11'::uuid, 'stripe_key')"), "{all}");
     assert!(
-        all.contains("CREATE TABLE pgmq.q_jobs (msg_id bigint"),
+        all.contains("CREATE TABLE pgmq.\"q_jobs\" (msg_id bigint"),
         "{all}"
     );
     let vault = c

@@ -635,6 +635,13 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "scheduled from the target's postgres database",
     ),
     (
+        "pg_cron jobs calling a left-out function",
+        "hooks",
+        "Dropped",
+        "pg_cron job refresh-rates",
+        "public.fetch_rate",
+    ),
+    (
         "pgmq queues",
         "hooks",
         "Kept",

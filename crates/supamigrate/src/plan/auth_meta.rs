@@ -5,10 +5,7 @@
 //! (no new identity, factor or session is written but by the application).
 
 use crate::catalog::dump::AuthTable;
-use crate::catalog::TableFacts;
-use crate::pg::{quote_ident, quote_literal, TableName};
-use crate::plan::copy::{LeftOut, TableMapping};
-use crate::plan::users::ColumnPair;
+use crate::pg::{quote_ident, quote_literal};
 
 /// Pre-data: the enum types the carried tables' columns use, then the
 /// tables (no defaults: GoTrue wrote them; generated columns as generated).
@@ -76,38 +73,4 @@ pub fn post_data(tables: &[&AuthTable]) -> Vec<String> {
         }
     }
     sql
-}
-
-/// The table's mapping: same name, every column but generated ones.
-pub fn mapping(facts: &TableFacts, def: &AuthTable) -> TableMapping {
-    let generated = |c: &str| {
-        def.columns
-            .iter()
-            .any(|d| d.name == c && d.generated.is_some())
-    };
-    let (columns, left): (Vec<&String>, Vec<&String>) =
-        facts.columns.iter().partition(|c| !generated(c));
-    TableMapping {
-        source: facts.name.clone(),
-        target: TableName::new("auth", &def.name),
-        columns: columns
-            .into_iter()
-            .map(|c| ColumnPair {
-                source: c.clone(),
-                target: c.clone(),
-            })
-            .collect(),
-        left_out: left
-            .into_iter()
-            .map(|c| LeftOut {
-                column: c.clone(),
-                reason: "generated: the target computes it".into(),
-            })
-            .collect(),
-        binary: false,
-        partitioned: false,
-        bytes: facts.bytes,
-        pages: facts.pages,
-        est_rows: facts.est_rows,
-    }
 }

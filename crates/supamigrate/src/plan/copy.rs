@@ -149,7 +149,7 @@ pub fn mappings(src: &SourceInventory, conv: &Conversion, same_major: bool) -> V
             .iter()
             .find(|d| TableName::new("auth", &d.name) == facts.name);
         if let Some(def) = def.filter(|d| conv.auth_tables.contains(&d.name)) {
-            tables.push(super::auth_meta::mapping(facts, def));
+            tables.push(auth_mapping(facts, def));
         }
     }
     if let Some((buckets, objects)) = &src.storage_tables {
@@ -240,6 +240,41 @@ pub fn users_mapping(users: &TableFacts, defs: &[ColumnDef]) -> TableMapping {
         bytes: users.bytes,
         pages: users.pages,
         est_rows: users.est_rows,
+    }
+}
+
+/// One of Auth's tables beyond users ([`super::auth_meta`]): same name,
+/// every column but generated ones.
+pub fn auth_mapping(facts: &TableFacts, def: &crate::catalog::dump::AuthTable) -> TableMapping {
+    let generated = |c: &str| {
+        def.columns
+            .iter()
+            .any(|d| d.name == c && d.generated.is_some())
+    };
+    let (columns, left): (Vec<&String>, Vec<&String>) =
+        facts.columns.iter().partition(|c| !generated(c));
+    TableMapping {
+        source: facts.name.clone(),
+        target: TableName::new("auth", &def.name),
+        columns: columns
+            .into_iter()
+            .map(|c| ColumnPair {
+                source: c.clone(),
+                target: c.clone(),
+            })
+            .collect(),
+        left_out: left
+            .into_iter()
+            .map(|c| LeftOut {
+                column: c.clone(),
+                reason: "generated: the target computes it".into(),
+            })
+            .collect(),
+        binary: false,
+        partitioned: false,
+        bytes: facts.bytes,
+        pages: facts.pages,
+        est_rows: facts.est_rows,
     }
 }
 

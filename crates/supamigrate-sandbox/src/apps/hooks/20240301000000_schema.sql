@@ -124,6 +124,9 @@ create extension if not exists pg_cron;
 
 select cron.schedule('purge-cancelled-orders', '0 3 * * *',
   $$delete from public.orders where status = 'cancelled' and created_at < now() - interval '90 days'$$);
+-- A job calling a function the target cannot keep (it reads the http
+-- extension's answer): not scheduled there.
+select cron.schedule('refresh-rates', '0 * * * *', $$select public.fetch_rate('EUR')$$);
 select cron.schedule('ping-shipping', '*/5 * * * *',
   $$select net.http_post(url := 'https://shipping.example.com/ping', headers := '{"Authorization": "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJlZiI6ImZpeHR1cmUiLCJyb2xlIjoic2VydmljZV9yb2xlIn0.Zml4dHVyZS1zZXJ2aWNlLXJvbGUtc2lnbmF0dXJl"}'::jsonb)$$);
 

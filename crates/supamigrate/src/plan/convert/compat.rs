@@ -74,29 +74,15 @@ pub(super) fn add(
             },
         );
     }
-    if let Some(columns) = &src.auth_users_columns {
-        let cols = users::user_columns(columns);
-        pre.push(users::app_users_table(&cols));
-        post.extend(users::app_users_keys(&cols));
-        note_users(&cols, out);
-        if needs.users_view {
-            pre.push(users::users_view(&cols));
-            out.note(
-                Action::Added,
-                "view auth.users",
-                format!("over {APP_USERS}, with auth.users' column names: {} read or change auth.users and keep working (writes through it change {APP_USERS})", users_used_by.join(", ")),
-            );
-            pre.extend(users_view_grants(
-                &src.platform.auth_users_grants,
-                shim,
-                app_role,
-                out,
-            ));
-            if src.platform.auth_users_rls {
-                post.extend(users_rls(shim, app_role, out));
-            }
-        }
-    }
+    add_users(
+        src,
+        shim,
+        app_role,
+        needs,
+        users_used_by,
+        (&mut pre, &mut post),
+        out,
+    );
     carry_auth_tables(src, needs, &mut pre, &mut post, out);
     let mut roles = vec![app_role.to_string()];
     if shim {
@@ -280,5 +266,42 @@ fn carry_auth_tables(
             "keep it current from your identity provider (or the application) if the application reads it after the move",
         );
         out.auth_tables.push(t.name.clone());
+    }
+}
+
+/// `auth.users` → `app_users`, and the `auth.users` view when kept code
+/// reads it (with its grants and row level security).
+fn add_users(
+    src: &SchemaSource,
+    shim: bool,
+    app_role: &str,
+    needs: &Needs,
+    users_used_by: &[String],
+    (pre, post): (&mut Vec<String>, &mut Vec<String>),
+    out: &mut Conversion,
+) {
+    let Some(columns) = &src.auth_users_columns else {
+        return;
+    };
+    let cols = users::user_columns(columns);
+    pre.push(users::app_users_table(&cols));
+    post.extend(users::app_users_keys(&cols));
+    note_users(&cols, out);
+    if needs.users_view {
+        pre.push(users::users_view(&cols));
+        out.note(
+            Action::Added,
+            "view auth.users",
+            format!("over {APP_USERS}, with auth.users' column names: {} read or change auth.users and keep working (writes through it change {APP_USERS})", users_used_by.join(", ")),
+        );
+        pre.extend(users_view_grants(
+            &src.platform.auth_users_grants,
+            shim,
+            app_role,
+            out,
+        ));
+        if src.platform.auth_users_rls {
+            post.extend(users_rls(shim, app_role, out));
+        }
     }
 }

@@ -485,14 +485,14 @@ const FEATURES: &[(&str, &str, &str, &str, &str)] = &[
         "notes",
         "Dropped",
         "trigger on_identity_linked on auth.identities",
-        "not migrated",
+        "Supabase Auth no longer writes it on the target",
     ),
     (
         "triggers on auth.mfa_factors",
         "notes",
         "Dropped",
         "trigger on_mfa_enrolled on auth.mfa_factors",
-        "not migrated",
+        "Supabase Auth no longer writes it on the target",
     ),
     (
         "trigger functions of left-out triggers",

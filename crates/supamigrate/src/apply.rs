@@ -63,9 +63,13 @@ pub fn different_section(section: Section) -> Error {
     .with_hint("run with the options of the plan that applied it, or apply to a freshly provisioned database")
 }
 
-/// Applies `section` of `plan` to `target` (provisioned: its store exists).
-/// `secrets` fills the placeholders of secrets found in definitions.
-pub async fn apply(
+/// Applies `section` of the migration's plan to its target (provisioned:
+/// its store exists), the secrets found in definitions filled in.
+pub async fn apply(m: &crate::migration::Migration, section: Section) -> Result<Applied> {
+    apply_to(&m.target, &m.plan, section, &m.vault).await
+}
+
+async fn apply_to(
     target: &ConnInfo,
     plan: &MigrationPlan,
     section: Section,

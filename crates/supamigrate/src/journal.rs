@@ -20,18 +20,7 @@ use crate::verify::VerifyReport;
 /// The journal format this version writes and reads.
 pub const RUN_FORMAT: u32 = 2;
 
-/// The journal's file name in the state folder.
-pub const RUN_FILE: &str = "run.json";
-
-/// How the plan was confirmed before the first write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Confirmation {
-    /// The user answered yes on the terminal.
-    Terminal,
-    /// `--yes`.
-    Flag,
-}
+pub use crate::migration::{Confirmation, RUN_FILE};
 
 /// The plan step's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ pub mod follow;
 pub mod fsutil;
 pub mod guard;
 pub mod journal;
+pub mod migration;
 pub mod ops;
 pub mod pg;
 pub mod plan;

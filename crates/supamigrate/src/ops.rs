@@ -3,249 +3,28 @@
 //! runs one phase of it. The CLI maps its arguments to these options and
 //! calls one function; nothing here prints.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::apply::Applied;
 use crate::catalog::inventory;
 use crate::config::Settings;
-use crate::connect::{connect, probe, ConnInfo, Probe};
+use crate::connect::{connect, probe, Probe};
 use crate::copy::{CopyOptions, CopySummary};
 use crate::error::{Error, Result};
-use crate::events::SharedObserver;
-use crate::journal::Confirmation;
-use crate::plan::file::PLAN_FILE;
-
-/// The state folder's file of secrets found in definitions.
-pub const SECRETS_FILE: &str = "secrets.json";
-use crate::plan::{MigrationPlan, PlanOverrides, Section};
+use crate::guard::Hold;
+use crate::plan::{MigrationPlan, Section};
 use crate::preflight::Check;
 use crate::provision::{ProvisionReport, ProvisionRequest};
-use crate::secrets::Vault;
 use crate::storage::config::StoreConfig;
 use crate::storage::rewrite::RewritePlan;
 use crate::storage::transfer::{Mismatch, TransferOptions};
 use crate::storage::{ObjectsPlan, StorageSummary};
 use crate::verify::{VerifyOptions, VerifyReport};
 
-/// Shows the plan and says whether to go ahead: the front end's part.
-pub trait Approver: Send + Sync {
-    /// Shows `summary` (the plan, as [`crate::plan::describe::describe`]
-    /// writes it); returns how the user confirmed, or an error (not
-    /// confirmed, no terminal to ask on) that stops before any write.
-    fn approve(&self, summary: &str) -> Result<Confirmation>;
-}
-
-/// Goes ahead without asking (`--yes`, tests).
-pub struct AlwaysYes;
-
-impl Approver for AlwaysYes {
-    fn approve(&self, _: &str) -> Result<Confirmation> {
-        Ok(Confirmation::Flag)
-    }
-}
-
-/// What every operation shares.
-#[derive(Clone)]
-pub struct Context {
-    /// Where the source and target are.
-    pub settings: Settings,
-    /// The state folder (`run.json`, `plan.json`, generated secrets).
-    pub state_dir: PathBuf,
-    /// The plan choices the command was given.
-    pub overrides: PlanOverrides,
-    /// Where progress goes.
-    pub observer: SharedObserver,
-}
-
-/// Where a plan came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Stored on the target: the migration under way.
-    Target,
-    /// Saved in the state folder by `plan` or `run`.
-    StateDir,
-    /// Made now (one schema dump of the source).
-    Made,
-}
-
-/// A plan and where it came from.
-#[derive(Debug, Clone)]
-pub struct Planned {
-    /// The plan.
-    pub plan: MigrationPlan,
-    /// Its origin.
-    pub origin: Origin,
-}
-
-impl Context {
-    /// The source connection.
-    pub fn source(&self) -> Result<&ConnInfo> {
-        self.settings.source()
-    }
-
-    /// The target connection.
-    pub fn target(&self) -> Result<&ConnInfo> {
-        self.settings.target()
-    }
-
-    fn plan_path(&self) -> PathBuf {
-        self.state_dir.join(PLAN_FILE)
-    }
-
-    fn secrets_path(&self) -> PathBuf {
-        self.state_dir.join(SECRETS_FILE)
-    }
-
-    /// The secrets found in the source's definitions when the plan was
-    /// made (the plan holds placeholders), from the state folder.
-    pub fn secrets(&self) -> Result<Vault> {
-        Vault::load(&self.secrets_path())
-    }
-
-    /// The plan stored on the target, when its database exists.
-    async fn target_plan(&self) -> Result<Option<MigrationPlan>> {
-        let target = self.target()?;
-        if !probe(target).await?.database_exists {
-            return Ok(None);
-        }
-        crate::store::stored_plan(&connect(target).await?).await
-    }
-
-    /// The plan saved in the state folder, when it is this migration's and
-    /// the target server still offers what it was planned for (a saved plan
-    /// nothing has been written by is planned again when the target changed).
-    async fn saved_plan(&self) -> Result<Option<MigrationPlan>> {
-        let (source, target) = (self.source()?.to_string(), self.target()?.to_string());
-        let Some(plan) = crate::plan::file::load(&self.plan_path())?
-            .filter(|p| p.source.url == source && p.target.url == target)
-        else {
-            return Ok(None);
-        };
-        let now = inventory::gather_target(self.target()?)
-            .await?
-            .fingerprint();
-        if now != plan.target_fingerprint {
-            tracing::info!(plan = %plan.id, "the target server changed since the saved plan was made; planning again");
-            return Ok(None);
-        }
-        Ok(Some(plan))
-    }
-
-    /// Makes a new plan: one schema dump of the source. The secrets found
-    /// in its definitions go to the state folder, owner-only.
-    pub async fn make_plan(&self) -> Result<MigrationPlan> {
-        let opts = self.overrides.resolve();
-        let inv = inventory::gather(self.source()?, self.target()?, &opts.schemas).await?;
-        if !inv.source.secrets.is_empty() {
-            std::fs::create_dir_all(&self.state_dir)
-                .map_err(|e| Error::io(format!("creating {}", self.state_dir.display()), e))?;
-            inv.source.secrets.save(&self.secrets_path())?;
-        }
-        crate::plan::build(
-            &inv,
-            &opts,
-            self.settings.project_ref.as_deref(),
-            &crate::clock::utc_now(),
-        )
-    }
-
-    /// Checks a plan made earlier against this command's flags and the
-    /// source's schema today.
-    async fn check_stored(&self, plan: &MigrationPlan, origin: Origin) -> Result<()> {
-        self.check_choices(plan, origin)?;
-        let drift = self.drift(plan).await?;
-        if !drift.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "the source's schema changed since plan {} was made ({}): {}; nothing was changed",
-                plan.id,
-                plan.created_at,
-                crate::catalog::drift::describe(&drift)
-            ))
-            .with_hint(match origin {
-                Origin::Target => "the target is being migrated by that plan: undo the schema change on the source, or start over on a fresh target database",
-                _ => "make a new plan with `supamigrate plan`, review it, then run again",
-            }));
-        }
-        Ok(())
-    }
-
-    /// The plan must have been made with this command's choices.
-    fn check_choices(&self, plan: &MigrationPlan, origin: Origin) -> Result<()> {
-        let diffs = self.overrides.differences(&plan.options);
-        if diffs.is_empty() {
-            return Ok(());
-        }
-        let hint = match origin {
-            Origin::Target => "leave those flags out to go on with the plan the target is being migrated by, or migrate into a fresh target database",
-            _ => "leave those flags out to use the saved plan, or make a new one with `supamigrate plan` and those flags",
-        };
-        Err(Error::invalid_input(format!(
-            "plan {} was made with other choices than this command's: {}; nothing was changed",
-            plan.id,
-            diffs.join(", ")
-        ))
-        .with_hint(hint))
-    }
-
-    /// What changed in the source's schema since `plan` was made, each
-    /// object named ([`crate::catalog::drift`]).
-    pub async fn drift(&self, plan: &MigrationPlan) -> Result<Vec<crate::catalog::drift::Drift>> {
-        let client = connect(self.source()?).await?;
-        crate::catalog::drift::since(
-            &client,
-            &plan.schemas,
-            &plan.source_fingerprint,
-            &plan.source_objects,
-        )
-        .await
-    }
-
-    /// Takes the migration lock for `command`, alone (see [`crate::guard::lock`]).
-    pub async fn lock(&self, command: &str) -> Result<crate::guard::Lock> {
-        crate::guard::lock(&self.state_dir, self.target()?, command).await
-    }
-
-    /// Takes the migration lock for `command` as `hold` says.
-    pub async fn lock_as(
-        &self,
-        command: &str,
-        hold: crate::guard::Hold,
-    ) -> Result<crate::guard::Lock> {
-        crate::guard::lock_as(&self.state_dir, self.target()?, command, hold).await
-    }
-
-    /// Refuses a target that is the source or a Supabase project, and a
-    /// source that is not one.
-    pub async fn check_sides(&self) -> Result<()> {
-        crate::guard::check_sides(self.source()?, self.target()?, self.settings.plain_source).await
-    }
-
-    /// The migration's plan: the one stored on the target, else the one
-    /// saved in the state folder, else a new one. A stored plan must agree
-    /// with the command's flags and with the source's schema. The sides are
-    /// checked first ([`Context::check_sides`]).
-    pub async fn plan(&self) -> Result<Planned> {
-        self.check_sides().await?;
-        for (origin, found) in [
-            (Origin::Target, self.target_plan().await?),
-            (Origin::StateDir, self.saved_plan().await?),
-        ] {
-            if let Some(plan) = found {
-                self.check_stored(&plan, origin).await?;
-                return Ok(Planned { plan, origin });
-            }
-        }
-        Ok(Planned {
-            plan: self.make_plan().await?,
-            origin: Origin::Made,
-        })
-    }
-
-    /// Saves `plan` in the state folder.
-    pub fn save_plan(&self, plan: &MigrationPlan) -> Result<()> {
-        crate::plan::file::save(&self.plan_path(), plan)
-    }
-}
+pub use crate::migration::{
+    Access, AlwaysYes, Approver, Context, Migration, Origin, PlanFrom, Planned, StateDir,
+    SECRETS_FILE,
+};
 
 /// `supamigrate plan`: the plan the target is being migrated by, or a new
 /// one, saved in the state folder for `run` to execute.
@@ -300,14 +79,14 @@ pub async fn schema_export(ctx: &Context, dir: &Path) -> Result<Vec<String>> {
     Ok(src.schema.schemas)
 }
 
-/// The plan must be confirmed before the first write to the target; a plan
-/// stored there already was.
-async fn confirmed(ctx: &Context, approver: &dyn Approver) -> Result<MigrationPlan> {
-    let planned = ctx.plan().await?;
-    if planned.origin != Origin::Target {
-        approver.approve(&crate::plan::describe::describe(&planned.plan))?;
-    }
-    Ok(planned.plan)
+/// A command that writes: the lock taken alone, the plan found, shown and
+/// confirmed unless the target stores it already.
+async fn write(ctx: &Context, command: &str, approver: &dyn Approver) -> Result<Migration> {
+    let m = ctx
+        .open(Access::Write(command, Hold::Exclusive), PlanFrom::Any)
+        .await?;
+    m.confirm(approver)?;
+    Ok(m)
 }
 
 /// `provision`: the database, the state store with the plan, extensions,
@@ -317,30 +96,25 @@ pub async fn provision(
     req: &ProvisionRequest,
     approver: &dyn Approver,
 ) -> Result<ProvisionReport> {
-    let _lock = ctx.lock("provision").await?;
-    let plan = confirmed(ctx, approver).await?;
-    // The plan may have been made just now: its secrets are in the state folder.
-    let req = ProvisionRequest {
-        secrets: ctx.secrets()?,
-        ..req.clone()
-    };
-    crate::provision::provision(ctx.target()?, &plan, &req).await
+    let m = write(ctx, "provision", approver).await?;
+    crate::provision::provision(&m, req).await
 }
 
 /// `schema apply`: the sections asked for, in order.
 pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Section, Applied)>> {
-    let _lock = ctx.lock("schema apply").await?;
-    let plan = ctx.plan().await?.plan;
+    let m = ctx
+        .open(
+            Access::Write("schema apply", Hold::Exclusive),
+            PlanFrom::Any,
+        )
+        .await?;
     let mut out = Vec::new();
     for s in sections {
-        out.push((
-            *s,
-            crate::apply::apply(ctx.target()?, &plan, *s, &ctx.secrets()?).await?,
-        ));
+        out.push((*s, crate::apply::apply(&m, *s).await?));
         if *s == Section::PostData {
             // With the indexes there, the tables' statistics (a copy
             // without post-data left them for now).
-            crate::copy::ready::rest(ctx.target()?, &plan, 2).await?;
+            crate::copy::ready::rest(&m.target, &m.plan, 2).await?;
         }
     }
     Ok(out)
@@ -348,14 +122,14 @@ pub async fn schema_apply(ctx: &Context, sections: &[Section]) -> Result<Vec<(Se
 
 /// `copy`: the data, sequences, and (unless told not to) post-data.
 pub async fn copy(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
-    let _lock = ctx.lock("copy").await?;
-    let plan = copy_checks(ctx, &opts).await?;
-    copy_locked(ctx, &plan, opts).await
+    let m = copy_open(ctx, "copy", &opts).await?;
+    crate::copy::copy(&m, opts).await
 }
 
-/// What a copy checks before it writes (the caller holds the lock): the
-/// target database exists, the plan, sessions for the workers.
-async fn copy_checks(ctx: &Context, opts: &CopyOptions) -> Result<MigrationPlan> {
+/// What a copy checks before it writes, the lock taken first: the target
+/// database exists, the plan, sessions for the workers.
+async fn copy_open(ctx: &Context, command: &str, opts: &CopyOptions) -> Result<Migration> {
+    let lock = ctx.lock(command).await?;
     if !probe(ctx.target()?).await?.database_exists {
         return Err(Error::invalid_input(format!(
             "the target database {} does not exist yet; nothing was copied",
@@ -363,32 +137,15 @@ async fn copy_checks(ctx: &Context, opts: &CopyOptions) -> Result<MigrationPlan>
         ))
         .with_hint("run `supamigrate provision` and `supamigrate schema apply --section pre-data` first (or `supamigrate run`, which does every step)"));
     }
-    let plan = ctx.plan().await?.plan;
+    let m = ctx.open_locked(Some(lock), PlanFrom::Any).await?;
     crate::guard::check_jobs(
-        &[("source", ctx.source()?), ("target", ctx.target()?)],
+        &[("source", &m.source), ("target", &m.target)],
         "--jobs",
         opts.jobs,
         copy_sessions(opts.jobs, opts.post_data),
     )
     .await?;
-    Ok(plan)
-}
-
-/// The copy itself, the lock held and the checks passed.
-async fn copy_locked(
-    ctx: &Context,
-    plan: &MigrationPlan,
-    opts: CopyOptions,
-) -> Result<CopySummary> {
-    crate::copy::copy(
-        ctx.source()?,
-        ctx.target()?,
-        plan,
-        opts,
-        &ctx.secrets()?,
-        &ctx.observer,
-    )
-    .await
+    Ok(m)
 }
 
 pub use crate::guard::copy_sessions;
@@ -410,40 +167,41 @@ pub struct VerifyRequest {
     pub checks: Vec<crate::verify::checks::Check>,
 }
 
+impl VerifyRequest {
+    /// The verify options for `m`: the Storage rewrite taken into account
+    /// when `rewritten` (told, or recorded on the target by the Storage step).
+    fn options(&self, m: &Migration, rewritten: bool) -> VerifyOptions {
+        let mut opts = VerifyOptions::for_plan(&m.plan, m.observer.clone());
+        if rewritten {
+            opts = opts.after_rewrite(&m.plan);
+        }
+        opts.jobs = self.jobs;
+        opts.max_rows = self.max_rows;
+        opts.chunk_rows = self.chunk_rows;
+        opts.checks = self.checks.clone();
+        opts
+    }
+}
+
 /// `verify`: the target against the source, as the plan migrated it. A
 /// source whose schema changed since the plan is compared as planned, each
 /// change named as a mismatch.
 pub async fn verify(ctx: &Context, req: &VerifyRequest) -> Result<VerifyReport> {
-    ctx.check_sides().await?;
-    let plan = match ctx.target_plan().await? {
-        Some(plan) => {
-            ctx.check_choices(&plan, Origin::Target)?;
-            plan
-        }
-        None => ctx.plan().await?.plan,
-    };
-    let drift = ctx.drift(&plan).await?;
+    let m = ctx.open(Access::Read, PlanFrom::AsPlanned).await?;
+    let drift = ctx.drift(&m.plan).await?;
     crate::guard::check_jobs(
-        &[("source", ctx.source()?), ("target", ctx.target()?)],
+        &[("source", &m.source), ("target", &m.target)],
         "--jobs",
         req.jobs,
         VERIFY_SESSIONS,
     )
     .await?;
-    let mut opts = VerifyOptions::for_plan(&plan, ctx.observer.clone());
     // The Storage step records its rewrite on the target: verify compares
     // the references as rewritten without being told.
     let rewritten = req.storage_rewritten
-        || (plan.storage.rewrite.is_some()
-            && crate::store::rewritten(&connect(ctx.target()?).await?).await?);
-    if rewritten {
-        opts = opts.after_rewrite(&plan);
-    }
-    opts.jobs = req.jobs;
-    opts.max_rows = req.max_rows;
-    opts.chunk_rows = req.chunk_rows;
-    opts.checks = req.checks.clone();
-    let mut report = crate::verify::verify(ctx.source()?, ctx.target()?, &opts).await?;
+        || (m.plan.storage.rewrite.is_some()
+            && crate::store::rewritten(&connect(&m.target).await?).await?);
+    let mut report = crate::verify::verify(&m, &req.options(&m, rewritten)).await?;
     report.schema_drift = drift;
     Ok(report)
 }
@@ -463,20 +221,20 @@ pub struct StoragePreview {
 /// `storage plan`: what would be copied and rewritten; changes nothing.
 pub async fn storage_plan(ctx: &Context, stores: &StoreConfig) -> Result<StoragePreview> {
     use crate::storage::store::ObjectStore;
-    let plan = ctx.plan().await?.plan;
+    let m = ctx.open(Access::Read, PlanFrom::Any).await?;
     let s = stores.open().await?;
     let objects =
-        crate::storage::prepare(&connect(ctx.source()?).await?, &s.source, &plan.storage).await?;
-    let rewrite = match (&plan.storage.rewrite, ctx.target_plan().await?) {
-        (Some(_), Some(_)) => {
-            let t = connect(ctx.target()?).await?;
-            Some(crate::storage::rewrite::plan_rewrite(&t, &objects, &plan.storage).await?)
+        crate::storage::prepare(&connect(&m.source).await?, &s.source, &m.plan.storage).await?;
+    let rewrite = match (&m.plan.storage.rewrite, m.origin) {
+        (Some(_), Origin::Target) => {
+            let t = connect(&m.target).await?;
+            Some(crate::storage::rewrite::plan_rewrite(&t, &objects, &m.plan.storage).await?)
         }
         _ => None,
     };
     Ok(StoragePreview {
         labels: (s.source.label(), s.dest.label()),
-        plan,
+        plan: (*m.plan).clone(),
         objects,
         rewrite,
     })
@@ -488,27 +246,18 @@ pub async fn storage_copy(
     stores: &StoreConfig,
     opts: TransferOptions,
 ) -> Result<StorageSummary> {
-    let _lock = ctx
-        .lock_as("storage copy", crate::guard::Hold::Storage)
+    let m = ctx
+        .open(Access::Write("storage copy", Hold::Storage), PlanFrom::Any)
         .await?;
-    let plan = ctx.plan().await?.plan;
-    if plan.storage.rewrite.is_some() && ctx.target_plan().await?.is_none() {
+    if m.plan.storage.rewrite.is_some() && m.origin != Origin::Target {
         return Err(Error::invalid_input(format!(
             "the target database {} has not been provisioned, so the Storage references cannot be rewritten after the upload; nothing was uploaded",
-            ctx.target()?.dbname
+            m.target.dbname
         ))
         .with_hint("run `supamigrate provision`, `schema apply --section pre-data` and `copy` first (or `supamigrate run`, which does every step)"));
     }
     let s = stores.open().await?;
-    crate::storage::migrate(
-        ctx.source()?,
-        ctx.target()?,
-        &s,
-        &plan.storage,
-        opts,
-        &ctx.observer,
-    )
-    .await
+    crate::storage::migrate(&m, &s, opts).await
 }
 
 /// `storage verify`: every object's bytes on both sides.
@@ -517,10 +266,10 @@ pub async fn storage_verify(
     stores: &StoreConfig,
     opts: TransferOptions,
 ) -> Result<(ObjectsPlan, Vec<Mismatch>)> {
-    let plan = ctx.plan().await?.plan;
+    let m = ctx.open(Access::Read, PlanFrom::Any).await?;
     let s = stores.open().await?;
     let objects =
-        crate::storage::prepare(&connect(ctx.source()?).await?, &s.source, &plan.storage).await?;
+        crate::storage::prepare(&connect(&m.source).await?, &s.source, &m.plan.storage).await?;
     let bad = crate::storage::transfer::verify(&s.source, &s.dest, &objects, opts).await?;
     Ok((objects, bad))
 }
@@ -535,7 +284,14 @@ pub async fn preflight(
 ) -> Result<Vec<Check>> {
     ctx.check_sides().await?;
     let plan = ctx.plan().await.map(|p| p.plan);
-    Ok(crate::preflight::checks(ctx.source()?, ctx.target()?, backup_dir, &plan, extra).await)
+    Ok(crate::preflight::checks(
+        ctx.source()?,
+        ctx.target()?,
+        backup_dir,
+        plan.as_ref(),
+        extra,
+    )
+    .await)
 }
 
 /// A rollback, prepared and not yet run.
@@ -591,16 +347,21 @@ pub async fn rollback_execute(
 /// slot and record are never touched), a replication slot, the copy under
 /// its snapshot (every table again when an earlier copy left rows under
 /// another one), recorded as done; following is [`follow`]'s.
-pub async fn copy_follow(ctx: &Context, mut opts: CopyOptions) -> Result<CopySummary> {
-    let _lock = ctx.lock("copy --follow").await?;
-    let plan = copy_checks(ctx, &opts).await?;
-    let start = crate::follow::begin(ctx.source()?, ctx.target()?, &plan).await?;
+pub async fn copy_follow(ctx: &Context, opts: CopyOptions) -> Result<CopySummary> {
+    let m = copy_open(ctx, "copy --follow", &opts).await?;
+    copy_under_slot(&m, opts).await
+}
+
+/// The copy under a new replication slot's snapshot, recorded as done (the
+/// one place this composite lives: `copy --follow` and `run --follow`).
+pub async fn copy_under_slot(m: &Migration, mut opts: CopyOptions) -> Result<CopySummary> {
+    let start = crate::follow::begin(m).await?;
     opts.snapshot = Some(start.snapshot.clone());
     opts.recopy_all |= start.recopy_all;
-    let copied = copy_locked(ctx, &plan, opts).await;
+    let copied = crate::copy::copy(m, opts).await;
     start.release();
     let summary = copied?;
-    crate::follow::copy_finished(ctx.target()?).await?;
+    crate::follow::copy_finished(m).await?;
     Ok(summary)
 }
 
@@ -609,9 +370,10 @@ pub async fn follow(
     ctx: &Context,
     opts: &crate::follow::FollowOptions,
 ) -> Result<crate::follow::FollowSummary> {
-    let _lock = ctx.lock_as("follow", crate::guard::Hold::Follow).await?;
-    let plan = ctx.plan().await?.plan;
-    crate::follow::follow(ctx.source()?, ctx.target()?, &plan, opts).await
+    let m = ctx
+        .open(Access::Write("follow", Hold::Follow), PlanFrom::Any)
+        .await?;
+    crate::follow::follow(&m, opts).await
 }
 
 /// What `cutover` did, Storage included.
@@ -633,33 +395,27 @@ pub async fn cutover(
     stores: Option<&StoreConfig>,
     transfer: TransferOptions,
 ) -> Result<Cutover> {
-    let _lock = ctx.lock_as("cutover", crate::guard::Hold::Cutover).await?;
-    crate::rls::unforced(ctx.target()?, cutover_rows(ctx, opts, stores, transfer)).await
+    let lock = ctx.lock_as("cutover", Hold::Cutover).await?;
+    let m = ctx.open_locked(Some(lock), PlanFrom::Target).await?;
+    crate::rls::unforced(&m.target, cutover_rows(&m, opts, stores, transfer)).await
 }
 
 /// [`cutover`]'s work, run with FORCE ROW LEVEL SECURITY lifted.
 async fn cutover_rows(
-    ctx: &Context,
+    m: &Migration,
     opts: &crate::follow::CutoverOptions,
     stores: Option<&StoreConfig>,
     transfer: TransferOptions,
 ) -> Result<Cutover> {
-    let target = ctx.target()?;
-    let plan = crate::store::stored_plan(&connect(target).await?)
-        .await?
-        .ok_or_else(|| {
-            Error::invalid_input("the target holds no migration to cut over; nothing was changed")
-                .with_hint("start one with `supamigrate copy --follow`")
-        })?;
     // The stores open (a region, keys) before a single write stops.
     let stores = match stores {
-        Some(config) if plan.storage.present => Some(config.open().await?),
+        Some(config) if m.plan.storage.present => Some(config.open().await?),
         _ => None,
     };
-    let mut report = crate::follow::cutover(ctx.source()?, target, &plan, opts).await?;
+    let mut report = crate::follow::cutover(m, opts).await?;
     if report.finished_earlier {
         // What a kill after the record left on the source.
-        crate::follow::finish(ctx.source()?, target).await?;
+        crate::follow::finish(m).await?;
         return Ok(Cutover {
             report,
             storage: None,
@@ -674,57 +430,63 @@ async fn cutover_rows(
     let roles = report.read_only_roles.clone();
     let storage = match stores {
         Some(s) => Some(
-            cutover_storage(ctx, &plan, &s, transfer, &mut report)
+            cutover_storage(m, &s, transfer, &mut report)
                 .await
                 .map_err(|e| crate::follow::source_read_only(e, &roles))?,
         ),
         None => None,
     };
-    crate::follow::finish(ctx.source()?, target)
+    crate::follow::finish(m)
         .await
         .map_err(|e| crate::follow::source_read_only(e, &roles))?;
     Ok(Cutover { report, storage })
 }
 
-/// The cutover's Storage step: objects added during the follow, references
-/// the follow wrote; a problem stops the cutover (the slot kept).
-async fn cutover_storage(
-    ctx: &Context,
-    plan: &MigrationPlan,
+/// The Storage step with its problems as one error (the one place this
+/// composite lives: `run` and the cutover).
+pub async fn storage_step(
+    m: &Migration,
     stores: &crate::storage::config::Stores,
     transfer: TransferOptions,
-    report: &mut crate::follow::CutoverReport,
+    when: &str,
 ) -> Result<StorageSummary> {
-    let started = std::time::Instant::now();
-    let s = crate::storage::migrate(
-        ctx.source()?,
-        ctx.target()?,
-        stores,
-        &plan.storage,
-        transfer,
-        &ctx.observer,
-    )
-    .await?;
-    report.downtime_seconds += started.elapsed().as_secs_f64();
+    let s = crate::storage::migrate(m, stores, transfer).await?;
     let problems = s.problems();
     if let Some(first) = problems.first() {
         return Err(Error::new(
             crate::error::ErrorKind::ObjectStore,
             format!(
-                "{} Storage problem(s) at the cutover, first: {first}; the slot is kept",
+                "{} Storage problem(s){when}, first: {first}",
                 problems.len()
             ),
-        )
-        .with_hint("fix it"));
+        ));
     }
+    Ok(s)
+}
+
+/// The cutover's Storage step: objects added during the follow, references
+/// the follow wrote; a problem stops the cutover (the slot kept).
+async fn cutover_storage(
+    m: &Migration,
+    stores: &crate::storage::config::Stores,
+    transfer: TransferOptions,
+    report: &mut crate::follow::CutoverReport,
+) -> Result<StorageSummary> {
+    let started = std::time::Instant::now();
+    let s = storage_step(m, stores, transfer, " at the cutover")
+        .await
+        .map_err(|e| {
+            let message = format!("{}; the slot is kept", e.message());
+            Error::new(e.kind(), message).with_hint("fix it")
+        })?;
+    report.downtime_seconds += started.elapsed().as_secs_f64();
     Ok(s)
 }
 
 /// `cutover --abort`: the source gets its writes back; the follow ends.
 pub async fn cutover_abort(ctx: &Context) -> Result<Vec<String>> {
-    let _lock = ctx
-        .lock_as("cutover --abort", crate::guard::Hold::Cutover)
-        .await?;
+    let _lock = ctx.lock_as("cutover --abort", Hold::Cutover).await?;
+    ctx.check_sides().await?;
     crate::follow::abort(ctx.source()?, ctx.target()?).await
 }
 

@@ -11,6 +11,9 @@ use crate::connect::{connect, find_pg_tool, probe, ConnInfo, Probe};
 use crate::error::{Error, Result};
 use crate::plan::{MigrationPlan, Section, MEASURED_MB_PER_S};
 
+/// The plan preflight checks against, or why there is none (a failed check).
+pub type PlanOrWhyNot<'a> = std::result::Result<&'a MigrationPlan, &'a Error>;
+
 /// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -228,7 +231,7 @@ pub struct UserKinds {
 }
 
 /// The plan's facts for preflight.
-pub fn plan_facts(plan: &Result<MigrationPlan>) -> std::result::Result<PlanFacts, Failure> {
+pub fn plan_facts(plan: PlanOrWhyNot<'_>) -> std::result::Result<PlanFacts, Failure> {
     match plan {
         Ok(p) => Ok(PlanFacts {
             schemas: p.schemas.clone(),
@@ -250,7 +253,7 @@ fn tool_version(name: &str) -> std::result::Result<(u32, String), String> {
     Ok((major, text))
 }
 
-async fn target_facts(target: &ConnInfo, plan: &Result<MigrationPlan>) -> Result<TargetFacts> {
+async fn target_facts(target: &ConnInfo, plan: PlanOrWhyNot<'_>) -> Result<TargetFacts> {
     let p = probe(target).await?;
     let db = if p.database_exists {
         target.dbname.as_str()
@@ -345,7 +348,7 @@ pub async fn gather(
     source: &ConnInfo,
     target: &ConnInfo,
     backup_dir: &Path,
-    plan: &Result<MigrationPlan>,
+    plan: PlanOrWhyNot<'_>,
 ) -> Facts {
     let source_probe = probe(source).await.map_err(|e| Failure::from(&e));
     let (access, size_and_wal) = match &source_probe {
@@ -429,7 +432,7 @@ pub async fn checks(
     source: &ConnInfo,
     target: &ConnInfo,
     backup_dir: &Path,
-    plan: &Result<MigrationPlan>,
+    plan: PlanOrWhyNot<'_>,
     extra: &Extra<'_>,
 ) -> Vec<Check> {
     let mut out = evaluate(&gather(source, target, backup_dir, plan).await);

@@ -26,8 +26,6 @@ pub struct ProvisionRequest {
     pub password: Option<Password>,
     /// Where a generated password is written, owner-only.
     pub secrets_dir: PathBuf,
-    /// The secrets found in the source's definitions (pg_cron commands need them).
-    pub secrets: Vault,
 }
 
 /// What provisioning did.
@@ -61,12 +59,21 @@ pub struct ProvisionReport {
     pub warnings: Vec<String>,
 }
 
-/// Provisions `target` as `plan` says (its database is created through the
-/// server's `postgres` database when missing) and stores the plan there.
+/// Provisions the target as the plan says (its database is created through
+/// the server's `postgres` database when missing) and stores the plan
+/// there; the pg_cron jobs get the secrets found in definitions back.
 pub async fn provision(
+    m: &crate::migration::Migration,
+    req: &ProvisionRequest,
+) -> Result<ProvisionReport> {
+    provision_with(&m.target, &m.plan, req, &m.vault).await
+}
+
+async fn provision_with(
     target: &ConnInfo,
     plan: &MigrationPlan,
     req: &ProvisionRequest,
+    secrets: &Vault,
 ) -> Result<ProvisionReport> {
     let p = &plan.provision;
     let mut report = ProvisionReport::default();
@@ -92,10 +99,10 @@ pub async fn provision(
             .await
             .map_err(|e| Error::postgres(format!("provisioning ({st})"), e))?;
     }
-    set_database_settings(&client, p, &req.secrets, &mut report).await?;
-    set_role_settings(&client, p, &req.secrets, &mut report).await?;
+    set_database_settings(&client, p, secrets, &mut report).await?;
+    set_role_settings(&client, p, secrets, &mut report).await?;
     if let Some(cron) = &p.cron {
-        report.cron_jobs_scheduled = schedule_jobs(target, cron, &req.secrets).await?;
+        report.cron_jobs_scheduled = schedule_jobs(target, cron, secrets).await?;
     }
     Ok(report)
 }

@@ -185,16 +185,20 @@ async fn make_plan(
 }
 
 fn env_path(cli: &Cli, id: &str, given: Option<&Path>) -> PathBuf {
-    given
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| cli.state_dir.join("rds").join(format!("{id}.env")))
+    given.map(Path::to_path_buf).unwrap_or_else(|| {
+        supamigrate::ops::StateDir::new(&cli.state_dir)
+            .rds_dir()
+            .join(format!("{id}.env"))
+    })
 }
 
 /// The CA bundle the target configuration names.
 pub fn ca_bundle(cli: &Cli, opts: &InstanceOptions) -> PathBuf {
-    opts.ca_bundle
-        .clone()
-        .unwrap_or_else(|| cli.state_dir.join("rds").join("global-bundle.pem"))
+    opts.ca_bundle.clone().unwrap_or_else(|| {
+        supamigrate::ops::StateDir::new(&cli.state_dir)
+            .rds_dir()
+            .join("global-bundle.pem")
+    })
 }
 
 fn target_env(

@@ -115,7 +115,6 @@ pub async fn provision(
             .filter(|p| !p.is_empty())
             .map(supamigrate::connect::Password::new),
         secrets_dir,
-        secrets: ctx.secrets()?,
     };
     let target = ctx.target()?.clone();
     let report = ops::provision(ctx, &req, confirm)

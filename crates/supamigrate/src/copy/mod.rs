@@ -275,7 +275,11 @@ async fn require_pre_data(target: &Client, plan: &MigrationPlan) -> Result<()> {
 /// Copies the plan's data. The target must have pre-data applied.
 ///
 /// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
-pub async fn copy(
+pub async fn copy(m: &crate::migration::Migration, opts: CopyOptions) -> Result<CopySummary> {
+    copy_between(&m.source, &m.target, &m.plan, opts, &m.vault, &m.observer).await
+}
+
+async fn copy_between(
     source: &ConnInfo,
     target: &ConnInfo,
     plan: &MigrationPlan,
@@ -554,13 +558,9 @@ pub(crate) async fn copy_sequences(
 
 /// Sets every planned sequence to the source's current state (the run's
 /// own step after post-data; `copy` also does it at its end).
-pub async fn sync_sequences(
-    source: &ConnInfo,
-    target: &ConnInfo,
-    plan: &MigrationPlan,
-) -> Result<usize> {
-    let (src, tgt) = tokio::try_join!(connect(source), connect(target))?;
-    copy_sequences(&src, &tgt, &plan.sequences).await
+pub async fn sync_sequences(m: &crate::migration::Migration) -> Result<usize> {
+    let (src, tgt) = tokio::try_join!(connect(&m.source), connect(&m.target))?;
+    copy_sequences(&src, &tgt, &m.plan.sequences).await
 }
 
 /// Counts `auth.users` rows by password hash format.

@@ -122,15 +122,11 @@ impl Pending {
     }
 }
 
-/// Builds the plan's post-data on `target` with `jobs` connections, then
+/// Builds the plan's post-data on the target with `jobs` connections, then
 /// makes the tables ready for traffic ([`super::ready`]). Returns
 /// [`Applied::Earlier`] when the section was recorded before.
-pub async fn build(
-    target: &ConnInfo,
-    plan: &MigrationPlan,
-    jobs: usize,
-    secrets: &Vault,
-) -> Result<Applied> {
+pub async fn build(m: &crate::migration::Migration, jobs: usize) -> Result<Applied> {
+    let (target, plan, secrets) = (&m.target, &*m.plan, &m.vault);
     let applied = match prepare(target, plan, secrets).await? {
         None => Applied::Earlier,
         Some(p) => {

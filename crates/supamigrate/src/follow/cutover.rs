@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use super::check::{fast_verify, FastVerify};
-use super::stream::{follow, FollowOptions, Until};
+use super::stream::{FollowOptions, Until};
 use super::{drop_source_objects, state, FollowState, SENTINEL_PREFIX};
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, ErrorKind, Result};
@@ -75,11 +75,10 @@ pub struct CutoverReport {
 /// has everything up to that moment. Sequences and the fast verify follow; then
 /// [`finish`]. Leaves the source read-only: [`finish`] or [`abort`] ends it.
 pub async fn cutover(
-    source: &ConnInfo,
-    target: &ConnInfo,
-    plan: &MigrationPlan,
+    m: &crate::migration::Migration,
     opts: &CutoverOptions,
 ) -> Result<CutoverReport> {
+    let (source, target, plan) = (&m.source, &m.target, &*m.plan);
     let tgt = connect(target).await?;
     let st = state(&tgt).await?.ok_or_else(|| {
         Error::invalid_input("there is no follow on this target to cut over; nothing was changed")
@@ -393,9 +392,12 @@ async fn catch_up(
             until: Until::Cutover,
             reconnect_for: timeout,
         };
-        let s = tokio::time::timeout(timeout, follow(source, target, plan, &f))
-            .await
-            .map_err(|_| caught_up_timeout(timeout))??;
+        let s = tokio::time::timeout(
+            timeout,
+            super::stream::follow_between(source, target, plan, &f),
+        )
+        .await
+        .map_err(|_| caught_up_timeout(timeout))??;
         return Ok(s.transactions);
     }
     let tgt = connect(target).await?;
@@ -437,7 +439,8 @@ fn caught_up_timeout(t: Duration) -> Error {
 /// to the next `cutover`, which drops them: recorded first so that a
 /// finished cutover is never taken for an unfinished one). The source's
 /// roles stay read-only: the application now writes to the target.
-pub async fn finish(source: &ConnInfo, target: &ConnInfo) -> Result<()> {
+pub async fn finish(m: &crate::migration::Migration) -> Result<()> {
+    let (source, target) = (&m.source, &m.target);
     let tgt = connect(target).await?;
     let st = state(&tgt)
         .await?

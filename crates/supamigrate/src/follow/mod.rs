@@ -33,7 +33,6 @@ use tokio_postgres::Client;
 use crate::connect::{connect, ConnInfo, SslMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::{quote_ident, TableName};
-use crate::plan::MigrationPlan;
 
 pub use stream::{follow, FollowOptions, FollowSummary, Until};
 
@@ -124,7 +123,8 @@ impl Start {
 /// the slot, and records them on the target. A follow left by an
 /// interrupted copy is dropped first (its snapshot is gone with its
 /// session): the copy starts over under the new one.
-pub async fn begin(source: &ConnInfo, target: &ConnInfo, plan: &MigrationPlan) -> Result<Start> {
+pub async fn begin(m: &crate::migration::Migration) -> Result<Start> {
+    let (source, target, plan) = (&m.source, &m.target, &*m.plan);
     let src = connect(source).await?;
     let sources: Vec<TableName> = plan.tables.iter().map(|m| m.source.clone()).collect();
     check_source(&src, &sources).await?;
@@ -210,8 +210,8 @@ async fn copied_anything(tgt: &Client) -> Result<bool> {
 }
 
 /// Records that the copy under the slot's snapshot is complete.
-pub async fn copy_finished(target: &ConnInfo) -> Result<()> {
-    let tgt = connect(target).await?;
+pub async fn copy_finished(m: &crate::migration::Migration) -> Result<()> {
+    let tgt = connect(&m.target).await?;
     tgt.execute(
         "update supamigrate.follow set copy_done = true, state = 'following', updated_at = now()",
         &[],

@@ -81,6 +81,14 @@ pub struct FollowSummary {
 ///
 /// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
 pub async fn follow(
+    m: &crate::migration::Migration,
+    opts: &FollowOptions,
+) -> Result<FollowSummary> {
+    follow_between(&m.source, &m.target, &m.plan, opts).await
+}
+
+/// [`follow`] between two sides (the cutover's catch-up has them apart).
+pub(crate) async fn follow_between(
     source: &ConnInfo,
     target: &ConnInfo,
     plan: &MigrationPlan,

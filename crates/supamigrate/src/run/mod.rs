@@ -22,7 +22,7 @@ use crate::events::Event;
 use crate::journal::{
     self, BackupOutcome, PlanConfirmed, RunState, StepOutcome, StepRecord, Stopped, StorageOutcome,
 };
-use crate::ops::{Approver, Context};
+use crate::migration::{Approver, Context, Migration, PlanFrom};
 use crate::plan::{MigrationPlan, Section};
 use crate::steps::Step;
 use crate::storage::config::StoreConfig;
@@ -92,9 +92,9 @@ struct Runner<'a> {
     opts: &'a RunOptions,
     approver: &'a dyn Approver,
     state: RunState,
-    plan: Option<MigrationPlan>,
-    /// Held alone, but beside a cutover while `--follow` follows.
-    lock: crate::guard::Lock,
+    /// The migration, resolved once; it holds the lock (alone, but beside
+    /// a cutover while `--follow` follows).
+    m: Migration,
 }
 
 /// How long `run --follow` waits, once the follow reached the cutover, for
@@ -109,55 +109,30 @@ pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> R
     if let Ok(admin) = connect(&ctx.target()?.with_dbname("postgres")).await {
         crate::backup::restore::drop_leftover_scratch(&admin).await;
     }
-    let state = journal::load(&ctx.state_dir, ctx.source()?, ctx.target()?)?;
+    let mut state = journal::load(&ctx.state_dir, ctx.source()?, ctx.target()?)?;
+    let m = match ctx.open_locked(Some(lock), PlanFrom::Any).await {
+        Ok(m) => m,
+        Err(e) => return Err(unplanned(ctx, opts, &mut state, e).await),
+    };
+    if let Some(id) = &state.plan_id {
+        if *id != m.plan.id {
+            return Err(Error::invalid_input(format!(
+                "this run executes plan {id}, but the plan found now is {}; nothing was changed",
+                m.plan.id
+            ))
+            .with_hint("run with the options the run started with, or use another --state-dir"));
+        }
+    }
     let mut r = Runner {
         ctx,
         opts,
         approver,
         state,
-        plan: None,
-        lock,
+        m,
     };
-    let mut done_now = Vec::new();
-    if Step::ALL.iter().all(|s| r.state.get(*s).is_some()) {
-        // A finished run run again: the source may have moved on since.
-        // Verify again before saying green.
-        r.reverify().await?;
-        done_now.push(Step::Verify);
-    }
-    for step in Step::ALL {
-        if r.state.get(step).is_some() {
-            ctx.observer.event(Event::Step {
-                name: step.name(),
-                earlier: true,
-            });
-            continue;
-        }
-        ctx.observer.event(Event::Step {
-            name: step.name(),
-            earlier: false,
-        });
-        let started = Instant::now();
-        let span = tracing::info_span!("step", step = step.name());
-        match r.step(step).instrument(span).await {
-            Ok(outcome) => {
-                r.state.done.push(StepRecord {
-                    step,
-                    seconds: started.elapsed().as_secs_f64(),
-                    finished_at: crate::clock::epoch_seconds(),
-                    outcome,
-                });
-                r.state.failed = None;
-                journal::save(&ctx.state_dir, &r.state)?;
-                done_now.push(step);
-                crate::failpoint::hit(crate::failpoint::RUN_STEP_DONE);
-            }
-            Err(e) => return Err(r.stop(step, e)),
-        }
-    }
-    let left_behind = r.plan().await?.conversion.left_behind();
+    let done_now = r.steps().await?;
     Ok(RunOutcome {
-        left_behind,
+        left_behind: r.m.plan.conversion.left_behind(),
         all_green: r.state.all_green(),
         report_html: opts.report_dir.join("report.html"),
         state: r.state,
@@ -165,140 +140,181 @@ pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> R
     })
 }
 
-impl Runner<'_> {
-    /// Records where the run stopped and writes the report of the stopped run.
-    fn stop(&mut self, step: Step, e: Error) -> Error {
-        self.state.failed = Some(Stopped {
-            step,
-            message: e.to_string(),
-        });
-        if let Err(se) = journal::save(&self.ctx.state_dir, &self.state) {
-            tracing::warn!(error = %se, "could not save the run state");
-        }
-        if let Err(re) =
-            crate::report::write(&self.opts.report_dir, &self.state, self.plan.as_ref())
-        {
-            tracing::warn!(error = %re, "could not write the report of the stopped run");
-        }
-        e
-    }
-
-    /// The plan, loaded once per run.
-    async fn plan(&mut self) -> Result<&MigrationPlan> {
-        if self.plan.is_none() {
-            let planned = self.ctx.plan().await?;
-            if let Some(id) = &self.state.plan_id {
-                if *id != planned.plan.id {
-                    return Err(Error::invalid_input(format!(
-                        "this run executes plan {id}, but the plan found now is {}; nothing was changed",
-                        planned.plan.id
-                    ))
-                    .with_hint("run with the options the run started with, or use another --state-dir"));
-                }
+/// The plan cannot be found or made: where the run stands, preflight says
+/// so among its checks (the facts that can be read without a plan).
+async fn unplanned(ctx: &Context, opts: &RunOptions, state: &mut RunState, e: Error) -> Error {
+    let step = Step::ALL
+        .into_iter()
+        .find(|s| state.get(*s).is_none())
+        .unwrap_or(Step::Preflight);
+    let e = if step == Step::Preflight {
+        match (ctx.source(), ctx.target()) {
+            (Ok(source), Ok(target)) => {
+                let checks = crate::preflight::checks(
+                    source,
+                    target,
+                    &opts.backup_dir,
+                    Err(&e),
+                    &opts.preflight_extra(),
+                )
+                .await;
+                crate::preflight::failure(&checks).unwrap_or(e)
             }
-            self.plan = Some(planned.plan);
+            _ => e,
         }
-        self.plan
-            .as_ref()
-            .ok_or_else(|| Error::internal("the plan was not loaded"))
+    } else {
+        e
+    };
+    stopped(ctx, opts, state, step, e, None)
+}
+
+/// Records where the run stopped and writes the report of the stopped run.
+fn stopped(
+    ctx: &Context,
+    opts: &RunOptions,
+    state: &mut RunState,
+    step: Step,
+    e: Error,
+    plan: Option<&MigrationPlan>,
+) -> Error {
+    state.failed = Some(Stopped {
+        step,
+        message: e.to_string(),
+    });
+    if let Err(se) = journal::save(&ctx.state_dir, state) {
+        tracing::warn!(error = %se, "could not save the run state");
+    }
+    if let Err(re) = crate::report::write(&opts.report_dir, state, plan) {
+        tracing::warn!(error = %re, "could not write the report of the stopped run");
+    }
+    e
+}
+
+impl Runner<'_> {
+    /// Every step not done yet, in order; returns those done now.
+    async fn steps(&mut self) -> Result<Vec<Step>> {
+        let mut done_now = Vec::new();
+        if Step::ALL.iter().all(|s| self.state.get(*s).is_some()) {
+            // A finished run run again: the source may have moved on since.
+            // Verify again before saying green.
+            self.reverify().await?;
+            done_now.push(Step::Verify);
+        }
+        for step in Step::ALL {
+            let earlier = self.state.get(step).is_some();
+            self.ctx.observer.event(Event::Step {
+                name: step.name(),
+                earlier,
+            });
+            if earlier {
+                continue;
+            }
+            let started = Instant::now();
+            let span = tracing::info_span!("step", step = step.name());
+            match self.step(step).instrument(span).await {
+                Ok(outcome) => {
+                    self.state.done.push(StepRecord {
+                        step,
+                        seconds: started.elapsed().as_secs_f64(),
+                        finished_at: crate::clock::epoch_seconds(),
+                        outcome,
+                    });
+                    self.state.failed = None;
+                    journal::save(&self.ctx.state_dir, &self.state)?;
+                    done_now.push(step);
+                    crate::failpoint::hit(crate::failpoint::RUN_STEP_DONE);
+                }
+                Err(e) => return Err(self.stop(step, e)),
+            }
+        }
+        Ok(done_now)
     }
 
+    fn stop(&mut self, step: Step, e: Error) -> Error {
+        stopped(
+            self.ctx,
+            self.opts,
+            &mut self.state,
+            step,
+            e,
+            Some(&self.m.plan),
+        )
+    }
+
+    /// Each step is its command's call over the one migration.
     async fn step(&mut self, step: Step) -> Result<StepOutcome> {
+        let m = &self.m;
         match step {
             Step::Preflight => self.preflight().await,
-            Step::Plan => self.confirm().await,
+            Step::Plan => self.confirm(),
             Step::Backup => self.backup().await,
-            Step::Provision => self.provision().await,
-            Step::SchemaPreData => {
-                let plan = self.plan().await?.clone();
-                crate::apply::apply(
-                    self.ctx.target()?,
-                    &plan,
-                    Section::PreData,
-                    &self.ctx.secrets()?,
-                )
-                .await
-                .map(StepOutcome::SchemaPreData)
+            Step::Provision => {
+                let req = crate::provision::ProvisionRequest {
+                    password: self.opts.app_password.clone(),
+                    secrets_dir: self.ctx.state_dir.clone(),
+                };
+                crate::provision::provision(m, &req)
+                    .await
+                    .map(StepOutcome::Provision)
             }
+            Step::SchemaPreData => crate::apply::apply(m, Section::PreData)
+                .await
+                .map(StepOutcome::SchemaPreData),
             Step::UsersAndData => self.copy().await,
             Step::Storage => self.storage().await,
-            Step::PostData => {
-                let plan = self.plan().await?.clone();
-                let secrets = self.ctx.secrets()?;
-                crate::copy::post_data::build(
-                    self.ctx.target()?,
-                    &plan,
-                    self.opts.copy_jobs,
-                    &secrets,
-                )
+            Step::PostData => crate::copy::post_data::build(m, self.opts.copy_jobs)
                 .await
-                .map(StepOutcome::PostData)
-            }
-            Step::Sequences => {
-                let plan = self.plan().await?.clone();
-                crate::copy::sync_sequences(self.ctx.source()?, self.ctx.target()?, &plan)
-                    .await
-                    .map(StepOutcome::Sequences)
-            }
+                .map(StepOutcome::PostData),
+            Step::Sequences => crate::copy::sync_sequences(m)
+                .await
+                .map(StepOutcome::Sequences),
             Step::Verify => self.verify().await,
-            Step::Report => {
-                let plan = self.plan().await?.clone();
-                crate::report::write(&self.opts.report_dir, &self.state, Some(&plan))
-                    .map(StepOutcome::Report)
-            }
+            Step::Report => crate::report::write(&self.opts.report_dir, &self.state, Some(&m.plan))
+                .map(StepOutcome::Report),
         }
     }
 
     async fn preflight(&mut self) -> Result<StepOutcome> {
-        let planned = self.ctx.plan().await;
-        let plan = planned
-            .as_ref()
-            .map(|p| p.plan.clone())
-            .map_err(clone_error);
         let checks = crate::preflight::checks(
-            self.ctx.source()?,
-            self.ctx.target()?,
+            &self.m.source,
+            &self.m.target,
             &self.opts.backup_dir,
-            &plan,
+            Ok(&self.m.plan),
             &self.opts.preflight_extra(),
         )
         .await;
         if let Some(e) = crate::preflight::failure(&checks) {
             return Err(e);
         }
-        let plan = planned?.plan;
-        self.ctx.save_plan(&plan)?;
-        self.state.plan_id = Some(plan.id.clone());
-        self.plan = Some(plan);
+        self.ctx.save_plan(&self.m.plan)?;
+        self.state.plan_id = Some(self.m.plan.id.clone());
         Ok(StepOutcome::Preflight(checks))
     }
 
-    async fn confirm(&mut self) -> Result<StepOutcome> {
-        let plan = self.plan().await?.clone();
+    fn confirm(&mut self) -> Result<StepOutcome> {
         let confirmed = self
             .approver
-            .approve(&crate::plan::describe::describe(&plan))?;
+            .approve(&crate::plan::describe::describe(&self.m.plan))?;
         Ok(StepOutcome::Plan(PlanConfirmed {
-            plan_id: plan.id,
+            plan_id: self.m.plan.id.clone(),
             confirmed,
         }))
     }
 
     async fn backup(&mut self) -> Result<StepOutcome> {
-        let plan = self.plan().await?.clone();
         let b = crate::backup::create(
-            self.ctx.source()?,
+            &self.m.source,
             &crate::backup::BackupOptions {
                 out: self.opts.backup_dir.clone(),
-                schemas: plan.options.schemas.clone(),
+                schemas: self.m.plan.options.schemas.clone(),
             },
         )
         .await?;
         // The checklist's "Test backup restoration", on the target server.
         let check = crate::backup::restore::verify_backup(
             &b.dir,
-            &self.ctx.target()?.with_dbname("postgres"),
-            &plan.options.allow_drop_extensions,
+            &self.m.target.with_dbname("postgres"),
+            &self.m.plan.options.allow_drop_extensions,
         )
         .await?;
         if !check.ok() {
@@ -317,85 +333,29 @@ impl Runner<'_> {
                 ),
             ));
         }
-        let excused: Vec<String> = check
-            .tables
-            .iter()
-            .filter_map(|t| t.excused.as_ref().map(|why| format!("{} ({why})", t.table)))
-            .collect();
         Ok(StepOutcome::Backup(BackupOutcome {
+            restore_test: restore_said(&check),
             dir: b.dir,
             files: b.manifest.files,
             tables: b.manifest.tables.len(),
-            restore_test: {
-                let mut said = if excused.is_empty() {
-                    "every table restored equal to the manifest".to_string()
-                } else {
-                    format!(
-                        "every other table restored equal to the manifest; not on this server: {}",
-                        excused.join(", ")
-                    )
-                };
-                if !check.left_out.is_empty() {
-                    said.push_str(&format!(
-                        "; not replayed on the target server (their SQL holds a secret): {}",
-                        check.left_out.join(", ")
-                    ));
-                }
-                said
-            },
         }))
     }
 
-    async fn provision(&mut self) -> Result<StepOutcome> {
-        let plan = self.plan().await?.clone();
-        let req = crate::provision::ProvisionRequest {
-            password: self.opts.app_password.clone(),
-            secrets_dir: self.ctx.state_dir.clone(),
-            secrets: self.ctx.secrets()?,
-        };
-        crate::provision::provision(self.ctx.target()?, &plan, &req)
-            .await
-            .map(StepOutcome::Provision)
-    }
-
     async fn copy(&mut self) -> Result<StepOutcome> {
-        let plan = self.plan().await?.clone();
         let opts = crate::copy::CopyOptions {
-            jobs: self.opts.copy_jobs,
-            post_data: false,
             recopy: self.opts.recopy.clone(),
             ..crate::copy::CopyOptions::new(self.opts.copy_jobs, false)
         };
-        let (source, target) = (self.ctx.source()?, self.ctx.target()?);
-        let mut opts = opts;
-        let start = if self.opts.follow {
-            let start = crate::follow::begin(source, target, &plan).await?;
-            opts.snapshot = Some(start.snapshot.clone());
-            opts.recopy_all |= start.recopy_all;
-            Some(start)
+        let copied = if self.opts.follow {
+            crate::ops::copy_under_slot(&self.m, opts).await
         } else {
-            None
+            crate::copy::copy(&self.m, opts).await
         };
-        let copied = crate::copy::copy(
-            source,
-            target,
-            &plan,
-            opts,
-            &self.ctx.secrets()?,
-            &self.ctx.observer,
-        )
-        .await;
-        if let Some(start) = start {
-            start.release();
-            if copied.is_ok() {
-                crate::follow::copy_finished(target).await?;
-            }
-        }
         copied.map(StepOutcome::UsersAndData)
     }
 
     async fn storage(&mut self) -> Result<StepOutcome> {
-        let plan = self.plan().await?.clone();
+        let plan = &self.m.plan;
         if !plan.storage.present {
             return Ok(StepOutcome::Storage(StorageOutcome::Skipped {
                 reason: "the source has no storage.objects".into(),
@@ -415,26 +375,12 @@ impl Runner<'_> {
             .with_hint("give --source-dir or the SUPABASE_S3_* keys, and AWS_REGION (or --dest-dir); finished steps are kept"));
         };
         let stores = config.open().await?;
-        let s = crate::storage::migrate(
-            self.ctx.source()?,
-            self.ctx.target()?,
-            &stores,
-            &plan.storage,
-            self.opts.transfer,
-            &self.ctx.observer,
-        )
-        .await?;
-        let problems = s.problems();
-        if !problems.is_empty() {
-            return Err(Error::new(
-                ErrorKind::ObjectStore,
-                format!(
-                    "{} Storage problem(s), first: {}; run again to resume",
-                    problems.len(),
-                    problems[0]
-                ),
-            ));
-        }
+        let s = crate::ops::storage_step(&self.m, &stores, self.opts.transfer, "")
+            .await
+            .map_err(|e| {
+                let message = format!("{}; run again to resume", e.message());
+                Error::new(e.kind(), message)
+            })?;
         Ok(StepOutcome::Storage(StorageOutcome::Copied(Box::new(s))))
     }
 
@@ -462,17 +408,15 @@ impl Runner<'_> {
             rec.finished_at = crate::clock::epoch_seconds();
         }
         journal::save(&self.ctx.state_dir, &self.state)?;
-        let plan = self.plan().await?.clone();
-        crate::report::write(&self.opts.report_dir, &self.state, Some(&plan))?;
+        crate::report::write(&self.opts.report_dir, &self.state, Some(&self.m.plan))?;
         Ok(())
     }
 
     /// `--follow`: the source's changes applied until `supamigrate cutover`
     /// has caught up and finished (run elsewhere), so verify compares the
     /// target with a source that no longer changes.
-    async fn follow_until_cutover(&mut self, plan: &MigrationPlan) -> Result<()> {
-        let (source, target) = (self.ctx.source()?, self.ctx.target()?);
-        let tgt = crate::connect::connect(target).await?;
+    async fn follow_until_cutover(&mut self) -> Result<()> {
+        let tgt = crate::connect::connect(&self.m.target).await?;
         if crate::follow::state(&tgt)
             .await?
             .is_some_and(|s| s.state == "cut-over")
@@ -480,15 +424,15 @@ impl Runner<'_> {
             return Ok(());
         }
         tracing::info!("the copy is done: following the source's changes; run `supamigrate cutover` to switch over");
-        self.lock.admit_cutover().await?;
+        self.held()?.admit_cutover().await?;
         let opts = crate::follow::FollowOptions::default();
-        crate::follow::follow(source, target, plan, &opts).await?;
+        crate::follow::follow(&self.m, &opts).await?;
         loop {
             match crate::follow::state(&tgt).await?.map(|s| s.state) {
                 Some(s) if s == "cut-over" => {
                     // The cutover beside us ends (its Storage step, the
                     // slot dropped) before the run goes on.
-                    return self.lock.alone_again(CUTOVER_WAIT).await;
+                    return self.held()?.alone_again(CUTOVER_WAIT).await;
                 }
                 Some(s) if s == "aborted" => {
                     return Err(Error::invalid_input(
@@ -501,25 +445,32 @@ impl Runner<'_> {
         }
     }
 
+    /// The run's lock.
+    fn held(&mut self) -> Result<&mut crate::guard::Lock> {
+        self.m
+            .lock()
+            .ok_or_else(|| Error::internal("run holds no lock"))
+    }
+
     async fn verify(&mut self) -> Result<StepOutcome> {
-        let plan = self.plan().await?.clone();
         if self.opts.follow {
-            self.follow_until_cutover(&plan).await?;
+            self.follow_until_cutover().await?;
             // Objects added while following, and references the follow
             // wrote back as Supabase URLs: the Storage step again (it skips
             // what is there already).
             self.storage().await?;
         }
-        let mut v = crate::verify::VerifyOptions::for_plan(&plan, self.ctx.observer.clone());
+        let plan = &self.m.plan;
+        let mut v = crate::verify::VerifyOptions::for_plan(plan, self.ctx.observer.clone());
         if let Some(StorageOutcome::Copied(s)) = self.state.storage() {
-            v = v.after_rewrite(&plan);
+            v = v.after_rewrite(plan);
             for u in &s.to_missing_objects {
                 *v.allowed_remaining.entry(u.column.clone()).or_default() += 1;
             }
         }
         v.jobs = self.opts.verify_jobs;
         v.checks = self.opts.checks.clone();
-        let report = crate::verify::verify(self.ctx.source()?, self.ctx.target()?, &v).await?;
+        let report = crate::verify::verify(&self.m, &v).await?;
         let n = report.mismatches();
         if n > 0 {
             return Err(Error::new(
@@ -539,12 +490,26 @@ impl Runner<'_> {
     }
 }
 
-/// Errors are not `Clone`; preflight needs the plan's error as a fact and
-/// again as the step's outcome.
-fn clone_error(e: &Error) -> Error {
-    let mut c = Error::new(e.kind(), e.message());
-    if let Some(h) = e.hint() {
-        c = c.with_hint(h);
+/// What the restore test found, said in a line.
+fn restore_said(check: &crate::backup::restore::RestoreCheck) -> String {
+    let excused: Vec<String> = check
+        .tables
+        .iter()
+        .filter_map(|t| t.excused.as_ref().map(|why| format!("{} ({why})", t.table)))
+        .collect();
+    let mut said = if excused.is_empty() {
+        "every table restored equal to the manifest".to_string()
+    } else {
+        format!(
+            "every other table restored equal to the manifest; not on this server: {}",
+            excused.join(", ")
+        )
+    };
+    if !check.left_out.is_empty() {
+        said.push_str(&format!(
+            "; not replayed on the target server (their SQL holds a secret): {}",
+            check.left_out.join(", ")
+        ));
     }
-    c
+    said
 }

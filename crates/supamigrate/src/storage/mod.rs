@@ -297,13 +297,11 @@ impl StorageSummary {
 ///
 /// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
 pub async fn migrate(
-    source_db: &ConnInfo,
-    target: &ConnInfo,
+    m: &crate::migration::Migration,
     stores: &config::Stores,
-    plan: &StoragePlan,
     opts: transfer::TransferOptions,
-    observer: &SharedObserver,
 ) -> Result<StorageSummary> {
+    let (source_db, target, plan, observer) = (&m.source, &m.target, &m.plan.storage, &m.observer);
     crate::rls::unforced(
         target,
         migrate_rows(source_db, target, stores, plan, opts, observer),

@@ -873,15 +873,11 @@ async fn absent_result(src: &Client, a: Absent) -> Result<TableResult> {
     })
 }
 
-/// Verifies `target` against `source`.
+/// Verifies the migration's target against its source, as `opts` says.
 ///
 /// With FORCE ROW LEVEL SECURITY lifted meanwhile ([`crate::rls`]).
-pub async fn verify(
-    source: &ConnInfo,
-    target: &ConnInfo,
-    opts: &VerifyOptions,
-) -> Result<VerifyReport> {
-    crate::rls::unforced(target, verify_rows(source, target, opts)).await
+pub async fn verify(m: &crate::migration::Migration, opts: &VerifyOptions) -> Result<VerifyReport> {
+    crate::rls::unforced(&m.target, verify_rows(&m.source, &m.target, opts)).await
 }
 
 /// [`verify`]'s work, run with FORCE ROW LEVEL SECURITY lifted.

@@ -76,7 +76,7 @@ async fn migrate_with(
         "post-data built with the copy"
     );
     assert_eq!(
-        copy::post_data::build(target, &plan, 3, &Default::default())
+        copy::post_data::build(&crate::common::migration(&ctx, plan.clone()), 3)
             .await
             .unwrap(),
         Applied::Earlier

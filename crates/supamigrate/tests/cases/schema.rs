@@ -9,7 +9,6 @@ use supamigrate::connect::{connect, Password};
 use supamigrate::ops::{AlwaysYes, Context};
 use supamigrate::plan::{PlanOverrides, PolicyMode, Section};
 use supamigrate::provision::{provision, ProvisionRequest};
-use supamigrate::secrets::Vault;
 use supamigrate_sandbox::Sandbox;
 use tokio_postgres::Client;
 
@@ -45,7 +44,6 @@ fn request(secrets: &std::path::Path, password: Option<&str>) -> ProvisionReques
     ProvisionRequest {
         password: password.map(Password::new),
         secrets_dir: secrets.to_path_buf(),
-        secrets: Vault::default(),
     }
 }
 
@@ -54,13 +52,13 @@ async fn migrate_schema(sb: &Sandbox, policies: PolicyMode) -> supamigrate::Resu
     let ctx = ctx(sb, options(policies), state.path());
     let plan = ctx.plan().await?.plan;
     supamigrate::ops::provision(&ctx, &request(state.path(), None), &AlwaysYes).await?;
-    let target = sb.target_url();
+    let m = crate::common::migration(&ctx, plan.clone());
     assert_eq!(
-        apply(&target, &plan, Section::PreData, &Vault::default()).await?,
+        apply(&m, Section::PreData).await?,
         Applied::Now(plan.statements(Section::PreData).len())
     );
     assert_eq!(
-        apply(&target, &plan, Section::PostData, &Vault::default()).await?,
+        apply(&m, Section::PostData).await?,
         Applied::Now(plan.statements(Section::PostData).len())
     );
     Ok(())
@@ -299,26 +297,16 @@ async fn shim_keeps_row_level_security_working_and_reruns_are_safe() {
         0o600
     );
     // Idempotent: a second provision creates nothing.
-    let again = provision(&target, &conv, &popts).await.unwrap();
+    let m = crate::common::migration(&shim, conv.clone());
+    let again = provision(&m, &popts).await.unwrap();
     assert!(!again.database_created && !again.role_created && again.extensions_created.is_empty());
     assert!(again.password_file.is_none());
 
-    apply(&target, &conv, Section::PreData, &Vault::default())
-        .await
-        .unwrap();
-    apply(&target, &conv, Section::PostData, &Vault::default())
-        .await
-        .unwrap();
+    apply(&m, Section::PreData).await.unwrap();
+    apply(&m, Section::PostData).await.unwrap();
+    assert_eq!(apply(&m, Section::PreData).await.unwrap(), Applied::Earlier);
     assert_eq!(
-        apply(&target, &conv, Section::PreData, &Vault::default())
-            .await
-            .unwrap(),
-        Applied::Earlier
-    );
-    assert_eq!(
-        apply(&target, &conv, Section::PostData, &Vault::default())
-            .await
-            .unwrap(),
+        apply(&m, Section::PostData).await.unwrap(),
         Applied::Earlier
     );
     // Another plan over it is refused, nothing changed: through the
@@ -335,14 +323,13 @@ async fn shim_keeps_row_level_security_working_and_reruns_are_safe() {
     );
     let other = drop.make_plan().await.unwrap();
     assert_ne!(other.id, conv.id);
-    let e = apply(&target, &other, Section::PreData, &Vault::default())
-        .await
-        .unwrap_err();
+    let other = crate::common::migration(&drop, other);
+    let e = apply(&other, Section::PreData).await.unwrap_err();
     assert!(
         e.is_bad_input() && e.to_string().contains("different pre-data"),
         "{e}"
     );
-    let e = provision(&target, &other, &popts).await.unwrap_err();
+    let e = provision(&other, &popts).await.unwrap_err();
     assert!(
         e.is_bad_input() && e.to_string().contains("is being migrated by plan"),
         "{e}"

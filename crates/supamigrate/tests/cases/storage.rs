@@ -68,12 +68,10 @@ async fn failed_uploads_are_reported_and_a_rerun_completes() {
         jobs: 4,
         ..TransferOptions::default()
     };
-    let observer = supamigrate::events::quiet();
-    let (source, target) = (sb.source_url(), sb.target_url());
-    let first =
-        supamigrate::storage::migrate(&source, &target, &flaky, &plan.storage, opts, &observer)
-            .await
-            .unwrap();
+    let m = crate::common::migration(&ctx, plan.clone());
+    let first = supamigrate::storage::migrate(&m, &flaky, opts)
+        .await
+        .unwrap();
     assert_eq!(first.copy.objects, OBJECTS);
     assert!(
         !first.copy.failed.is_empty(),
@@ -96,10 +94,9 @@ async fn failed_uploads_are_reported_and_a_rerun_completes() {
         source: Store::dir(sb.storage_dir()),
         dest: Store::dir(dest.path()),
     };
-    let second =
-        supamigrate::storage::migrate(&source, &target, &steady, &plan.storage, opts, &observer)
-            .await
-            .unwrap();
+    let second = supamigrate::storage::migrate(&m, &steady, opts)
+        .await
+        .unwrap();
     assert!(second.copy.failed.is_empty());
     // What copied is skipped; what failed is copied now, unless only the
     // check after its upload failed (then the object is there, and skipped).
@@ -116,7 +113,7 @@ async fn failed_uploads_are_reported_and_a_rerun_completes() {
             .await
             .unwrap();
     assert!(bad.is_empty(), "{bad:?}");
-    let t = connect(&target).await.unwrap();
+    let t = connect(&m.target).await.unwrap();
     let moved: i64 = t
         .query_one(
             "select count(*) from public.attachments where path like 's3://copy-files/dir %'",

@@ -389,3 +389,67 @@ fn executors_do_not_parse_the_plans_sql_again() {
         hits.join("\n")
     );
 }
+
+/// Public functions of `file` (outside `#[cfg(test)]`) and how many
+/// `&ConnInfo` parameters each takes.
+fn conninfo_params(file: &syn::File) -> Vec<(String, usize)> {
+    fn count(sig: &syn::Signature) -> usize {
+        sig.inputs
+            .iter()
+            .filter(|a| match a {
+                syn::FnArg::Typed(t) => match &*t.ty {
+                    syn::Type::Reference(r) => matches!(&*r.elem, syn::Type::Path(p)
+                        if p.path.segments.last().is_some_and(|s| s.ident == "ConnInfo")),
+                    _ => false,
+                },
+                _ => false,
+            })
+            .count()
+    }
+    let mut out = Vec::new();
+    let mut items: Vec<&syn::Item> = file.items.iter().collect();
+    while let Some(item) = items.pop() {
+        match item {
+            syn::Item::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => {
+                out.push((f.sig.ident.to_string(), count(&f.sig)));
+            }
+            syn::Item::Mod(m) if !is_cfg_test(&m.attrs) => {
+                if let Some((_, inner)) = &m.content {
+                    items.extend(inner.iter());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The executors take the one resolved migration (`&Migration`), never the
+/// two sides apart: each command resolves them once (`Context::open`).
+/// `follow::status` and `follow::abort` read or undo without a plan.
+#[test]
+fn executors_take_the_migration_not_a_pair_of_connections() {
+    let src = workspace().join("supamigrate/src");
+    let allowed = ["status", "abort"];
+    let mut found = Vec::new();
+    for f in sources("supamigrate") {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let executor = ["copy/", "storage/", "verify/", "follow/"]
+            .iter()
+            .any(|d| rel.starts_with(d))
+            || rel == "apply.rs"
+            || rel == "provision.rs";
+        if !executor {
+            continue;
+        }
+        for (name, n) in conninfo_params(&parse(&f)) {
+            if n >= 2 && !allowed.contains(&name.as_str()) {
+                found.push(format!("{rel}: {name}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "public executor functions taking a pair of &ConnInfo (take &Migration): {found:?}"
+    );
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use supamigrate::config::Settings;
 use supamigrate::connect::ConnInfo;
 use supamigrate::events;
-use supamigrate::ops::{AlwaysYes, Context};
+use supamigrate::ops::{AlwaysYes, Context, Migration, StateDir};
 use supamigrate::plan::{MigrationPlan, PlanOverrides, Section};
 use supamigrate::provision::ProvisionRequest;
 
@@ -25,12 +25,23 @@ pub fn context(
     }
 }
 
+/// The migration of `plan` between `ctx`'s sides, no secrets, no lock.
+pub fn migration(ctx: &Context, plan: MigrationPlan) -> Migration {
+    Migration::new(
+        ctx.settings.source().unwrap().clone(),
+        ctx.settings.target().unwrap().clone(),
+        plan,
+        Default::default(),
+        ctx.observer.clone(),
+        StateDir::new(&ctx.state_dir),
+    )
+}
+
 /// The plan, provisioned, with pre-data applied.
 pub async fn provision_and_pre_data(ctx: &Context) -> MigrationPlan {
     let req = ProvisionRequest {
         password: None,
         secrets_dir: ctx.state_dir.clone(),
-        secrets: Default::default(),
     };
     supamigrate::ops::provision(ctx, &req, &AlwaysYes)
         .await

@@ -3,6 +3,9 @@
 # and pgcopydb clone, on the same data, in one run, on this machine.
 #
 #   RUNS=3 bash bench/copy.sh [SCALE] [JOBS]   (default scale 50, jobs = cores)
+#   BASELINE_BIN=/path/to/an/older/supamigrate bash bench/copy.sh …
+#                      (also runs that build, as "baseline": before/after a
+#                      change, in the same runs)
 #
 # 1. Starts a sandbox at SCALE and turns it, with supamigrate itself, into a
 #    plain TMS database (the runbook's converted schema + generated data) on the
@@ -103,18 +106,25 @@ m schema apply --policies drop $BENCH_FLAGS --section pre-data
 m copy --policies drop $BENCH_FLAGS --jobs "$BENCH_JOBS"
 SH
 export BENCH_BIN="$bin" BENCH_JOBS="$jobs" BENCH_SOURCE="postgresql://rdsadmin:$tgt_pw@127.0.0.1:$tgt_port/bench_plain"
-smig() { # name, database, state dir, extra flags
+smig() { # name, database, state dir, extra flags[, binary]
+  export BENCH_BIN="${5:-$bin}"
   export BENCH_TARGET="postgresql://rdsadmin:$tgt_pw@127.0.0.1:$tgt_port/$2" BENCH_STATE="$3" BENCH_FLAGS="$4"
   measure "$run" "$1" bash "$base/smig.sh"
 }
+dbs="dst_supamigrate dst_supamigrate_na dst_pgdump dst_pgcopydb"
+[ -n "${BASELINE_BIN:-}" ] && dbs="$dbs dst_baseline"
 for run in $(seq 1 "$runs"); do
   echo "== run $run of $runs =="
-  for db in dst_supamigrate dst_supamigrate_na dst_pgdump dst_pgcopydb; do
+  for db in $dbs; do
     psql "$tgt_admin/postgres" -XAtq -c "set client_min_messages = warning" -c "drop database if exists $db" -c "create database $db"
   done
-  rm -rf "$base/state-s" "$base/state-na" "$base/pgcopydb"
+  rm -rf "$base/state-s" "$base/state-na" "$base/state-b" "$base/pgcopydb"
   smig supamigrate dst_supamigrate "$base/state-s" ""
   first_queries "$run" supamigrate dst_supamigrate
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    smig baseline dst_baseline "$base/state-b" "" "$BASELINE_BIN"
+    first_queries "$run" baseline dst_baseline
+  fi
   smig supamigrate-na dst_supamigrate_na "$base/state-na" --no-analyze
   first_queries "$run" supamigrate-na dst_supamigrate_na
   measure "$run" pg_dump bash -c "pg_dump -Fc '$plain' | pg_restore --no-owner --no-acl -d '$tgt_admin/dst_pgdump'"
@@ -122,7 +132,7 @@ for run in $(seq 1 "$runs"); do
   measure "$run" pgcopydb setsid --wait pgcopydb clone --source "$plain" --target "$tgt_admin/dst_pgcopydb" \
     --table-jobs "$jobs" --index-jobs "$jobs" --dir "$base/pgcopydb" --no-owner --no-acl
   first_queries "$run" pgcopydb dst_pgcopydb
-  for db in dst_supamigrate dst_supamigrate_na dst_pgdump dst_pgcopydb; do
+  for db in $dbs; do
     [ "$(counts "$tgt_admin/$db")" = "$ref" ] || { echo "$db: row counts DIFFER from the source"; exit 1; }
   done
   echo "every copy has the source's row counts"
@@ -144,6 +154,8 @@ for run, t in by_run.items():
         ratio[name].append(s / t["pgcopydb"])
 med = statistics.median
 order = ["supamigrate", "supamigrate-na", "pg_dump", "pgcopydb"]
+if "baseline" in secs:
+    order.insert(1, "baseline")
 print(f"{'tool':<16}{'seconds':>9}{'MB/s':>8}{'peak RSS MB':>13}{'× pgcopydb':>12}  (each run's ratio)")
 for n in order:
     s = med(secs[n])

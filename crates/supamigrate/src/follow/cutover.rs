@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 
 use super::check::{fast_verify, FastVerify};
 use super::stream::{FollowOptions, Until};
-use super::{drop_source_objects, state, FollowState, SENTINEL_PREFIX};
+use super::{drop_source_objects, state, FollowPhase, FollowState, SENTINEL_PREFIX};
 use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::quote_ident;
@@ -84,14 +84,14 @@ pub async fn cutover(
         Error::invalid_input("there is no follow on this target to cut over; nothing was changed")
             .with_hint("start one with `supamigrate copy --follow` (or `run --follow`)")
     })?;
-    if st.state == "cut-over" {
+    if st.state == FollowPhase::CutOver {
         return Ok(CutoverReport {
             finished_earlier: true,
             read_only_roles: st.read_only_roles,
             ..CutoverReport::default()
         });
     }
-    if !st.copy_done || !matches!(st.state.as_str(), "following" | "cutting-over") {
+    if !st.copy_done || !st.state.may_cut_over() {
         return Err(Error::invalid_input(format!(
             "the follow on slot {} is {}, not ready for a cutover; nothing was changed",
             st.slot,
@@ -103,7 +103,7 @@ pub async fn cutover(
         )));
     }
     let src = source_session(source).await?;
-    let resumed = st.state == "cutting-over";
+    let resumed = st.state == FollowPhase::CuttingOver;
     if !resumed {
         ready_to_stop_writes(source, &src, &st, plan).await?;
     }
@@ -271,7 +271,7 @@ async fn stop_writes(
     report: &mut CutoverReport,
 ) -> Result<Instant> {
     let mut started = Instant::now();
-    let roles = if st.state == "cutting-over" {
+    let roles = if st.state == FollowPhase::CuttingOver {
         let ago: f64 = tgt
             .query_one(
                 "select coalesce(extract(epoch from clock_timestamp() - writes_stopped_at)::float8, 0) \
@@ -464,7 +464,7 @@ pub async fn abort(source: &ConnInfo, target: &ConnInfo) -> Result<Vec<String>> 
     let st = state(&tgt).await?.ok_or_else(|| {
         Error::invalid_input("there is no follow on this target to abort; nothing was changed")
     })?;
-    if st.state == "cut-over" {
+    if st.state == FollowPhase::CutOver {
         return Err(Error::invalid_input(
             "the cutover finished; there is nothing to abort (the application writes to the target now); nothing was changed",
         ));

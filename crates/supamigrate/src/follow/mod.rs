@@ -56,14 +56,81 @@ pub struct FollowState {
     pub applied_transactions: i64,
     /// Rows applied.
     pub applied_rows: i64,
-    /// `copying`, `following`, `cutting-over`, `cut-over`, `aborted`.
-    pub state: String,
+    /// Where the follow stands.
+    pub state: FollowPhase,
     /// Roles made read-only by the cutover.
     pub read_only_roles: Vec<String>,
     /// The token of the cutover's sentinel message, once asked for.
     pub cutover_token: Option<String>,
     /// The cutover's sentinel position, once sent.
     pub cutover_lsn: Option<String>,
+}
+
+/// Where a follow stands, as the target's store records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowPhase {
+    /// The copy under the slot's snapshot runs.
+    Copying,
+    /// The source's changes are applied.
+    Following,
+    /// The source's writes are stopped; the target catches up.
+    CuttingOver,
+    /// Done: the application writes to the target.
+    CutOver,
+    /// The cutover was undone: the source has its writes back.
+    Aborted,
+}
+
+impl FollowPhase {
+    const ALL: [FollowPhase; 5] = [
+        FollowPhase::Copying,
+        FollowPhase::Following,
+        FollowPhase::CuttingOver,
+        FollowPhase::CutOver,
+        FollowPhase::Aborted,
+    ];
+
+    /// As the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowPhase::Copying => "copying",
+            FollowPhase::Following => "following",
+            FollowPhase::CuttingOver => "cutting-over",
+            FollowPhase::CutOver => "cut-over",
+            FollowPhase::Aborted => "aborted",
+        }
+    }
+
+    /// From the store's text.
+    pub fn parse(s: &str) -> Result<FollowPhase> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                Error::new(
+                    crate::error::ErrorKind::Database,
+                    format!("the target records the follow as {s:?}, which this supamigrate does not know"),
+                )
+                .with_hint("use the supamigrate release that started the follow (or a newer one)")
+            })
+    }
+
+    /// The follow is over (cut over or aborted): nothing more to apply.
+    pub fn is_over(self) -> bool {
+        matches!(self, FollowPhase::CutOver | FollowPhase::Aborted)
+    }
+
+    /// A cutover may start (or go on) from here.
+    pub fn may_cut_over(self) -> bool {
+        matches!(self, FollowPhase::Following | FollowPhase::CuttingOver)
+    }
+}
+
+impl std::fmt::Display for FollowPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Reads the follow's row from the target's store, if there is one.
@@ -80,7 +147,11 @@ pub async fn state(target: &Client) -> Result<Option<FollowState>> {
         )
         .await
         .map_err(|e| Error::postgres("reading the follow's state on the target", e))?;
-    Ok(row.map(|r| FollowState {
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let phase: String = r.get(7);
+    Ok(Some(FollowState {
         slot: r.get(0),
         publication: r.get(1),
         start_lsn: r.get(2),
@@ -88,7 +159,7 @@ pub async fn state(target: &Client) -> Result<Option<FollowState>> {
         applied_lsn: r.get(4),
         applied_transactions: r.get(5),
         applied_rows: r.get(6),
-        state: r.get(7),
+        state: FollowPhase::parse(&phase)?,
         read_only_roles: r.get(8),
         cutover_token: r.get(9),
         cutover_lsn: r.get(10),
@@ -142,10 +213,7 @@ pub async fn begin(m: &crate::migration::Migration) -> Result<Start> {
             .get(0);
         // A follow under way keeps its slot; one whose slot is gone (or
         // that was aborted, or is still copying) starts over.
-        if old.copy_done
-            && slot_exists
-            && matches!(old.state.as_str(), "following" | "cutting-over")
-        {
+        if old.copy_done && slot_exists && old.state.may_cut_over() {
             return Err(Error::invalid_input(format!(
                 "the copy under slot {} is done and the follow is under way; nothing was changed",
                 old.slot

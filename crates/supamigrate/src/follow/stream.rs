@@ -182,7 +182,7 @@ async fn ready_state(tgt: &Client) -> Result<FollowState> {
             "run `supamigrate copy --follow` again: it starts the copy over under a new slot",
         ));
     }
-    if st.state == "cut-over" || st.state == "aborted" {
+    if st.state.is_over() {
         return Err(Error::invalid_input(format!(
             "the follow is over ({}); nothing was changed",
             st.state

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::connect::{connect, Password};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::Event;
+use crate::follow::FollowPhase;
 use crate::journal::{
     self, BackupOutcome, PlanConfirmed, RunState, StepOutcome, StepRecord, Stopped, StorageOutcome,
 };
@@ -147,6 +148,16 @@ async fn unplanned(ctx: &Context, opts: &RunOptions, state: &mut RunState, e: Er
         .into_iter()
         .find(|s| state.get(*s).is_none())
         .unwrap_or(Step::Preflight);
+    for s in Step::ALL.into_iter().take_while(|s| *s != step) {
+        ctx.observer.event(Event::Step {
+            name: s.name(),
+            earlier: true,
+        });
+    }
+    ctx.observer.event(Event::Step {
+        name: step.name(),
+        earlier: false,
+    });
     let e = if step == Step::Preflight {
         match (ctx.source(), ctx.target()) {
             (Ok(source), Ok(target)) => {
@@ -419,7 +430,7 @@ impl Runner<'_> {
         let tgt = crate::connect::connect(&self.m.target).await?;
         if crate::follow::state(&tgt)
             .await?
-            .is_some_and(|s| s.state == "cut-over")
+            .is_some_and(|s| s.state == FollowPhase::CutOver)
         {
             return Ok(());
         }
@@ -429,12 +440,12 @@ impl Runner<'_> {
         crate::follow::follow(&self.m, &opts).await?;
         loop {
             match crate::follow::state(&tgt).await?.map(|s| s.state) {
-                Some(s) if s == "cut-over" => {
+                Some(FollowPhase::CutOver) => {
                     // The cutover beside us ends (its Storage step, the
                     // slot dropped) before the run goes on.
                     return self.held()?.alone_again(CUTOVER_WAIT).await;
                 }
-                Some(s) if s == "aborted" => {
+                Some(FollowPhase::Aborted) => {
                     return Err(Error::invalid_input(
                         "the cutover was aborted: the source has its writes back and the follow ended; nothing was verified",
                     )

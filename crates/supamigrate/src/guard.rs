@@ -479,14 +479,65 @@ async fn target_session(target: &ConnInfo, me: &Holder) -> Result<Option<Client>
     }
 }
 
+/// How long a lock whose holder is gone (a supamigrate on this host that
+/// was killed: the server has not seen its connection close yet) is waited
+/// for.
+const GONE_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Takes an advisory lock keyed by `key`, exclusive or shared; refused
-/// naming the session that holds it.
+/// naming the session that holds it. A holder that is a supamigrate of this
+/// host no longer running is waited for, briefly: its server session ends
+/// as soon as the server sees the connection closed.
 async fn try_advisory(
     client: &Client,
     target: &ConnInfo,
     key: &str,
     exclusive: bool,
 ) -> Result<()> {
+    let until = std::time::Instant::now() + GONE_HOLDER_WAIT;
+    loop {
+        match try_advisory_once(client, target, key, exclusive).await? {
+            None => return Ok(()),
+            Some((holder, gone)) if gone && std::time::Instant::now() < until => {
+                tracing::debug!(%holder, "the lock's holder is gone; waiting for the server to end its session");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Some((holder, _)) => {
+                return Err(busy(
+                    &holder,
+                    &format!("target server ({} database)", target.dbname),
+                ))
+            }
+        }
+    }
+}
+
+/// Whether this process's host ran the holder named by `application_name`
+/// (`supamigrate … pid=N host=H …`) and it is no longer running.
+fn holder_gone(application_name: &str) -> bool {
+    let field = |name: &str| {
+        application_name
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .map(str::to_string)
+    };
+    let here = Holder::me("").host;
+    match (field("pid="), field("host=")) {
+        (Some(pid), Some(host)) if host == here => pid
+            .parse::<i32>()
+            .is_ok_and(|p| !crate::cluster::process_alive(p)),
+        _ => false,
+    }
+}
+
+/// One try: `None` when taken, else who holds it and whether that holder
+/// is gone (or released it meanwhile).
+async fn try_advisory_once(
+    client: &Client,
+    _target: &ConnInfo,
+    key: &str,
+    exclusive: bool,
+) -> Result<Option<(String, bool)>> {
     let sql = if exclusive {
         "select pg_try_advisory_lock(hashtext($1))"
     } else {
@@ -498,7 +549,7 @@ async fn try_advisory(
         .map_err(|e| Error::postgres("taking the migration's advisory lock on the target", e))?
         .get(0);
     if got {
-        return Ok(());
+        return Ok(None);
     }
     let holder: Option<String> = client
         .query_opt(
@@ -513,14 +564,12 @@ async fn try_advisory(
         .await
         .map_err(|e| Error::postgres("reading who holds the migration's lock", e))?
         .map(|r| r.get(0));
+    let gone = holder.as_deref().is_none_or(holder_gone);
     let holder = holder
         .filter(|h| !h.is_empty())
         .map(|h| format!("`{h}`"))
         .unwrap_or_else(|| "another supamigrate".into());
-    Err(busy(
-        &holder,
-        &format!("target server ({} database)", target.dbname),
-    ))
+    Ok(Some((holder, gone)))
 }
 
 #[cfg(test)]

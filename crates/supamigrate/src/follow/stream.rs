@@ -1,6 +1,8 @@
-//! The apply loop: the source's change stream onto the target, one source
-//! transaction per target transaction, the applied position recorded in
-//! it, acknowledged to the source only after the target's commit.
+//! The apply loop: the source's change stream onto the target, consecutive
+//! source transactions grouped into one target transaction (in commit
+//! order, for up to 100 ms or 20,000 rows, or until the stream pauses), the
+//! last one's position recorded in it, acknowledged to the source only
+//! after the target's commit.
 
 use std::time::{Duration, Instant};
 
@@ -261,7 +263,8 @@ async fn session(
         tgt,
         applier: Applier::new(&plan.tables),
         applied,
-        open: None,
+        group: None,
+        in_source: None,
         source: source.clone(),
         heartbeat: Instant::now(),
         started,
@@ -276,13 +279,40 @@ async fn session(
     r
 }
 
-/// An open source transaction on the target.
-struct Open {
-    skip: bool,
+/// Consecutive source transactions applied in one target transaction, in
+/// commit order, with the last one's position recorded in it: the target
+/// commits (and the source is acknowledged) once per group, not once per
+/// source transaction.
+struct Group {
     batch: Vec<Statement>,
+    /// Rows changed (statements applied) in the group.
     rows: u64,
-    /// What this transaction did to each target table.
+    /// What the group did to each target table.
     tables: std::collections::BTreeMap<crate::pg::TableName, TableChanges>,
+    /// Source transactions committed into it.
+    transactions: u64,
+    /// The last one's end position and commit time (µs since 2000).
+    end: Option<(Lsn, i64)>,
+    /// When its target transaction began.
+    began: Instant,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            batch: Vec::new(),
+            rows: 0,
+            tables: Default::default(),
+            transactions: 0,
+            end: None,
+            began: Instant::now(),
+        }
+    }
+
+    /// Long or large enough to commit at the next source commit.
+    fn full(&self) -> bool {
+        self.began.elapsed() >= GROUP_FOR || self.rows >= GROUP_ROWS
+    }
 }
 
 /// What one transaction did to one target table.
@@ -299,7 +329,10 @@ struct Apply {
     tgt: Client,
     applier: Applier,
     applied: Lsn,
-    open: Option<Open>,
+    /// The open target transaction, once a source transaction began in it.
+    group: Option<Group>,
+    /// Inside a source transaction: whether it is skipped (applied before).
+    in_source: Option<bool>,
     source: ConnInfo,
     /// When the last heartbeat was sent.
     heartbeat: Instant,
@@ -321,6 +354,13 @@ pub const CAUGHT_UP_LAG: f64 = 0.5;
 /// memory for a large source transaction.
 const BATCH: usize = 500;
 
+/// A group's target transaction commits once it is this old …
+const GROUP_FOR: Duration = Duration::from_millis(100);
+
+/// … or has changed this many rows (at the next source commit), or as soon
+/// as the stream has nothing more to give.
+const GROUP_ROWS: u64 = 20_000;
+
 impl Apply {
     async fn run(
         &mut self,
@@ -335,8 +375,19 @@ impl Apply {
                 self.heartbeat = Instant::now();
                 emit(&self.source, HEARTBEAT_PREFIX).await?;
             }
-            let ev = match tokio::time::timeout(HEARTBEAT_EVERY, client.recv()).await {
-                Err(_) => continue,
+            // A group between source transactions waits for more only
+            // until its time is up.
+            let wait = match (&self.group, self.in_source) {
+                (Some(g), None) => GROUP_FOR.saturating_sub(g.began.elapsed()),
+                _ => HEARTBEAT_EVERY,
+            };
+            let ev = match tokio::time::timeout(wait, client.recv()).await {
+                Err(_) => {
+                    if self.in_source.is_none() {
+                        self.commit_group(client, summary, &mut progress).await?;
+                    }
+                    continue;
+                }
                 Ok(r) => r.map_err(|e| replication_error("reading the change stream", &e))?,
             };
             let Some(ev) = ev else {
@@ -362,32 +413,30 @@ impl Apply {
         match ev {
             ReplicationEvent::Begin { final_lsn, .. } => {
                 let skip = final_lsn < self.applied;
-                if !skip {
+                if !skip && self.group.is_none() {
                     self.sql("begin").await?;
+                    self.group = Some(Group::new());
                 }
-                self.open = Some(Open {
-                    skip,
-                    batch: Vec::new(),
-                    rows: 0,
-                    tables: Default::default(),
-                });
+                self.in_source = Some(skip);
             }
             ReplicationEvent::XLogData { data, .. } => self.change(&data).await?,
             ReplicationEvent::Commit {
                 end_lsn,
                 commit_time_micros,
                 ..
-            } => {
-                self.commit(client, end_lsn, summary).await?;
-                let lag = lag_seconds(commit_time_micros);
-                summary.max_lag_seconds = summary.max_lag_seconds.max(lag);
-                if summary.caught_up_after_seconds.is_some() {
-                    summary.max_lag_caught_up_seconds = summary.max_lag_caught_up_seconds.max(lag);
-                } else if lag < CAUGHT_UP_LAG {
-                    summary.caught_up_after_seconds = Some(self.started.elapsed().as_secs_f64());
+            } => match self.in_source.take() {
+                Some(true) => summary.skipped_transactions += 1,
+                Some(false) => {
+                    if let Some(g) = self.group.as_mut() {
+                        g.transactions += 1;
+                        g.end = Some((end_lsn, commit_time_micros));
+                        if g.full() {
+                            self.commit_group(client, summary, progress).await?;
+                        }
+                    }
                 }
-                progress.lag = lag;
-            }
+                None => {}
+            },
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 progress.source_end = progress.source_end.max(u64::from(wal_end));
             }
@@ -398,14 +447,18 @@ impl Apply {
                 ..
             } => {
                 // Our messages are non-transactional: they arrive between
-                // transactions, after every one committed before them.
-                // Acknowledging their position lets the source free WAL the
-                // published tables did not write to.
+                // transactions, after every one committed before them. What
+                // the group holds commits first; acknowledging their
+                // position then lets the source free WAL the published
+                // tables did not write to.
                 let ours = prefix == SENTINEL_PREFIX
                     || prefix == CAUGHT_UP_PREFIX
                     || prefix == HEARTBEAT_PREFIX;
-                if ours && self.open.is_none() && at > self.applied {
-                    client.update_applied_lsn(at);
+                if ours && self.in_source.is_none() {
+                    self.commit_group(client, summary, progress).await?;
+                    if at > self.applied {
+                        client.update_applied_lsn(at);
+                    }
                 }
                 if prefix == SENTINEL_PREFIX && self.sentinel(&content).await? {
                     summary.reached_cutover = true;
@@ -415,7 +468,10 @@ impl Apply {
                     return Ok(Flow::Stop);
                 }
             }
-            ReplicationEvent::StoppedAt { .. } => return Ok(Flow::Stop),
+            ReplicationEvent::StoppedAt { .. } => {
+                self.commit_group(client, summary, progress).await?;
+                return Ok(Flow::Stop);
+            }
         }
         Ok(Flow::Continue)
     }
@@ -423,29 +479,29 @@ impl Apply {
     async fn change(&mut self, data: &[u8]) -> Result<()> {
         let change = pgoutput::decode(data)?;
         let statements = self.applier.statements(change)?;
-        let Some(open) = self.open.as_mut() else {
-            return Ok(());
-        };
-        if open.skip {
+        if self.in_source != Some(false) {
             return Ok(());
         }
-        open.batch.extend(statements);
-        if open.batch.len() >= BATCH {
+        let Some(g) = self.group.as_mut() else {
+            return Ok(());
+        };
+        g.batch.extend(statements);
+        if g.batch.len() >= BATCH {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Sends the open transaction's statements and checks each touched the
-    /// rows it had to: a row missing on the target is an error, not a skip.
+    /// Sends the group's statements and checks each touched the rows it
+    /// had to: a row missing on the target is an error, not a skip.
     async fn flush(&mut self) -> Result<()> {
-        let Some(open) = self.open.as_mut() else {
+        let Some(g) = self.group.as_mut() else {
             return Ok(());
         };
-        if open.batch.is_empty() {
+        if g.batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut open.batch);
+        let batch = std::mem::take(&mut g.batch);
         let mut sql: String = batch.iter().map(|s| format!("{};", s.sql)).collect();
         // The changed rows' keys, in the same transaction (after the
         // changes, so the statements' row counts come first).
@@ -478,72 +534,56 @@ impl Apply {
                     .with_hint("the target was changed outside supamigrate; start over with a fresh copy (`supamigrate copy --follow`)"));
                 }
             }
-            open.rows += 1;
-            let t = open.tables.entry(s.table.clone()).or_default();
+            g.rows += 1;
+            let t = g.tables.entry(s.table.clone()).or_default();
             t.rows += 1;
             if !s.key_columns.is_empty() {
                 t.key_columns.clone_from(&s.key_columns);
             }
             for e in &s.truncated {
-                open.tables.entry(e.clone()).or_default().truncated = true;
+                g.tables.entry(e.clone()).or_default().truncated = true;
             }
         }
         Ok(())
     }
 
-    async fn commit(
+    /// Commits the group: its statements, the tables it changed and the
+    /// last source transaction's position, in its target transaction; then
+    /// the source is acknowledged. A group with no source commit yet (a
+    /// large transaction under way) is not touched.
+    async fn commit_group(
         &mut self,
         client: &ReplicationClient,
-        end_lsn: Lsn,
         summary: &mut FollowSummary,
+        progress: &mut Progress,
     ) -> Result<()> {
-        let Some(open) = self.open.as_ref() else {
+        let Some((end_lsn, commit_micros)) = self.group.as_ref().and_then(|g| g.end) else {
             return Ok(());
         };
-        if open.skip {
-            self.open = None;
-            summary.skipped_transactions += 1;
-            return Ok(());
-        }
         self.flush().await?;
-        let rows = self.open.as_ref().map_or(0, |o| o.rows);
-        let tables = self
-            .open
-            .as_ref()
-            .map(|o| o.tables.clone())
-            .unwrap_or_default();
-        for (t, c) in &tables {
-            let key_columns = (!c.key_columns.is_empty()).then_some(&c.key_columns);
-            self.tgt
-                .execute(
-                    "insert into supamigrate.follow_tables (target_schema, target_table, rows, key_columns, truncated) \
-                     values ($1, $2, $3, $4, $5) on conflict (target_schema, target_table) \
-                     do update set rows = follow_tables.rows + excluded.rows, \
-                     key_columns = coalesce(excluded.key_columns, follow_tables.key_columns), \
-                     truncated = follow_tables.truncated or excluded.truncated",
-                    &[&t.schema, &t.name, &c.rows, &key_columns, &c.truncated],
-                )
-                .await
-                .map_err(|e| Error::postgres("recording the tables the follow changed", e))?;
-        }
-        self.tgt
-            .execute(
-                "update supamigrate.follow set applied_lsn = $1::text::pg_lsn, \
-                 applied_transactions = applied_transactions + 1, \
-                 applied_rows = applied_rows + $2, updated_at = now()",
-                &[&end_lsn.to_string(), &(rows as i64)],
-            )
-            .await
-            .map_err(|e| Error::postgres("recording the applied position", e))?;
+        let Some(g) = self.group.take() else {
+            return Ok(());
+        };
         failpoint::hit(failpoint::FOLLOW_BEFORE_COMMIT);
-        self.sql("commit").await?;
+        // One round trip: the bookkeeping, then the commit.
+        self.tgt
+            .batch_execute(&format!("{}commit;", record_sql(&g, end_lsn)))
+            .await
+            .map_err(|e| Error::postgres("recording the applied position and committing", e))?;
         failpoint::hit(failpoint::FOLLOW_APPLIED);
-        self.open = None;
         self.applied = end_lsn;
         client.update_applied_lsn(end_lsn);
-        summary.transactions += 1;
-        summary.rows += rows;
+        summary.transactions += g.transactions;
+        summary.rows += g.rows;
         summary.applied_lsn = end_lsn.to_string();
+        let lag = lag_seconds(commit_micros);
+        summary.max_lag_seconds = summary.max_lag_seconds.max(lag);
+        if summary.caught_up_after_seconds.is_some() {
+            summary.max_lag_caught_up_seconds = summary.max_lag_caught_up_seconds.max(lag);
+        } else if lag < CAUGHT_UP_LAG {
+            summary.caught_up_after_seconds = Some(self.started.elapsed().as_secs_f64());
+        }
+        progress.lag = lag;
         Ok(())
     }
 
@@ -570,6 +610,40 @@ impl Apply {
             .await
             .map_err(|e| Error::postgres(format!("applying changes ({sql})"), e))
     }
+}
+
+/// The group's bookkeeping, in its transaction: the tables it changed
+/// (for the cutover's fast verify) and the applied position.
+fn record_sql(g: &Group, end_lsn: Lsn) -> String {
+    let mut sql = String::new();
+    for (t, c) in &g.tables {
+        let key_columns = if c.key_columns.is_empty() {
+            "null".to_string()
+        } else {
+            let cols: Vec<String> = c.key_columns.iter().map(|k| quote_literal(k)).collect();
+            format!("array[{}]::text[]", cols.join(", "))
+        };
+        sql.push_str(&format!(
+            "insert into supamigrate.follow_tables (target_schema, target_table, rows, key_columns, truncated) \
+             values ({}, {}, {}, {key_columns}, {}) on conflict (target_schema, target_table) \
+             do update set rows = follow_tables.rows + excluded.rows, \
+             key_columns = coalesce(excluded.key_columns, follow_tables.key_columns), \
+             truncated = follow_tables.truncated or excluded.truncated;",
+            quote_literal(&t.schema),
+            quote_literal(&t.name),
+            c.rows,
+            c.truncated
+        ));
+    }
+    sql.push_str(&format!(
+        "update supamigrate.follow set applied_lsn = {}::pg_lsn, \
+         applied_transactions = applied_transactions + {}, \
+         applied_rows = applied_rows + {}, updated_at = now();",
+        quote_literal(&end_lsn.to_string()),
+        g.transactions,
+        g.rows
+    ));
+    sql
 }
 
 /// A line every few seconds while following: what was applied, how fast,

@@ -7,6 +7,9 @@
 #   bash bench/follow.sh [SCALE] [RATE] [SECONDS] [JOBS]
 #       (defaults: scale 10, 200 transactions/s, 40 s, jobs = cores)
 #
+# The target server runs with fsync on (as RDS does): the follow's cost is
+# mostly its commits.
+#
 # 1. Starts a sandbox and builds a plain database on its source server (the
 #    one with wal_level = logical): pgbench's tables at SCALE (100,000
 #    account rows per unit; pgbench_history, which has no key, dropped) and a
@@ -48,6 +51,10 @@ chmod 600 "$PGPASSFILE"
 src="postgresql://supabase_admin@127.0.0.1:$src_port/follow_plain"
 tgt_admin="postgresql://rdsadmin@127.0.0.1:$tgt_port"
 pgbench=$(ls /usr/lib/postgresql/*/bin/pgbench | head -1)
+# Commits cost what they cost on RDS: the target flushes every commit
+# (the sandbox turns fsync off for its tests).
+psql "$tgt_admin/postgres" -XAtq -c "alter system set fsync = on" -c "select pg_reload_conf()" >/dev/null
+echo "target: fsync = $(psql "$tgt_admin/postgres" -XAtc 'show fsync'), synchronous_commit = $(psql "$tgt_admin/postgres" -XAtc 'show synchronous_commit')"
 
 echo "== the plain source: pgbench scale $scale on the source server =="
 psql "postgresql://supabase_admin@127.0.0.1:$src_port/postgres" -XAtq -c "create database follow_plain"

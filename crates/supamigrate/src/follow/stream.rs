@@ -370,7 +370,9 @@ impl Apply {
     ) -> Result<()> {
         let mut progress = Progress::new();
         loop {
-            progress.maybe_report(summary, self.applied);
+            progress
+                .maybe_report(summary, self.applied, &self.source)
+                .await;
             if self.heartbeat.elapsed() >= HEARTBEAT_EVERY {
                 self.heartbeat = Instant::now();
                 emit(&self.source, HEARTBEAT_PREFIX).await?;
@@ -647,16 +649,25 @@ fn record_sql(g: &Group, end_lsn: Lsn) -> String {
 }
 
 /// A line every few seconds while following: what was applied, how fast,
-/// how far behind.
+/// how far behind the source's current WAL position (read from the source:
+/// what the stream has received says nothing of what it has not), and a
+/// warning once the backlog has grown for a minute.
 struct Progress {
     last: Instant,
     rows_then: u64,
     lag: f64,
     source_end: u64,
+    /// The backlog at the last line, bytes.
+    behind_then: u64,
+    /// Since when the backlog has grown at every line.
+    growing_since: Option<Instant>,
+    /// A session on the source for its position, opened when first needed.
+    status: Option<Client>,
 }
 
 impl Progress {
     const EVERY: Duration = Duration::from_secs(5);
+    const GROWING_FOR: Duration = Duration::from_secs(60);
 
     fn new() -> Progress {
         Progress {
@@ -664,22 +675,62 @@ impl Progress {
             rows_then: 0,
             lag: 0.0,
             source_end: 0,
+            behind_then: 0,
+            growing_since: None,
+            status: None,
         }
     }
 
-    fn maybe_report(&mut self, summary: &FollowSummary, applied: Lsn) {
+    /// The source's current WAL position (the stream's last known one when
+    /// the source cannot be asked).
+    async fn source_now(&mut self, source: &ConnInfo) -> u64 {
+        if self.status.is_none() {
+            self.status = connect(source).await.ok();
+        }
+        let Some(c) = &self.status else {
+            return self.source_end;
+        };
+        match c
+            .query_one("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
+            .await
+        {
+            Ok(r) => (r.get::<_, i64>(0).max(0) as u64).max(self.source_end),
+            Err(_) => {
+                self.status = None;
+                self.source_end
+            }
+        }
+    }
+
+    async fn maybe_report(&mut self, summary: &FollowSummary, applied: Lsn, source: &ConnInfo) {
         let secs = self.last.elapsed().as_secs_f64();
         if secs < Self::EVERY.as_secs_f64() {
             return;
         }
         let rate = (summary.rows - self.rows_then) as f64 / secs;
-        let behind = self.source_end.saturating_sub(u64::from(applied));
+        let behind = self
+            .source_now(source)
+            .await
+            .saturating_sub(u64::from(applied));
         tracing::info!(
-            "following: {} transactions, {} rows applied ({rate:.0} rows/s); lag {:.2} s, {behind} bytes of WAL behind",
+            "following: {} transactions, {} rows applied ({rate:.0} rows/s); {behind} bytes of the source's WAL not applied yet; the last applied commit was {:.2} s old",
             summary.transactions,
             summary.rows,
             self.lag
         );
+        // Growing from line to line (beyond a few transactions' worth).
+        if behind > self.behind_then.max(1 << 20) {
+            let since = *self.growing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Self::GROWING_FOR {
+                tracing::warn!(
+                    "the source writes faster than the target applies: {behind} bytes of WAL behind and growing for {:.0} s ({rate:.0} rows/s applied); the cutover cannot come until it catches up",
+                    since.elapsed().as_secs_f64()
+                );
+            }
+        } else {
+            self.growing_since = None;
+        }
+        self.behind_then = behind;
         self.last = Instant::now();
         self.rows_then = summary.rows;
     }

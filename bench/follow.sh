@@ -52,8 +52,9 @@ src="postgresql://supabase_admin@127.0.0.1:$src_port/follow_plain"
 tgt_admin="postgresql://rdsadmin@127.0.0.1:$tgt_port"
 pgbench=$(ls /usr/lib/postgresql/*/bin/pgbench | head -1)
 # Commits cost what they cost on RDS: the target flushes every commit
-# (the sandbox turns fsync off for its tests).
-psql "$tgt_admin/postgres" -XAtq -c "alter system set fsync = on" -c "select pg_reload_conf()" >/dev/null
+# (the sandbox turns fsync and synchronous_commit off for its tests; both
+# tools then commit as on RDS).
+psql "$tgt_admin/postgres" -XAtq -c "alter system set fsync = on" -c "alter system set synchronous_commit = on" -c "select pg_reload_conf()" >/dev/null
 echo "target: fsync = $(psql "$tgt_admin/postgres" -XAtc 'show fsync'), synchronous_commit = $(psql "$tgt_admin/postgres" -XAtc 'show synchronous_commit')"
 
 echo "== the plain source: pgbench scale $scale on the source server =="

@@ -479,7 +479,9 @@ async fn cutover_storage(
             let message = format!("{}; the slot is kept", e.message());
             Error::new(e.kind(), message).with_hint("fix it")
         })?;
-    report.downtime_seconds += started.elapsed().as_secs_f64();
+    let took = started.elapsed().as_secs_f64();
+    report.downtime_seconds += took;
+    report.parts.push(("storage".into(), took));
     Ok(s)
 }
 

@@ -145,10 +145,24 @@ pub async fn cutover(ctx: &Context, args: &CutoverArgs, stores: &StoreArgs) -> a
         r.downtime_seconds,
         ctx.target()?
     );
+    print_parts(r);
     println!(
         "the source's roles stay read-only; to write there again: ALTER ROLE <role> RESET default_transaction_read_only"
     );
     Ok(())
+}
+
+/// Where the downtime went.
+fn print_parts(r: &supamigrate::follow::CutoverReport) {
+    if r.parts.is_empty() {
+        return;
+    }
+    let parts: Vec<String> = r
+        .parts
+        .iter()
+        .map(|(name, s)| format!("{name} {s:.2} s"))
+        .collect();
+    println!("downtime by part: {}", parts.join(", "));
 }
 
 fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::Result<()> {

@@ -237,6 +237,13 @@ async fn follow_and_cutover_under_writes() {
     let text = output_text(&out);
     let text_cut = text.clone();
     assert!(text.contains("cutover done in"), "{text}");
+    // Where the downtime went, part by part.
+    assert!(
+        text.contains("downtime by part: writes stopped")
+            && text.contains("caught up")
+            && text.contains("fast verify"),
+        "{text}"
+    );
     assert!(text.contains("storage: 626 object(s) copied"), "{text}");
     // Only the tables the follow changed are counted (the workload's, the
     // users and what their triggers write, Storage's objects).

@@ -64,6 +64,11 @@ pub struct CutoverReport {
     /// Seconds from the first refused write to the end of the cutover
     /// (across runs, when this one continued a cutover a kill interrupted).
     pub downtime_seconds: f64,
+    /// How long each part of the downtime took, seconds, in order
+    /// (stopping writes, catching up, sequences, materialized views, the
+    /// fast verify; the Storage step when it runs).
+    #[serde(default)]
+    pub parts: Vec<(String, f64)>,
     /// This run continued a cutover an earlier run began.
     pub resumed: bool,
     /// An earlier run had finished the cutover: this one only dropped what
@@ -189,6 +194,14 @@ async fn writes_stopped(
     report: &mut CutoverReport,
 ) -> Result<()> {
     let started = stop_writes(src, tgt, st, opts, report).await?;
+    let mut lap = Instant::now();
+    let mut part = |report: &mut CutoverReport, name: &str| {
+        report
+            .parts
+            .push((name.to_string(), lap.elapsed().as_secs_f64()));
+        lap = Instant::now();
+    };
+    part(report, "writes stopped");
     crate::failpoint::hit(crate::failpoint::CUTOVER_WRITES_STOPPED);
     let token = crate::connect::random_hex(8)?;
     tgt.execute(
@@ -212,6 +225,7 @@ async fn writes_stopped(
     .await
     .map_err(|e| Error::postgres("recording the cutover on the target", e))?;
     report.transactions_applied = catch_up(source, target, plan, src, st, opts).await?;
+    part(report, "caught up");
     crate::failpoint::hit(crate::failpoint::CUTOVER_CAUGHT_UP);
     // Checked again now that no application write can change it: a change
     // made between the first check and the stop is not missed.
@@ -228,10 +242,14 @@ async fn writes_stopped(
             "undo the change on the source, or apply the same change to the target yourself",
         ));
     }
+    part(report, "schema checked");
     let tgt = connect(target).await?;
     report.sequences = crate::copy::copy_sequences(src, &tgt, &plan.sequences).await?;
+    part(report, "sequences");
     report.matviews_refreshed = refresh_matviews(&tgt, plan).await?;
+    part(report, "materialized views");
     report.verify = fast_verify(src, &tgt, plan).await?;
+    part(report, "fast verify");
     report.downtime_seconds = started.elapsed().as_secs_f64();
     Ok(())
 }

@@ -3,6 +3,13 @@
 //! command to one library call (`commands/`), shows progress and asks for
 //! confirmation (`ui.rs`), and turns errors into messages and exit codes.
 
+// Product code handles every failure as an error: no unwrap, expect or
+// panic outside tests (docs/errors-and-logging.md).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 // `println!`/`print!` that end the process quietly when stdout is closed
 // (`supamigrate schema convert | head`), as Unix tools do, instead of
 // panicking. SIGPIPE itself stays ignored (Rust's default): a peer closing

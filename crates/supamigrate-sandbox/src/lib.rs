@@ -16,6 +16,13 @@
 //!   is not superuser, member of `rds_superuser` ([`rds`]); its database
 //!   `tms_production` does not exist until provisioning creates it.
 
+// Product code handles every failure as an error: no unwrap, expect or
+// panic outside tests (docs/errors-and-logging.md).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod apps;
 pub mod aws;
 pub mod demo;

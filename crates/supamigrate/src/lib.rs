@@ -10,6 +10,13 @@
 //! clap front end over it. See `ARCHITECTURE.md` for the map of modules and
 //! their invariants.
 
+// Product code handles every failure as an error: no unwrap, expect or
+// panic outside tests (docs/errors-and-logging.md).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod apply;
 pub mod backup;
 pub mod catalog;

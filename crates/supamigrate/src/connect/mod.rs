@@ -49,15 +49,20 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
     // accepts and never answers must time out too, as with libpq.
     match tokio::time::timeout(timeout, connect_with(&config, info)).await {
         Ok(r) => r,
-        Err(_) => Err(Error::new(
-            ErrorKind::Connection,
-            format!(
-                "connecting to {info}: no answer from the server within {} s",
-                timeout.as_secs()
-            ),
-        )
-        .with_hint("check the host and port (something there accepts connections but does not speak PostgreSQL), or raise connect_timeout in the URL")),
+        Err(_) => Err(no_answer(info, timeout)),
     }
+}
+
+/// The server did not finish the handshake within `connect_timeout`.
+pub(crate) fn no_answer(info: &ConnInfo, timeout: std::time::Duration) -> Error {
+    Error::new(
+        ErrorKind::Connection,
+        format!(
+            "connecting to {info}: no answer from the server within {} s",
+            timeout.as_secs()
+        ),
+    )
+    .with_hint("check the host and port (something there accepts connections but does not speak PostgreSQL), or raise connect_timeout in the URL")
 }
 
 async fn connect_with(config: &tokio_postgres::Config, info: &ConnInfo) -> Result<Client> {

@@ -49,13 +49,7 @@ impl RawSession {
         let timeout = Duration::from_secs(info.connect_timeout_or_default());
         match tokio::time::timeout(timeout, Self::connect_now(info)).await {
             Ok(r) => r,
-            Err(_) => Err(Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "connecting to {info}: no answer from the server within {} s",
-                    timeout.as_secs()
-                ),
-            )),
+            Err(_) => Err(super::no_answer(info, timeout)),
         }
     }
 

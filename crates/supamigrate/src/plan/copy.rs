@@ -251,40 +251,28 @@ pub fn auth_mapping(facts: &TableFacts, def: &crate::catalog::dump::AuthTable) -
             .iter()
             .any(|d| d.name == c && d.generated.is_some())
     };
-    let (columns, left): (Vec<&String>, Vec<&String>) =
-        facts.columns.iter().partition(|c| !generated(c));
-    TableMapping {
-        source: facts.name.clone(),
-        target: TableName::new("auth", &def.name),
-        columns: columns
-            .into_iter()
-            .map(|c| ColumnPair {
-                source: c.clone(),
-                target: c.clone(),
-            })
-            .collect(),
-        left_out: left
-            .into_iter()
-            .map(|c| LeftOut {
-                column: c.clone(),
-                reason: "generated: the target computes it".into(),
-            })
-            .collect(),
-        binary: false,
-        partitioned: false,
-        bytes: facts.bytes,
-        pages: facts.pages,
-        est_rows: facts.est_rows,
-    }
+    same_named(
+        facts,
+        |c| !generated(c),
+        "generated: the target computes it",
+    )
 }
 
 /// `storage.buckets`/`storage.objects` → the same tables on the target, on
 /// the columns the target's have.
 pub fn storage_mapping(t: &TableFacts, table: &str) -> TableMapping {
-    let (columns, left): (Vec<&String>, Vec<&String>) = t
-        .columns
-        .iter()
-        .partition(|c| super::storage_meta::copies(table, c));
+    same_named(
+        t,
+        |c| super::storage_meta::copies(table, c),
+        "used by the Storage server only",
+    )
+}
+
+/// A platform table carried under its own name: the columns `copied`
+/// keeps, the others left out for `reason`; text COPY.
+fn same_named(t: &TableFacts, copied: impl Fn(&str) -> bool, reason: &str) -> TableMapping {
+    let (columns, left): (Vec<&String>, Vec<&String>) =
+        t.columns.iter().partition(|c| copied(c.as_str()));
     TableMapping {
         source: t.name.clone(),
         target: t.name.clone(),
@@ -299,7 +287,7 @@ pub fn storage_mapping(t: &TableFacts, table: &str) -> TableMapping {
             .into_iter()
             .map(|c| LeftOut {
                 column: c.clone(),
-                reason: "used by the Storage server only".into(),
+                reason: reason.into(),
             })
             .collect(),
         binary: false,

@@ -4,13 +4,11 @@
 //! larger than a piece, an error part-way through a COPY, a wrong password.
 
 use futures_util::StreamExt;
-use rcgen::{CertificateParams, DnType, KeyPair};
-use supamigrate::cluster::ServerTls;
 use supamigrate::connect::raw::RawSession;
 use supamigrate::connect::{connect, ConnInfo, Password};
 use supamigrate::ErrorKind;
 
-use super::tls::{ca, start_cluster, url};
+use super::tls::{ca, localhost_tls, start_cluster, url};
 
 const PIECE: usize = 64 * 1024;
 
@@ -101,18 +99,7 @@ async fn errors_part_way(info: &ConnInfo) {
 #[tokio::test]
 async fn raw_session_streams_copy_in_bounded_pieces_over_tls_and_without() {
     let authority = ca("supamigrate raw test CA");
-    let server_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let server_cert = params
-        .signed_by(&server_key, &authority.cert, &authority.key)
-        .unwrap();
-    let (dir, cluster) = start_cluster(Some(ServerTls {
-        cert_pem: server_cert.pem(),
-        key_pem: server_key.serialize_pem(),
-    }));
+    let (dir, cluster) = start_cluster(Some(localhost_tls(&authority)));
     let pem = dir.path().join("ca.pem");
     std::fs::write(&pem, authority.cert.pem()).unwrap();
     let c = &cluster.0;

@@ -67,23 +67,27 @@ pub(crate) fn url(c: &Cluster, host: &str, mode: &str, ca: &Path) -> ConnInfo {
     .unwrap()
 }
 
-#[tokio::test]
-async fn verify_full_accepts_the_right_ca_and_refuses_wrong_ones() {
-    let good = ca("supamigrate test CA");
-    let other = ca("some other CA");
+/// A server certificate for `localhost`, issued by `authority`.
+pub(crate) fn localhost_tls(authority: &Ca) -> ServerTls {
     let server_key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
     let server_cert = params
-        .signed_by(&server_key, &good.cert, &good.key)
+        .signed_by(&server_key, &authority.cert, &authority.key)
         .unwrap();
-
-    let (dir, cluster) = start_cluster(Some(ServerTls {
+    ServerTls {
         cert_pem: server_cert.pem(),
         key_pem: server_key.serialize_pem(),
-    }));
+    }
+}
+
+#[tokio::test]
+async fn verify_full_accepts_the_right_ca_and_refuses_wrong_ones() {
+    let good = ca("supamigrate test CA");
+    let other = ca("some other CA");
+    let (dir, cluster) = start_cluster(Some(localhost_tls(&good)));
     let good_pem = dir.path().join("good-ca.pem");
     let other_pem = dir.path().join("other-ca.pem");
     std::fs::write(&good_pem, good.cert.pem()).unwrap();

@@ -457,6 +457,11 @@ pub struct FollowArgs {
     /// is applied, instead of at the cutover.
     #[arg(long)]
     pub until_caught_up: bool,
+    /// Do not compare the changed rows with the source while following
+    /// (fewer reads on the source; the cutover then compares them all, and
+    /// its downtime grows with the follow's length).
+    #[arg(long)]
+    pub no_compare_while_following: bool,
     /// Print the follow's state (position applied, lag behind the source)
     /// and stop; changes nothing.
     #[arg(long)]

@@ -42,6 +42,10 @@ pub const CUTOVER_RECORDED: &str = "cutover-recorded";
 pub const EXTENSION_CONFIG_BEFORE_COMMIT: &str = "extension-config-before-commit";
 /// A part of a schema section too large for one transaction committed.
 pub const SCHEMA_PART: &str = "schema-part";
+/// While following, a page of changed rows was compared and some found
+/// equal; they are not forgotten yet (an async point: a sleep here lets the
+/// follow go on applying).
+pub const FOLLOW_COMPARED: &str = "follow-compared";
 /// A step of `run` finished and its state was saved.
 pub const RUN_STEP_DONE: &str = "run-step-done";
 
@@ -85,15 +89,27 @@ fn config() -> &'static Option<HashMap<String, (u64, Action)>> {
 
 /// Passes failpoint `name`: SIGKILLs the process when configured to.
 pub fn hit(name: &str) {
-    if !ANY.load(Ordering::Relaxed) {
-        return;
+    if let Some(ms) = reached(name) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let Some(points) = config() else {
-        return;
-    };
-    let Some(&(at, action)) = points.get(name) else {
-        return;
-    };
+}
+
+/// [`hit`] inside a task that shares its thread with others: a sleep here
+/// lets them go on.
+pub async fn hit_async(name: &str) {
+    if let Some(ms) = reached(name) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
+/// Counts a pass of `name`; kills the process, or says how long to sleep,
+/// when this is the configured pass.
+fn reached(name: &str) -> Option<u64> {
+    if !ANY.load(Ordering::Relaxed) {
+        return None;
+    }
+    let points = config().as_ref()?;
+    let &(at, action) = points.get(name)?;
     let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
     let n = counts
         .get_or_insert_with(HashMap::new)
@@ -107,10 +123,10 @@ pub fn hit(name: &str) {
                 let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
             }
             Action::Sleep(ms) => {
-                drop(counts);
                 eprintln!("failpoint {name}@{at}: sleeping {ms} ms");
-                std::thread::sleep(std::time::Duration::from_millis(ms));
+                return Some(ms);
             }
         }
     }
+    None
 }

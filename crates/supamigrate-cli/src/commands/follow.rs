@@ -42,6 +42,7 @@ pub async fn follow(ctx: &Context, args: &FollowArgs) -> anyhow::Result<()> {
         } else {
             Until::Cutover
         },
+        compare_while_following: !args.no_compare_while_following,
         ..FollowOptions::default()
     };
     let target = ctx.target()?.clone();
@@ -185,8 +186,8 @@ fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::
         }
         let v = &r.verify;
         println!(
-            "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; the {} table(s) the follow changed compared: {} changed row(s) by content, {} table(s) by count",
-            r.transactions_applied, r.sequences, v.tables_compared, v.rows_compared, v.tables_counted
+            "caught up ({} transaction(s) applied during the cutover); {} sequence(s) set; the {} table(s) the follow changed compared: {} changed row(s) by content ({} more while following), {} table(s) by count",
+            r.transactions_applied, r.sequences, v.tables_compared, v.rows_compared, v.rows_compared_while_following, v.tables_counted
         );
         if !r.matviews_refreshed.is_empty() {
             println!(

@@ -13,10 +13,12 @@
 //! `supamigrate verify` afterwards compares everything.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+use crate::connect::{connect, ConnInfo};
 use crate::error::{Error, Result};
 use crate::pg::{quote_ident, quote_literal, TableName};
 use crate::plan::copy::TableMapping;
@@ -63,6 +65,10 @@ pub struct FastVerify {
     pub tables_counted: usize,
     /// Changed rows compared by content.
     pub rows_compared: u64,
+    /// Changed rows compared by content (and found equal) while following,
+    /// before the cutover.
+    #[serde(default)]
+    pub rows_compared_while_following: u64,
     /// Tables analyzed again: what the follow applied moved their row
     /// counts more than 10% from their statistics.
     pub analyzed: Vec<String>,
@@ -95,7 +101,12 @@ pub async fn fast_verify(src: &Client, tgt: &Client, plan: &MigrationPlan) -> Re
             .await
             .map_err(|e| Error::postgres(format!("pinning the {side} session's text forms"), e))?;
     }
-    let mut out = FastVerify::default();
+    let mut out = FastVerify {
+        rows_compared_while_following: super::state(tgt)
+            .await?
+            .map_or(0, |s| s.compared_while_following.max(0) as u64),
+        ..FastVerify::default()
+    };
     for t in changed_tables(tgt, plan).await? {
         out.tables_compared += 1;
         let live = live_rows(tgt, &t.mapping.target).await?;
@@ -216,6 +227,71 @@ fn compared_columns(plan: &MigrationPlan, m: &TableMapping) -> Vec<(String, Stri
         .collect()
 }
 
+/// A changed table's rows on both sides, looked up by the keys the follow
+/// recorded.
+struct Keyed<'a> {
+    source: Side<'a>,
+    target: Side<'a>,
+}
+
+impl<'a> Keyed<'a> {
+    async fn new(
+        src: &'a Client,
+        tgt: &'a Client,
+        plan: &MigrationPlan,
+        m: &'a TableMapping,
+        key: &'a [String],
+    ) -> Result<Keyed<'a>> {
+        let source_key: Vec<String> = key
+            .iter()
+            .map(|k| {
+                m.columns
+                    .iter()
+                    .find(|p| p.target == *k)
+                    .map(|p| p.source.clone())
+                    .ok_or_else(|| {
+                        Error::internal(format!("key column {k} of {} is not mapped", m.target))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let columns = compared_columns(plan, m);
+        let types = key_types(src, &m.source, &source_key).await?;
+        Ok(Keyed {
+            source: Side {
+                client: src,
+                rows: Rows {
+                    table: &m.source,
+                    key: source_key,
+                    columns: columns.iter().map(|c| c.0.clone()).collect(),
+                    only: !m.partitioned,
+                    types,
+                },
+            },
+            target: Side {
+                client: tgt,
+                rows: Rows {
+                    table: &m.target,
+                    key: key.to_vec(),
+                    columns: columns.iter().map(|c| c.1.clone()).collect(),
+                    only: !m.partitioned,
+                    types: key_types(tgt, &m.target, key).await?,
+                },
+            },
+        })
+    }
+}
+
+/// How a row compares, given its hash on each side (`None`: no such row).
+fn difference(source: Option<&String>, target: Option<&String>) -> Option<&'static str> {
+    match (source, target) {
+        (Some(a), Some(b)) if a == b => None,
+        (None, None) => None,
+        (Some(_), None) => Some("missing on the target"),
+        (None, Some(_)) => Some("not on the source"),
+        (Some(_), Some(_)) => Some("values differ"),
+    }
+}
+
 /// Compares the rows whose keys the follow recorded, a page at a time.
 async fn compare_keys(
     src: &Client,
@@ -225,54 +301,22 @@ async fn compare_keys(
     key: &[String],
     out: &mut FastVerify,
 ) -> Result<()> {
-    let source_key: Vec<String> = key
-        .iter()
-        .map(|k| {
-            m.columns
-                .iter()
-                .find(|p| p.target == *k)
-                .map(|p| p.source.clone())
-                .ok_or_else(|| {
-                    Error::internal(format!("key column {k} of {} is not mapped", m.target))
-                })
-        })
-        .collect::<Result<_>>()?;
-    let columns = compared_columns(plan, m);
-    let source = Side {
-        client: src,
-        rows: Rows {
-            table: &m.source,
-            key: &source_key,
-            columns: columns.iter().map(|c| c.0.clone()).collect(),
-            only: !m.partitioned,
-            types: key_types(src, &m.source, &source_key).await?,
-        },
-    };
-    let target = Side {
-        client: tgt,
-        rows: Rows {
-            table: &m.target,
-            key,
-            columns: columns.iter().map(|c| c.1.clone()).collect(),
-            only: !m.partitioned,
-            types: key_types(tgt, &m.target, key).await?,
-        },
-    };
+    let sides = Keyed::new(src, tgt, plan, m, key).await?;
     let mut after: Option<Vec<String>> = None;
     loop {
-        let page = key_page(tgt, &m.target, after.as_ref()).await?;
+        let page: Vec<Vec<String>> = key_page(tgt, &m.target, after.as_ref())
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         let Some(last) = page.last().cloned() else {
             return Ok(());
         };
-        let (s, t) = tokio::try_join!(source.hashes(&page), target.hashes(&page))?;
+        let (s, t) = tokio::try_join!(sides.source.hashes(&page), sides.target.hashes(&page))?;
         out.rows_compared += page.len() as u64;
         for (i, k) in page.iter().enumerate() {
-            let what = match (s.get(&i), t.get(&i)) {
-                (Some(a), Some(b)) if a == b => continue,
-                (None, None) => continue,
-                (Some(_), None) => "missing on the target",
-                (None, Some(_)) => "not on the source",
-                (Some(_), Some(_)) => "values differ",
+            let Some(what) = difference(s.get(&i), t.get(&i)) else {
+                continue;
             };
             out.rows_differing += 1;
             if out.row_differences.len() < LISTED {
@@ -292,14 +336,148 @@ async fn compare_keys(
     }
 }
 
+/// How long the comparison while following rests between passes.
+pub const COMPARE_EVERY: Duration = Duration::from_secs(1);
+
+/// Compares, while the follow runs, the rows it changed with the source,
+/// and forgets the keys found equal on both sides: the cutover then compares
+/// only what changed since the last pass, so its downtime does not grow with
+/// the follow's length. Runs until dropped; an error (a session lost) is
+/// logged and the next pass starts over with new sessions.
+///
+/// A key is forgotten only if it was not recorded again since it was read
+/// (its number is unchanged) and no apply transaction holds it: a change
+/// applied after the comparison records it again.
+pub(crate) async fn compare_while_following(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+) {
+    let mut sessions: Option<(Client, Client)> = None;
+    loop {
+        tokio::time::sleep(COMPARE_EVERY).await;
+        if sessions.is_none() {
+            sessions = match compare_sessions(source, target).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("comparing the changed rows while following: {e}; trying again");
+                    continue;
+                }
+            };
+        }
+        let Some((src, tgt)) = &sessions else {
+            continue;
+        };
+        match compare_pass(src, tgt, plan).await {
+            Ok(Some(n)) => tracing::debug!("compared while following: {n} changed row(s) equal"),
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("comparing the changed rows while following: {e}; trying again");
+                sessions = None;
+            }
+        }
+    }
+}
+
+async fn compare_sessions(source: &ConnInfo, target: &ConnInfo) -> Result<(Client, Client)> {
+    let src = connect(source).await?;
+    let tgt = connect(target).await?;
+    for (c, side) in [(&src, "source"), (&tgt, "target")] {
+        c.batch_execute(crate::pg::TEXT_FORMS)
+            .await
+            .map_err(|e| Error::postgres(format!("pinning the {side} session's text forms"), e))?;
+    }
+    Ok((src, tgt))
+}
+
+/// One pass over the recorded keys; the number forgotten, or `None` once
+/// the follow is no longer following (the cutover has begun).
+async fn compare_pass(src: &Client, tgt: &Client, plan: &MigrationPlan) -> Result<Option<u64>> {
+    if super::state(tgt).await?.map(|s| s.state) != Some(super::FollowPhase::Following) {
+        return Ok(None);
+    }
+    let mut forgotten = 0;
+    for t in changed_tables(tgt, plan).await? {
+        if let Some(key) = &t.key_columns {
+            forgotten += forget_equal(src, tgt, plan, t.mapping, key).await?;
+        }
+    }
+    if forgotten > 0 {
+        tgt.execute(
+            "update supamigrate.follow set compared_while_following = compared_while_following + $1",
+            &[&(forgotten as i64)],
+        )
+        .await
+        .map_err(|e| Error::postgres("recording the rows compared while following", e))?;
+    }
+    Ok(Some(forgotten))
+}
+
+/// Compares one table's recorded keys a page at a time (the target first,
+/// then the source, so a row equal on both was equal at its last recorded
+/// change) and forgets the equal ones.
+async fn forget_equal(
+    src: &Client,
+    tgt: &Client,
+    plan: &MigrationPlan,
+    m: &TableMapping,
+    key: &[String],
+) -> Result<u64> {
+    let sides = Keyed::new(src, tgt, plan, m, key).await?;
+    let mut after: Option<Vec<String>> = None;
+    let mut forgotten = 0;
+    loop {
+        let page = key_page(tgt, &m.target, after.as_ref()).await?;
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            return Ok(forgotten);
+        };
+        let (first, last) = (first.0.clone(), last.0.clone());
+        let keys: Vec<Vec<String>> = page.iter().map(|(k, _)| k.clone()).collect();
+        let t = sides.target.hashes(&keys).await?;
+        let s = sides.source.hashes(&keys).await?;
+        let equal: Vec<i64> = page
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| difference(s.get(i), t.get(i)).is_none())
+            .map(|(_, (_, seq))| *seq)
+            .collect();
+        if !equal.is_empty() {
+            crate::failpoint::hit_async(crate::failpoint::FOLLOW_COMPARED).await;
+            forgotten += forget(tgt, &m.target, (&first, &last), &equal).await?;
+        }
+        after = Some(last);
+    }
+}
+
+/// Forgets the keys of `table` between `first` and `last` still recorded
+/// under one of `seqs`, skipping those an apply transaction holds.
+async fn forget(
+    tgt: &Client,
+    table: &TableName,
+    (first, last): (&Vec<String>, &Vec<String>),
+    seqs: &[i64],
+) -> Result<u64> {
+    tgt.execute(
+        "delete from supamigrate.follow_keys where ctid = any(array( \
+             select ctid from supamigrate.follow_keys \
+             where target_schema = $1 and target_table = $2 and key >= $3 and key <= $4 \
+             and seq = any($5) for update skip locked))",
+        &[&table.schema, &table.name, first, last, &seqs],
+    )
+    .await
+    .map_err(|e| Error::postgres(format!("forgetting the compared rows of {table}"), e))
+}
+
+/// A page of the keys the follow recorded for `table`, after `after`, each
+/// with the number of its last recording.
 async fn key_page(
     tgt: &Client,
     table: &TableName,
     after: Option<&Vec<String>>,
-) -> Result<Vec<Vec<String>>> {
+) -> Result<Vec<(Vec<String>, i64)>> {
     let rows = tgt
         .query(
-            "select key from supamigrate.follow_keys \
+            "select key, seq from supamigrate.follow_keys \
              where target_schema = $1 and target_table = $2 and ($3::text[] is null or key > $3) \
              order by key limit $4",
             &[&table.schema, &table.name, &after, &PAGE],
@@ -308,7 +486,7 @@ async fn key_page(
         .map_err(|e| {
             Error::postgres(format!("reading the keys the follow changed in {table}"), e)
         })?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 async fn key_types(c: &Client, table: &TableName, key: &[String]) -> Result<Vec<String>> {
@@ -358,7 +536,7 @@ impl Side<'_> {
 /// A table, its key and compared columns.
 struct Rows<'a> {
     table: &'a TableName,
-    key: &'a [String],
+    key: Vec<String>,
     columns: Vec<String>,
     only: bool,
     types: Vec<String>,
@@ -411,7 +589,7 @@ mod tests {
     fn changed_rows_are_hashed_by_typed_key() {
         let side = Rows {
             table: &TableName::new("public", "t"),
-            key: &["id".into(), "n".into()],
+            key: vec!["id".into(), "n".into()],
             columns: vec!["id".into(), "b".into()],
             only: true,
             types: vec!["uuid".into(), "integer".into()],

@@ -64,6 +64,10 @@ pub struct FollowState {
     pub cutover_token: Option<String>,
     /// The cutover's sentinel position, once sent.
     pub cutover_lsn: Option<String>,
+    /// Changed rows found equal on both sides while following (and so not
+    /// compared again by the cutover).
+    #[serde(default)]
+    pub compared_while_following: i64,
 }
 
 /// Where a follow stands, as the target's store records it.
@@ -138,11 +142,19 @@ pub async fn state(target: &Client) -> Result<Option<FollowState>> {
     if crate::store::version(target).await? < 4 {
         return Ok(None);
     }
+    // Counted from store version 9 on.
+    let compared = if crate::store::version(target).await? >= 9 {
+        "compared_while_following"
+    } else {
+        "0::bigint"
+    };
     let row = target
         .query_opt(
-            "select slot, publication, start_lsn::text, copy_done, applied_lsn::text, \
-             applied_transactions, applied_rows, state, read_only_roles, cutover_token, cutover_lsn::text \
-             from supamigrate.follow",
+            &format!(
+                "select slot, publication, start_lsn::text, copy_done, applied_lsn::text, \
+                 applied_transactions, applied_rows, state, read_only_roles, cutover_token, cutover_lsn::text, \
+                 {compared} from supamigrate.follow"
+            ),
             &[],
         )
         .await
@@ -163,6 +175,7 @@ pub async fn state(target: &Client) -> Result<Option<FollowState>> {
         read_only_roles: r.get(8),
         cutover_token: r.get(9),
         cutover_lsn: r.get(10),
+        compared_while_following: r.get(11),
     }))
 }
 

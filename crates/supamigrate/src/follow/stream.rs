@@ -36,6 +36,10 @@ pub struct FollowOptions {
     pub until: Until,
     /// Give up after the source has been unreachable this long.
     pub reconnect_for: Duration,
+    /// Until the cutover: compare the changed rows with the source while
+    /// following and forget those equal, so the cutover compares only the
+    /// rest ([`super::check::compare_while_following`]).
+    pub compare_while_following: bool,
 }
 
 impl Default for FollowOptions {
@@ -43,6 +47,7 @@ impl Default for FollowOptions {
         FollowOptions {
             until: Until::Cutover,
             reconnect_for: Duration::from_secs(300),
+            compare_while_following: true,
         }
     }
 }
@@ -99,8 +104,33 @@ pub(crate) async fn follow_between(
     crate::rls::unforced(target, follow_rows(source, target, plan, opts)).await
 }
 
-/// [`follow`]'s work, run with FORCE ROW LEVEL SECURITY lifted.
+/// [`follow`]'s work, run with FORCE ROW LEVEL SECURITY lifted; until the
+/// cutover, the changed rows compared alongside.
 async fn follow_rows(
+    source: &ConnInfo,
+    target: &ConnInfo,
+    plan: &MigrationPlan,
+    opts: &FollowOptions,
+) -> Result<FollowSummary> {
+    let apply = apply_rows(source, target, plan, opts);
+    if !(opts.compare_while_following && opts.until == Until::Cutover) {
+        return apply.await;
+    }
+    // Once the comparison stops (the cutover has begun), the follow goes
+    // on alone.
+    let compare = async {
+        super::check::compare_while_following(source, target, plan).await;
+        std::future::pending::<std::convert::Infallible>().await
+    };
+    tokio::pin!(apply, compare);
+    tokio::select! {
+        r = &mut apply => r,
+        never = &mut compare => match never {},
+    }
+}
+
+/// Applies the stream until `opts.until`.
+async fn apply_rows(
     source: &ConnInfo,
     target: &ConnInfo,
     plan: &MigrationPlan,
@@ -760,7 +790,8 @@ fn record_keys(batch: &[Statement]) -> String {
         })
         .collect();
     format!(
-        "insert into supamigrate.follow_keys (target_schema, target_table, key) values {} on conflict do nothing;",
+        "insert into supamigrate.follow_keys (target_schema, target_table, key) values {} \
+         on conflict (target_schema, target_table, key) do update set seq = excluded.seq;",
         rows.join(", ")
     )
 }

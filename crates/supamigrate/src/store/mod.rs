@@ -22,10 +22,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("migrations/0006_unforced_rls.sql")),
     (7, include_str!("migrations/0007_extension_config.sql")),
     (8, include_str!("migrations/0008_schema_progress.sql")),
+    (9, include_str!("migrations/0009_follow_key_seq.sql")),
 ];
 
 /// The store version this release writes.
-pub const STORE_VERSION: i32 = 8;
+pub const STORE_VERSION: i32 = 9;
 
 /// The store's version on the target (0: no store yet).
 pub async fn version(client: &impl GenericClient) -> Result<i32> {

@@ -5,7 +5,8 @@
 # of source, in one run, on this machine.
 #
 #   bash bench/follow.sh [SCALE] [RATE] [SECONDS] [JOBS]
-#       (defaults: scale 10, 200 transactions/s, 40 s, jobs = cores)
+#       (defaults: scale 10, 200 transactions/s, 40 s, jobs = cores;
+#        PGCOPYDB=0 runs supamigrate alone)
 #
 # The target server runs with fsync on (as RDS does): the follow's cost is
 # mostly its commits.
@@ -34,7 +35,8 @@ rate=${2:-200}
 seconds=${3:-40}
 jobs=${4:-$(nproc)}
 . "$(dirname "$0")/../scripts/common.sh"
-if ! command -v pgcopydb >/dev/null 2>&1; then
+with_pgcopydb=${PGCOPYDB:-1}
+if [ "$with_pgcopydb" != 0 ] && ! command -v pgcopydb >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "bench: installing pgcopydb" >&2
   $sudo apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null
@@ -155,29 +157,33 @@ own_downtime=$(sed -n 's/.*cutover done in \([0-9.]*\) s.*/\1/p' "$base/cutover.
 read -r s_lost s_dup s_same < <(compare "$dst")
 grep -E 'following:' "$base/follow.log" | tail -4 || true
 echo "$summary"
-grep -E 'cutover done' "$base/cutover.log" || true
+grep -E 'cutover done|downtime by part|compared: ' "$base/cutover.log" || true
 echo "rows behind (max, sampled each second): $(lag_summary "$base/lag-smig"); content on both sides: $s_same"
 
-echo "== pgcopydb: workload $rate tx/s for $seconds s, clone --follow, endpos =="
-dstp="$tgt_admin/dst_pgcopydb"
-psql "$tgt_admin/postgres" -XAtq -c "create database dst_pgcopydb"
-workload pgcopydb & bench_pid=$!
-sample_lag "$bench_pid" "$base/lag-pgcopydb" "$dstp" &
-tp0=$(date +%s.%N)
-setsid --wait pgcopydb clone --follow --source "$src" --target "$dstp" --dir "$base/pgcopydb" \
-  --table-jobs "$jobs" --index-jobs "$jobs" --no-owner --no-acl --slot-name pgcopydb_bench \
-  >"$base/pgcopydb.log" 2>&1 & clone_pid=$!
-wait "$bench_pid" || { cat "$base/pgbench-pgcopydb.log"; exit 1; }
-tp_last_write=$(date +%s.%N)
-if caught_up "$dstp"; then tp_caught=$(date +%s.%N); else tp_caught=""; fi
-tp_sentinel=$(date +%s.%N)
-[ -n "$tp_caught" ] || echo "pgcopydb had not applied the workload's rows 120 s after the last write; setting its end position anyway"
-pgcopydb stream sentinel set endpos --current --source "$src" >"$base/pgcopydb-sentinel.log" 2>&1 \
-  || { echo "pgcopydb stream sentinel set endpos failed:"; cat "$base/pgcopydb-sentinel.log"; kill "$clone_pid"; exit 1; }
-wait "$clone_pid" || { echo "pgcopydb clone --follow failed:"; grep -v 'Report write_lsn' "$base/pgcopydb.log" | tail -20; exit 1; }
-tp_end=$(date +%s.%N)
-read -r p_lost p_dup p_same < <(compare "$dstp")
-echo "rows behind (max, sampled each second): $(lag_summary "$base/lag-pgcopydb"); content on both sides: $p_same"
+if [ "$with_pgcopydb" != 0 ]; then
+  echo "== pgcopydb: workload $rate tx/s for $seconds s, clone --follow, endpos =="
+  dstp="$tgt_admin/dst_pgcopydb"
+  psql "$tgt_admin/postgres" -XAtq -c "create database dst_pgcopydb"
+  workload pgcopydb & bench_pid=$!
+  sample_lag "$bench_pid" "$base/lag-pgcopydb" "$dstp" &
+  tp0=$(date +%s.%N)
+  setsid --wait pgcopydb clone --follow --source "$src" --target "$dstp" --dir "$base/pgcopydb" \
+    --table-jobs "$jobs" --index-jobs "$jobs" --no-owner --no-acl --slot-name pgcopydb_bench \
+    >"$base/pgcopydb.log" 2>&1 & clone_pid=$!
+  wait "$bench_pid" || { cat "$base/pgbench-pgcopydb.log"; exit 1; }
+  tp_last_write=$(date +%s.%N)
+  if caught_up "$dstp"; then tp_caught=$(date +%s.%N); else tp_caught=""; fi
+  tp_sentinel=$(date +%s.%N)
+  [ -n "$tp_caught" ] || echo "pgcopydb had not applied the workload's rows 120 s after the last write; setting its end position anyway"
+  pgcopydb stream sentinel set endpos --current --source "$src" >"$base/pgcopydb-sentinel.log" 2>&1 \
+    || { echo "pgcopydb stream sentinel set endpos failed:"; cat "$base/pgcopydb-sentinel.log"; kill "$clone_pid"; exit 1; }
+  wait "$clone_pid" || { echo "pgcopydb clone --follow failed:"; grep -v 'Report write_lsn' "$base/pgcopydb.log" | tail -20; exit 1; }
+  tp_end=$(date +%s.%N)
+  read -r p_lost p_dup p_same < <(compare "$dstp")
+  echo "rows behind (max, sampled each second): $(lag_summary "$base/lag-pgcopydb"); content on both sides: $p_same"
+else
+  tp_last_write=0 tp_caught=0 tp_sentinel=0 tp_end=0 p_lost=- p_dup=-
+fi
 
 python3 - "$(tps_of smig)" "$applied_rows" "$t_follow" "$t_caught" "$max_lag" "$t_last_write" "$t_cut_start" "$t_cut" "$own_downtime" "$s_lost" "$s_dup" \
   "$(tps_of pgcopydb)" "$tp_last_write" "${tp_caught:-0}" "$tp_sentinel" "$tp_end" "$p_lost" "$p_dup" <<'PY'
@@ -194,8 +200,11 @@ applied = float(rows) / max(float(tc) - float(tf), 1e-3)
 down = float(tcut) - float(tcs)
 pdown = float(pend) - float(psent)
 caught = ('%.2f s' % (float(pc) - float(plw))) if float(pc) else 'never'
-print(f"pgcopydb: source {2 * float(ptps):.0f} rows/s, caught up {caught} after the last write, "
-      f"cutover (endpos set to exit) {pdown:.2f} s, lost {plost}, duplicated {pdup}")
+if not ptps:
+    print("pgcopydb: not run (PGCOPYDB=0)")
+else:
+  print(f"pgcopydb: source {2 * float(ptps):.0f} rows/s, caught up {caught} after the last write, "
+        f"cutover (endpos set to exit) {pdown:.2f} s, lost {plost}, duplicated {pdup}")
 print(f"supamigrate: caught up {float(tc) - float(tlw):.2f} s after the last write; cutover command {down:.2f} s "
       f"(first refused write to done, by its own count: {own} s)")
 print(f"follow: source {src_rate:.0f} rows/s, applied {applied:.0f} rows/s, max lag {float(lag):.2f} s, "

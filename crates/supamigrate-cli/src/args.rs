@@ -523,6 +523,27 @@ pub struct VerifyArgs {
     /// blocks, one query each, run on both sides and compared row for row.
     #[arg(long, value_name = "FILE")]
     pub checks: Option<PathBuf>,
+    /// Also prove the application works on the target: a census of how
+    /// users sign in, each user's access (RLS) for anon, service_role and a
+    /// sample of users, views and functions, the plans of the source's
+    /// busiest reads; writes the application's new settings to
+    /// `app-settings.md` in the state folder. Read-only on both sides.
+    #[arg(long)]
+    pub app: bool,
+    /// With --app: signed-up users whose access is compared (besides anon
+    /// and service_role).
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "app")]
+    pub users: usize,
+    /// With --app: statements from the source's pg_stat_statements whose
+    /// plans are compared.
+    #[arg(long, value_name = "N", default_value_t = 50, requires = "app")]
+    pub statements: usize,
+    /// Check one user's password against the stored hash on both sides, in
+    /// this process (bcrypt); nothing else is verified. The password is read
+    /// from SUPAMIGRATE_LOGIN_PASSWORD or asked for; never give it as an
+    /// argument.
+    #[arg(long, value_name = "EMAIL", conflicts_with_all = ["app", "checks"])]
+    pub login: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

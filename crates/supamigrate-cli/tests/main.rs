@@ -5,6 +5,8 @@ mod common;
 
 #[path = "cases/access.rs"]
 mod access;
+#[path = "cases/app.rs"]
+mod app;
 #[path = "cases/apps.rs"]
 mod apps;
 #[path = "cases/backup.rs"]

@@ -165,6 +165,27 @@ pub struct VerifyRequest {
     pub storage_rewritten: bool,
     /// The application's own checks.
     pub checks: Vec<crate::verify::checks::Check>,
+    /// Also prove the application works on the target (`--app`): signed-up
+    /// users sampled, statements planned.
+    pub app: Option<AppChecks>,
+}
+
+/// How much `verify --app` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppChecks {
+    /// Signed-up users whose access is compared.
+    pub users: usize,
+    /// Statements whose plans are compared.
+    pub statements: usize,
+}
+
+impl Default for AppChecks {
+    fn default() -> Self {
+        AppChecks {
+            users: crate::verify::app::DEFAULT_USERS,
+            statements: crate::verify::app::DEFAULT_STATEMENTS,
+        }
+    }
 }
 
 impl VerifyRequest {
@@ -179,6 +200,11 @@ impl VerifyRequest {
         opts.max_rows = self.max_rows;
         opts.chunk_rows = self.chunk_rows;
         opts.checks = self.checks.clone();
+        opts.app = self.app.map(|a| crate::verify::app::AppOptions {
+            plan: m.plan.clone(),
+            users: a.users,
+            statements: a.statements,
+        });
         opts
     }
 }
@@ -203,7 +229,21 @@ pub async fn verify(ctx: &Context, req: &VerifyRequest) -> Result<VerifyReport> 
             && crate::store::rewritten(&connect(&m.target).await?).await?);
     let mut report = crate::verify::verify(&m, &req.options(&m, rewritten)).await?;
     report.schema_drift = drift;
+    if let Some(app) = report.app.as_mut() {
+        app.settings_file = Some(crate::verify::app::write_settings(&m, app).await?);
+    }
     Ok(report)
+}
+
+/// `verify --login EMAIL`: `password` checked against the user's stored hash
+/// on both sides, in this process (it goes to no server and no log).
+pub async fn verify_login(
+    ctx: &Context,
+    email: &str,
+    password: &str,
+) -> Result<crate::verify::app::logins::LoginCheck> {
+    let m = ctx.open(Access::Read, PlanFrom::AsPlanned).await?;
+    crate::verify::app::logins::check_login(&m, email, password).await
 }
 
 /// What `storage plan` shows.

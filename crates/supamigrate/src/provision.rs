@@ -99,6 +99,9 @@ async fn provision_with(
             .await
             .map_err(|e| Error::postgres(format!("provisioning ({st})"), e))?;
     }
+    if p.shim_roles {
+        master_may_act_as_api_roles(&client, &mut report).await?;
+    }
     set_database_settings(&client, p, secrets, &mut report).await?;
     set_role_settings(&client, p, secrets, &mut report).await?;
     if let Some(cron) = &p.cron {
@@ -397,6 +400,43 @@ async fn shim_sql(
         );
     }
     Ok(sql)
+}
+
+/// The master made able to switch to the API roles (without inheriting
+/// their privileges, where the server lets that be said), so `verify --app`
+/// reads each table as anon, authenticated and service_role do. A master
+/// that may not is a warning: verify then reports it cannot act as them.
+async fn master_may_act_as_api_roles(client: &Client, report: &mut ProvisionReport) -> Result<()> {
+    let version: i32 = client
+        .query_one("select current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| Error::postgres("reading the server's version", e))?
+        .get(0);
+    let (privilege, options) = if version >= 160_000 {
+        ("SET", " with inherit false, set true")
+    } else {
+        ("MEMBER", "")
+    };
+    for r in API_ROLES {
+        let can: bool = client
+            .query_one("select pg_has_role(current_user, $1, $2)", &[r, &privilege])
+            .await
+            .map_err(|e| Error::postgres(format!("reading the master's membership in {r}"), e))?
+            .get(0);
+        if can {
+            continue;
+        }
+        let grant = format!("grant {} to current_user{options}", quote_ident(r));
+        if let Err(e) = client.batch_execute(&grant).await {
+            let why = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            report.warnings.push(format!(
+                "the master may not act as {r} ({why}): `verify --app` cannot compare what {r} sees"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes a generated password to `<dir>/<role>.password`, owner-only.

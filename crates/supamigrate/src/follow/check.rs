@@ -205,7 +205,7 @@ async fn count(c: &Client, t: &TableName, partitioned: bool, side: &str) -> Resu
 /// The columns compared for a table: what the copy wrote, less the
 /// references the Storage step rewrites and the generated columns the
 /// target computes again.
-fn compared_columns(plan: &MigrationPlan, m: &TableMapping) -> Vec<(String, String)> {
+pub(crate) fn compared_columns(plan: &MigrationPlan, m: &TableMapping) -> Vec<(String, String)> {
     let rewritten = |c: &str| {
         plan.storage.rewrite.is_some()
             && plan

@@ -481,7 +481,11 @@ impl Runner<'_> {
         }
         v.jobs = self.opts.verify_jobs;
         v.checks = self.opts.checks.clone();
-        let report = crate::verify::verify(&self.m, &v).await?;
+        v.app = Some(crate::verify::app::AppOptions::new(self.m.plan.clone()));
+        let mut report = crate::verify::verify(&self.m, &v).await?;
+        if let Some(app) = report.app.as_mut() {
+            app.settings_file = Some(crate::verify::app::write_settings(&self.m, app).await?);
+        }
         let n = report.mismatches();
         if n > 0 {
             return Err(Error::new(

@@ -12,6 +12,7 @@
 //!
 //! Nothing here writes to either database.
 
+pub mod app;
 pub mod checks;
 pub mod code;
 pub mod config;
@@ -79,6 +80,8 @@ pub struct VerifyOptions {
     pub statistics: bool,
     /// Kept extensions' configuration tables holding rows the project added.
     pub extension_config: Vec<crate::catalog::ExtensionConfig>,
+    /// Also check that the application works on the target (`--app`).
+    pub app: Option<app::AppOptions>,
     /// Where progress goes.
     pub observer: SharedObserver,
 }
@@ -132,6 +135,7 @@ impl VerifyOptions {
             allowed_remaining: BTreeMap::new(),
             statistics: !plan.options.no_analyze && !plan.ready.is_empty(),
             extension_config: plan.conversion.extension_config.clone(),
+            app: None,
             observer,
         }
     }
@@ -253,6 +257,9 @@ pub struct VerifyReport {
     /// (what changed is not on the target, and not compared).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema_drift: Vec<crate::catalog::drift::Drift>,
+    /// Does the application work on the target (`--app`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<app::AppReport>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -281,6 +288,7 @@ impl VerifyReport {
                 .filter(|c| !c.matches())
                 .count()
             + self.schema_drift.len()
+            + self.app.as_ref().map_or(0, app::AppReport::mismatches)
     }
 
     /// Everything matches.
@@ -344,6 +352,35 @@ async fn snapshot_sessions(
         out.push(c?);
     }
     Ok((out, snapshot, holder))
+}
+
+/// `--app`'s checks, on a session per side reading verify's snapshots
+/// (statements limited to a minute each: a view or function that runs
+/// longer is reported, not waited for).
+async fn app_checks(
+    (source, target): (&ConnInfo, &ConnInfo),
+    (src_snap, tgt_snap): (&str, &str),
+    opts: &VerifyOptions,
+) -> Result<Option<app::AppReport>> {
+    let Some(app) = &opts.app else {
+        return Ok(None);
+    };
+    let open = |info: &'static str, conn: ConnInfo, snap: String| async move {
+        let c = connect(&conn).await?;
+        fingerprint::pin_session(&c).await?;
+        c.batch_execute(
+            "set statement_timeout = '60s'; set idle_in_transaction_session_timeout = 0",
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("preparing a session on the {info}"), e))?;
+        import_snapshot(&c, &snap, Access::ReadOnly).await?;
+        Ok::<Client, Error>(c)
+    };
+    let (s, t) = tokio::try_join!(
+        open("source", source.clone(), src_snap.to_string()),
+        open("target", target.clone(), tgt_snap.to_string())
+    )?;
+    Ok(Some(app::check(&s, &t, app).await?))
 }
 
 /// A source or target table's columns, as read by `sql/columns.sql`.
@@ -908,9 +945,10 @@ async fn verify_rows(
         })
         .collect();
     let (pairs, absent) = pairs(&src0, &tgt0, opts).await?;
-    let (mut tables, checks) = tokio::try_join!(
+    let (mut tables, checks, app) = tokio::try_join!(
         compare_tables(&workers, &pairs, opts),
-        other_checks(&src0, &tgt0, opts)
+        other_checks(&src0, &tgt0, opts),
+        app_checks((source, target), (&src_snap, &tgt_snap), opts)
     )?;
     for a in absent {
         tables.push(absent_result(&src0, a).await?);
@@ -938,6 +976,7 @@ async fn verify_rows(
         code: checks.code,
         extension_config: checks.extension_config,
         schema_drift: Vec::new(),
+        app,
         seconds: started.elapsed().as_secs_f64(),
     };
     tracing::info!(

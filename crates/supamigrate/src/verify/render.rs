@@ -341,6 +341,9 @@ fn findings_with(r: &VerifyReport, every_table: bool) -> Vec<Group> {
     out.extend(references(r));
     out.push(inventory(r));
     out.push(code(r));
+    if let Some(app) = &r.app {
+        out.extend(super::app::groups(app));
+    }
     out
 }
 

@@ -305,3 +305,61 @@ fn add_users(
         }
     }
 }
+
+/// Under the shim: service_role bypasses row level security on Supabase
+/// (BYPASSRLS), which only a superuser may grant on RDS. Each table whose
+/// row level security is kept gets a policy letting service_role see and
+/// change every row, so the application's back end sees what it saw.
+pub(super) fn service_role_policies(out: &mut Conversion) -> Result<()> {
+    use pg_query::protobuf::AlterTableType as T;
+    use pg_query::NodeEnum;
+    if !out.shim {
+        return Ok(());
+    }
+    let mut added_to = Vec::new();
+    let mut new = Vec::new();
+    for s in &out.statements {
+        let Ok(st) = crate::sql::Statement::parse(s.sql.trim_end().trim_end_matches(';')) else {
+            continue;
+        };
+        let Some(NodeEnum::AlterTableStmt(a)) = st.node() else {
+            continue;
+        };
+        let enables = a.cmds.iter().any(|c| {
+            matches!(c.node.as_ref(), Some(NodeEnum::AlterTableCmd(cmd)) if cmd.subtype == T::AtEnableRowSecurity as i32)
+        });
+        let Some(rv) = a.relation.as_ref().filter(|_| enables) else {
+            continue;
+        };
+        let schema = if rv.schemaname.is_empty() {
+            "public"
+        } else {
+            rv.schemaname.as_str()
+        };
+        let table = format!(
+            "{}.{}",
+            crate::pg::quote_ident(schema),
+            crate::pg::quote_ident(&rv.relname)
+        );
+        if table == "public.app_users" {
+            continue;
+        }
+        new.push(added(
+            &format!("CREATE POLICY supamigrate_service_role ON {table} TO service_role USING (true) WITH CHECK (true);"),
+            s.section,
+        )?);
+        added_to.push(format!("{schema}.{}", rv.relname));
+    }
+    if added_to.is_empty() {
+        return Ok(());
+    }
+    for st in new {
+        out.push(st);
+    }
+    out.note(
+        Action::Added,
+        format!("policy supamigrate_service_role on {}", added_to.join(", ")),
+        "service_role bypasses row level security on Supabase, and only a superuser may give it BYPASSRLS on RDS: this policy lets it see and change every row of the table, as before",
+    );
+    Ok(())
+}

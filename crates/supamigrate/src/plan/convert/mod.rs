@@ -15,6 +15,7 @@ mod platform;
 mod reach;
 mod rules;
 mod runtime;
+mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -523,12 +524,18 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     };
     let refs: Vec<&Statement> = stmts.iter().map(|(_, st)| st).collect();
     let reach = reach::analyze(&refs, &ctx);
+    let user_columns = src
+        .auth_users_columns
+        .as_deref()
+        .map(crate::plan::users::user_columns)
+        .unwrap_or_default();
     let rules = rules::Rules {
         opts,
         has_auth_users: ctx.has_auth,
         has_storage: ctx.has_storage,
         fate: &fate,
         plain_generated: &out.plain_generated.clone(),
+        user_columns: &user_columns,
     };
     decide_each(stmts, &reach, &rules, &mut out)?;
     compat::add(
@@ -540,6 +547,7 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         &runtime,
         &mut out,
     )?;
+    compat::service_role_policies(&mut out)?;
     platform::note(src, opts, &reach, &ctx, &mut out)?;
     note_project_roles(src, opts, &mut out);
     note_database_settings(src, &mut out);

@@ -22,6 +22,9 @@ pub(super) struct Rules<'a> {
     pub(super) fate: &'a Fate,
     /// Generated columns that become plain (`schema.table.column`).
     pub(super) plain_generated: &'a BTreeSet<String>,
+    /// `auth.users`' columns and their names in `app_users` (none when the
+    /// source has no `auth.users`).
+    pub(super) user_columns: &'a [crate::plan::users::UserColumn],
 }
 
 /// What pruning a GRANT's column list left.
@@ -104,6 +107,13 @@ impl Rules<'_> {
             return Ok(outcome);
         }
         let shim = self.opts.policies == PolicyMode::Shim;
+        if super::views::read_app_users(st, self.user_columns)? {
+            return Ok(Outcome::Rewrite(
+                vec![st.clone()],
+                format!("reads auth.users with its owner's rights, who bypassed row level security on Supabase: reads {} directly, with auth.users' column names, so it shows the same users", crate::plan::users::APP_USERS),
+                Impact::None,
+            ));
+        }
         let Some(node) = st.node_mut() else {
             return Ok(Outcome::Keep);
         };

@@ -1,0 +1,324 @@
+//! Each user's access: for anon, service_role and a sample of signed-up
+//! users, the claims set the way Supabase's API sets them (`role`,
+//! `request.jwt.claims`), and every table with RLS enabled read on both
+//! sides: the rows that user sees, counted and fingerprinted.
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::pg::{quote_ident, TableName};
+
+/// Someone the application acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// `anon`, `service_role`, or the user's id.
+    pub name: String,
+    /// The database role the API switches to.
+    pub role: String,
+    /// `request.jwt.claims` (JSON). Not printed: it holds the user's email.
+    #[serde(skip)]
+    pub claims: String,
+}
+
+/// What one principal sees of one table on one side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum Seen {
+    /// Rows and their fingerprint.
+    Rows {
+        /// Rows visible.
+        count: i64,
+        /// MD5 over the rows' hashes, sorted.
+        fingerprint: String,
+    },
+    /// The read was refused (no privilege).
+    Refused {
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl Seen {
+    /// The same rows, or refused on both sides (the messages name each
+    /// side's own table).
+    pub fn same(&self, other: &Seen) -> bool {
+        match (self, other) {
+            (Seen::Refused { .. }, Seen::Refused { .. }) => true,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// A table a principal sees differently on the two sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessDiff {
+    /// The target table.
+    pub table: String,
+    /// Who.
+    pub principal: String,
+    /// On the source.
+    pub source: Seen,
+    /// On the target.
+    pub target: Seen,
+    /// The source's policies on the table that apply to the principal's role.
+    pub policies: Vec<String>,
+}
+
+/// Each user's access compared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    /// Who was compared.
+    pub principals: Vec<String>,
+    /// Tables with RLS enabled on the source, compared.
+    pub tables: Vec<String>,
+    /// (principal, table) pairs compared.
+    pub compared: usize,
+    /// The differences.
+    pub differences: Vec<AccessDiff>,
+    /// Why nothing was compared (`--policies drop`, no RLS table).
+    pub not_checked: Option<String>,
+}
+
+/// A table with RLS, its compared columns on each side.
+#[derive(Debug, Clone)]
+pub struct RlsTable {
+    /// On the source.
+    pub source: TableName,
+    /// On the target.
+    pub target: TableName,
+    /// Compared columns (source name, target name).
+    pub columns: Vec<(String, String)>,
+}
+
+/// The principals: anon, service_role, then up to `users` signed-up users
+/// of the source, chosen deterministically: one per role and per shape of
+/// `app_metadata` first, then by a hash of their id.
+pub async fn principals(src: &Client, users: usize) -> Result<Vec<Principal>> {
+    let mut out = vec![
+        Principal {
+            name: "anon".into(),
+            role: "anon".into(),
+            claims: r#"{"role":"anon"}"#.into(),
+        },
+        Principal {
+            name: "service_role".into(),
+            role: "service_role".into(),
+            claims: r#"{"role":"service_role"}"#.into(),
+        },
+    ];
+    if users == 0 || !has_users(src).await? {
+        return Ok(out);
+    }
+    let rows = src
+        .query(
+            "select u.id::text, coalesce(nullif(u.role, ''), 'authenticated'), \
+             coalesce((select string_agg(k, ',' order by k) from jsonb_object_keys(coalesce(u.raw_app_meta_data, '{}')) k), ''), \
+             jsonb_build_object('sub', u.id, 'role', coalesce(nullif(u.role, ''), 'authenticated'), \
+               'aud', coalesce(u.aud, 'authenticated'), 'email', coalesce(u.email, ''), 'phone', coalesce(u.phone, ''), \
+               'app_metadata', coalesce(u.raw_app_meta_data, '{}'), 'user_metadata', coalesce(u.raw_user_meta_data, '{}'), \
+               'aal', 'aal1', 'is_anonymous', coalesce((to_jsonb(u) ->> 'is_anonymous')::boolean, false))::text \
+             from auth.users u where (to_jsonb(u) ->> 'deleted_at') is null order by md5(u.id::text)",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("choosing the users whose access is compared", e))?;
+    let all: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut seen_roles = std::collections::BTreeSet::new();
+    let mut seen_shapes = std::collections::BTreeSet::new();
+    for (i, (_, role, shape, _)) in all.iter().enumerate() {
+        let new_role = seen_roles.insert(role.clone());
+        let new_shape = seen_shapes.insert(shape.clone());
+        if (new_role || new_shape) && chosen.len() < users {
+            chosen.push(i);
+        }
+    }
+    for i in 0..all.len() {
+        if chosen.len() >= users {
+            break;
+        }
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen.sort_unstable();
+    out.extend(chosen.into_iter().map(|i| {
+        let (id, role, _, claims) = all[i].clone();
+        Principal {
+            name: id,
+            role,
+            claims,
+        }
+    }));
+    Ok(out)
+}
+
+async fn has_users(src: &Client) -> Result<bool> {
+    Ok(src
+        .query_one("select to_regclass('auth.users') is not null", &[])
+        .await
+        .map_err(|e| Error::postgres("looking for auth.users", e))?
+        .get(0))
+}
+
+/// The source's tables with RLS enabled, by schema and name.
+pub async fn rls_tables(src: &Client) -> Result<Vec<TableName>> {
+    let rows = src
+        .query(
+            "select n.nspname::text, c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where c.relrowsecurity and c.relkind in ('r', 'p') order by 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("listing the tables with row level security", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
+/// Runs `f` as `p` inside the open (snapshot) transaction of `c`, and
+/// undoes the switch afterwards. `Ok(Err(why))` when the session may not
+/// act as `p` (its role is missing, or not granted to this user).
+pub async fn as_principal<T>(
+    c: &Client,
+    p: &Principal,
+    f: impl std::future::Future<Output = Result<T>>,
+) -> Result<std::result::Result<T, String>> {
+    c.batch_execute("savepoint supamigrate_principal")
+        .await
+        .map_err(|e| Error::postgres("opening a savepoint", e))?;
+    let switched = c
+        .query(
+            "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true)",
+            &[&p.claims, &p.role],
+        )
+        .await;
+    let out = match switched {
+        Ok(_) => f.await.map(Ok),
+        Err(e) => Ok(Err(match e.as_db_error() {
+            Some(d) => format!("cannot act as role {}: {}", p.role, d.message()),
+            None => return Err(Error::postgres(format!("acting as {}", p.name), e)),
+        })),
+    };
+    c.batch_execute(
+        "rollback to savepoint supamigrate_principal; release savepoint supamigrate_principal",
+    )
+    .await
+    .map_err(|e| Error::postgres("leaving the savepoint", e))?;
+    out
+}
+
+/// `n` refusals saying `why`: what a principal that cannot be acted as
+/// sees of each of `n` objects.
+pub fn refused(n: usize, why: String) -> Vec<Seen> {
+    vec![Seen::Refused { message: why }; n]
+}
+
+/// What the current role sees of a query's rows: count and fingerprint;
+/// a refusal is an outcome, not an error.
+pub async fn seen(c: &Client, from: &str) -> Result<Seen> {
+    c.batch_execute("savepoint supamigrate_read")
+        .await
+        .map_err(|e| Error::postgres("opening a savepoint", e))?;
+    let sql = format!(
+        "select count(*), coalesce(md5(string_agg(h, '' order by h)), '') from (select md5(x::text) h from {from} x) s"
+    );
+    let r = c.query_one(&sql, &[]).await;
+    let (undo, out) = match r {
+        Ok(row) => (
+            "release savepoint supamigrate_read",
+            Seen::Rows {
+                count: row.get(0),
+                fingerprint: row.get(1),
+            },
+        ),
+        Err(e) => {
+            let Some(db) = e.as_db_error() else {
+                return Err(Error::postgres("reading as an application user", e));
+            };
+            (
+                "rollback to savepoint supamigrate_read; release savepoint supamigrate_read",
+                Seen::Refused {
+                    message: db.message().to_string(),
+                },
+            )
+        }
+    };
+    c.batch_execute(undo)
+        .await
+        .map_err(|e| Error::postgres("leaving the savepoint", e))?;
+    Ok(out)
+}
+
+/// The rows of `t` with `columns`, as a FROM item.
+pub fn rows_of(t: &TableName, columns: &[String]) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    format!("(select {} from {}) ", cols.join(", "), t.quoted())
+}
+
+/// Compares each principal's view of each table.
+pub async fn compare(
+    src: &Client,
+    tgt: &Client,
+    principals: &[Principal],
+    tables: &[RlsTable],
+) -> Result<Access> {
+    let mut out = Access {
+        principals: principals.iter().map(|p| p.name.clone()).collect(),
+        tables: tables.iter().map(|t| t.target.to_string()).collect(),
+        ..Access::default()
+    };
+    for p in principals {
+        let source = as_principal(src, p, side(src, tables, true))
+            .await?
+            .unwrap_or_else(|why| refused(tables.len(), why));
+        let target = as_principal(tgt, p, side(tgt, tables, false))
+            .await?
+            .unwrap_or_else(|why| refused(tables.len(), why));
+        for ((t, s), n) in tables.iter().zip(source).zip(target) {
+            out.compared += 1;
+            if s.same(&n) {
+                continue;
+            }
+            out.differences.push(AccessDiff {
+                table: t.target.to_string(),
+                principal: p.name.clone(),
+                source: s,
+                target: n,
+                policies: policies(src, &t.source, &p.role).await?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn side(c: &Client, tables: &[RlsTable], source: bool) -> Result<Vec<Seen>> {
+    let mut out = Vec::with_capacity(tables.len());
+    for t in tables {
+        let (name, cols): (&TableName, Vec<String>) = if source {
+            (&t.source, t.columns.iter().map(|c| c.0.clone()).collect())
+        } else {
+            (&t.target, t.columns.iter().map(|c| c.1.clone()).collect())
+        };
+        out.push(seen(c, &rows_of(name, &cols)).await?);
+    }
+    Ok(out)
+}
+
+/// The source's policies on `t` that apply to `role`.
+async fn policies(src: &Client, t: &TableName, role: &str) -> Result<Vec<String>> {
+    let rows = src
+        .query(
+            "select policyname::text || ' (' || permissive || ', ' || cmd || ')' from pg_policies \
+             where schemaname = $1 and tablename = $2 and ($3 = any(roles) or 'public' = any(roles)) order by 1",
+            &[&t.schema, &t.name, &role],
+        )
+        .await
+        .map_err(|e| Error::postgres(format!("reading the policies of {t}"), e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

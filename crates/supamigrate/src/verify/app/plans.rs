@@ -1,0 +1,439 @@
+//! Query plans: the source's most expensive read-only statements (from
+//! `pg_stat_statements`), their generic plans on both sides compared. An
+//! index scan on the source that became a sequential scan of a large table
+//! on the target, or a large rise in estimated cost, is a finding naming
+//! the query, the table and the likely cause. Nothing is executed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+
+/// A table is large (its sequential scan matters) from this many rows.
+pub const LARGE_TABLE_ROWS: f64 = 10_000.0;
+
+/// A plan regressed when its estimated cost grew this many times (and the
+/// target's cost is above [`COST_FLOOR`]).
+pub const COST_RATIO: f64 = 10.0;
+
+/// Costs under this are cheap whatever their ratio.
+pub const COST_FLOOR: f64 = 1_000.0;
+
+/// A statement whose plan is worse on the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanFinding {
+    /// The statement (as `pg_stat_statements` normalized it; no values).
+    pub query: String,
+    /// The table concerned, when one is.
+    pub table: Option<String>,
+    /// What changed.
+    pub what: String,
+    /// The likely cause.
+    pub cause: String,
+    /// Estimated total cost on each side.
+    pub source_cost: f64,
+    /// On the target.
+    pub target_cost: f64,
+}
+
+/// The statements compared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plans {
+    /// Statements whose plans were compared.
+    pub compared: usize,
+    /// Statements that could not be planned on one side (with why), not
+    /// findings.
+    pub skipped: Vec<String>,
+    /// The findings.
+    pub findings: Vec<PlanFinding>,
+    /// Why nothing was compared (no `pg_stat_statements` on the source).
+    pub not_checked: Option<String>,
+}
+
+/// The top `n` read-only statements by total time, from the source's
+/// `pg_stat_statements`, that read at least one of `schemas`' tables.
+async fn top_statements(
+    src: &Client,
+    n: usize,
+    schemas: &[String],
+) -> Result<std::result::Result<Vec<String>, String>> {
+    let schema: Option<String> = src
+        .query_opt(
+            "select n.nspname::text from pg_extension e join pg_namespace n on n.oid = e.extnamespace \
+             where e.extname = 'pg_stat_statements'",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("looking for pg_stat_statements", e))?
+        .map(|r| r.get(0));
+    let Some(schema) = schema else {
+        return Ok(Err("pg_stat_statements is not installed on the source: no query plans compared (hosted Supabase has it; `create extension pg_stat_statements` and run the application for a while)".into()));
+    };
+    let sql = format!(
+        "select query from {}.pg_stat_statements s where s.dbid = (select oid from pg_database where datname = current_database()) \
+         order by s.total_exec_time desc limit 2000",
+        quote(&schema)
+    );
+    let rows = match src.query(&sql, &[]).await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            return Ok(Err(format!(
+                "pg_stat_statements cannot be read on the source ({why}): no query plans compared"
+            )));
+        }
+    };
+    let mut out = Vec::new();
+    for r in rows {
+        let q: String = r.get(0);
+        if reads_only(&q, schemas) {
+            out.push(q);
+            if out.len() >= n {
+                break;
+            }
+        }
+    }
+    Ok(Ok(out))
+}
+
+fn quote(s: &str) -> String {
+    crate::pg::quote_ident(s)
+}
+
+/// A single SELECT (no locking clause, no INTO, no data-modifying WITH)
+/// reading at least one table of `schemas` and nothing of the catalogs or
+/// of supamigrate's own.
+pub fn reads_only(query: &str, schemas: &[String]) -> bool {
+    let Ok(parsed) = pg_query::parse(query, pg_query::ParserOptions::DEFAULT) else {
+        return false;
+    };
+    if parsed.protobuf.stmts.len() != 1 {
+        return false;
+    }
+    let node = parsed
+        .protobuf
+        .stmts
+        .first()
+        .and_then(|s| s.stmt.as_ref())
+        .and_then(|n| n.node.as_ref());
+    let Some(pg_query::NodeEnum::SelectStmt(sel)) = node else {
+        return false;
+    };
+    if !sel.locking_clause.is_empty() || sel.into_clause.is_some() {
+        return false;
+    }
+    // A WITH whose queries write (`with d as (delete …) select …`).
+    let writes = sel.with_clause.as_ref().is_some_and(|w| {
+        w.ctes.iter().any(|c| match &c.node {
+            Some(pg_query::NodeEnum::CommonTableExpr(cte)) => !matches!(
+                cte.ctequery.as_ref().and_then(|q| q.node.as_ref()),
+                Some(pg_query::NodeEnum::SelectStmt(_))
+            ),
+            _ => true,
+        })
+    });
+    if writes {
+        return false;
+    }
+    let tables = parsed.tables();
+    if tables.is_empty() {
+        return false;
+    }
+    let ours = |t: &str| {
+        let schema = t.split_once('.').map_or("public", |(s, _)| s);
+        schemas.iter().any(|s| s == schema)
+    };
+    let foreign = |t: &str| {
+        let schema = t.split_once('.').map(|(s, _)| s);
+        matches!(
+            schema,
+            Some("pg_catalog" | "information_schema" | "supamigrate" | "extensions")
+        ) || t.starts_with("pg_")
+    };
+    tables.iter().any(|t| ours(t)) && !tables.iter().any(|t| foreign(t))
+}
+
+/// The highest `$n` of a normalized statement.
+fn parameters(query: &str) -> usize {
+    let mut max = 0;
+    let b = query.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let digits: String = query[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                max = max.max(n);
+            }
+        }
+        i += 1;
+    }
+    max
+}
+
+/// The generic plan of `query` (EXPLAIN EXECUTE of a prepared statement
+/// with NULLs under `plan_cache_mode = force_generic_plan`: works from
+/// PostgreSQL 12 on), inside a savepoint.
+async fn generic_plan(c: &Client, query: &str) -> std::result::Result<Value, String> {
+    let n = parameters(query);
+    let args = vec!["null"; n].join(", ");
+    let execute = if n == 0 {
+        "explain (format json) execute supamigrate_plan".to_string()
+    } else {
+        format!("explain (format json) execute supamigrate_plan({args})")
+    };
+    let setup = format!(
+        "savepoint supamigrate_plan; set local plan_cache_mode = force_generic_plan; prepare supamigrate_plan as {query}"
+    );
+    let result = match c.batch_execute(&setup).await {
+        Ok(()) => c
+            .query_one(&execute, &[])
+            .await
+            .map(|r| r.get::<_, Value>(0)),
+        Err(e) => Err(e),
+    };
+    let _ = c.batch_execute("deallocate supamigrate_plan").await;
+    let _ = c
+        .batch_execute("rollback to savepoint supamigrate_plan; release savepoint supamigrate_plan")
+        .await;
+    // A failed PREPARE leaves no statement to deallocate: clean up once more.
+    let _ = c.batch_execute("deallocate all").await;
+    result.map_err(|e| {
+        e.as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string())
+    })
+}
+
+/// A scan in a plan.
+#[derive(Debug, Clone, PartialEq)]
+struct Scan {
+    node: String,
+    relation: String,
+    index: Option<String>,
+}
+
+fn scans(plan: &Value, out: &mut Vec<Scan>) {
+    if let Some(rel) = plan.get("Relation Name").and_then(Value::as_str) {
+        let schema = plan.get("Schema").and_then(Value::as_str).unwrap_or("");
+        let node = plan
+            .get("Node Type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        // A bitmap heap scan names its index on the bitmap index scan below.
+        let index = plan
+            .get("Index Name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                (node == "Bitmap Heap Scan")
+                    .then(|| first_index(plan))
+                    .flatten()
+            });
+        out.push(Scan {
+            node,
+            relation: if schema.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{schema}.{rel}")
+            },
+            index,
+        });
+    }
+    if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
+        for c in children {
+            scans(c, out);
+        }
+    }
+}
+
+/// The first index named under a plan node.
+fn first_index(plan: &Value) -> Option<String> {
+    plan.get("Plans")?.as_array()?.iter().find_map(|c| {
+        c.get("Index Name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| first_index(c))
+    })
+}
+
+fn root(explain: &Value) -> Option<&Value> {
+    explain.get(0)?.get("Plan")
+}
+
+fn cost(explain: &Value) -> f64 {
+    root(explain)
+        .and_then(|p| p.get("Total Cost"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+}
+
+/// What the target knows of a table: rows by its statistics, whether it
+/// was ever analyzed, its indexes.
+async fn table_facts(tgt: &Client, relation: &str) -> Option<(f64, bool, Vec<String>)> {
+    let r = tgt
+        .query_opt(
+            "select c.reltuples::float8, coalesce(s.last_analyze, s.last_autoanalyze) is not null, \
+             coalesce((select array_agg(i.relname::text) from pg_index x join pg_class i on i.oid = x.indexrelid where x.indrelid = c.oid), '{}') \
+             from pg_class c left join pg_stat_all_tables s on s.relid = c.oid where c.oid = to_regclass($1)",
+            &[&relation],
+        )
+        .await
+        .ok()??;
+    Some((r.get(0), r.get(1), r.get(2)))
+}
+
+/// Compares the generic plans of the source's top `n` statements.
+pub async fn compare(src: &Client, tgt: &Client, n: usize, schemas: &[String]) -> Result<Plans> {
+    let statements = match top_statements(src, n, schemas).await? {
+        Ok(s) => s,
+        Err(why) => {
+            return Ok(Plans {
+                not_checked: Some(why),
+                ..Plans::default()
+            })
+        }
+    };
+    let mut out = Plans::default();
+    for q in statements {
+        let (s, t) = (generic_plan(src, &q).await, generic_plan(tgt, &q).await);
+        let (s, t) = match (s, t) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) => {
+                out.skipped
+                    .push(format!("{}: not planned on the source ({e})", short(&q)));
+                continue;
+            }
+            (_, Err(e)) => {
+                out.skipped
+                    .push(format!("{}: not planned on the target ({e})", short(&q)));
+                continue;
+            }
+        };
+        out.compared += 1;
+        if let Some(f) = finding(tgt, &q, &s, &t).await {
+            out.findings.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// The first line of a statement, at most 120 characters.
+fn short(q: &str) -> String {
+    let one: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() > 120 {
+        format!("{}…", one.chars().take(120).collect::<String>())
+    } else {
+        one
+    }
+}
+
+async fn finding(tgt: &Client, q: &str, s: &Value, t: &Value) -> Option<PlanFinding> {
+    let (mut src_scans, mut tgt_scans) = (Vec::new(), Vec::new());
+    scans(root(s)?, &mut src_scans);
+    scans(root(t)?, &mut tgt_scans);
+    let (sc, tc) = (cost(s), cost(t));
+    for a in &src_scans {
+        let Some(index) = &a.index else {
+            continue;
+        };
+        let now_seq = tgt_scans
+            .iter()
+            .any(|b| b.relation == a.relation && b.node == "Seq Scan");
+        if !now_seq {
+            continue;
+        }
+        let (rows, analyzed, indexes) = table_facts(tgt, &a.relation).await?;
+        if rows < LARGE_TABLE_ROWS && analyzed {
+            continue;
+        }
+        let cause = if !indexes.iter().any(|i| i == index) {
+            format!("missing index: {index} is not on the target")
+        } else if !analyzed || rows < 0.0 {
+            format!(
+                "missing statistics: {} was never analyzed on the target (run ANALYZE)",
+                a.relation
+            )
+        } else {
+            "a setting: compare random_page_cost, effective_cache_size, work_mem and the enable_* settings with the source's".into()
+        };
+        return Some(PlanFinding {
+            query: short(q),
+            table: Some(a.relation.clone()),
+            what: format!("{} by {index} on the source became a sequential scan on the target ({rows:.0} rows)", a.node),
+            cause,
+            source_cost: sc,
+            target_cost: tc,
+        });
+    }
+    if tc > COST_FLOOR && tc > sc * COST_RATIO {
+        return Some(PlanFinding {
+            query: short(q),
+            table: None,
+            what: format!("estimated cost rose from {sc:.0} to {tc:.0}"),
+            cause: "missing indexes or statistics, or a setting: compare the plans with EXPLAIN on both sides".into(),
+            source_cost: sc,
+            target_cost: tc,
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reads_of_the_application_s_tables_are_compared() {
+        let app = vec!["public".to_string()];
+        for (q, want) in [
+            ("select * from public.notes where owner = $1", true),
+            (
+                "select n.* from notes n join teams t on t.id = n.team_id",
+                true,
+            ),
+            ("update public.notes set title = $1", false),
+            ("select * from public.notes for update", false),
+            ("select count(*) from pg_catalog.pg_class", false),
+            ("select * from supamigrate.follow", false),
+            ("select $1", false),
+            ("select 1; select 2", false),
+            (
+                "with d as (delete from public.notes returning *) select * from d",
+                false,
+            ),
+        ] {
+            assert_eq!(reads_only(q, &app), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn parameters_are_counted() {
+        assert_eq!(parameters("select * from t where a = $1 and b = $12"), 12);
+        assert_eq!(parameters("select 1"), 0);
+    }
+
+    #[test]
+    fn scans_are_found_in_nested_plans() {
+        let v: Value = serde_json::from_str(
+            r#"[{"Plan": {"Node Type": "Nested Loop", "Total Cost": 10.5, "Plans": [
+                {"Node Type": "Index Scan", "Relation Name": "notes", "Schema": "public", "Index Name": "notes_owner_idx"},
+                {"Node Type": "Seq Scan", "Relation Name": "teams", "Schema": "public"},
+                {"Node Type": "Bitmap Heap Scan", "Relation Name": "readings", "Schema": "public", "Plans": [
+                    {"Node Type": "Bitmap Index Scan", "Index Name": "readings_device"}]}]}}]"#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        scans(root(&v).unwrap(), &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[2].index.as_deref(), Some("readings_device"));
+        assert_eq!(out[0].index.as_deref(), Some("notes_owner_idx"));
+        assert_eq!(out[1].relation, "public.teams");
+        assert_eq!(cost(&v), 10.5);
+    }
+}

@@ -6,7 +6,8 @@
 # Starts a sandbox at SCALE, migrates it with supamigrate (provision, pre-data,
 # copy with post-data: the copy is timed), then times `supamigrate verify`
 # (counts, every row's checksum, orphans, sequences, Step 5.2 checks, schema
-# inventory) on the same data, in the same run, and prints the ratio. (No
+# inventory) on the same data, in the same run, and prints the ratio; then
+# `verify --app` (the same plus the application's checks) against it. (No
 # anchor tool here: `pgcopydb compare data` needs the same tables on both
 # sides, and auth.users became app_users.)
 scale=${1:-50}
@@ -35,14 +36,18 @@ verify=$(secs "$bin" -q verify --jobs "$jobs")
 tail -1 "$base/last.log"
 echo "== verify (second run, warm caches) =="
 verify2=$(secs "$bin" -q verify --jobs "$jobs")
+echo "== verify --app (logins, each user's access for anon, service_role and 20 users, views, plans) =="
+verify_app=$(secs "$bin" -q verify --app --jobs "$jobs")
+grep -E '^application|principal|Each user' "$base/last.log" | head -3 || true
 
 echo
 echo "== results (scale $scale, $(numfmt --to=iec "$size")B, jobs $jobs, $(nproc) cores) =="
-python3 - "$copy" "$verify" "$verify2" <<'PY'
+python3 - "$copy" "$verify" "$verify2" "$verify_app" <<'PY'
 import sys
-copy, v1, v2 = map(float, sys.argv[1:])
+copy, v1, v2, va = map(float, sys.argv[1:])
 print(f"{'step':<22}{'seconds':>9}{'× copy':>9}")
-for name, s in [("copy (+ post-data)", copy), ("verify", v1), ("verify, again", v2)]:
+for name, s in [("copy (+ post-data)", copy), ("verify", v1), ("verify, again", v2), ("verify --app", va)]:
     print(f"{name:<22}{s:>9.1f}{s / copy:>9.2f}")
 print("verify took no longer than the copy" if v1 <= copy else "verify took LONGER than the copy")
+print(f"verify --app: {va / v2:.2f}× verify (warm); the application's checks add {100 * (va - v2) / v2:.0f}%")
 PY

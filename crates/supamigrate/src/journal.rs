@@ -167,6 +167,12 @@ impl RunState {
     pub fn all_green(&self) -> bool {
         self.verify().is_some_and(|v| v.all_match())
     }
+
+    /// Verify found the data, schema and objects equal (the application's
+    /// checks may still have found differences).
+    pub fn data_green(&self) -> bool {
+        self.verify().is_some_and(|v| v.data_mismatches() == 0)
+    }
 }
 
 /// Reads the journal of `dir`, checking it belongs to this source and target.

@@ -21,8 +21,13 @@ pub enum Tick {
     Done(Step),
     /// Not done yet; the step that does it.
     Pending(Step),
-    /// No tool can do it: yours to do.
-    Manual,
+    /// Proved by one of `verify --app`'s checks (named).
+    Proved(String),
+    /// One of `verify --app`'s checks would prove it, but it has not run or
+    /// found something (said).
+    Unproved(String),
+    /// Yours to do: precisely what.
+    Yours(&'static str),
 }
 
 /// One item of the runbook's Migration Execution Checklist.
@@ -36,147 +41,148 @@ pub struct Item {
     pub tick: Tick,
 }
 
-/// (section, item, the step that does it; `None` when manual).
-const CHECKLIST: &[(&str, &str, Option<Step>)] = &[
+/// What settles an item.
+#[derive(Debug, Clone, Copy)]
+enum How {
+    /// A step of `run`.
+    Step(Step),
+    /// A check of `verify --app`.
+    App(AppCheck),
+    /// The user, doing this.
+    Yours(&'static str),
+}
+
+/// The `verify --app` checks that prove checklist items.
+#[derive(Debug, Clone, Copy)]
+enum AppCheck {
+    Logins,
+    Plans,
+    Settings,
+}
+
+/// (section, item, what settles it).
+const CHECKLIST: &[(&str, &str, How)] = &[
+    ("Pre-Migration", "Backup Supabase database", How::Step(Step::Backup)),
+    ("Pre-Migration", "Test backup restoration", How::Step(Step::Backup)),
+    ("Pre-Migration", "Verify RDS instance is ready", How::Step(Step::Preflight)),
+    ("Pre-Migration", "Test network connectivity to RDS", How::Step(Step::Preflight)),
     (
         "Pre-Migration",
-        "Backup Supabase database",
-        Some(Step::Backup),
+        "Schedule maintenance window",
+        How::Yours("size it from the plan's copy estimate (`supamigrate plan`), or keep it to the cutover's seconds with `run --follow` and `supamigrate cutover`; tell your users when"),
     ),
-    (
-        "Pre-Migration",
-        "Test backup restoration",
-        Some(Step::Backup),
-    ),
-    (
-        "Pre-Migration",
-        "Verify RDS instance is ready",
-        Some(Step::Preflight),
-    ),
-    (
-        "Pre-Migration",
-        "Test network connectivity to RDS",
-        Some(Step::Preflight),
-    ),
-    ("Pre-Migration", "Schedule maintenance window", None),
-    (
-        "Schema Migration",
-        "Export Supabase schema",
-        Some(Step::Preflight),
-    ),
-    (
-        "Schema Migration",
-        "Convert schema (auth.users → app_users)",
-        Some(Step::Plan),
-    ),
-    (
-        "Schema Migration",
-        "Apply schema to RDS",
-        Some(Step::PostData),
-    ),
-    (
-        "Schema Migration",
-        "Verify all tables created",
-        Some(Step::Verify),
-    ),
-    (
-        "Schema Migration",
-        "Verify all indexes created",
-        Some(Step::Verify),
-    ),
-    (
-        "Schema Migration",
-        "Verify all functions created",
-        Some(Step::Verify),
-    ),
-    (
-        "Data Migration",
-        "Export user data",
-        Some(Step::UsersAndData),
-    ),
-    (
-        "Data Migration",
-        "Export all table data",
-        Some(Step::UsersAndData),
-    ),
-    (
-        "Data Migration",
-        "Import users to app_users",
-        Some(Step::UsersAndData),
-    ),
-    (
-        "Data Migration",
-        "Import all table data",
-        Some(Step::UsersAndData),
-    ),
-    ("Data Migration", "Reset sequences", Some(Step::Sequences)),
-    ("Data Migration", "Validate row counts", Some(Step::Verify)),
-    (
-        "Data Migration",
-        "Validate data integrity",
-        Some(Step::Verify),
-    ),
-    (
-        "Storage Migration",
-        "Download Supabase storage files",
-        Some(Step::Storage),
-    ),
-    ("Storage Migration", "Upload to S3", Some(Step::Storage)),
-    (
-        "Storage Migration",
-        "Update file path references",
-        Some(Step::Storage),
-    ),
-    (
-        "Storage Migration",
-        "Verify file accessibility",
-        Some(Step::Storage),
-    ),
+    ("Schema Migration", "Export Supabase schema", How::Step(Step::Preflight)),
+    ("Schema Migration", "Convert schema (auth.users → app_users)", How::Step(Step::Plan)),
+    ("Schema Migration", "Apply schema to RDS", How::Step(Step::PostData)),
+    ("Schema Migration", "Verify all tables created", How::Step(Step::Verify)),
+    ("Schema Migration", "Verify all indexes created", How::Step(Step::Verify)),
+    ("Schema Migration", "Verify all functions created", How::Step(Step::Verify)),
+    ("Data Migration", "Export user data", How::Step(Step::UsersAndData)),
+    ("Data Migration", "Export all table data", How::Step(Step::UsersAndData)),
+    ("Data Migration", "Import users to app_users", How::Step(Step::UsersAndData)),
+    ("Data Migration", "Import all table data", How::Step(Step::UsersAndData)),
+    ("Data Migration", "Reset sequences", How::Step(Step::Sequences)),
+    ("Data Migration", "Validate row counts", How::Step(Step::Verify)),
+    ("Data Migration", "Validate data integrity", How::Step(Step::Verify)),
+    ("Storage Migration", "Download Supabase storage files", How::Step(Step::Storage)),
+    ("Storage Migration", "Upload to S3", How::Step(Step::Storage)),
+    ("Storage Migration", "Update file path references", How::Step(Step::Storage)),
+    ("Storage Migration", "Verify file accessibility", How::Step(Step::Storage)),
     (
         "Application Updates",
         "Update database connection strings",
-        None,
+        How::App(AppCheck::Settings),
     ),
     (
         "Application Updates",
         "Update authentication to use new user table",
-        None,
+        How::Yours("point your sign-in code at public.app_users (auth.users stays readable as a view over it); the Logins check above says what each kind of user needs"),
     ),
     (
         "Application Updates",
         "Deploy updated Edge Functions to Lambda",
-        None,
+        How::Yours("deploy each Edge Function as a Lambda function (behind API Gateway or a function URL) with app-settings.md's DATABASE_URL; enter its secrets again (`supabase secrets list` names them)"),
     ),
     (
         "Application Updates",
         "Update storage references to S3",
-        None,
+        How::Yours("replace the Supabase Storage client calls with the AWS SDK's S3 calls on the buckets app-settings.md lists; references stored in the database were rewritten by the storage step"),
     ),
-    ("Application Updates", "Test all critical paths", None),
-    ("Post-Migration", "Monitor error rates", None),
-    ("Post-Migration", "Verify tracking functionality", None),
-    ("Post-Migration", "Verify user authentication", None),
-    ("Post-Migration", "Performance testing", None),
-    ("Post-Migration", "Update documentation", None),
+    (
+        "Application Updates",
+        "Test all critical paths",
+        How::Yours("run your end-to-end tests against the target with app-settings.md; verify --app has compared each user's access and every view's and function's answers"),
+    ),
+    (
+        "Post-Migration",
+        "Monitor error rates",
+        How::Yours("watch the instance's CloudWatch metrics (DatabaseConnections, CPUUtilization, ReadLatency, WriteLatency) and the PostgreSQL log's ERROR lines for the first days"),
+    ),
+    (
+        "Post-Migration",
+        "Verify tracking functionality",
+        How::Yours("run the application's tracking flow (create a shipment, change its status, read it back) against the target"),
+    ),
+    ("Post-Migration", "Verify user authentication", How::App(AppCheck::Logins)),
+    ("Post-Migration", "Performance testing", How::App(AppCheck::Plans)),
+    (
+        "Post-Migration",
+        "Update documentation",
+        How::Yours("record the RDS instance, app-settings.md's settings and the S3 buckets in your runbook; this report and the plan are in the state folder"),
+    ),
 ];
+
+/// How a `verify --app` check settles its item.
+fn app_tick(state: &RunState, check: AppCheck) -> Tick {
+    let Some(app) = state.verify().and_then(|v| v.app.as_ref()) else {
+        return Tick::Unproved("verify --app has not run".into());
+    };
+    match check {
+        AppCheck::Logins => match (&app.logins.not_checked, app.logins.mismatches()) {
+            (Some(why), _) => Tick::Unproved(format!("logins not checked: {why}")),
+            (None, 0) => Tick::Proved(format!(
+                "verify --app: the sign-in data of all {} user(s) is kept ({} kind(s)); `verify --login EMAIL` checks a password",
+                app.logins.users,
+                app.logins.kinds.len()
+            )),
+            (None, n) => Tick::Unproved(format!("verify --app: {n} sign-in kind(s) differ on the target")),
+        },
+        AppCheck::Plans => match (&app.plans.not_checked, app.plans.findings.len()) {
+            (Some(why), _) => Tick::Unproved(why.clone()),
+            (None, 0) => Tick::Proved(format!(
+                "verify --app: {} of the source's busiest reads planned on both sides, none worse",
+                app.plans.compared
+            )),
+            (None, n) => Tick::Unproved(format!("verify --app: {n} query plan(s) worse on the target")),
+        },
+        AppCheck::Settings => match &app.settings_file {
+            Some(p) => Tick::Proved(format!(
+                "verify --app: written to {}; deploy them",
+                p.display()
+            )),
+            None => Tick::Unproved("verify --app writes them".into()),
+        },
+    }
+}
 
 /// The checklist as `state` has it.
 pub fn checklist(state: &RunState) -> Vec<Item> {
     CHECKLIST
         .iter()
-        .map(|(section, text, step)| Item {
+        .map(|(section, text, how)| Item {
             section,
             text,
-            tick: match step {
-                None => Tick::Manual,
-                Some(s) if state.get(*s).is_some() => Tick::Done(*s),
-                Some(s) => Tick::Pending(*s),
+            tick: match how {
+                How::Yours(what) => Tick::Yours(what),
+                How::App(check) => app_tick(state, *check),
+                How::Step(s) if state.get(*s).is_some() => Tick::Done(*s),
+                How::Step(s) => Tick::Pending(*s),
             },
         })
         .collect()
 }
 
-/// The checklist as text lines (`[x]`, `[ ]`, `[manual]`).
+/// The checklist as text lines (`[x]`, `[ ]`, `[you]`).
 pub fn checklist_text(state: &RunState) -> String {
     let mut s = String::new();
     let mut section = "";
@@ -185,12 +191,14 @@ pub fn checklist_text(state: &RunState) -> String {
             section = i.section;
             let _ = writeln!(s, "{section}");
         }
-        let mark = match &i.tick {
-            Tick::Done(_) => "[x]",
-            Tick::Pending(_) => "[ ]",
-            Tick::Manual => "[manual]",
+        let line = match &i.tick {
+            Tick::Done(_) => format!("[x] {}", i.text),
+            Tick::Pending(_) => format!("[ ] {}", i.text),
+            Tick::Proved(by) => format!("[x] {} ({by})", i.text),
+            Tick::Unproved(why) => format!("[ ] {} ({why})", i.text),
+            Tick::Yours(what) => format!("[you] {}: {what}", i.text),
         };
-        let _ = writeln!(s, "  {mark} {}", i.text);
+        let _ = writeln!(s, "  {line}");
     }
     s
 }
@@ -251,10 +259,14 @@ fn headline(state: &RunState) -> (bool, String) {
         (Some(_), None) if green => {
             "✓ Migration complete: verify found every table, object and check matching".to_string()
         }
+        (Some(v), None) if state.data_green() => format!(
+            "✓ Migration complete: data equal; the application differs on the target in {} place(s) (see Verify)",
+            v.app_mismatches()
+        ),
         (Some(_), None) => "✗ verify found mismatches".to_string(),
         (None, None) => "Migration in progress".to_string(),
     };
-    (green && state.failed.is_none(), text)
+    (state.data_green() && state.failed.is_none(), text)
 }
 
 fn head(state: &RunState, h: &mut String) {
@@ -298,7 +310,9 @@ fn checklist_html(state: &RunState, h: &mut String) {
         let (class, mark, note) = match &i.tick {
             Tick::Done(s) => ("ok", "☑", format!(" (step {s})")),
             Tick::Pending(s) => ("bad", "☐", format!(" (step {s}, not done)")),
-            Tick::Manual => ("manual", "☐", " (manual: no tool can do this)".to_string()),
+            Tick::Proved(by) => ("ok", "☑", format!(" ({by})")),
+            Tick::Unproved(why) => ("bad", "☐", format!(" ({why})")),
+            Tick::Yours(what) => ("manual", "☐", format!(" (yours: {what})")),
         };
         let _ = write!(
             h,
@@ -557,7 +571,8 @@ mod tests {
         let text = checklist_text(&st);
         assert!(text.contains("  [x] Backup Supabase database"));
         assert!(text.contains("  [ ] Reset sequences"));
-        assert!(text.contains("  [manual] Deploy updated Edge Functions to Lambda"));
+        assert!(text.contains("  [you] Deploy updated Edge Functions to Lambda: deploy each Edge Function as a Lambda function"));
+        assert!(text.contains("  [ ] Verify user authentication (verify --app has not run)"));
         let html = html(&st, None);
         assert!(html.contains("☑ Backup Supabase database"));
         assert!(!html.contains("<script"));

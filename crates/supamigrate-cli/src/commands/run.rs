@@ -239,6 +239,12 @@ fn finish(outcome: &RunOutcome) -> anyhow::Result<()> {
         "\nsummary: {tables} tables, {rows} rows copied; {objects} Storage objects ({rewritten} references rewritten); verify: {} mismatches; {seconds:.1} s of steps",
         st.verify().map(|v| v.mismatches()).unwrap_or(0),
     );
+    if let Some(app) = st.verify().and_then(|v| v.app.as_ref()) {
+        println!("{}", supamigrate::verify::app::summary(app));
+        if let Some(p) = &app.settings_file {
+            println!("the application's new settings: {}", p.display());
+        }
+    }
     println!("report: {}", outcome.report_html.display());
     for rec in &st.done {
         if let supamigrate::journal::StepOutcome::Provision(p) = &rec.outcome {
@@ -255,14 +261,30 @@ fn finish(outcome: &RunOutcome) -> anyhow::Result<()> {
     if !outcome.all_green {
         anyhow::bail!("verify did not end green");
     }
-    if outcome.left_behind.is_empty() {
+    for d in &outcome.app_differences {
+        println!("✗ {d}");
+    }
+    let app = if outcome.app_differences.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the application differs on the target in {} place(s) (above; `supamigrate verify --app` checks again)",
+            outcome.app_differences.len()
+        )
+    };
+    if outcome.left_behind.is_empty() && app.is_empty() {
         println!("✓ migration complete: verify is all green");
     } else {
         // Equal data is not the whole application: say what stayed behind.
-        println!(
-            "✓ migration complete: data equal; {} left behind (the plan's \"what changes for the application\" names each, with what to do)",
-            outcome.left_behind.describe()
-        );
+        let left = if outcome.left_behind.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} left behind (the plan's \"what changes for the application\" names each, with what to do)",
+                outcome.left_behind.describe()
+            )
+        };
+        println!("✓ migration complete: data equal{left}{app}");
     }
     Ok(())
 }

@@ -156,9 +156,23 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
     );
     assert!(t.contains("  [x] Reset sequences"), "{t}");
     assert!(
-        t.contains("  [manual] Deploy updated Edge Functions to Lambda"),
+        t.contains("  [you] Deploy updated Edge Functions to Lambda: deploy each Edge Function"),
         "{t}"
     );
+    // What verify --app proved, ticked with the check; nothing is "manual".
+    assert!(
+        t.contains("  [x] Verify user authentication (verify --app: the sign-in data of all"),
+        "{t}"
+    );
+    assert!(
+        t.contains("  [x] Update database connection strings (verify --app: written to"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("[manual]") && !t.contains("no tool can do this"),
+        "{t}"
+    );
+    assert!(t.contains("application: "), "{t}");
 
     // The report, as a browser shows it.
     let html = w.join("supamigrate-report/report.html");
@@ -179,7 +193,9 @@ async fn run_stops_cleanly_resumes_after_every_kill_and_reports() {
         "☑ Test backup restoration",
         "☑ Import users to app_users",
         "☑ Update file path references",
-        "Deploy updated Edge Functions to Lambda (manual",
+        "Deploy updated Edge Functions to Lambda (yours: deploy each Edge Function",
+        "☑ Verify user authentication (verify --app",
+        "Each user's access (RLS)",
         "<td>users-and-data</td>",
         "public.location_history",
         "<svg",
@@ -232,6 +248,30 @@ async fn demo_ends_green_and_prints_the_report_path() {
         "{t}"
     );
     assert!(t.contains("625 Storage objects"), "{t}");
+    // The application's checks, in the summary and the report.
+    assert!(
+        t.contains("application: 120 user(s) in ")
+            && t.contains("22 principal(s) × 28 RLS table(s) compared"),
+        "{t}"
+    );
+    assert!(
+        t.contains("[x] Verify user authentication (verify --app"),
+        "{t}"
+    );
+    assert!(!t.contains("no tool can do this"), "{t}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    for want in [
+        "Logins",
+        "Each user&#x27;s access (RLS)",
+        "Query plans",
+        "☑ Performance testing",
+    ] {
+        assert!(
+            html.contains(want) || html.contains(&want.replace("&#x27;", "'")),
+            "{want}"
+        );
+    }
+    assert!(!html.contains("no tool can do this"));
     assert!(
         !dir.path().join("sandbox").exists(),
         "the demo removes its sandbox"

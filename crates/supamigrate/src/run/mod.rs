@@ -81,8 +81,11 @@ pub struct RunOutcome {
     pub done_now: Vec<Step>,
     /// The HTML report.
     pub report_html: PathBuf,
-    /// Verify matched everything.
+    /// Verify found the data, schema and objects equal.
     pub all_green: bool,
+    /// What the application's checks (`verify --app`) found different,
+    /// one line each: the application may not work the same.
+    pub app_differences: Vec<String>,
     /// What of the application the plan left behind: green means complete
     /// only when this is empty.
     pub left_behind: crate::plan::LeftBehind,
@@ -134,7 +137,13 @@ pub async fn run(ctx: &Context, opts: &RunOptions, approver: &dyn Approver) -> R
     let done_now = r.steps().await?;
     Ok(RunOutcome {
         left_behind: r.m.plan.conversion.left_behind(),
-        all_green: r.state.all_green(),
+        all_green: r.state.data_green(),
+        app_differences: r
+            .state
+            .verify()
+            .and_then(|v| v.app.as_ref())
+            .map(crate::verify::app::differences)
+            .unwrap_or_default(),
         report_html: opts.report_dir.join("report.html"),
         state: r.state,
         done_now,
@@ -486,7 +495,10 @@ impl Runner<'_> {
         if let Some(app) = report.app.as_mut() {
             app.settings_file = Some(crate::verify::app::write_settings(&self.m, app).await?);
         }
-        let n = report.mismatches();
+        // The application's checks' differences are said in the verdict
+        // (a Vault secret's value cannot move, a setting the target does
+        // not take): the data's stop the run.
+        let n = report.data_mismatches();
         if n > 0 {
             return Err(Error::new(
                 ErrorKind::Mismatch,

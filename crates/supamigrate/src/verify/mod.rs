@@ -288,7 +288,17 @@ impl VerifyReport {
                 .filter(|c| !c.matches())
                 .count()
             + self.schema_drift.len()
-            + self.app.as_ref().map_or(0, app::AppReport::mismatches)
+            + self.app_mismatches()
+    }
+
+    /// Of those, the application's checks' (`--app`).
+    pub fn app_mismatches(&self) -> usize {
+        self.app.as_ref().map_or(0, app::AppReport::mismatches)
+    }
+
+    /// Of those, the data's, schema's and objects' (all but `--app`'s).
+    pub fn data_mismatches(&self) -> usize {
+        self.mismatches() - self.app_mismatches()
     }
 
     /// Everything matches.

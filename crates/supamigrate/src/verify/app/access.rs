@@ -29,7 +29,7 @@ pub enum Seen {
     Rows {
         /// Rows visible.
         count: i64,
-        /// MD5 over the rows' hashes, sorted.
+        /// The rows' hashes XORed.
         fingerprint: String,
     },
     /// The read was refused (no privilege).
@@ -87,7 +87,9 @@ pub struct RlsTable {
     pub source: TableName,
     /// On the target.
     pub target: TableName,
-    /// Compared columns (source name, target name).
+    /// The columns that tell its rows apart (source name, target name):
+    /// its primary key, or every compared column when it has none. Which
+    /// rows a user sees is compared; their content is verify's.
     pub columns: Vec<(String, String)>,
 }
 
@@ -219,15 +221,18 @@ pub fn refused(n: usize, why: String) -> Vec<Seen> {
     vec![Seen::Refused { message: why }; n]
 }
 
+/// The count and fingerprint of the rows `x`: a 64-bit hash of each row's
+/// text, XORed (no sort; equal rows twice cancel out, but the count
+/// tells).
+const FINGERPRINT: &str = "count(*), coalesce(bit_xor(hashtextextended(x::text, 0)), 0)::text";
+
 /// What the current role sees of a query's rows: count and fingerprint;
 /// a refusal is an outcome, not an error.
 pub async fn seen(c: &Client, from: &str) -> Result<Seen> {
     c.batch_execute("savepoint supamigrate_read")
         .await
         .map_err(|e| Error::postgres("opening a savepoint", e))?;
-    let sql = format!(
-        "select count(*), coalesce(md5(string_agg(h, '' order by h)), '') from (select md5(x::text) h from {from} x) s"
-    );
+    let sql = format!("select {FINGERPRINT} from {from} x");
     let r = c.query_one(&sql, &[]).await;
     let (undo, out) = match r {
         Ok(row) => (
@@ -274,12 +279,12 @@ pub async fn compare(
         ..Access::default()
     };
     for p in principals {
-        let source = as_principal(src, p, side(src, tables, true))
-            .await?
-            .unwrap_or_else(|why| refused(tables.len(), why));
-        let target = as_principal(tgt, p, side(tgt, tables, false))
-            .await?
-            .unwrap_or_else(|why| refused(tables.len(), why));
+        let (source, target) = tokio::try_join!(
+            as_principal(src, p, side(src, tables, true)),
+            as_principal(tgt, p, side(tgt, tables, false))
+        )?;
+        let source = source.unwrap_or_else(|why| refused(tables.len(), why));
+        let target = target.unwrap_or_else(|why| refused(tables.len(), why));
         for ((t, s), n) in tables.iter().zip(source).zip(target) {
             out.compared += 1;
             if s.same(&n) {
@@ -297,15 +302,83 @@ pub async fn compare(
     Ok(out)
 }
 
+/// What the current role sees of each table: the tables it may not read
+/// are refused without a query, the others read in one statement (each
+/// alone, in a savepoint, if that statement fails).
 async fn side(c: &Client, tables: &[RlsTable], source: bool) -> Result<Vec<Seen>> {
-    let mut out = Vec::with_capacity(tables.len());
-    for t in tables {
-        let (name, cols): (&TableName, Vec<String>) = if source {
-            (&t.source, t.columns.iter().map(|c| c.0.clone()).collect())
-        } else {
-            (&t.target, t.columns.iter().map(|c| c.1.clone()).collect())
-        };
-        out.push(seen(c, &rows_of(name, &cols)).await?);
+    let froms: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let (name, cols): (&TableName, Vec<String>) = if source {
+                (&t.source, t.columns.iter().map(|c| c.0.clone()).collect())
+            } else {
+                (&t.target, t.columns.iter().map(|c| c.1.clone()).collect())
+            };
+            rows_of(name, &cols)
+        })
+        .collect();
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            if source {
+                t.source.quoted()
+            } else {
+                t.target.quoted()
+            }
+        })
+        .collect();
+    let may: Vec<bool> = c
+        .query_one(
+            "select coalesce(array_agg(has_table_privilege(t, 'select') order by n), '{}') \
+             from unnest($1::text[]) with ordinality u(t, n)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the role's privileges", e))?
+        .get(0);
+    let readable: Vec<usize> = (0..tables.len())
+        .filter(|&i| may.get(i) == Some(&true))
+        .collect();
+    let mut out: Vec<Seen> = (0..tables.len())
+        .map(|_| Seen::Refused {
+            message: "no SELECT privilege".into(),
+        })
+        .collect();
+    if readable.is_empty() {
+        return Ok(out);
+    }
+    let union: Vec<String> = readable
+        .iter()
+        .map(|&i| format!("select {i}::int, {FINGERPRINT} from {} x", froms[i]))
+        .collect();
+    c.batch_execute("savepoint supamigrate_read")
+        .await
+        .map_err(|e| Error::postgres("opening a savepoint", e))?;
+    match c.query(&union.join(" union all "), &[]).await {
+        Ok(rows) => {
+            c.batch_execute("release savepoint supamigrate_read")
+                .await
+                .map_err(|e| Error::postgres("leaving the savepoint", e))?;
+            for r in rows {
+                let i = r.get::<_, i32>(0) as usize;
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Seen::Rows {
+                        count: r.get(1),
+                        fingerprint: r.get(2),
+                    };
+                }
+            }
+        }
+        Err(_) => {
+            c.batch_execute(
+                "rollback to savepoint supamigrate_read; release savepoint supamigrate_read",
+            )
+            .await
+            .map_err(|e| Error::postgres("leaving the savepoint", e))?;
+            for &i in &readable {
+                out[i] = seen(c, &froms[i]).await?;
+            }
+        }
     }
     Ok(out)
 }

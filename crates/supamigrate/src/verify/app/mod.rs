@@ -86,6 +86,10 @@ pub async fn check(src: &Client, tgt: &Client, opts: &AppOptions) -> Result<AppR
     let started = std::time::Instant::now();
     let plan = &opts.plan;
     let logins = logins::census(src, tgt, &plan.tables).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "verify --app: logins"
+    );
     let everyone = access::principals(src, opts.users).await?;
     let access = if plan.options.policies == PolicyMode::Drop {
         access::Access {
@@ -103,6 +107,10 @@ pub async fn check(src: &Client, tgt: &Client, opts: &AppOptions) -> Result<AppR
             access::compare(src, tgt, &everyone, &tables).await?
         }
     };
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "verify --app: access"
+    );
     // Views and functions as an anonymous and as a signed-up user.
     let askers: Vec<access::Principal> = everyone
         .iter()
@@ -111,7 +119,15 @@ pub async fn check(src: &Client, tgt: &Client, opts: &AppOptions) -> Result<AppR
         .cloned()
         .collect();
     let answers = answers::compare(src, tgt, &plan.schemas, &askers).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "verify --app: answers"
+    );
     let plans = plans::compare(src, tgt, opts.statements, &plan.schemas).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "verify --app: plans"
+    );
     Ok(AppReport {
         logins,
         access,
@@ -183,17 +199,76 @@ pub async fn write_settings(
 async fn rls_tables(src: &Client, plan: &MigrationPlan) -> Result<Vec<access::RlsTable>> {
     let on = access::rls_tables(src).await?;
     let users = crate::pg::TableName::new("auth", "users");
-    Ok(plan
+    let mut out = Vec::new();
+    for m in plan
         .tables
         .iter()
         .filter(|m| on.contains(&m.source))
         .filter(|m| plan.schemas.contains(&m.source.schema) || m.source == users)
-        .map(|m| access::RlsTable {
+    {
+        let compared = crate::follow::check::compared_columns(plan, m);
+        let key = primary_key(src, &m.source).await?;
+        let by_key: Vec<(String, String)> = key
+            .iter()
+            .filter_map(|k| compared.iter().find(|(s, _)| s == k).cloned())
+            .collect();
+        out.push(access::RlsTable {
             source: m.source.clone(),
             target: m.target.clone(),
-            columns: crate::follow::check::compared_columns(plan, m),
+            columns: if !key.is_empty() && by_key.len() == key.len() {
+                by_key
+            } else {
+                compared
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A table's primary key columns on the source, in order.
+async fn primary_key(src: &Client, t: &crate::pg::TableName) -> Result<Vec<String>> {
+    let rows = src
+        .query(
+            "select a.attname::text from pg_index i \
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) \
+             where i.indrelid = to_regclass($1) and i.indisprimary \
+             order by array_position(i.indkey::int2[], a.attnum)",
+            &[&t.quoted()],
+        )
+        .await
+        .map_err(|e| crate::error::Error::postgres(format!("reading the primary key of {t}"), e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// What the checks found different, a line each.
+pub fn differences(r: &AppReport) -> Vec<String> {
+    groups(r)
+        .into_iter()
+        .flat_map(|(title, lines)| {
+            lines
+                .into_iter()
+                .filter(|(ok, _)| !ok)
+                .map(move |(_, l)| format!("{title}: {l}"))
         })
-        .collect())
+        .collect()
+}
+
+/// One line saying what the checks proved.
+pub fn summary(r: &AppReport) -> String {
+    let plans = match &r.plans.not_checked {
+        Some(_) => "query plans not compared (no pg_stat_statements)".to_string(),
+        None => format!("{} busy read(s) planned on both sides", r.plans.compared),
+    };
+    format!(
+        "application: {} user(s) in {} sign-in kind(s); {} principal(s) × {} RLS table(s) compared; {} view(s) and {} function(s) compared; {plans}; {} difference(s)",
+        r.logins.users,
+        r.logins.kinds.len(),
+        r.access.principals.len(),
+        r.access.tables.len(),
+        r.answers.views.len(),
+        r.answers.functions.len(),
+        r.mismatches()
+    )
 }
 
 /// The report's groups of lines: (title, [(ok, line)]).

@@ -19,12 +19,13 @@ pub async fn follow(ctx: &Context, args: &FollowArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         println!(
-            "follow on slot {}: {}; applied {} transactions ({} rows) up to {}; the source is at {} ({} bytes behind); last applied {:.1} s ago; {}",
+            "follow on slot {}: {}; applied {} transactions ({} rows) up to {}; {} changed row(s) already found equal on the source (compared while following); the source is at {} ({} bytes behind); last applied {:.1} s ago; {}",
             s.state.slot,
             s.state.state,
             s.state.applied_transactions,
             s.state.applied_rows,
             s.state.applied_lsn,
+            s.state.compared_while_following,
             s.source_lsn,
             s.lag_bytes,
             s.seconds_since_applied,

@@ -354,28 +354,41 @@ pub(crate) async fn compare_while_following(
     plan: &MigrationPlan,
 ) {
     let mut sessions: Option<(Client, Client)> = None;
+    // Said once until a pass succeeds again (the source may be away for a
+    // while; the follow reconnects on its own).
+    let mut said = false;
     loop {
         tokio::time::sleep(COMPARE_EVERY).await;
         if sessions.is_none() {
-            sessions = match compare_sessions(source, target).await {
-                Ok(s) => Some(s),
+            match compare_sessions(source, target).await {
+                Ok(s) => sessions = Some(s),
                 Err(e) => {
-                    tracing::warn!("comparing the changed rows while following: {e}; trying again");
+                    say_once(&mut said, &e);
                     continue;
                 }
-            };
+            }
         }
         let Some((src, tgt)) = &sessions else {
             continue;
         };
         match compare_pass(src, tgt, plan).await {
-            Ok(Some(n)) => tracing::debug!("compared while following: {n} changed row(s) equal"),
+            Ok(Some(n)) => {
+                said = false;
+                tracing::debug!("compared while following: {n} changed row(s) equal");
+            }
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!("comparing the changed rows while following: {e}; trying again");
+                say_once(&mut said, &e);
                 sessions = None;
             }
         }
+    }
+}
+
+fn say_once(said: &mut bool, e: &Error) {
+    if !*said {
+        tracing::warn!("comparing the changed rows while following: {e}; trying again each second");
+        *said = true;
     }
 }
 

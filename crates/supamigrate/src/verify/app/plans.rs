@@ -156,24 +156,21 @@ pub fn reads_only(query: &str, schemas: &[String]) -> bool {
     tables.iter().any(|t| ours(t)) && !tables.iter().any(|t| foreign(t))
 }
 
-/// The highest `$n` of a normalized statement.
+/// The highest `$n` of a normalized statement (from its parse tree).
 fn parameters(query: &str) -> usize {
-    let mut max = 0;
-    let b = query.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'$' {
-            let digits: String = query[i + 1..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                max = max.max(n);
-            }
-        }
-        i += 1;
-    }
-    max
+    let Ok(parsed) = pg_query::parse(query, pg_query::ParserOptions::DEFAULT) else {
+        return 0;
+    };
+    parsed
+        .protobuf
+        .nodes()
+        .iter()
+        .filter_map(|(n, ..)| match n {
+            pg_query::NodeRef::ParamRef(p) => usize::try_from(p.number).ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The generic plan of `query` (EXPLAIN EXECUTE of a prepared statement

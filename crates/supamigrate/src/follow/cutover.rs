@@ -218,6 +218,7 @@ async fn writes_stopped(
         .await
         .map_err(|e| Error::postgres("sending the cutover's sentinel down the stream", e))?
         .get(0);
+    super::flush_wal(src).await?;
     tgt.execute(
         "update supamigrate.follow set cutover_lsn = $1::text::pg_lsn",
         &[&at],

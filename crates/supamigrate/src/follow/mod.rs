@@ -39,6 +39,24 @@ pub use stream::{follow, FollowOptions, FollowSummary, Until};
 /// The prefix of the cutover's sentinel message on the stream.
 pub const SENTINEL_PREFIX: &str = "supamigrate.cutover";
 
+/// The prefix of the message that pushes ours out to the stream.
+pub const FLUSH_PREFIX: &str = "supamigrate.flush";
+
+/// Makes the source flush its WAL now: a message sent without a
+/// transaction (ours) reaches the stream only once the WAL writer has
+/// flushed it (up to `wal_writer_delay` later, 200 ms by default); a
+/// committed transaction flushes at once. So the cutover's sentinel is
+/// applied as soon as the target has caught up, not a WAL writer's round
+/// later.
+pub(crate) async fn flush_wal(c: &Client) -> Result<()> {
+    c.batch_execute(&format!(
+        "begin transaction read write; set local synchronous_commit = on; \
+         select pg_logical_emit_message(true, '{FLUSH_PREFIX}', ''); commit"
+    ))
+    .await
+    .map_err(|e| Error::postgres("flushing the source's WAL", e))
+}
+
 /// What the target's store says of the follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FollowState {

@@ -196,6 +196,7 @@ async fn emit(source: &ConnInfo, prefix: &str) -> Result<String> {
     )
     .await
     .map_err(|e| Error::postgres("sending a message down the change stream", e))?;
+    super::flush_wal(&c).await?;
     Ok(token)
 }
 
@@ -295,6 +296,7 @@ async fn session(
         applied,
         group: None,
         in_source: None,
+        source_changes: 0,
         source: source.clone(),
         heartbeat: Instant::now(),
         started,
@@ -363,6 +365,9 @@ struct Apply {
     group: Option<Group>,
     /// Inside a source transaction: whether it is skipped (applied before).
     in_source: Option<bool>,
+    /// Changes in the current source transaction (one with none, such as
+    /// our WAL flush, is not counted as applied).
+    source_changes: u64,
     source: ConnInfo,
     /// When the last heartbeat was sent.
     heartbeat: Instant,
@@ -450,6 +455,7 @@ impl Apply {
                     self.group = Some(Group::new());
                 }
                 self.in_source = Some(skip);
+                self.source_changes = 0;
             }
             ReplicationEvent::XLogData { data, .. } => self.change(&data).await?,
             ReplicationEvent::Commit {
@@ -460,7 +466,7 @@ impl Apply {
                 Some(true) => summary.skipped_transactions += 1,
                 Some(false) => {
                     if let Some(g) = self.group.as_mut() {
-                        g.transactions += 1;
+                        g.transactions += u64::from(self.source_changes > 0);
                         g.end = Some((end_lsn, commit_time_micros));
                         if g.full() {
                             self.commit_group(client, summary, progress).await?;
@@ -514,6 +520,7 @@ impl Apply {
         if self.in_source != Some(false) {
             return Ok(());
         }
+        self.source_changes += 1;
         let Some(g) = self.group.as_mut() else {
             return Ok(());
         };

@@ -278,13 +278,18 @@ pub async fn compare(
         tables: tables.iter().map(|t| t.target.to_string()).collect(),
         ..Access::default()
     };
+    let roles: Vec<String> = principals
+        .iter()
+        .map(|p| p.role.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let (mut on_source, mut on_target) = tokio::try_join!(
+        Reader::new(src, tables, true, &roles),
+        Reader::new(tgt, tables, false, &roles)
+    )?;
     for p in principals {
-        let (source, target) = tokio::try_join!(
-            as_principal(src, p, side(src, tables, true)),
-            as_principal(tgt, p, side(tgt, tables, false))
-        )?;
-        let source = source.unwrap_or_else(|why| refused(tables.len(), why));
-        let target = target.unwrap_or_else(|why| refused(tables.len(), why));
+        let (source, target) = tokio::try_join!(on_source.read(p), on_target.read(p))?;
         for ((t, s), n) in tables.iter().zip(source).zip(target) {
             out.compared += 1;
             if s.same(&n) {
@@ -302,10 +307,102 @@ pub async fn compare(
     Ok(out)
 }
 
+/// One side's reads. A role that sees every row of a table whoever the
+/// user is (no row level security, BYPASSRLS, or a permissive policy
+/// `USING (true)` for it and no restrictive one) has the table read once,
+/// for its first principal: only what depends on the user is read again.
+struct Reader<'a> {
+    c: &'a Client,
+    tables: &'a [RlsTable],
+    source: bool,
+    /// (role, table index) pairs whose rows do not depend on the user.
+    independent: std::collections::BTreeSet<(String, usize)>,
+    cache: std::collections::BTreeMap<(String, usize), Seen>,
+}
+
+impl<'a> Reader<'a> {
+    async fn new(
+        c: &'a Client,
+        tables: &'a [RlsTable],
+        source: bool,
+        roles: &[String],
+    ) -> Result<Reader<'a>> {
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| {
+                if source {
+                    t.source.quoted()
+                } else {
+                    t.target.quoted()
+                }
+            })
+            .collect();
+        let rows = c
+            .query(
+                "select u.n::int - 1, r.rolname::text \
+                 from unnest($1::text[]) with ordinality u(t, n) \
+                 cross join (select rolname, rolbypassrls from pg_roles where rolname = any($2)) r \
+                 where r.rolbypassrls \
+                    or not coalesce((select relrowsecurity from pg_class where oid = to_regclass(u.t)), true) \
+                    or (exists (select 1 from pg_policy p where p.polrelid = to_regclass(u.t) and p.polpermissive \
+                                and p.polcmd in ('r', '*') and pg_get_expr(p.polqual, p.polrelid) = 'true' \
+                                and exists (select 1 from unnest(p.polroles) pr where pr = 0 or pg_has_role(r.rolname, pr, 'MEMBER'))) \
+                        and not exists (select 1 from pg_policy p where p.polrelid = to_regclass(u.t) and not p.polpermissive \
+                                and p.polcmd in ('r', '*') \
+                                and exists (select 1 from unnest(p.polroles) pr where pr = 0 or pg_has_role(r.rolname, pr, 'MEMBER'))))",
+                &[&names, &roles],
+            )
+            .await
+            .map_err(|e| Error::postgres("reading which policies depend on the user", e))?;
+        Ok(Reader {
+            c,
+            tables,
+            source,
+            independent: rows
+                .iter()
+                .map(|r| (r.get::<_, String>(1), r.get::<_, i32>(0) as usize))
+                .collect(),
+            cache: Default::default(),
+        })
+    }
+
+    /// What `p` sees of each table.
+    async fn read(&mut self, p: &Principal) -> Result<Vec<Seen>> {
+        let n = self.tables.len();
+        let need: Vec<usize> = (0..n)
+            .filter(|i| !self.cache.contains_key(&(p.role.clone(), *i)))
+            .collect();
+        let read = as_principal(self.c, p, side(self.c, self.tables, self.source, &need)).await?;
+        let read = match read {
+            Ok(r) => r,
+            Err(why) => return Ok(refused(n, why)),
+        };
+        let mut got: std::collections::BTreeMap<usize, Seen> = need.into_iter().zip(read).collect();
+        for (i, s) in &got {
+            if self.independent.contains(&(p.role.clone(), *i)) {
+                self.cache.insert((p.role.clone(), *i), s.clone());
+            }
+        }
+        Ok((0..n)
+            .map(|i| {
+                got.remove(&i)
+                    .or_else(|| self.cache.get(&(p.role.clone(), i)).cloned())
+                    .unwrap_or(Seen::Refused {
+                        message: "not read".into(),
+                    })
+            })
+            .collect())
+    }
+}
+
 /// What the current role sees of each table: the tables it may not read
 /// are refused without a query, the others read in one statement (each
 /// alone, in a savepoint, if that statement fails).
-async fn side(c: &Client, tables: &[RlsTable], source: bool) -> Result<Vec<Seen>> {
+async fn side(c: &Client, all: &[RlsTable], source: bool, which: &[usize]) -> Result<Vec<Seen>> {
+    let tables: Vec<&RlsTable> = which.iter().filter_map(|&i| all.get(i)).collect();
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
     let froms: Vec<String> = tables
         .iter()
         .map(|t| {

@@ -173,8 +173,9 @@ pub fn copy_sessions(jobs: usize, post_data: bool) -> usize {
 }
 
 /// Sessions verify opens besides its workers' on each side: the one that
-/// holds the snapshot, the coordinator, and the one lifting FORCE RLS.
-pub const VERIFY_SESSIONS: usize = 3;
+/// holds the snapshot, the coordinator, the one lifting FORCE RLS, and the
+/// application's checks' three (`--app`, and `run`).
+pub const VERIFY_SESSIONS: usize = 6;
 
 /// Who holds the migration lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -364,7 +364,7 @@ async fn snapshot_sessions(
     Ok((out, snapshot, holder))
 }
 
-/// `--app`'s checks, on a session per side reading verify's snapshots
+/// `--app`'s checks, on [`app::PAIRS`] sessions per side reading verify's snapshots
 /// (statements limited to a minute each: a view or function that runs
 /// longer is reported, not waited for).
 async fn app_checks(
@@ -386,11 +386,18 @@ async fn app_checks(
         import_snapshot(&c, &snap, Access::ReadOnly).await?;
         Ok::<Client, Error>(c)
     };
-    let (s, t) = tokio::try_join!(
-        open("source", source.clone(), src_snap.to_string()),
-        open("target", target.clone(), tgt_snap.to_string())
-    )?;
-    Ok(Some(app::check(&s, &t, app).await?))
+    let opened = futures_util::future::join_all((0..app::PAIRS).map(|_| async {
+        tokio::try_join!(
+            open("source", source.clone(), src_snap.to_string()),
+            open("target", target.clone(), tgt_snap.to_string())
+        )
+    }))
+    .await;
+    let mut pairs = Vec::with_capacity(app::PAIRS);
+    for p in opened {
+        pairs.push(p?);
+    }
+    Ok(Some(app::check(&pairs, app).await?))
 }
 
 /// A source or target table's columns, as read by `sql/columns.sql`.

@@ -191,14 +191,13 @@ pub async fn as_principal<T>(
     p: &Principal,
     f: impl std::future::Future<Output = Result<T>>,
 ) -> Result<std::result::Result<T, String>> {
-    c.batch_execute("savepoint supamigrate_principal")
-        .await
-        .map_err(|e| Error::postgres("opening a savepoint", e))?;
+    // One round trip: the savepoint and the switch.
     let switched = c
-        .query(
-            "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true)",
-            &[&p.claims, &p.role],
-        )
+        .batch_execute(&format!(
+            "savepoint supamigrate_principal; select set_config('request.jwt.claims', {}, true), set_config('role', {}, true)",
+            crate::pg::quote_literal(&p.claims),
+            crate::pg::quote_literal(&p.role)
+        ))
         .await;
     let out = match switched {
         Ok(_) => f.await.map(Ok),
@@ -288,6 +287,17 @@ pub async fn compare(
         Reader::new(src, tables, true, &roles),
         Reader::new(tgt, tables, false, &roles)
     )?;
+    // A table a role sees the same way on both sides whoever the user is
+    // (every row, none, or refused) needs no read: every row's content is
+    // verify's to compare.
+    let settled: std::collections::BTreeMap<(String, usize), Seen> = on_source
+        .kinds
+        .iter()
+        .filter(|(k, kind)| on_target.kinds.get(*k) == Some(*kind))
+        .map(|(k, kind)| (k.clone(), kind.seen()))
+        .collect();
+    on_source.cache.extend(settled.clone());
+    on_target.cache.extend(settled);
     for p in principals {
         let (source, target) = tokio::try_join!(on_source.read(p), on_target.read(p))?;
         for ((t, s), n) in tables.iter().zip(source).zip(target) {
@@ -307,16 +317,74 @@ pub async fn compare(
     Ok(out)
 }
 
-/// One side's reads. A role that sees every row of a table whoever the
-/// user is (no row level security, BYPASSRLS, or a permissive policy
-/// `USING (true)` for it and no restrictive one) has the table read once,
-/// for its first principal: only what depends on the user is read again.
+/// What a role sees of a table whoever the user is, when that does not
+/// depend on the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Every row: no row level security, BYPASSRLS, or a permissive
+    /// `USING (true)` policy for it and no restrictive one.
+    All,
+    /// No row: row level security and no permissive policy for it.
+    None,
+    /// No SELECT privilege.
+    Refused,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "all" => Some(Kind::All),
+            "none" => Some(Kind::None),
+            "refused" => Some(Kind::Refused),
+            _ => None,
+        }
+    }
+
+    /// What both sides seeing it this way stands for.
+    fn seen(self) -> Seen {
+        match self {
+            Kind::All => Seen::Rows {
+                count: -1,
+                fingerprint: "every row (their content compared by verify)".into(),
+            },
+            Kind::None => Seen::Rows {
+                count: 0,
+                fingerprint: "0".into(),
+            },
+            Kind::Refused => Seen::Refused {
+                message: "no SELECT privilege".into(),
+            },
+        }
+    }
+}
+
+/// Which (table, role) pairs do not depend on the user, and how.
+const KINDS_SQL: &str = "select u.n::int - 1, r.rolname::text, \
+   case when not has_table_privilege(r.rolname, u.t, 'select') then 'refused' \
+        when r.rolbypassrls or not coalesce(c.relrowsecurity, true) then 'all' \
+        when not exists (select 1 from pg_policy p where p.polrelid = c.oid and p.polpermissive \
+                           and p.polcmd in ('r', '*') and exists (select 1 from unnest(p.polroles) pr \
+                           where pr = 0 or pg_has_role(r.rolname, pr, 'MEMBER'))) then 'none' \
+        when exists (select 1 from pg_policy p where p.polrelid = c.oid and p.polpermissive \
+                       and p.polcmd in ('r', '*') and pg_get_expr(p.polqual, p.polrelid) = 'true' \
+                       and exists (select 1 from unnest(p.polroles) pr where pr = 0 or pg_has_role(r.rolname, pr, 'MEMBER'))) \
+             and not exists (select 1 from pg_policy p where p.polrelid = c.oid and not p.polpermissive \
+                       and p.polcmd in ('r', '*') and exists (select 1 from unnest(p.polroles) pr \
+                       where pr = 0 or pg_has_role(r.rolname, pr, 'MEMBER'))) then 'all' \
+        else 'user' end \
+ from unnest($1::text[]) with ordinality u(t, n) \
+ join pg_class c on c.oid = to_regclass(u.t) \
+ cross join (select rolname, rolbypassrls from pg_roles where rolname = any($2)) r";
+
+/// One side's reads: what does not depend on the user is read once per
+/// role (or not at all, when both sides agree it is every row, none, or
+/// refused); only the rest is read for each user.
 struct Reader<'a> {
     c: &'a Client,
     tables: &'a [RlsTable],
     source: bool,
     /// (role, table index) pairs whose rows do not depend on the user.
-    independent: std::collections::BTreeSet<(String, usize)>,
+    kinds: std::collections::BTreeMap<(String, usize), Kind>,
     cache: std::collections::BTreeMap<(String, usize), Seen>,
 }
 
@@ -338,29 +406,19 @@ impl<'a> Reader<'a> {
             })
             .collect();
         let rows = c
-            .query(
-                "select u.n::int - 1, r.rolname::text \
-                 from unnest($1::text[]) with ordinality u(t, n) \
-                 cross join (select rolname, rolbypassrls from pg_roles where rolname = any($2)) r \
-                 where r.rolbypassrls \
-                    or not coalesce((select relrowsecurity from pg_class where oid = to_regclass(u.t)), true) \
-                    or (exists (select 1 from pg_policy p where p.polrelid = to_regclass(u.t) and p.polpermissive \
-                                and p.polcmd in ('r', '*') and pg_get_expr(p.polqual, p.polrelid) = 'true' \
-                                and exists (select 1 from unnest(p.polroles) pr where pr = 0 or pg_has_role(r.rolname, pr, 'MEMBER'))) \
-                        and not exists (select 1 from pg_policy p where p.polrelid = to_regclass(u.t) and not p.polpermissive \
-                                and p.polcmd in ('r', '*') \
-                                and exists (select 1 from unnest(p.polroles) pr where pr = 0 or pg_has_role(r.rolname, pr, 'MEMBER'))))",
-                &[&names, &roles],
-            )
+            .query(KINDS_SQL, &[&names, &roles])
             .await
             .map_err(|e| Error::postgres("reading which policies depend on the user", e))?;
         Ok(Reader {
             c,
             tables,
             source,
-            independent: rows
+            kinds: rows
                 .iter()
-                .map(|r| (r.get::<_, String>(1), r.get::<_, i32>(0) as usize))
+                .filter_map(|r| {
+                    let kind = Kind::parse(r.get::<_, &str>(2))?;
+                    Some(((r.get::<_, String>(1), r.get::<_, i32>(0) as usize), kind))
+                })
                 .collect(),
             cache: Default::default(),
         })
@@ -372,14 +430,16 @@ impl<'a> Reader<'a> {
         let need: Vec<usize> = (0..n)
             .filter(|i| !self.cache.contains_key(&(p.role.clone(), *i)))
             .collect();
-        let read = as_principal(self.c, p, side(self.c, self.tables, self.source, &need)).await?;
-        let read = match read {
-            Ok(r) => r,
-            Err(why) => return Ok(refused(n, why)),
+        let mut got: std::collections::BTreeMap<usize, Seen> = if need.is_empty() {
+            Default::default()
+        } else {
+            match as_principal(self.c, p, side(self.c, self.tables, self.source, &need)).await? {
+                Ok(read) => need.into_iter().zip(read).collect(),
+                Err(why) => return Ok(refused(n, why)),
+            }
         };
-        let mut got: std::collections::BTreeMap<usize, Seen> = need.into_iter().zip(read).collect();
         for (i, s) in &got {
-            if self.independent.contains(&(p.role.clone(), *i)) {
+            if self.kinds.contains_key(&(p.role.clone(), *i)) {
                 self.cache.insert((p.role.clone(), *i), s.clone());
             }
         }
@@ -448,20 +508,28 @@ async fn side(c: &Client, all: &[RlsTable], source: bool, which: &[usize]) -> Re
         .iter()
         .map(|&i| format!("select {i}::int, {FINGERPRINT} from {} x", froms[i]))
         .collect();
-    c.batch_execute("savepoint supamigrate_read")
-        .await
-        .map_err(|e| Error::postgres("opening a savepoint", e))?;
-    match c.query(&union.join(" union all "), &[]).await {
-        Ok(rows) => {
-            c.batch_execute("release savepoint supamigrate_read")
-                .await
-                .map_err(|e| Error::postgres("leaving the savepoint", e))?;
-            for r in rows {
-                let i = r.get::<_, i32>(0) as usize;
+    // One round trip: the savepoint, the reads, the release.
+    let batch = format!(
+        "savepoint supamigrate_read; {}; release savepoint supamigrate_read",
+        union.join(" union all ")
+    );
+    match c.simple_query(&batch).await {
+        Ok(messages) => {
+            for m in messages {
+                let tokio_postgres::SimpleQueryMessage::Row(r) = m else {
+                    continue;
+                };
+                let field = |k: usize| r.get(k).unwrap_or_default().to_string();
+                let (Ok(i), Ok(count)) = (field(0).parse::<usize>(), field(1).parse::<i64>())
+                else {
+                    return Err(Error::internal(
+                        "an unreadable row count from the access comparison",
+                    ));
+                };
                 if let Some(slot) = out.get_mut(i) {
                     *slot = Seen::Rows {
-                        count: r.get(1),
-                        fingerprint: r.get(2),
+                        count,
+                        fingerprint: field(2),
                     };
                 }
             }

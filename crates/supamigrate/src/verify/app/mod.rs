@@ -80,54 +80,53 @@ impl AppReport {
     }
 }
 
-/// Runs the checks on two sessions, each inside a read-only snapshot
-/// transaction (verify's).
-pub async fn check(src: &Client, tgt: &Client, opts: &AppOptions) -> Result<AppReport> {
+/// Sessions (a pair: source, target) the checks run on at once.
+pub const PAIRS: usize = 3;
+
+/// Runs the checks on [`PAIRS`] pairs of sessions, each inside a read-only
+/// snapshot transaction (verify's): the access comparison on one, the query
+/// plans on another, the logins and the views' answers on the third.
+pub async fn check(pairs: &[(Client, Client)], opts: &AppOptions) -> Result<AppReport> {
     let started = std::time::Instant::now();
-    let plan = &opts.plan;
-    let logins = logins::census(src, tgt, &plan.tables).await?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        "verify --app: logins"
-    );
-    let everyone = access::principals(src, opts.users).await?;
-    let access = if plan.options.policies == PolicyMode::Drop {
-        access::Access {
-            not_checked: Some("RLS policies were dropped (--policies drop): access control is now the application's, not the database's; nothing to compare".into()),
-            ..access::Access::default()
-        }
-    } else {
-        let tables = rls_tables(src, plan).await?;
-        if tables.is_empty() {
-            access::Access {
-                not_checked: Some("no migrated table has row level security on the source".into()),
-                ..access::Access::default()
-            }
-        } else {
-            access::compare(src, tgt, &everyone, &tables).await?
-        }
+    let [(s0, t0), (s1, t1), (s2, t2)] = pairs else {
+        return Err(crate::error::Error::internal(format!(
+            "verify --app needs {PAIRS} pairs of sessions, not {}",
+            pairs.len()
+        )));
     };
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        "verify --app: access"
-    );
-    // Views and functions as an anonymous and as a signed-up user.
-    let askers: Vec<access::Principal> = everyone
-        .iter()
-        .filter(|p| p.name == "anon")
-        .chain(everyone.iter().skip(2).take(1))
-        .cloned()
-        .collect();
-    let answers = answers::compare(src, tgt, &plan.schemas, &askers).await?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        "verify --app: answers"
-    );
-    let plans = plans::compare(src, tgt, opts.statements, &plan.schemas).await?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        "verify --app: plans"
-    );
+    let plan = &opts.plan;
+    let everyone = access::principals(s0, opts.users).await?;
+    let timed = |part: &'static str| {
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            "verify --app: {part} done"
+        )
+    };
+    let (access, plans, (logins, answers)) = tokio::try_join!(
+        async {
+            let r = access_part(s0, t0, plan, &everyone).await;
+            timed("access");
+            r
+        },
+        async {
+            let r = plans::compare(s1, t1, opts.statements, &plan.schemas).await;
+            timed("plans");
+            r
+        },
+        async {
+            let logins = logins::census(s2, t2, &plan.tables).await?;
+            // Views and functions as an anonymous and as a signed-up user.
+            let askers: Vec<access::Principal> = everyone
+                .iter()
+                .filter(|p| p.name == "anon")
+                .chain(everyone.iter().skip(2).take(1))
+                .cloned()
+                .collect();
+            let answers = answers::compare(s2, t2, &plan.schemas, &askers).await?;
+            timed("logins and answers");
+            Ok::<_, crate::error::Error>((logins, answers))
+        }
+    )?;
     Ok(AppReport {
         logins,
         access,
@@ -136,6 +135,29 @@ pub async fn check(src: &Client, tgt: &Client, opts: &AppOptions) -> Result<AppR
         settings_file: None,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Each user's access, unless there is nothing to compare.
+async fn access_part(
+    src: &Client,
+    tgt: &Client,
+    plan: &MigrationPlan,
+    everyone: &[access::Principal],
+) -> Result<access::Access> {
+    if plan.options.policies == PolicyMode::Drop {
+        return Ok(access::Access {
+            not_checked: Some("RLS policies were dropped (--policies drop): access control is now the application's, not the database's; nothing to compare".into()),
+            ..access::Access::default()
+        });
+    }
+    let tables = rls_tables(src, plan).await?;
+    if tables.is_empty() {
+        return Ok(access::Access {
+            not_checked: Some("no migrated table has row level security on the source".into()),
+            ..access::Access::default()
+        });
+    }
+    access::compare(src, tgt, everyone, &tables).await
 }
 
 /// Writes the application's new settings into `m`'s state folder, from its

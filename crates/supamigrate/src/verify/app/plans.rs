@@ -194,12 +194,13 @@ async fn generic_plan(c: &Client, query: &str) -> std::result::Result<Value, Str
             .map(|r| r.get::<_, Value>(0)),
         Err(e) => Err(e),
     };
-    let _ = c.batch_execute("deallocate supamigrate_plan").await;
+    // PREPARE is not undone by the rollback: deallocated after it (a failed
+    // PREPARE left nothing, which `deallocate all` does not mind).
     let _ = c
-        .batch_execute("rollback to savepoint supamigrate_plan; release savepoint supamigrate_plan")
+        .batch_execute(
+            "rollback to savepoint supamigrate_plan; release savepoint supamigrate_plan; deallocate all",
+        )
         .await;
-    // A failed PREPARE leaves no statement to deallocate: clean up once more.
-    let _ = c.batch_execute("deallocate all").await;
     result.map_err(|e| {
         e.as_db_error()
             .map_or_else(|| e.to_string(), |d| d.message().to_string())
@@ -298,7 +299,7 @@ pub async fn compare(src: &Client, tgt: &Client, n: usize, schemas: &[String]) -
     };
     let mut out = Plans::default();
     for q in statements {
-        let (s, t) = (generic_plan(src, &q).await, generic_plan(tgt, &q).await);
+        let (s, t) = tokio::join!(generic_plan(src, &q), generic_plan(tgt, &q));
         let (s, t) = match (s, t) {
             (Ok(s), Ok(t)) => (s, t),
             (Err(e), _) => {

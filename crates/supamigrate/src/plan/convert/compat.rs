@@ -341,7 +341,8 @@ pub(super) fn service_role_policies(out: &mut Conversion) -> Result<()> {
             crate::pg::quote_ident(schema),
             crate::pg::quote_ident(&rv.relname)
         );
-        if table == "public.app_users" {
+        // app_users has its own (users_rls).
+        if schema == "public" && rv.relname == "app_users" {
             continue;
         }
         new.push(added(

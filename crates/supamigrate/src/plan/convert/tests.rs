@@ -170,10 +170,13 @@ const CASES: &[(&str, &str, &[&str], &[&str])] = &[
         &["CREATE POLICY p ON public.t TO authenticated USING (true);"],
     ),
     (
-        "RLS is enabled only with the shim",
+        "RLS is enabled only with the shim, service_role keeping every row",
         "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY",
         &[],
-        &["ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;"],
+        &[
+            "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;",
+            "CREATE POLICY supamigrate_service_role ON \"public\".\"profiles\" TO service_role USING (true) WITH CHECK (true);",
+        ],
     ),
     (
         "the Realtime publication is dropped",

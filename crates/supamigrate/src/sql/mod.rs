@@ -5,6 +5,7 @@
 //! e.g. with quoted identifiers that start with a digit).
 
 pub mod names;
+pub mod reads;
 pub mod tree;
 pub mod uses;
 

@@ -120,7 +120,7 @@ pub(super) fn add(
         .position(|s| s.section == Section::PostData)
         .unwrap_or(out.statements.len());
     out.statements.splice(first_post..first_post, post);
-    Ok(())
+    service_role_policies(out)
 }
 
 /// The privileges roles had on `auth.users` go to the view: the API roles

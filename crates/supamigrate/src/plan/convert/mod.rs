@@ -524,11 +524,7 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     };
     let refs: Vec<&Statement> = stmts.iter().map(|(_, st)| st).collect();
     let reach = reach::analyze(&refs, &ctx);
-    let user_columns = src
-        .auth_users_columns
-        .as_deref()
-        .map(crate::plan::users::user_columns)
-        .unwrap_or_default();
+    let user_columns = users_of(src);
     let rules = rules::Rules {
         opts,
         has_auth_users: ctx.has_auth,
@@ -547,7 +543,6 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         &runtime,
         &mut out,
     )?;
-    compat::service_role_policies(&mut out)?;
     platform::note(src, opts, &reach, &ctx, &mut out)?;
     note_project_roles(src, opts, &mut out);
     note_database_settings(src, &mut out);
@@ -558,6 +553,14 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
     out.statements
         .retain(|s| seen.insert((s.section, s.sql.clone())));
     Ok(out)
+}
+
+/// `auth.users`' columns and their names in `app_users` (none without it).
+fn users_of(src: &SchemaSource) -> Vec<crate::plan::users::UserColumn> {
+    src.auth_users_columns
+        .as_deref()
+        .map(crate::plan::users::user_columns)
+        .unwrap_or_default()
 }
 
 /// What is left to do for a project role provision creates: its login,

@@ -455,97 +455,97 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// What the current role sees of each table: the tables it may not read
-/// are refused without a query, the others read in one statement (each
-/// alone, in a savepoint, if that statement fails).
+/// What the current role sees of each table of `which`: the tables it may
+/// not read are refused without a query, the others read in one statement
+/// (each alone, in a savepoint, if that statement fails).
 async fn side(c: &Client, all: &[RlsTable], source: bool, which: &[usize]) -> Result<Vec<Seen>> {
     let tables: Vec<&RlsTable> = which.iter().filter_map(|&i| all.get(i)).collect();
-    if tables.is_empty() {
-        return Ok(Vec::new());
+    let mut froms = Vec::with_capacity(tables.len());
+    let mut names = Vec::with_capacity(tables.len());
+    for t in &tables {
+        let (name, cols): (&TableName, Vec<String>) = if source {
+            (&t.source, t.columns.iter().map(|c| c.0.clone()).collect())
+        } else {
+            (&t.target, t.columns.iter().map(|c| c.1.clone()).collect())
+        };
+        froms.push(rows_of(name, &cols));
+        names.push(name.quoted());
     }
-    let froms: Vec<String> = tables
-        .iter()
-        .map(|t| {
-            let (name, cols): (&TableName, Vec<String>) = if source {
-                (&t.source, t.columns.iter().map(|c| c.0.clone()).collect())
-            } else {
-                (&t.target, t.columns.iter().map(|c| c.1.clone()).collect())
-            };
-            rows_of(name, &cols)
-        })
-        .collect();
-    let names: Vec<String> = tables
-        .iter()
-        .map(|t| {
-            if source {
-                t.source.quoted()
-            } else {
-                t.target.quoted()
-            }
-        })
-        .collect();
-    let may: Vec<bool> = c
-        .query_one(
-            "select coalesce(array_agg(has_table_privilege(t, 'select') order by n), '{}') \
-             from unnest($1::text[]) with ordinality u(t, n)",
-            &[&names],
-        )
-        .await
-        .map_err(|e| Error::postgres("reading the role's privileges", e))?
-        .get(0);
+    let mut out: Vec<Seen> = vec![
+        Seen::Refused {
+            message: "no SELECT privilege".into(),
+        };
+        tables.len()
+    ];
+    let may = may_read(c, &names).await?;
     let readable: Vec<usize> = (0..tables.len())
         .filter(|&i| may.get(i) == Some(&true))
-        .collect();
-    let mut out: Vec<Seen> = (0..tables.len())
-        .map(|_| Seen::Refused {
-            message: "no SELECT privilege".into(),
-        })
         .collect();
     if readable.is_empty() {
         return Ok(out);
     }
+    if !read_together(c, &froms, &readable, &mut out).await? {
+        for &i in &readable {
+            out[i] = seen(c, &froms[i]).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the current role may read each of `names`.
+async fn may_read(c: &Client, names: &[String]) -> Result<Vec<bool>> {
+    Ok(c.query_one(
+        "select coalesce(array_agg(has_table_privilege(t, 'select') order by n), '{}') \
+             from unnest($1::text[]) with ordinality u(t, n)",
+        &[&names],
+    )
+    .await
+    .map_err(|e| Error::postgres("reading the role's privileges", e))?
+    .get(0))
+}
+
+/// Reads `readable` of `froms` in one round trip (a savepoint, the reads,
+/// its release) into `out`; `false` when the statement failed (undone).
+async fn read_together(
+    c: &Client,
+    froms: &[String],
+    readable: &[usize],
+    out: &mut [Seen],
+) -> Result<bool> {
     let union: Vec<String> = readable
         .iter()
         .map(|&i| format!("select {i}::int, {FINGERPRINT} from {} x", froms[i]))
         .collect();
-    // One round trip: the savepoint, the reads, the release.
     let batch = format!(
         "savepoint supamigrate_read; {}; release savepoint supamigrate_read",
         union.join(" union all ")
     );
-    match c.simple_query(&batch).await {
-        Ok(messages) => {
-            for m in messages {
-                let tokio_postgres::SimpleQueryMessage::Row(r) = m else {
-                    continue;
-                };
-                let field = |k: usize| r.get(k).unwrap_or_default().to_string();
-                let (Ok(i), Ok(count)) = (field(0).parse::<usize>(), field(1).parse::<i64>())
-                else {
-                    return Err(Error::internal(
-                        "an unreadable row count from the access comparison",
-                    ));
-                };
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = Seen::Rows {
-                        count,
-                        fingerprint: field(2),
-                    };
-                }
-            }
-        }
-        Err(_) => {
-            c.batch_execute(
-                "rollback to savepoint supamigrate_read; release savepoint supamigrate_read",
-            )
-            .await
-            .map_err(|e| Error::postgres("leaving the savepoint", e))?;
-            for &i in &readable {
-                out[i] = seen(c, &froms[i]).await?;
-            }
+    let Ok(messages) = c.simple_query(&batch).await else {
+        c.batch_execute(
+            "rollback to savepoint supamigrate_read; release savepoint supamigrate_read",
+        )
+        .await
+        .map_err(|e| Error::postgres("leaving the savepoint", e))?;
+        return Ok(false);
+    };
+    for m in messages {
+        let tokio_postgres::SimpleQueryMessage::Row(r) = m else {
+            continue;
+        };
+        let field = |k: usize| r.get(k).unwrap_or_default().to_string();
+        let (Ok(i), Ok(count)) = (field(0).parse::<usize>(), field(1).parse::<i64>()) else {
+            return Err(Error::internal(
+                "an unreadable row count from the access comparison",
+            ));
+        };
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Seen::Rows {
+                count,
+                fingerprint: field(2),
+            };
         }
     }
-    Ok(out)
+    Ok(true)
 }
 
 /// The source's policies on `t` that apply to `role`.

@@ -5,7 +5,6 @@
 //! the query, the table and the likely cause. Nothing is executed.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
@@ -89,7 +88,7 @@ async fn top_statements(
     let mut out = Vec::new();
     for r in rows {
         let q: String = r.get(0);
-        if reads_only(&q, schemas) {
+        if crate::sql::reads::reads_only(&q, schemas) {
             out.push(q);
             if out.len() >= n {
                 break;
@@ -103,95 +102,62 @@ fn quote(s: &str) -> String {
     crate::pg::quote_ident(s)
 }
 
-/// A single SELECT (no locking clause, no INTO, no data-modifying WITH)
-/// reading at least one table of `schemas` and nothing of the catalogs or
-/// of supamigrate's own.
-pub fn reads_only(query: &str, schemas: &[String]) -> bool {
-    let Ok(parsed) = pg_query::parse(query, pg_query::ParserOptions::DEFAULT) else {
-        return false;
-    };
-    if parsed.protobuf.stmts.len() != 1 {
-        return false;
-    }
-    let node = parsed
-        .protobuf
-        .stmts
-        .first()
-        .and_then(|s| s.stmt.as_ref())
-        .and_then(|n| n.node.as_ref());
-    let Some(pg_query::NodeEnum::SelectStmt(sel)) = node else {
-        return false;
-    };
-    if !sel.locking_clause.is_empty() || sel.into_clause.is_some() {
-        return false;
-    }
-    // A WITH whose queries write (`with d as (delete …) select …`).
-    let writes = sel.with_clause.as_ref().is_some_and(|w| {
-        w.ctes.iter().any(|c| match &c.node {
-            Some(pg_query::NodeEnum::CommonTableExpr(cte)) => !matches!(
-                cte.ctequery.as_ref().and_then(|q| q.node.as_ref()),
-                Some(pg_query::NodeEnum::SelectStmt(_))
-            ),
-            _ => true,
-        })
-    });
-    if writes {
-        return false;
-    }
-    let tables = parsed.tables();
-    if tables.is_empty() {
-        return false;
-    }
-    let ours = |t: &str| {
-        let schema = t.split_once('.').map_or("public", |(s, _)| s);
-        schemas.iter().any(|s| s == schema)
-    };
-    let foreign = |t: &str| {
-        let schema = t.split_once('.').map(|(s, _)| s);
-        matches!(
-            schema,
-            Some("pg_catalog" | "information_schema" | "supamigrate" | "extensions")
-        ) || t.starts_with("pg_")
-    };
-    tables.iter().any(|t| ours(t)) && !tables.iter().any(|t| foreign(t))
+/// A node of `EXPLAIN (FORMAT JSON)`'s plan: what is compared of it.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct PlanNode {
+    #[serde(rename = "Node Type", default)]
+    node_type: String,
+    #[serde(rename = "Relation Name")]
+    relation: Option<String>,
+    #[serde(rename = "Schema")]
+    schema: Option<String>,
+    #[serde(rename = "Index Name")]
+    index: Option<String>,
+    #[serde(rename = "Total Cost", default)]
+    total_cost: f64,
+    #[serde(rename = "Plans", default)]
+    plans: Vec<PlanNode>,
 }
 
-/// The highest `$n` of a normalized statement (from its parse tree).
-fn parameters(query: &str) -> usize {
-    let Ok(parsed) = pg_query::parse(query, pg_query::ParserOptions::DEFAULT) else {
-        return 0;
-    };
-    parsed
-        .protobuf
-        .nodes()
-        .iter()
-        .filter_map(|(n, ..)| match n {
-            pg_query::NodeRef::ParamRef(p) => usize::try_from(p.number).ok(),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+/// One statement of `EXPLAIN (FORMAT JSON)`'s answer.
+#[derive(Debug, Deserialize)]
+struct Explained {
+    #[serde(rename = "Plan")]
+    plan: PlanNode,
+}
+
+/// The root of `EXPLAIN (FORMAT JSON)`'s text.
+fn parse_explain(text: &str) -> Option<PlanNode> {
+    serde_json::from_str::<Vec<Explained>>(text)
+        .ok()?
+        .into_iter()
+        .next()
+        .map(|e| e.plan)
 }
 
 /// The generic plan of `query` (EXPLAIN EXECUTE of a prepared statement
 /// with NULLs under `plan_cache_mode = force_generic_plan`: works from
 /// PostgreSQL 12 on), inside a savepoint.
-async fn generic_plan(c: &Client, query: &str) -> std::result::Result<Value, String> {
-    let n = parameters(query);
-    let args = vec!["null"; n].join(", ");
+async fn generic_plan(c: &Client, query: &str) -> std::result::Result<PlanNode, String> {
+    let n = crate::sql::reads::parameters(query);
     let execute = if n == 0 {
         "explain (format json) execute supamigrate_plan".to_string()
     } else {
-        format!("explain (format json) execute supamigrate_plan({args})")
+        format!(
+            "explain (format json) execute supamigrate_plan({})",
+            vec!["null"; n].join(", ")
+        )
     };
     let setup = format!(
         "savepoint supamigrate_plan; set local plan_cache_mode = force_generic_plan; prepare supamigrate_plan as {query}"
     );
     let result = match c.batch_execute(&setup).await {
-        Ok(()) => c
-            .query_one(&execute, &[])
-            .await
-            .map(|r| r.get::<_, Value>(0)),
+        Ok(()) => c.simple_query(&execute).await.map(|m| {
+            m.into_iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(parse_explain),
+                _ => None,
+            })
+        }),
         Err(e) => Err(e),
     };
     // PREPARE is not undone by the rollback: deallocated after it (a failed
@@ -201,10 +167,13 @@ async fn generic_plan(c: &Client, query: &str) -> std::result::Result<Value, Str
             "rollback to savepoint supamigrate_plan; release savepoint supamigrate_plan; deallocate all",
         )
         .await;
-    result.map_err(|e| {
-        e.as_db_error()
-            .map_or_else(|| e.to_string(), |d| d.message().to_string())
-    })
+    match result {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) => Err("EXPLAIN gave no plan".into()),
+        Err(e) => Err(e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string())),
+    }
 }
 
 /// A scan in a plan.
@@ -215,60 +184,33 @@ struct Scan {
     index: Option<String>,
 }
 
-fn scans(plan: &Value, out: &mut Vec<Scan>) {
-    if let Some(rel) = plan.get("Relation Name").and_then(Value::as_str) {
-        let schema = plan.get("Schema").and_then(Value::as_str).unwrap_or("");
-        let node = plan
-            .get("Node Type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+fn scans(plan: &PlanNode, out: &mut Vec<Scan>) {
+    if let Some(rel) = &plan.relation {
         // A bitmap heap scan names its index on the bitmap index scan below.
-        let index = plan
-            .get("Index Name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| {
-                (node == "Bitmap Heap Scan")
-                    .then(|| first_index(plan))
-                    .flatten()
-            });
+        let index = plan.index.clone().or_else(|| {
+            (plan.node_type == "Bitmap Heap Scan")
+                .then(|| first_index(plan))
+                .flatten()
+        });
         out.push(Scan {
-            node,
-            relation: if schema.is_empty() {
-                rel.to_string()
-            } else {
-                format!("{schema}.{rel}")
+            node: plan.node_type.clone(),
+            relation: match plan.schema.as_deref() {
+                Some(schema) if !schema.is_empty() => format!("{schema}.{rel}"),
+                _ => rel.clone(),
             },
             index,
         });
     }
-    if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
-        for c in children {
-            scans(c, out);
-        }
+    for c in &plan.plans {
+        scans(c, out);
     }
 }
 
 /// The first index named under a plan node.
-fn first_index(plan: &Value) -> Option<String> {
-    plan.get("Plans")?.as_array()?.iter().find_map(|c| {
-        c.get("Index Name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| first_index(c))
-    })
-}
-
-fn root(explain: &Value) -> Option<&Value> {
-    explain.get(0)?.get("Plan")
-}
-
-fn cost(explain: &Value) -> f64 {
-    root(explain)
-        .and_then(|p| p.get("Total Cost"))
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0)
+fn first_index(plan: &PlanNode) -> Option<String> {
+    plan.plans
+        .iter()
+        .find_map(|c| c.index.clone().or_else(|| first_index(c)))
 }
 
 /// What the target knows of a table: rows by its statistics, whether it
@@ -331,11 +273,11 @@ fn short(q: &str) -> String {
     }
 }
 
-async fn finding(tgt: &Client, q: &str, s: &Value, t: &Value) -> Option<PlanFinding> {
+async fn finding(tgt: &Client, q: &str, s: &PlanNode, t: &PlanNode) -> Option<PlanFinding> {
     let (mut src_scans, mut tgt_scans) = (Vec::new(), Vec::new());
-    scans(root(s)?, &mut src_scans);
-    scans(root(t)?, &mut tgt_scans);
-    let (sc, tc) = (cost(s), cost(t));
+    scans(s, &mut src_scans);
+    scans(t, &mut tgt_scans);
+    let (sc, tc) = (s.total_cost, t.total_cost);
     for a in &src_scans {
         let Some(index) = &a.index else {
             continue;
@@ -387,38 +329,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_reads_of_the_application_s_tables_are_compared() {
-        let app = vec!["public".to_string()];
-        for (q, want) in [
-            ("select * from public.notes where owner = $1", true),
-            (
-                "select n.* from notes n join teams t on t.id = n.team_id",
-                true,
-            ),
-            ("update public.notes set title = $1", false),
-            ("select * from public.notes for update", false),
-            ("select count(*) from pg_catalog.pg_class", false),
-            ("select * from supamigrate.follow", false),
-            ("select $1", false),
-            ("select 1; select 2", false),
-            (
-                "with d as (delete from public.notes returning *) select * from d",
-                false,
-            ),
-        ] {
-            assert_eq!(reads_only(q, &app), want, "{q}");
-        }
-    }
-
-    #[test]
-    fn parameters_are_counted() {
-        assert_eq!(parameters("select * from t where a = $1 and b = $12"), 12);
-        assert_eq!(parameters("select 1"), 0);
-    }
-
-    #[test]
     fn scans_are_found_in_nested_plans() {
-        let v: Value = serde_json::from_str(
+        let v = parse_explain(
             r#"[{"Plan": {"Node Type": "Nested Loop", "Total Cost": 10.5, "Plans": [
                 {"Node Type": "Index Scan", "Relation Name": "notes", "Schema": "public", "Index Name": "notes_owner_idx"},
                 {"Node Type": "Seq Scan", "Relation Name": "teams", "Schema": "public"},
@@ -427,11 +339,11 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        scans(root(&v).unwrap(), &mut out);
+        scans(&v, &mut out);
         assert_eq!(out.len(), 3);
         assert_eq!(out[2].index.as_deref(), Some("readings_device"));
         assert_eq!(out[0].index.as_deref(), Some("notes_owner_idx"));
         assert_eq!(out[1].relation, "public.teams");
-        assert_eq!(cost(&v), 10.5);
+        assert_eq!(v.total_cost, 10.5);
     }
 }

@@ -380,7 +380,7 @@ async fn jobs_are_bounded_by_the_servers_connections() {
         (&["copy", "--jobs", "100000"], "is not in 1..=256"),
         (
             &["verify", "--jobs", "250"],
-            "--jobs 250 needs 253 connections",
+            "--jobs 250 needs 256 connections",
         ),
         (
             &["storage", "copy", "--part-size-mib", "1"],

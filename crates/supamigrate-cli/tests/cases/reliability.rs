@@ -508,7 +508,7 @@ async fn preflight_and_runs_preflight_step_refuse_alike() {
         let text = output_text(&out);
         assert_ne!(out.status.code(), Some(0), "{what}: {text}");
         assert!(
-            text.contains("--jobs 200 needs 203 connections")
+            text.contains("--jobs 200 needs 206 connections")
                 && text.contains("no Storage source or destination is configured"),
             "{what}: {text}"
         );

@@ -509,6 +509,12 @@ pub async fn check_login(
     let on_source =
         stored_hashes(&src, &t.users.source, "email", "encrypted_password", email).await?;
     let on_target = stored_hashes(&tgt, &t.users.target, &email_col, &hash_col, email).await?;
+    if on_source.is_empty() && on_target.is_empty() {
+        return Err(Error::invalid_input(format!(
+            "no user signs in with {email} on either side: nothing was checked"
+        ))
+        .with_hint("give the email of a user of auth.users (compared without regard to case)"));
+    }
     Ok(LoginCheck {
         source: check_password(on_source, password).await?,
         target: check_password(on_target, password).await?,

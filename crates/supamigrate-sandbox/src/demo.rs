@@ -89,6 +89,12 @@ pub async fn run(
     })
     .await?;
     on_sandbox(&sandbox_dir);
+    // The application has been running against the source: its reads are
+    // in pg_stat_statements, for verify --app's query plans.
+    if let Err(e) = fixture::application_reads(&sb.source_url()).await {
+        let _ = sb.remove();
+        return Err(e);
+    }
     // Storage goes to a local S3 server, so the demo runs the real upload
     // path; it stops with the demo.
     let s3 = match crate::s3::LocalS3::start() {

@@ -149,6 +149,9 @@ fn app_tick(state: &RunState, check: AppCheck) -> Tick {
         },
         AppCheck::Plans => match (&app.plans.not_checked, app.plans.findings.len()) {
             (Some(why), _) => Tick::Unproved(why.clone()),
+            (None, 0) if app.plans.compared == 0 => Tick::Unproved(
+                "pg_stat_statements holds no read of the application's tables yet: let the application run against the source, then `supamigrate verify --app`".into(),
+            ),
             (None, 0) => Tick::Proved(format!(
                 "verify --app: {} of the source's busiest reads planned on both sides, none worse",
                 app.plans.compared

@@ -374,6 +374,20 @@ fn spawn_follow(sb: &Sandbox) -> std::process::Child {
     f.spawn().unwrap()
 }
 
+/// A sandbox whose source has `tables` (the application's SQL), provisioned,
+/// pre-data applied and copied under a slot (`copy --follow`); the
+/// application's session on the source.
+async fn copied_under_a_slot(tables: &str) -> (Sandbox, Client) {
+    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
+    let app = connect(&sb.source_url()).await.unwrap();
+    app.batch_execute(tables).await.unwrap();
+    crate::common::provision_and_pre_data(&sb).await;
+    let mut copy = bin(&sb);
+    copy.args(["copy", "--follow"]);
+    ok(copy, "copy --follow").await;
+    (sb, app)
+}
+
 /// Waits for a background `follow` to end: its exit code and output.
 async fn ended(follower: std::process::Child) -> (Option<i32>, String) {
     let done = tokio::task::spawn_blocking(move || follower.wait_with_output())
@@ -476,15 +490,8 @@ async fn a_table_without_a_key_is_refused_before_anything_is_created() {
 /// reaches the target.
 #[tokio::test]
 async fn restart_dropped_slot_and_schema_change() {
-    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
-    let app = connect(&sb.source_url()).await.unwrap();
-    app.batch_execute("create table public.fw_t (id bigint primary key, v text);")
-        .await
-        .unwrap();
-    crate::common::provision_and_pre_data(&sb).await;
-    let mut copy = bin(&sb);
-    copy.args(["copy", "--follow"]);
-    ok(copy, "copy --follow").await;
+    let (sb, app) =
+        copied_under_a_slot("create table public.fw_t (id bigint primary key, v text);").await;
     let tgt = connect(&sb.target_superuser("tms_production"))
         .await
         .unwrap();
@@ -623,9 +630,7 @@ async fn slots_and_publications(sb: &Sandbox) -> i64 {
 /// right.
 #[tokio::test]
 async fn identity_full_truncate_large_transaction_and_the_fast_verify() {
-    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
-    let app = connect(&sb.source_url()).await.unwrap();
-    app.batch_execute(
+    let (sb, app) = copied_under_a_slot(
         "create table public.fw_full (a int, b text);
          alter table public.fw_full replica identity full;
          insert into public.fw_full values (1, 'x'), (1, 'x'), (2, null), (3, 'y');
@@ -633,12 +638,7 @@ async fn identity_full_truncate_large_transaction_and_the_fast_verify() {
          insert into public.fw_tr select g, 'old' from generate_series(1, 50) g;
          create table public.fw_big (id bigint primary key, v text, n int not null default 0);",
     )
-    .await
-    .unwrap();
-    crate::common::provision_and_pre_data(&sb).await;
-    let mut copy = bin(&sb);
-    copy.args(["copy", "--follow"]);
-    ok(copy, "copy --follow").await;
+    .await;
     for sql in [
         // One of two equal rows, a NULL matched, a row changed.
         "delete from public.fw_full where a = 1",
@@ -753,15 +753,8 @@ async fn identity_full_truncate_large_transaction_and_the_fast_verify() {
 /// still compares it and finds it.
 #[tokio::test]
 async fn compared_while_following_but_changed_again() {
-    let sb = Sandbox::ephemeral(1).await.expect("sandbox starts");
-    let app = connect(&sb.source_url()).await.unwrap();
-    app.batch_execute("create table public.fw_cmp (id int primary key, v text)")
-        .await
-        .unwrap();
-    crate::common::provision_and_pre_data(&sb).await;
-    let mut copy = bin(&sb);
-    copy.args(["copy", "--follow"]);
-    ok(copy, "copy --follow").await;
+    let (sb, app) =
+        copied_under_a_slot("create table public.fw_cmp (id int primary key, v text)").await;
     let mut f = bin(&sb);
     f.arg("follow")
         .env("SUPAMIGRATE_FAILPOINTS", "follow-compared@1=sleep:4000")

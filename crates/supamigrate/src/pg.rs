@@ -186,7 +186,10 @@ impl SequenceState {
 pub async fn read_sequence(client: &Client, name: &TableName) -> Result<SequenceState> {
     let row = client
         .query_one(
-            &format!("select last_value, is_called from {}", name.quoted()),
+            &crate::sql::own(&format!(
+                "select last_value, is_called from {}",
+                name.quoted()
+            )),
             &[],
         )
         .await

@@ -197,7 +197,9 @@ async fn oversized_bytea(source: &ConnInfo, plan: &MigrationPlan) -> Result<Vec<
         let (table, column, name): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         let most: Option<i64> = client
             .query_one(
-                &format!("select max(octet_length({column}))::int8 from {table}"),
+                &crate::sql::own(&format!(
+                    "select max(octet_length({column}))::int8 from {table}"
+                )),
                 &[],
             )
             .await

@@ -62,10 +62,13 @@ pub async fn rows_since(
 }
 
 async fn count(c: &Client, t: &TableName) -> Result<i64> {
-    c.query_one(&format!("select count(*) from only {}", t.quoted()), &[])
-        .await
-        .map(|row| row.get(0))
-        .map_err(|e| Error::postgres(format!("counting {t}"), e))
+    c.query_one(
+        &crate::sql::own(&format!("select count(*) from only {}", t.quoted())),
+        &[],
+    )
+    .await
+    .map(|row| row.get(0))
+    .map_err(|e| Error::postgres(format!("counting {t}"), e))
 }
 
 async fn compare_table(now: &Client, backup: &Client, t: &TableName) -> Result<RowsSince> {
@@ -99,7 +102,8 @@ async fn compare_table(now: &Client, backup: &Client, t: &TableName) -> Result<R
     // Keys as text in byte order on both servers (collations may differ);
     // each row's hash from its text form.
     let sql = format!(
-        "select (row({k}))::text collate \"C\" as k, md5(x::text) from only {t} x order by 1",
+        "{own} select (row({k}))::text collate \"C\" as k, md5(x::text) from only {t} x order by 1",
+        own = crate::sql::OWN,
         k = cols.join(", "),
         t = t.quoted()
     );

@@ -273,7 +273,7 @@ pub async fn sample_reference_columns(
         let column: String = r.get(2);
         let sample = sample_clause(r.get(3));
         let sql = format!(
-            "with raw as (select {c}::text collate \"C\" as v from {t}{sample} \
+            "{own} with raw as (select {c}::text collate \"C\" as v from {t}{sample} \
                           where {c} is not null and octet_length({c}::text) between 1 and {MAX_REFERENCE_BYTES} limit 200),
                   v as (select distinct ltrim(v, '/') as v from raw limit {SAMPLE_VALUES})
              select (select count(*) from v),
@@ -285,6 +285,7 @@ pub async fn sample_reference_columns(
                                  and exists (select from storage.objects o
                                              where o.bucket_id = b.id
                                                and o.name = substr(v.v, length(split_part(v.v, '/', 1)) + 2) collate \"default\")))",
+            own = crate::sql::OWN,
             c = quote_ident(&column),
             t = table.quoted()
         );

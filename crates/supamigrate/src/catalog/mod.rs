@@ -152,7 +152,8 @@ impl ExtensionConfig {
     /// The query reading the project's rows of a configuration table.
     pub fn rows_query(&self, columns: &str) -> String {
         format!(
-            "select {columns} from only {} {}",
+            "{} select {columns} from only {} {}",
+            crate::sql::OWN,
             self.relation.quoted(),
             self.condition
         )

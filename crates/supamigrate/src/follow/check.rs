@@ -196,10 +196,13 @@ async fn counts(src: &Client, tgt: &Client, m: &TableMapping) -> Result<(i64, i6
 
 async fn count(c: &Client, t: &TableName, partitioned: bool, side: &str) -> Result<i64> {
     let only = if partitioned { "" } else { "only " };
-    c.query_one(&format!("select count(*) from {only}{}", t.quoted()), &[])
-        .await
-        .map(|r| r.get::<_, i64>(0))
-        .map_err(|e| Error::postgres(format!("counting {t} on the {side}"), e))
+    c.query_one(
+        &crate::sql::own(&format!("select count(*) from {only}{}", t.quoted())),
+        &[],
+    )
+    .await
+    .map(|r| r.get::<_, i64>(0))
+    .map_err(|e| Error::postgres(format!("counting {t} on the {side}"), e))
 }
 
 /// The columns compared for a table: what the copy wrote, less the
@@ -531,7 +534,7 @@ impl Side<'_> {
     async fn hashes(&self, keys: &[Vec<String>]) -> Result<BTreeMap<usize, String>> {
         let rows = self
             .client
-            .query(&self.rows.hashes_sql(keys), &[])
+            .query(&crate::sql::own(&self.rows.hashes_sql(keys)), &[])
             .await
             .map_err(|e| {
                 Error::postgres(

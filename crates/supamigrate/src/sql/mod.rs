@@ -14,6 +14,16 @@ use pg_query::NodeEnum;
 
 use crate::error::{Error, Result};
 
+/// The comment that starts each query of ours reading the application's
+/// tables, so that `pg_stat_statements` (which keeps a statement's text,
+/// comments included) tells them from the application's own reads.
+pub const OWN: &str = "/* supamigrate */";
+
+/// `query`, marked as ours ([`OWN`]).
+pub fn own(query: &str) -> String {
+    format!("{OWN} {query}")
+}
+
 /// One statement of a dump.
 ///
 /// Its parse tree is kept encoded (protobuf bytes, a few hundred bytes for

@@ -5,8 +5,11 @@
 
 /// A single SELECT (no locking clause, no INTO, no data-modifying WITH)
 /// reading at least one table of `schemas` and nothing of the catalogs or
-/// of supamigrate's own.
+/// of supamigrate's own, and not one of our own reads ([`is_own`]).
 pub fn reads_only(query: &str, schemas: &[String]) -> bool {
+    if is_own(query) {
+        return false;
+    }
     let Ok(parsed) = pg_query::parse(query, pg_query::ParserOptions::DEFAULT) else {
         return false;
     };
@@ -38,7 +41,7 @@ pub fn reads_only(query: &str, schemas: &[String]) -> bool {
     if writes {
         return false;
     }
-    let tables = parsed.tables();
+    let tables = parsed.select_tables();
     if tables.is_empty() {
         return false;
     }
@@ -56,18 +59,45 @@ pub fn reads_only(query: &str, schemas: &[String]) -> bool {
     tables.iter().any(|t| ours(t)) && !tables.iter().any(|t| foreign(t))
 }
 
-/// The highest `$n` of a normalized statement (from its parse tree).
+/// The relations a statement reads (`schema.name`, or a bare name), from
+/// its parse tree.
+pub fn relations(query: &str) -> Vec<String> {
+    pg_query::parse(query, pg_query::ParserOptions::DEFAULT)
+        .map(|p| p.select_tables())
+        .unwrap_or_default()
+}
+
+/// Whether `query` is one of ours: its first token is the comment
+/// [`crate::sql::OWN`].
+pub fn is_own(query: &str) -> bool {
+    let Ok(tokens) = pg_query::scan_tokens(query) else {
+        return false;
+    };
+    tokens.first().is_some_and(|t| {
+        t.token == pg_query::protobuf::Token::CComment as i32
+            && usize::try_from(t.start)
+                .ok()
+                .zip(usize::try_from(t.end).ok())
+                .and_then(|(a, b)| query.get(a..b))
+                == Some(super::OWN)
+    })
+}
+
+/// The highest `$n` of a normalized statement, from libpg_query's scanner
+/// (its parameter tokens, wherever they stand: the parse tree's walk does
+/// not reach every clause, e.g. OFFSET; a `$1` in a string or a comment is
+/// not a parameter token).
 pub fn parameters(query: &str) -> usize {
-    let Ok(parsed) = pg_query::parse(query, pg_query::ParserOptions::DEFAULT) else {
+    let Ok(tokens) = pg_query::scan_tokens(query) else {
         return 0;
     };
-    parsed
-        .protobuf
-        .nodes()
+    tokens
         .iter()
-        .filter_map(|(n, ..)| match n {
-            pg_query::NodeRef::ParamRef(p) => usize::try_from(p.number).ok(),
-            _ => None,
+        .filter(|t| t.token == pg_query::protobuf::Token::Param as i32)
+        .filter_map(|t| {
+            let start = usize::try_from(t.start).ok()?;
+            let end = usize::try_from(t.end).ok()?;
+            query.get(start + 1..end)?.parse::<usize>().ok()
         })
         .max()
         .unwrap_or(0)
@@ -92,6 +122,9 @@ mod tests {
             ("select * from supamigrate.follow", false),
             ("select $1", false),
             ("select 1; select 2", false),
+            ("/* supamigrate */ select count(*) from public.notes", false),
+            ("/* the app */ select count(*) from public.notes", true),
+            (&crate::sql::own("select * from notes where id = $1"), false),
             (
                 "with d as (delete from public.notes returning *) select * from d",
                 false,
@@ -105,5 +138,15 @@ mod tests {
     fn parameters_are_counted() {
         assert_eq!(parameters("select * from t where a = $1 and b = $12"), 12);
         assert_eq!(parameters("select 1"), 0);
+        // In a subquery of FROM, in a cast's argument, in OFFSET.
+        assert_eq!(
+            parameters("select count(*), sum(($1 || left(h, $2))::bit(64)::bigint) from (select md5(x) as h from t where $4 offset $5) s"),
+            5
+        );
+        assert_eq!(
+            parameters("select (h.event_time at time zone $1)::date as day from h where h.a > now() - $2::interval"),
+            2
+        );
+        assert_eq!(parameters("select '$7' /* $8 */ from t where a = $1"), 1);
     }
 }

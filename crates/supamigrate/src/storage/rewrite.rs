@@ -107,11 +107,11 @@ pub async fn plan_rewrite(
         let column = format!("{}.{}", rc.table, rc.column);
         let rows = target
             .query(
-                &format!(
+                &crate::sql::own(&format!(
                     "select {key_expr}, t.{col}::text from {} t where t.{col} is not null order by 1",
                     rc.table.quoted(),
                     col = quote_ident(&rc.column)
-                ),
+                )),
                 &[],
             )
             .await

@@ -368,7 +368,7 @@ impl Worker {
             Side::Target => "target",
         };
         self.client(side)
-            .query(sql, &[])
+            .query(&crate::sql::own(sql), &[])
             .await
             .map_err(|e| Error::postgres(format!("{what} on the {name}"), e))
     }

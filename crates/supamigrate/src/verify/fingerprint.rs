@@ -64,7 +64,8 @@ pub async fn table(client: &Client, table: &TableName) -> Result<TableFingerprin
         format!("row({})::text", cols.join(", "))
     };
     let sql = format!(
-        "select count(*), {} from (select md5({row_expr}) as h from {} t offset 0) s",
+        "{} select count(*), {} from (select md5({row_expr}) as h from {} t offset 0) s",
+        crate::sql::OWN,
         super::content::SUMS,
         table.quoted()
     );

@@ -190,7 +190,10 @@ async fn list_sequences(client: &Client, schemas: &[&str]) -> Result<Vec<Sequenc
 async fn state(client: &Client, seq: &TableName) -> Result<SequenceState> {
     let r = client
         .query_one(
-            &format!("select last_value, is_called from {}", seq.quoted()),
+            &crate::sql::own(&format!(
+                "select last_value, is_called from {}",
+                seq.quoted()
+            )),
             &[],
         )
         .await

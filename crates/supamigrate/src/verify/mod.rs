@@ -803,7 +803,8 @@ async fn reference_mismatches(
             continue;
         }
         let sql = format!(
-            "select {}, t.{}::text from {} t",
+            "{} select {}, t.{}::text from {} t",
+            crate::sql::OWN,
             key_text_expr("t", &key),
             crate::pg::quote_ident(&rc.column),
             rc.table.quoted()
@@ -908,7 +909,10 @@ async fn code_report(src: &Client, tgt: &Client, opts: &VerifyOptions) -> Result
 /// A table the target lacks, with the source's row count.
 async fn absent_result(src: &Client, a: Absent) -> Result<TableResult> {
     let rows: i64 = src
-        .query_one(&format!("select count(*) from {}", a.source.quoted()), &[])
+        .query_one(
+            &crate::sql::own(&format!("select count(*) from {}", a.source.quoted())),
+            &[],
+        )
         .await
         .map_err(|e| Error::postgres(format!("counting {} on the source", a.source), e))?
         .get(0);

@@ -114,7 +114,7 @@ pub async fn principals(src: &Client, users: usize) -> Result<Vec<Principal>> {
     }
     let rows = src
         .query(
-            "select u.id::text, coalesce(nullif(u.role, ''), 'authenticated'), \
+            "/* supamigrate */ select u.id::text, coalesce(nullif(u.role, ''), 'authenticated'), \
              coalesce((select string_agg(k, ',' order by k) from jsonb_object_keys(coalesce(u.raw_app_meta_data, '{}')) k), ''), \
              jsonb_build_object('sub', u.id, 'role', coalesce(nullif(u.role, ''), 'authenticated'), \
                'aud', coalesce(u.aud, 'authenticated'), 'email', coalesce(u.email, ''), 'phone', coalesce(u.phone, ''), \
@@ -231,7 +231,7 @@ pub async fn seen(c: &Client, from: &str) -> Result<Seen> {
     c.batch_execute("savepoint supamigrate_read")
         .await
         .map_err(|e| Error::postgres("opening a savepoint", e))?;
-    let sql = format!("select {FINGERPRINT} from {from} x");
+    let sql = crate::sql::own(&format!("select {FINGERPRINT} from {from} x"));
     let r = c.query_one(&sql, &[]).await;
     let (undo, out) = match r {
         Ok(row) => (
@@ -518,7 +518,7 @@ async fn read_together(
         .collect();
     let batch = format!(
         "savepoint supamigrate_read; {}; release savepoint supamigrate_read",
-        union.join(" union all ")
+        crate::sql::own(&union.join(" union all "))
     );
     let Ok(messages) = c.simple_query(&batch).await else {
         c.batch_execute(

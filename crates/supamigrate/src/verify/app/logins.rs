@@ -123,8 +123,9 @@ async fn user_rows(
     exprs: &[String; 8],
 ) -> Result<BTreeMap<String, UserRow>> {
     let sql = format!(
-        "select {id}::text, coalesce({pw}, ''), coalesce({email}, ''), coalesce({phone}, ''), \
+        "{own} select {id}::text, coalesce({pw}, ''), coalesce({email}, ''), coalesce({phone}, ''), \
          {anon}, {sso}, {del}, {ban} from {t}",
+        own = crate::sql::OWN,
         id = exprs[0],
         pw = exprs[1],
         email = exprs[2],
@@ -217,7 +218,8 @@ async fn identities(
         }
     };
     let sql = format!(
-        "select {}::text, {} || ':' || {} from {}",
+        "{} select {}::text, {} || ':' || {} from {}",
+        crate::sql::OWN,
         quote_ident(&name("user_id")),
         quote_ident(&name("provider")),
         quote_ident(&name("provider_id")),
@@ -428,7 +430,8 @@ pub async fn stored_hashes(
     email: &str,
 ) -> Result<Vec<String>> {
     let sql = format!(
-        "select coalesce({h}, '') from {t} where lower({e}) = lower($1) order by 1 desc",
+        "{own} select coalesce({h}, '') from {t} where lower({e}) = lower($1) order by 1 desc",
+        own = crate::sql::OWN,
         h = quote_ident(hash_col),
         e = quote_ident(email_col),
         t = table.quoted()

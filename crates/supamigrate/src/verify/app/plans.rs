@@ -41,6 +41,10 @@ pub struct PlanFinding {
 pub struct Plans {
     /// Statements whose plans were compared.
     pub compared: usize,
+    /// Those statements (their first 120 characters, as
+    /// `pg_stat_statements` normalized them).
+    #[serde(default)]
+    pub statements: Vec<String>,
     /// Statements that could not be planned on one side (with why), not
     /// findings.
     pub skipped: Vec<String>,
@@ -85,17 +89,38 @@ async fn top_statements(
             )));
         }
     };
-    let mut out = Vec::new();
-    for r in rows {
-        let q: String = r.get(0);
-        if crate::sql::reads::reads_only(&q, schemas) {
-            out.push(q);
-            if out.len() >= n {
-                break;
-            }
-        }
-    }
-    Ok(Ok(out))
+    let reads: Vec<String> = rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|q| crate::sql::reads::reads_only(q, schemas))
+        .collect();
+    // Reads of sequences (pg_dump's `select last_value …`) are not the
+    // application's queries.
+    let names: Vec<String> = reads
+        .iter()
+        .flat_map(|q| crate::sql::reads::relations(q))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let sequences: std::collections::BTreeSet<String> = src
+        .query(
+            "select t from unnest($1::text[]) t where (select relkind from pg_class where oid = to_regclass(t)) = 'S'",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::postgres("telling sequences from tables", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Ok(reads
+        .into_iter()
+        .filter(|q| {
+            !crate::sql::reads::relations(q)
+                .iter()
+                .any(|t| sequences.contains(t))
+        })
+        .take(n)
+        .collect()))
 }
 
 fn quote(s: &str) -> String {
@@ -256,6 +281,7 @@ pub async fn compare(src: &Client, tgt: &Client, n: usize, schemas: &[String]) -
             }
         };
         out.compared += 1;
+        out.statements.push(short(&q));
         if let Some(f) = finding(tgt, &q, &s, &t).await {
             out.findings.push(f);
         }

@@ -326,3 +326,83 @@ mod tests {
         );
     }
 }
+
+/// Who reads past row level security on the source: what decides what the
+/// target may show (service_role's policy under the shim, views reading
+/// `auth.users` with their owner's rights).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSecurityFacts {
+    /// Roles that bypass row level security: superusers and BYPASSRLS roles.
+    pub bypassing_roles: std::collections::BTreeSet<String>,
+    /// The application's views and materialized views (`schema.name`,
+    /// unquoted) and their owners.
+    pub view_owners: std::collections::BTreeMap<String, String>,
+    /// `auth.users` has row level security enabled.
+    pub auth_users_rls: bool,
+    /// Policies on `auth.users`.
+    pub auth_users_policies: i64,
+}
+
+impl RowSecurityFacts {
+    /// Whether `role` bypasses row level security on the source.
+    pub fn bypasses(&self, role: &str) -> bool {
+        self.bypassing_roles.contains(role)
+    }
+
+    /// What the owner of view `name` (`schema.name`) saw of `auth.users`.
+    pub fn owner_sees_users(&self, name: &str) -> OwnerSees {
+        match self.view_owners.get(name) {
+            Some(owner) if self.bypasses(owner) || !self.auth_users_rls => OwnerSees::Every,
+            Some(owner) if self.auth_users_policies == 0 => OwnerSees::None(owner.clone()),
+            Some(owner) => OwnerSees::ByPolicy(owner.clone()),
+            None => OwnerSees::Every,
+        }
+    }
+}
+
+/// What a view's owner saw of `auth.users` on the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerSees {
+    /// Every user: it bypasses row level security (or auth.users has none).
+    Every,
+    /// No user: it does not bypass row level security and auth.users has
+    /// no policy.
+    None(String),
+    /// What auth.users' policies let it see.
+    ByPolicy(String),
+}
+
+/// Reads [`RowSecurityFacts`] for `schemas`.
+pub async fn row_security(client: &Client, schemas: &[String]) -> Result<RowSecurityFacts> {
+    let what = |e| Error::postgres("reading who bypasses row level security", e);
+    let bypassing = client
+        .query(
+            "select rolname::text from pg_roles where rolsuper or rolbypassrls order by 1",
+            &[],
+        )
+        .await
+        .map_err(what)?;
+    let views = client
+        .query(
+            "select n.nspname::text || '.' || c.relname::text, pg_get_userbyid(c.relowner)::text \
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind in ('v', 'm') and n.nspname = any($1) order by 1",
+            &[&schemas],
+        )
+        .await
+        .map_err(what)?;
+    let users = client
+        .query_one(
+            "select coalesce((select relrowsecurity from pg_class where oid = to_regclass('auth.users')), false), \
+                    (select count(*) from pg_policy where polrelid = to_regclass('auth.users'))",
+            &[],
+        )
+        .await
+        .map_err(what)?;
+    Ok(RowSecurityFacts {
+        bypassing_roles: bypassing.iter().map(|r| r.get(0)).collect(),
+        view_owners: views.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        auth_users_rls: users.get(0),
+        auth_users_policies: users.get(1),
+    })
+}

@@ -20,6 +20,10 @@ use crate::supabase::is_internal_schema;
 pub struct SchemaSource {
     /// Application schemas exported.
     pub schemas: Vec<String>,
+    /// Who reads past row level security on the source (`None`: not read,
+    /// e.g. a plan saved by an older version; Supabase's defaults assumed).
+    #[serde(default)]
+    pub row_security: Option<super::data::RowSecurityFacts>,
     /// The source's major version.
     pub source_major: u32,
     /// `pg_dump --schema-only --section=pre-data` of the schemas (secrets redacted).

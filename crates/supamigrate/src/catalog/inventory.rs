@@ -211,6 +211,7 @@ async fn schema_facts(
         project_roles: super::data::project_roles(client, secrets).await?,
         database_settings: super::data::database_settings(client, secrets).await?,
         default_privileges: super::data::default_privileges(client).await?,
+        row_security: Some(super::data::row_security(client, schemas).await?),
         reference_samples: super::data::sample_reference_columns(client, schemas).await?,
         platform,
         ..SchemaSource::default()

@@ -120,7 +120,7 @@ pub(super) fn add(
         .position(|s| s.section == Section::PostData)
         .unwrap_or(out.statements.len());
     out.statements.splice(first_post..first_post, post);
-    service_role_policies(out)
+    service_role_policies(src, out)
 }
 
 /// The privileges roles had on `auth.users` go to the view: the API roles
@@ -309,11 +309,26 @@ fn add_users(
 /// Under the shim: service_role bypasses row level security on Supabase
 /// (BYPASSRLS), which only a superuser may grant on RDS. Each table whose
 /// row level security is kept gets a policy letting service_role see and
-/// change every row, so the application's back end sees what it saw.
-pub(super) fn service_role_policies(out: &mut Conversion) -> Result<()> {
+/// change every row, so the application's back end sees what it saw; not
+/// when the source's service_role does not bypass it (its policies then
+/// apply on the target as they did).
+pub(super) fn service_role_policies(src: &SchemaSource, out: &mut Conversion) -> Result<()> {
     use pg_query::protobuf::AlterTableType as T;
     use pg_query::NodeEnum;
     if !out.shim {
+        return Ok(());
+    }
+    if src
+        .row_security
+        .as_ref()
+        .is_some_and(|rs| !rs.bypasses("service_role"))
+    {
+        out.note_with(
+            Action::Kept,
+            "row level security for service_role",
+            "service_role does not bypass row level security on the source: the tables' policies apply to it on the target as they did (no policy added)",
+            Impact::None,
+        );
         return Ok(());
     }
     let mut added_to = Vec::new();

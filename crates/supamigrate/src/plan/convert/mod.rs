@@ -532,6 +532,7 @@ pub fn convert(src: &SchemaSource, opts: &ConvertOptions) -> Result<Conversion> 
         fate: &fate,
         plain_generated: &out.plain_generated.clone(),
         user_columns: &user_columns,
+        row_security: src.row_security.as_ref(),
     };
     decide_each(stmts, &reach, &rules, &mut out)?;
     compat::add(

@@ -25,6 +25,8 @@ pub(super) struct Rules<'a> {
     /// `auth.users`' columns and their names in `app_users` (none when the
     /// source has no `auth.users`).
     pub(super) user_columns: &'a [crate::plan::users::UserColumn],
+    /// Who read past row level security on the source, when read.
+    pub(super) row_security: Option<&'a crate::catalog::data::RowSecurityFacts>,
 }
 
 /// What pruning a GRANT's column list left.
@@ -35,6 +37,29 @@ enum Pruned {
     Some(String),
 }
 
+/// A view reading `auth.users` with its owner's rights, rewritten to read
+/// `app_users` ([`super::views`]), as its owner saw auth.users.
+fn users_view(st: &Statement, sees: crate::catalog::data::OwnerSees) -> Outcome {
+    use crate::catalog::data::OwnerSees;
+    match sees {
+        OwnerSees::Every => Outcome::Rewrite(
+            vec![st.clone()],
+            format!("reads auth.users with its owner's rights, who bypassed row level security on the source: reads {APP_USERS} directly, with auth.users' column names, so it shows the same users"),
+            Impact::None,
+        ),
+        OwnerSees::None(owner) => Outcome::Rewrite(
+            vec![st.clone()],
+            format!("reads auth.users with the rights of its owner {owner}, who does not bypass row level security on the source, where auth.users has no policy: it showed no user; it reads {APP_USERS} with WHERE false, so it shows none on the target either"),
+            Impact::None,
+        ),
+        OwnerSees::ByPolicy(owner) => Outcome::narrowed(
+            st.clone(),
+            format!("reads auth.users with the rights of its owner {owner}, who does not bypass row level security on the source: it showed the users auth.users' policies let {owner} see, which the target cannot reproduce; it reads {APP_USERS} with WHERE false and shows no user (never more than before)"),
+            format!("rewrite it for the target with the condition auth.users' policies gave {owner}, then apply it there"),
+        ),
+    }
+}
+
 /// The role Supabase Auth (GoTrue) runs as.
 const AUTH_ADMIN: &str = "supabase_auth_admin";
 
@@ -43,6 +68,8 @@ enum Outcome {
     Keep,
     Rewrite(Vec<Statement>, String, Impact),
     Drop(String, Impact),
+    /// Rewritten to show less (never more), with what the user must do.
+    Narrowed(Statement, String, String),
 }
 
 impl Outcome {
@@ -54,6 +81,12 @@ impl Outcome {
     /// Left out as platform plumbing: nothing the application sees.
     fn drop_plumbing(reason: impl Into<String>) -> Outcome {
         Outcome::Drop(reason.into(), Impact::None)
+    }
+
+    /// Rewritten so that it shows less than before (never more), with
+    /// what the user must do.
+    fn narrowed(st: Statement, reason: String, todo: String) -> Outcome {
+        Outcome::Narrowed(st, reason, todo)
     }
 
     /// Rewritten, and the application notices.
@@ -91,6 +124,14 @@ impl Rules<'_> {
                 out.note_with(action, what, reason, impact);
             }
             Outcome::Drop(reason, impact) => out.note_with(Action::Dropped, what, reason, impact),
+            Outcome::Narrowed(s, reason, todo) => {
+                let sql = format!("{};", s.deparse()?);
+                out.push(classify(&s, section, sql));
+                out.note_todo(Action::Rewritten, what, reason, todo);
+                if let Some(d) = out.report.last_mut() {
+                    d.access = super::AccessEffect::Narrows;
+                }
+            }
         }
         Ok(())
     }
@@ -107,12 +148,9 @@ impl Rules<'_> {
             return Ok(outcome);
         }
         let shim = self.opts.policies == PolicyMode::Shim;
-        if super::views::read_app_users(st, self.user_columns)? {
-            return Ok(Outcome::Rewrite(
-                vec![st.clone()],
-                format!("reads auth.users with its owner's rights, who bypassed row level security on Supabase: reads {} directly, with auth.users' column names, so it shows the same users", crate::plan::users::APP_USERS),
-                Impact::None,
-            ));
+        if let Some(sees) = super::views::read_app_users(st, self.user_columns, self.row_security)?
+        {
+            return Ok(users_view(st, sees));
         }
         let Some(node) = st.node_mut() else {
             return Ok(Outcome::Keep);

@@ -984,3 +984,87 @@ fn vault_names_and_pgmq_queues_are_carried() {
         "{vault:#?}"
     );
 }
+
+/// What bypassed row level security on the source decides what the target
+/// shows: service_role's policy under the shim, and a view reading
+/// auth.users with its owner's rights. Never more than the source showed.
+#[test]
+fn who_bypassed_row_level_security_on_the_source_decides() {
+    use crate::catalog::data::RowSecurityFacts;
+    let facts = |bypassing: &[&str], owner: &str, policies: i64| RowSecurityFacts {
+        bypassing_roles: bypassing.iter().map(|r| r.to_string()).collect(),
+        view_owners: [("public.directory".to_string(), owner.to_string())].into(),
+        auth_users_rls: true,
+        auth_users_policies: policies,
+    };
+    // (case, facts, the view reads no user, service_role's policy, the view's access effect)
+    let cases = [
+        (
+            "not read (an older plan): Supabase's defaults",
+            None,
+            false,
+            true,
+            AccessEffect::Unchanged,
+        ),
+        (
+            "postgres owns the view; service_role bypasses",
+            Some(facts(&["postgres", "service_role"], "postgres", 0)),
+            false,
+            true,
+            AccessEffect::Unchanged,
+        ),
+        (
+            "service_role does not bypass",
+            Some(facts(&["postgres"], "postgres", 0)),
+            false,
+            false,
+            AccessEffect::Unchanged,
+        ),
+        (
+            "an owner that does not bypass, auth.users without policies: it showed no user",
+            Some(facts(&["postgres", "service_role"], "reporting", 0)),
+            true,
+            true,
+            AccessEffect::Unchanged,
+        ),
+        (
+            "an owner that does not bypass, auth.users with policies: no user, never more",
+            Some(facts(&["postgres", "service_role"], "reporting", 2)),
+            true,
+            true,
+            AccessEffect::Narrows,
+        ),
+    ];
+    for (case, rs, none, service_policy, access) in cases {
+        let mut src = source(
+            "CREATE TABLE public.notes (id bigint);\nCREATE VIEW public.directory AS SELECT u.id, u.email FROM auth.users u;",
+            "ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;",
+        );
+        src.auth_users_columns = Some(vec![col("id"), col("email")]);
+        src.row_security = rs;
+        let c = convert(&src, &opts(PolicyMode::Shim)).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let all = c.sql();
+        let view = all
+            .lines()
+            .find(|l| l.contains("VIEW public.directory"))
+            .unwrap_or_else(|| panic!("{case}: no view in {all}"));
+        assert!(view.contains("public.app_users"), "{case}: {view}");
+        assert_eq!(view.contains("WHERE false"), none, "{case}: {view}");
+        assert_eq!(
+            all.contains("CREATE POLICY supamigrate_service_role ON \"public\".\"notes\""),
+            service_policy,
+            "{case}: {all}"
+        );
+        let d = c
+            .report
+            .iter()
+            .find(|d| d.object.contains("public.directory"))
+            .unwrap_or_else(|| panic!("{case}: no decision on the view"));
+        assert_eq!(d.access, access, "{case}: {d:#?}");
+        assert_eq!(
+            !d.todo.is_empty(),
+            access == AccessEffect::Narrows,
+            "{case}: {d:#?}"
+        );
+    }
+}

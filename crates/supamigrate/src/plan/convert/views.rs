@@ -7,40 +7,65 @@
 //! through a subquery giving `auth.users`' column names: its owner (the
 //! master, owner of `app_users`) reads it, as postgres read `auth.users`.
 //! Views marked `security_invoker` themselves are left as they are.
+//!
+//! Whether the owner bypassed row level security is read from the source
+//! ([`RowSecurityFacts`]): a view whose owner did not (and where auth.users
+//! has row level security) showed no user, or only those auth.users'
+//! policies let its owner see; it reads `app_users` with `WHERE false` on
+//! the target, never more than before.
 
 use pg_query::protobuf::{self, node::Node as N, Alias, RangeSubselect};
 use pg_query::NodeEnum;
 
+use crate::catalog::data::{OwnerSees, RowSecurityFacts};
 use crate::error::Result;
 use crate::pg::quote_ident;
 use crate::plan::users::{UserColumn, APP_USERS};
 use crate::sql::Statement;
 
 /// Rewrites `st` (CREATE VIEW / CREATE MATERIALIZED VIEW) when it reads
-/// `auth.users` with its owner's rights; `Ok(true)` when it did.
-pub(super) fn read_app_users(st: &mut Statement, columns: &[UserColumn]) -> Result<bool> {
+/// `auth.users` with its owner's rights; what the owner saw of auth.users
+/// on the source when it did (every user when `facts` were not read:
+/// Supabase's views belong to postgres, which bypasses row level security).
+pub(super) fn read_app_users(
+    st: &mut Statement,
+    columns: &[UserColumn],
+    facts: Option<&RowSecurityFacts>,
+) -> Result<Option<OwnerSees>> {
     if columns.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
-    let subquery = app_users_select(columns)?;
     let Some(node) = st.node_mut() else {
-        return Ok(false);
+        return Ok(None);
     };
-    let query = match node {
-        NodeEnum::ViewStmt(v) if !invoker(&v.options) => v.query.as_deref_mut(),
+    let (query, rel) = match node {
+        NodeEnum::ViewStmt(v) if !invoker(&v.options) => (v.query.as_deref_mut(), v.view.as_ref()),
         NodeEnum::CreateTableAsStmt(c)
             if c.objtype == protobuf::ObjectType::ObjectMatview as i32 =>
         {
-            c.query.as_deref_mut()
+            (
+                c.query.as_deref_mut(),
+                c.into.as_ref().and_then(|i| i.rel.as_ref()),
+            )
         }
-        _ => None,
+        _ => (None, None),
     };
     let Some(query) = query else {
-        return Ok(false);
+        return Ok(None);
     };
+    let name = rel.map_or_else(String::new, |rv| {
+        let schema = if rv.schemaname.is_empty() {
+            "public"
+        } else {
+            rv.schemaname.as_str()
+        };
+        format!("{schema}.{}", rv.relname)
+    });
+    let sees = facts.map_or(OwnerSees::Every, |f| f.owner_sees_users(&name));
+    let subquery = app_users_select(columns, sees != OwnerSees::Every)?;
     let mut changed = false;
     walk(query, &subquery, &mut changed);
-    Ok(changed)
+    Ok(changed.then_some(sees))
 }
 
 /// `WITH (security_invoker = true)` (or `on`, `1`).
@@ -64,13 +89,18 @@ fn invoker(options: &[protobuf::Node]) -> bool {
     })
 }
 
-/// `SELECT app_users' columns AS auth.users' names FROM public.app_users`.
-fn app_users_select(columns: &[UserColumn]) -> Result<protobuf::Node> {
+/// `SELECT app_users' columns AS auth.users' names FROM public.app_users`
+/// (`WHERE false` when `none`).
+fn app_users_select(columns: &[UserColumn], none: bool) -> Result<protobuf::Node> {
     let cols: Vec<String> = columns
         .iter()
         .map(|c| format!("{} AS {}", quote_ident(&c.target), quote_ident(&c.source)))
         .collect();
-    let st = Statement::parse(&format!("SELECT {} FROM {APP_USERS}", cols.join(", ")))?;
+    let st = Statement::parse(&format!(
+        "SELECT {} FROM {APP_USERS}{}",
+        cols.join(", "),
+        if none { " WHERE false" } else { "" }
+    ))?;
     let node = st
         .node()
         .ok_or_else(|| crate::error::Error::internal("the app_users subquery did not parse"))?;

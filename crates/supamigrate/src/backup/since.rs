@@ -71,6 +71,21 @@ async fn count(c: &Client, t: &TableName) -> Result<i64> {
     .map_err(|e| Error::postgres(format!("counting {t}"), e))
 }
 
+/// Each row's key as text in byte order on both servers (collations may
+/// differ), and its hash from its text form.
+fn rows_by_key(t: &TableName, key: &[String]) -> String {
+    let cols: Vec<String> = key
+        .iter()
+        .map(|k| format!("x.{}", quote_ident(k)))
+        .collect();
+    format!(
+        "{own} select (row({k}))::text collate \"C\" as k, md5(x::text) from only {t} x order by 1",
+        own = crate::sql::OWN,
+        k = cols.join(", "),
+        t = t.quoted()
+    )
+}
+
 async fn compare_table(now: &Client, backup: &Client, t: &TableName) -> Result<RowsSince> {
     let mut r = RowsSince {
         table: t.clone(),
@@ -95,18 +110,7 @@ async fn compare_table(now: &Client, backup: &Client, t: &TableName) -> Result<R
         r.deleted = (b - n).max(0);
         return Ok(r);
     }
-    let cols: Vec<String> = key
-        .iter()
-        .map(|k| format!("x.{}", quote_ident(k)))
-        .collect();
-    // Keys as text in byte order on both servers (collations may differ);
-    // each row's hash from its text form.
-    let sql = format!(
-        "{own} select (row({k}))::text collate \"C\" as k, md5(x::text) from only {t} x order by 1",
-        own = crate::sql::OWN,
-        k = cols.join(", "),
-        t = t.quoted()
-    );
+    let sql = rows_by_key(t, &key);
     let params: [&str; 0] = [];
     let a = now
         .query_raw(&sql, params)

@@ -985,63 +985,80 @@ fn vault_names_and_pgmq_queues_are_carried() {
     );
 }
 
+/// A case of [`who_bypassed_row_level_security_on_the_source_decides`].
+struct Bypass {
+    case: &'static str,
+    /// (roles bypassing, the view's owner, auth.users' policies), or not read.
+    facts: Option<(&'static [&'static str], &'static str, i64)>,
+    /// The view reads no user.
+    none: bool,
+    /// service_role gets its policy.
+    service_policy: bool,
+    /// The view's decision's access effect.
+    access: AccessEffect,
+}
+
+const BOTH: &[&str] = &["postgres", "service_role"];
+
+const BYPASS: &[Bypass] = &[
+    Bypass {
+        case: "not read (an older plan): Supabase's defaults",
+        facts: None,
+        none: false,
+        service_policy: true,
+        access: AccessEffect::Unchanged,
+    },
+    Bypass {
+        case: "postgres owns it; service_role bypasses",
+        facts: Some((BOTH, "postgres", 0)),
+        none: false,
+        service_policy: true,
+        access: AccessEffect::Unchanged,
+    },
+    Bypass {
+        case: "service_role does not bypass",
+        facts: Some((&["postgres"], "postgres", 0)),
+        none: false,
+        service_policy: false,
+        access: AccessEffect::Unchanged,
+    },
+    Bypass {
+        case: "owner does not bypass, no policy: it showed no user",
+        facts: Some((BOTH, "reporting", 0)),
+        none: true,
+        service_policy: true,
+        access: AccessEffect::Unchanged,
+    },
+    Bypass {
+        case: "owner does not bypass, policies: no user, never more",
+        facts: Some((BOTH, "reporting", 2)),
+        none: true,
+        service_policy: true,
+        access: AccessEffect::Narrows,
+    },
+];
+
 /// What bypassed row level security on the source decides what the target
 /// shows: service_role's policy under the shim, and a view reading
 /// auth.users with its owner's rights. Never more than the source showed.
 #[test]
 fn who_bypassed_row_level_security_on_the_source_decides() {
     use crate::catalog::data::RowSecurityFacts;
-    let facts = |bypassing: &[&str], owner: &str, policies: i64| RowSecurityFacts {
-        bypassing_roles: bypassing.iter().map(|r| r.to_string()).collect(),
-        view_owners: [("public.directory".to_string(), owner.to_string())].into(),
-        auth_users_rls: true,
-        auth_users_policies: policies,
-    };
-    // (case, facts, the view reads no user, service_role's policy, the view's access effect)
-    let cases = [
-        (
-            "not read (an older plan): Supabase's defaults",
-            None,
-            false,
-            true,
-            AccessEffect::Unchanged,
-        ),
-        (
-            "postgres owns the view; service_role bypasses",
-            Some(facts(&["postgres", "service_role"], "postgres", 0)),
-            false,
-            true,
-            AccessEffect::Unchanged,
-        ),
-        (
-            "service_role does not bypass",
-            Some(facts(&["postgres"], "postgres", 0)),
-            false,
-            false,
-            AccessEffect::Unchanged,
-        ),
-        (
-            "an owner that does not bypass, auth.users without policies: it showed no user",
-            Some(facts(&["postgres", "service_role"], "reporting", 0)),
-            true,
-            true,
-            AccessEffect::Unchanged,
-        ),
-        (
-            "an owner that does not bypass, auth.users with policies: no user, never more",
-            Some(facts(&["postgres", "service_role"], "reporting", 2)),
-            true,
-            true,
-            AccessEffect::Narrows,
-        ),
-    ];
-    for (case, rs, none, service_policy, access) in cases {
+    for b in BYPASS {
+        let (case, none, service_policy, access) = (b.case, b.none, b.service_policy, b.access);
         let mut src = source(
             "CREATE TABLE public.notes (id bigint);\nCREATE VIEW public.directory AS SELECT u.id, u.email FROM auth.users u;",
             "ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;",
         );
         src.auth_users_columns = Some(vec![col("id"), col("email")]);
-        src.row_security = rs;
+        src.row_security = b
+            .facts
+            .map(|(bypassing, owner, policies)| RowSecurityFacts {
+                bypassing_roles: bypassing.iter().map(|r| r.to_string()).collect(),
+                view_owners: [("public.directory".to_string(), owner.to_string())].into(),
+                auth_users_rls: true,
+                auth_users_policies: policies,
+            });
         let c = convert(&src, &opts(PolicyMode::Shim)).unwrap_or_else(|e| panic!("{case}: {e}"));
         let all = c.sql();
         let view = all

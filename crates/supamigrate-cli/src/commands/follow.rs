@@ -214,8 +214,31 @@ fn print_cutover(r: &supamigrate::follow::CutoverReport, json: bool) -> anyhow::
         if v.rows_differing > v.row_differences.len() as u64 {
             println!("… {} changed row(s) differ in all", v.rows_differing);
         }
+        if let Some(app) = &r.app {
+            print_quick_app(app);
+        }
     }
     Ok(())
+}
+
+/// The application's checks in their fast form.
+fn print_quick_app(app: &supamigrate::verify::app::quick::Quick) {
+    match &app.not_checked {
+        Some(why) => println!("application: not checked: {why}"),
+        None if app.differences.is_empty() => println!(
+            "application: auth.uid(), auth.role() and auth.jwt() answer the same for {} principal(s); {} (role, table) pair(s) see every row, none, or depend on the user alike (`verify --app` compares each user's rows)",
+            app.principals, app.compared
+        ),
+        None => {
+            println!(
+                "application: {} difference(s) on the target (the data is equal; fix them before the application moves):",
+                app.differences.len()
+            );
+            for d in &app.differences {
+                println!("  ✗ {d}");
+            }
+        }
+    }
 }
 
 fn confirm(yes: bool, ctx: &Context) -> anyhow::Result<()> {

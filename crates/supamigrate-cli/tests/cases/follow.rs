@@ -241,7 +241,13 @@ async fn follow_and_cutover_under_writes() {
     assert!(
         text.contains("downtime by part: writes stopped")
             && text.contains("caught up")
-            && text.contains("fast verify"),
+            && text.contains("fast verify")
+            && text.contains(", application "),
+        "{text}"
+    );
+    // The application's fast checks: anon, service_role and three users.
+    assert!(
+        text.contains("application: auth.uid(), auth.role() and auth.jwt() answer the same for 5 principal(s)"),
         "{text}"
     );
     assert!(text.contains("storage: 626 object(s) copied"), "{text}");
@@ -809,11 +815,36 @@ async fn compared_while_following_but_changed_again() {
         followed.contains("failpoint follow-compared@1: sleeping 4000 ms"),
         "{followed}"
     );
-    // Put right, the cutover finishes.
-    tgt.batch_execute("update public.fw_cmp set v = 'changed' where id = 1")
+    // Put right, the cutover finishes. With auth.uid() broken on the
+    // target, its fast application check says so (the data is equal: the
+    // cutover finishes, naming it).
+    tgt.batch_execute(
+        "update public.fw_cmp set v = 'changed' where id = 1; \
+         create or replace function auth.uid() returns uuid language sql stable as $$ select null::uuid $$",
+    )
+    .await
+    .unwrap();
+    // (The application's session was ended by the first cutover.)
+    let first: String = connect(&sb.source_superuser("postgres"))
         .await
-        .unwrap();
+        .unwrap()
+        .query_one("select id::text from auth.users order by id limit 1", &[])
+        .await
+        .unwrap()
+        .get(0);
     let mut cut = bin(&sb);
     cut.args(["cutover", "--yes"]);
-    ok(cut, "cutover once put right").await;
+    let out = ok(cut, "cutover once put right").await;
+    let text = output_text(&out);
+    assert!(
+        text.contains("application: 3 difference(s) on the target"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "✗ auth.uid() as {first}: source {first}, target NULL"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(", application "), "{text}");
 }

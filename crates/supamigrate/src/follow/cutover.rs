@@ -61,6 +61,11 @@ pub struct CutoverReport {
     /// The fast verify of what the follow changed (the cutover stops
     /// before finishing when it finds a difference).
     pub verify: FastVerify,
+    /// The application's checks in their fast form: identity functions and
+    /// who may see what, compared (a difference is reported, and does not
+    /// stop the cutover: the data is equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<crate::verify::app::quick::Quick>,
     /// Seconds from the first refused write to the end of the cutover
     /// (across runs, when this one continued a cutover a kill interrupted).
     pub downtime_seconds: f64,
@@ -251,6 +256,10 @@ async fn writes_stopped(
     part(report, "materialized views");
     report.verify = fast_verify(src, &tgt, plan).await?;
     part(report, "fast verify");
+    if !report.verify.differs() {
+        report.app = Some(crate::verify::app::quick::check(src, &tgt, plan).await?);
+        part(report, "application");
+    }
     report.downtime_seconds = started.elapsed().as_secs_f64();
     Ok(())
 }

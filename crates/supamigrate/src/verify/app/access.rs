@@ -93,6 +93,50 @@ pub struct RlsTable {
     pub columns: Vec<(String, String)>,
 }
 
+/// Each user that is not deleted: id, role, the shape of its
+/// `app_metadata` (its keys), and the claims Supabase's API would set.
+const USERS_SQL: &str = "/* supamigrate */ select u.id::text, coalesce(nullif(u.role, ''), 'authenticated'), \
+     coalesce((select string_agg(k, ',' order by k) from jsonb_object_keys(coalesce(u.raw_app_meta_data, '{}')) k), ''), \
+     jsonb_build_object('sub', u.id, 'role', coalesce(nullif(u.role, ''), 'authenticated'), \
+       'aud', coalesce(u.aud, 'authenticated'), 'email', coalesce(u.email, ''), 'phone', coalesce(u.phone, ''), \
+       'app_metadata', coalesce(u.raw_app_meta_data, '{}'), 'user_metadata', coalesce(u.raw_user_meta_data, '{}'), \
+       'aal', 'aal1', 'is_anonymous', coalesce((to_jsonb(u) ->> 'is_anonymous')::boolean, false))::text \
+     from auth.users u where (to_jsonb(u) ->> 'deleted_at') is null";
+
+/// anon and service_role, then the first `users` signed-up users by id
+/// (read through auth.users' primary key: no scan of every user).
+pub async fn first_principals(src: &Client, users: i64) -> Result<Vec<Principal>> {
+    let mut out = principals(src, 0).await?;
+    if users == 0 || !has_users(src).await? {
+        return Ok(out);
+    }
+    let rows = src
+        .query(&format!("{USERS_SQL} order by u.id limit $1"), &[&users])
+        .await
+        .map_err(|e| Error::postgres("reading the users to act as", e))?;
+    out.extend(rows.iter().map(|r| Principal {
+        name: r.get(0),
+        role: r.get(1),
+        claims: r.get(3),
+    }));
+    Ok(out)
+}
+
+/// Which (role, table index) pairs of `tables` do not depend on the user,
+/// and how (`all`, `none`, `refused`), on one side: catalog reads only.
+pub async fn kinds(
+    c: &Client,
+    tables: &[RlsTable],
+    source: bool,
+    roles: &[String],
+) -> Result<std::collections::BTreeMap<(String, usize), &'static str>> {
+    let r = Reader::new(c, tables, source, roles).await?;
+    Ok(r.kinds
+        .into_iter()
+        .map(|(k, kind)| (k, kind.name()))
+        .collect())
+}
+
 /// The principals: anon, service_role, then up to `users` signed-up users
 /// of the source, chosen deterministically: one per role and per shape of
 /// `app_metadata` first, then by a hash of their id.
@@ -113,16 +157,7 @@ pub async fn principals(src: &Client, users: usize) -> Result<Vec<Principal>> {
         return Ok(out);
     }
     let rows = src
-        .query(
-            "/* supamigrate */ select u.id::text, coalesce(nullif(u.role, ''), 'authenticated'), \
-             coalesce((select string_agg(k, ',' order by k) from jsonb_object_keys(coalesce(u.raw_app_meta_data, '{}')) k), ''), \
-             jsonb_build_object('sub', u.id, 'role', coalesce(nullif(u.role, ''), 'authenticated'), \
-               'aud', coalesce(u.aud, 'authenticated'), 'email', coalesce(u.email, ''), 'phone', coalesce(u.phone, ''), \
-               'app_metadata', coalesce(u.raw_app_meta_data, '{}'), 'user_metadata', coalesce(u.raw_user_meta_data, '{}'), \
-               'aal', 'aal1', 'is_anonymous', coalesce((to_jsonb(u) ->> 'is_anonymous')::boolean, false))::text \
-             from auth.users u where (to_jsonb(u) ->> 'deleted_at') is null order by md5(u.id::text)",
-            &[],
-        )
+        .query(&format!("{USERS_SQL} order by md5(u.id::text)"), &[])
         .await
         .map_err(|e| Error::postgres("choosing the users whose access is compared", e))?;
     let all: Vec<(String, String, String, String)> = rows
@@ -331,6 +366,14 @@ enum Kind {
 }
 
 impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::All => "every row",
+            Kind::None => "no row",
+            Kind::Refused => "refused",
+        }
+    }
+
     fn parse(s: &str) -> Option<Kind> {
         match s {
             "all" => Some(Kind::All),

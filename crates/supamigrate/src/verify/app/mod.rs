@@ -13,6 +13,7 @@ pub mod access;
 pub mod answers;
 pub mod logins;
 pub mod plans;
+pub mod quick;
 pub mod settings;
 
 use std::sync::Arc;
@@ -218,7 +219,10 @@ pub async fn write_settings(
 /// RLS enabled on the source, with their compared columns. Supabase's own
 /// tables (Storage's, Auth's others) are read by its services, not through
 /// the application's roles.
-async fn rls_tables(src: &Client, plan: &MigrationPlan) -> Result<Vec<access::RlsTable>> {
+pub(super) async fn rls_tables(
+    src: &Client,
+    plan: &MigrationPlan,
+) -> Result<Vec<access::RlsTable>> {
     let on = access::rls_tables(src).await?;
     let users = crate::pg::TableName::new("auth", "users");
     let mut out = Vec::new();

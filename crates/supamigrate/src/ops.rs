@@ -468,6 +468,9 @@ async fn cutover_rows(
         });
     }
     let roles = report.read_only_roles.clone();
+    cutover_app(m, &mut report)
+        .await
+        .map_err(|e| crate::follow::source_read_only(e, &roles))?;
     let storage = match stores {
         Some(s) => Some(
             cutover_storage(m, &s, transfer, &mut report)
@@ -502,6 +505,21 @@ pub async fn storage_step(
         ));
     }
     Ok(s)
+}
+
+/// The application's checks in their fast form, while writes are stopped:
+/// a part of the downtime.
+async fn cutover_app(m: &Migration, report: &mut crate::follow::CutoverReport) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (src, tgt) = tokio::try_join!(
+        crate::connect::connect(&m.source),
+        crate::connect::connect(&m.target)
+    )?;
+    report.app = Some(crate::verify::app::quick::check(&src, &tgt, &m.plan).await?);
+    let took = started.elapsed().as_secs_f64();
+    report.downtime_seconds += took;
+    report.parts.push(("application".into(), took));
+    Ok(())
 }
 
 /// The cutover's Storage step: objects added during the follow, references

@@ -509,7 +509,9 @@ fn lsn(s: &str) -> Result<Lsn> {
 
 pub mod cutover;
 pub use check::FastVerify;
-pub use cutover::{abort, cutover, finish, source_read_only, CutoverOptions, CutoverReport};
+pub use cutover::{
+    abort, cutover, finish, source_read_only, AppQuick, CutoverOptions, CutoverReport,
+};
 
 /// Where a follow stands: the store's record and how far behind the source
 /// it is.

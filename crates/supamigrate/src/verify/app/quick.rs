@@ -9,7 +9,6 @@
 //!   every row, none, is refused, or depends on the user: the same on both
 //!   sides (the catalog only).
 
-use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use super::access::{self, Principal};
@@ -20,19 +19,8 @@ use crate::plan::MigrationPlan;
 /// Signed-up users whose identity is compared at the cutover.
 pub const USERS: i64 = 3;
 
-/// What the fast form found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quick {
-    /// Principals whose identity functions were compared.
-    pub principals: usize,
-    /// (role, table) pairs whose kind of access was compared.
-    pub compared: usize,
-    /// What differs, a line each.
-    pub differences: Vec<String>,
-    /// Why nothing was compared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_checked: Option<String>,
-}
+/// What the fast form found (the cutover's report holds it).
+pub use crate::follow::AppQuick as Quick;
 
 /// The identity functions' answers, as text.
 const IDENTITY_SQL: &str = "select coalesce(auth.uid()::text, 'NULL'), \

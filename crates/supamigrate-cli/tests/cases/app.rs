@@ -66,7 +66,9 @@ async fn prepare(sb: &Sandbox) {
              create table public.readings (id bigint primary key, device int not null, v float8);
              insert into public.readings select g, g % 2000, random() from generate_series(1, 60000) g;
              create index readings_device on public.readings (device);
-             analyze public.readings;"
+             analyze public.readings;
+             create function public.account_status() returns text language sql stable as $$ select 'ok' $$;
+             grant execute on function public.account_status() to anon, authenticated;"
         ))
         .await
         .unwrap();
@@ -198,6 +200,33 @@ async fn the_notes_app_is_proven_to_work_on_the_target() {
     logins(&sb, work).await;
     plan_regression(&sb, work).await;
     broken_uid(&sb, work).await;
+    data_in_errors(&sb, work).await;
+}
+
+/// A function that now raises an error quoting data on the target: the
+/// difference is reported by its SQLSTATE, never with the data.
+async fn data_in_errors(sb: &Sandbox, work: &Path) {
+    let tgt = connect(&sb.target_url()).await.unwrap();
+    tgt.batch_execute(
+        "create or replace function public.account_status() returns text language plpgsql stable as \
+         $$ begin raise exception 'card %', 'SECRET-4242-4242'; end $$",
+    )
+    .await
+    .unwrap();
+    for args in [
+        &["--app", "--users", "3"][..],
+        &["--app", "--users", "3", "--json"],
+    ] {
+        let out = run(verify(sb, work, args)).await;
+        let t = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(t.contains("public.account_status()"), "{t}");
+        assert!(t.contains("SQLSTATE P0001"), "{t}");
+        assert!(
+            !t.contains("SECRET-4242"),
+            "data from an error message: {t}"
+        );
+    }
 }
 
 /// A fresh notes sandbox, [`prepare`]d, then `run`.

@@ -34,7 +34,8 @@ pub enum Seen {
     },
     /// The read was refused (no privilege).
     Refused {
-        /// The server's message.
+        /// The server's message ([`super::server_error`]: its SQLSTATE
+        /// alone when the message may quote data).
         message: String,
     },
 }
@@ -277,13 +278,13 @@ pub async fn seen(c: &Client, from: &str) -> Result<Seen> {
             },
         ),
         Err(e) => {
-            let Some(db) = e.as_db_error() else {
+            if e.as_db_error().is_none() {
                 return Err(Error::postgres("reading as an application user", e));
-            };
+            }
             (
                 "rollback to savepoint supamigrate_read; release savepoint supamigrate_read",
                 Seen::Refused {
-                    message: db.message().to_string(),
+                    message: super::server_error(&e),
                 },
             )
         }

@@ -25,6 +25,27 @@ use crate::error::Result;
 use crate::plan::convert::PolicyMode;
 use crate::plan::MigrationPlan;
 
+/// A server's error as the checks report it: its message when its class
+/// names objects only (42: access rules and undefined objects, 0A: not
+/// supported, 53–58: resources and the system), else its SQLSTATE alone:
+/// an error a function raises (P0001), a data exception (22) or a
+/// violated constraint (23) may quote the application's data, which a
+/// report never holds.
+pub fn server_error(e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return e.to_string();
+    };
+    let code = db.code().code();
+    if ["42", "0A", "53", "54", "55", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+    {
+        db.message().to_string()
+    } else {
+        format!("error SQLSTATE {code}; its message is not shown: it may quote data")
+    }
+}
+
 /// Users sampled for the access comparison by default.
 pub const DEFAULT_USERS: usize = 20;
 /// Statements whose plans are compared by default.

@@ -195,9 +195,7 @@ async fn generic_plan(c: &Client, query: &str) -> std::result::Result<PlanNode, 
     match result {
         Ok(Some(plan)) => Ok(plan),
         Ok(None) => Err("EXPLAIN gave no plan".into()),
-        Err(e) => Err(e
-            .as_db_error()
-            .map_or_else(|| e.to_string(), |d| d.message().to_string())),
+        Err(e) => Err(super::server_error(&e)),
     }
 }
 

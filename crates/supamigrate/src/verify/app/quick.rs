@@ -113,9 +113,7 @@ async fn identity(c: &Client, p: &Principal) -> Result<std::result::Result<Vec<S
             Ok(r) => Ok((0..FUNCTIONS.len())
                 .map(|i| r.get::<_, String>(i))
                 .collect()),
-            Err(e) => Err(e
-                .as_db_error()
-                .map_or_else(|| e.to_string(), |d| d.message().to_string())),
+            Err(e) => Err(super::server_error(&e)),
         })
     };
     Ok(access::as_principal(c, p, read).await?.and_then(|r| r))

@@ -226,8 +226,16 @@ fn print_quick_app(app: &supamigrate::verify::app::quick::Quick) {
     match &app.not_checked {
         Some(why) => println!("application: not checked: {why}"),
         None if app.differences.is_empty() => println!(
-            "application: auth.uid(), auth.role() and auth.jwt() answer the same for {} principal(s); {} (role, table) pair(s) see every row, none, or depend on the user alike (`verify --app` compares each user's rows)",
-            app.principals, app.compared
+            "application: {}; {} (role, table) pair(s) see every row, none, or depend on the user alike (`verify --app` compares each user's rows)",
+            if app.principals == 0 {
+                "the source has no auth.uid() to compare".to_string()
+            } else {
+                format!(
+                    "auth.uid(), auth.role() and auth.jwt() answer the same for {} principal(s)",
+                    app.principals
+                )
+            },
+            app.compared
         ),
         None => {
             println!(

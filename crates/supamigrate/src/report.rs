@@ -121,7 +121,7 @@ const CHECKLIST: &[(&str, &str, How)] = &[
     (
         "Post-Migration",
         "Verify tracking functionality",
-        How::Yours("run the application's tracking flow (create a shipment, change its status, read it back) against the target"),
+        How::Yours("run the application's flows that write (create a record, change its state, read it back, as a signed-in user) against the target: verify --app proved what each user reads, not what the policies' WITH CHECK lets them write"),
     ),
     ("Post-Migration", "Verify user authentication", How::App(AppCheck::Logins)),
     ("Post-Migration", "Performance testing", How::App(AppCheck::Plans)),

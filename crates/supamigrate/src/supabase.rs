@@ -69,8 +69,9 @@ pub const API_ROLES: &[&str] = &["anon", "authenticated", "service_role"];
 /// Supabase Auth's tables, beyond `auth.users`, that move to the target as
 /// tables: (name, carried even when no code of the application reads it,
 /// what it is for on the target). The durable ones describe users (how
-/// they sign in, their MFA factors, SSO); the others describe sessions,
-/// carried only when the application's code reads them (its AAL checks).
+/// they sign in, their MFA factors, SSO); the others (sessions, the audit
+/// log) are carried only when the application's code reads them (its AAL
+/// checks, its sign-in reports).
 pub const AUTH_TABLES: &[(&str, bool, &str)] = &[
     (
         "identities",
@@ -98,5 +99,10 @@ pub const AUTH_TABLES: &[(&str, bool, &str)] = &[
         "mfa_amr_claims",
         false,
         "how each session signed in (password, totp, otp…)",
+    ),
+    (
+        "audit_log_entries",
+        false,
+        "Supabase Auth's audit log up to the migration (sign-ins, sign-ups, password changes; nothing adds to it on the target)",
     ),
 ];

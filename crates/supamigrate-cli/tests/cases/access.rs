@@ -4,7 +4,7 @@
 //! user enrolled in TOTP with an `aal1` JWT sees nothing on the source.
 //! `auth.mfa_factors` moves as a table: the policy and its function keep
 //! working on the target. A function reading what does not move
-//! (`auth.audit_log_entries`) is left out, and its restrictive policy then
+//! (`auth.one_time_tokens`) is left out, and its restrictive policy then
 //! refuses the plan (or is kept failing closed): never dropped to show the
 //! row.
 
@@ -23,11 +23,11 @@ fn bin(sb: &Sandbox) -> Command {
 const USER: &str = "a1111111-1111-4111-8111-111111111111";
 
 /// What says a user enrolled in MFA: their verified factor (which moves),
-/// or the audit log's record of it (which does not).
+/// or a pending reauthentication token (which does not).
 const BY_FACTOR: &str =
     "select 1 from auth.mfa_factors f where f.user_id = auth.uid() and f.status = 'verified'";
-const BY_AUDIT_LOG: &str = "select 1 from auth.audit_log_entries f \
-    where f.payload ->> 'actor_id' = auth.uid()::text and f.payload ->> 'action' = 'mfa_enrolled'";
+const BY_ONE_TIME_TOKEN: &str = "select 1 from auth.one_time_tokens t \
+    where t.user_id = auth.uid() and t.token_type = 'reauthentication_token'";
 
 /// The app, its restrictive policy's function deciding with `enrolled`.
 fn app(enrolled: &str) -> String {
@@ -75,8 +75,8 @@ async fn mfa_source(sb: &Sandbox, enrolled: &str) {
             "insert into auth.users (id, email, created_at, updated_at) values ('{USER}', 'mfa@example.com', now(), now());
              insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at)
                values (gen_random_uuid(), '{USER}', 'phone', 'totp', 'verified', now(), now());
-             insert into auth.audit_log_entries (id, payload, created_at)
-               values (gen_random_uuid(), jsonb_build_object('actor_id', '{USER}', 'action', 'mfa_enrolled'), now());
+             insert into auth.one_time_tokens (id, user_id, token_type, token_hash, relates_to)
+               values (gen_random_uuid(), '{USER}', 'reauthentication_token', 'h', 'mfa@example.com');
              insert into public.vault_notes values (1, '{USER}', 'the launch codes');"
         ))
         .await
@@ -111,6 +111,24 @@ async fn an_mfa_policy_reading_auth_tables_keeps_working_on_the_target() {
     }
     let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
     mfa_source(&sb, BY_FACTOR).await;
+    // A sign-in report reading Auth's audit log: the log moves with it.
+    let admin = connect(&sb.source_superuser("postgres")).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "insert into auth.audit_log_entries (id, payload, created_at)
+               values (gen_random_uuid(), jsonb_build_object('actor_id', '{USER}', 'action', 'login'), now());"
+        ))
+        .await
+        .unwrap();
+    connect(&sb.source_url())
+        .await
+        .unwrap()
+        .batch_execute(
+            "create function public.sign_ins(who uuid) returns bigint language sql stable security definer set search_path = '' \
+               as $$ select count(*) from auth.audit_log_entries e where e.payload ->> 'actor_id' = who::text and e.payload ->> 'action' = 'login' $$;",
+        )
+        .await
+        .unwrap();
     let out = provision_and_copy(&sb, &[]).await;
     assert!(out.contains("table auth.mfa_factors"), "{out}");
     let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
@@ -124,6 +142,12 @@ async fn an_mfa_policy_reading_auth_tables_keeps_working_on_the_target() {
         .unwrap()
         .get(0);
     assert_eq!(factors, 1, "the factor, with its enum types");
+    let sign_ins: i64 = tgt
+        .query_one(&format!("select public.sign_ins('{USER}')"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sign_ins, 1, "the report reads the audit log on the target");
 }
 
 #[tokio::test]
@@ -132,7 +156,7 @@ async fn a_restrictive_mfa_policy_is_never_dropped_to_widen_access() {
         return;
     }
     let sb = Sandbox::ephemeral(0).await.expect("sandbox starts");
-    mfa_source(&sb, BY_AUDIT_LOG).await;
+    mfa_source(&sb, BY_ONE_TIME_TOKEN).await;
 
     // Refused by default, before anything is written, naming the policy.
     let mut plan = bin(&sb);

@@ -44,7 +44,7 @@ pub const PLATFORM: &[PlatformSchema] = &[
     PlatformSchema { schema: "cron", what: "pg_cron from the application's database", instead: "on RDS pg_cron runs in the postgres database: schedule there with cron.schedule_in_database, or use Amazon EventBridge Scheduler" },
     PlatformSchema { schema: "graphql", what: "pg_graphql", instead: "serve GraphQL from the application (PostGraphile, AWS AppSync)" },
     PlatformSchema { schema: "graphql_public", what: "pg_graphql", instead: "serve GraphQL from the application (PostGraphile, AWS AppSync)" },
-    PlatformSchema { schema: "auth", what: "Supabase Auth's own tables (only auth.users moves, to public.app_users)", instead: "read users from public.app_users, or move sign-in to Amazon Cognito or another identity provider" },
+    PlatformSchema { schema: "auth", what: "Supabase Auth's own table (only auth.users, as public.app_users, and the Auth tables describing users or read by the application move)", instead: "read users from public.app_users, or move sign-in to Amazon Cognito or another identity provider" },
     PlatformSchema { schema: "storage", what: "Supabase Storage's internals (only storage.buckets and storage.objects move)", instead: "use the S3 API" },
     PlatformSchema { schema: "extensions", what: "an object in Supabase's extensions schema that no extension of the target provides", instead: "install the extension on the target, or rewrite the code without it" },
     PlatformSchema { schema: "supabase_migrations", what: "the Supabase CLI's migration history", instead: "keep migrations in your own tool" },

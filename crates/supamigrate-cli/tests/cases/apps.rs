@@ -1153,6 +1153,17 @@ async fn runtime_shims(sb: &Sandbox) {
         [[Some("9".to_string())]],
         "a pgmq queue sends and reads on the target"
     );
+    assert_eq!(
+        rows(
+            &tgt,
+            "do $$ begin perform public.enqueue_order(10); end $$; \
+             select (public.queue_length('order_events_queue') = (select count(*) from pgmq.q_order_events_queue))::text, \
+                    (select string_agg(message->>'order', ',') from public.queue_read('order_events_queue', 30, 10))"
+        )
+        .await,
+        [[Some("true".to_string()), Some("10".to_string())]],
+        "the project's wrappers over pgmq's record type and metrics work on the target"
+    );
 }
 
 /// `plan --json`, `verify` and `schema export` with debug logs: no secret

@@ -4,6 +4,13 @@
 create extension if not exists pgmq;
 select pgmq.create('order_events_queue');
 select pgmq.send('order_events_queue', '{"order": 1}'::jsonb);
+-- The project's own wrappers for its Edge Functions, as real projects write
+-- them: a read returning pgmq's record type, the queue's length from its
+-- metrics.
+create function public.queue_read(queue_name text, vt integer, qty integer) returns setof pgmq.message_record
+  language sql security definer set search_path = '' as $$ select * from pgmq.read(queue_name, vt, qty) $$;
+create function public.queue_length(queue_name text) returns bigint
+  language sql security definer set search_path = '' as $$ select m.queue_length from pgmq.metrics(queue_name) m $$;
 select vault.create_secret('sk_live_fixtureVaultSecret0123', 'stripe_secret_key', 'Stripe live key');
 do $$
 begin

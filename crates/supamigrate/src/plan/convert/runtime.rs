@@ -7,7 +7,7 @@
 //! | `net.http_post/http_get/http_delete` (pg_net) | a row in `supamigrate_outbox.http_requests`, returning its id |
 //! | `supabase_functions.http_request` (webhooks) | a row in the same outbox, with the webhook's payload |
 //! | `vault.secrets`, `vault.decrypted_secrets`, `vault.create_secret`, `vault.update_secret` | a secrets table the user fills: the source's names and ids, no value |
-//! | pgmq (when the target lacks it) | queues as plain tables, `pgmq.create/send/read/pop/archive/delete…` in SQL |
+//! | pgmq (when the target lacks it) | queues as plain tables, `pgmq.create/send/read/pop/archive/delete/metrics…` in SQL |
 //!
 //! What no shim keeps stays left out with its reason (`reach`): reading a
 //! pg_net response (`net._http_response`), the `http` extension's
@@ -80,8 +80,10 @@ const PROVIDES: &[Provides] = &[
             "drop_queue",
             "set_vt",
             "list_queues",
+            "metrics",
+            "metrics_all",
         ],
-        relations: &["meta", "message_record"],
+        relations: &["meta", "message_record", "metrics_result"],
         prefixes: &["q_", "a_"],
     },
 ];
@@ -290,6 +292,16 @@ BEGIN
 END
 $$;",
     "CREATE FUNCTION pgmq.list_queues() RETURNS SETOF pgmq.meta LANGUAGE sql AS $$ SELECT * FROM pgmq.meta ORDER BY queue_name $$;",
+    "CREATE TYPE pgmq.metrics_result AS (queue_name text, queue_length bigint, newest_msg_age_sec integer, oldest_msg_age_sec integer, total_messages bigint, scrape_time timestamp with time zone);",
+    "CREATE FUNCTION pgmq.metrics(queue_name text) RETURNS pgmq.metrics_result LANGUAGE plpgsql AS $$
+DECLARE
+  result pgmq.metrics_result;
+BEGIN
+  EXECUTE format('SELECT $1, count(*), extract(epoch FROM clock_timestamp() - max(enqueued_at))::integer, extract(epoch FROM clock_timestamp() - min(enqueued_at))::integer, (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM %s s), clock_timestamp() FROM pgmq.%I', pg_get_serial_sequence(format('pgmq.%I', 'q_' || queue_name), 'msg_id'), 'q_' || queue_name) INTO result USING queue_name;
+  RETURN result;
+END
+$$;",
+    "CREATE FUNCTION pgmq.metrics_all() RETURNS SETOF pgmq.metrics_result LANGUAGE sql AS $$ SELECT (pgmq.metrics(m.queue_name)).* FROM pgmq.meta m ORDER BY m.queue_name $$;",
 ];
 
 /// The shims' statements and report lines, for the shims `used` names

@@ -140,6 +140,9 @@ fn app_tick(state: &RunState, check: AppCheck) -> Tick {
     match check {
         AppCheck::Logins => match (&app.logins.not_checked, app.logins.mismatches()) {
             (Some(why), _) => Tick::Unproved(format!("logins not checked: {why}")),
+            (None, 0) if app.logins.users == 0 => Tick::Unproved(
+                "the source has no user yet: nothing was proved; once users sign up, `supamigrate verify --app` counts how each signs in".into(),
+            ),
             (None, 0) => Tick::Proved(format!(
                 "verify --app: the sign-in data of all {} user(s) is kept ({} kind(s)); `verify --login EMAIL` checks a password",
                 app.logins.users,

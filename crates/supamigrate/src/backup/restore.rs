@@ -344,6 +344,59 @@ pub async fn verify_backup_locally(dir: &Path) -> Result<RestoreCheck> {
     Ok(check)
 }
 
+/// The extensions' configuration tables of the scratch database that this
+/// user may not insert into (an extension's tables belong to `rdsadmin` on
+/// RDS), taken over, so the rows the project added to them (PostGIS's
+/// reference systems) restore as `copy` carries them; those that cannot be
+/// taken over, with why (their project rows cannot restore on this server).
+async fn take_config_tables(client: &Client) -> Result<Vec<(TableName, String)>> {
+    let rows = client
+        .query(
+            "select n.nspname::text, c.relname::text, e.extname::text from pg_extension e \
+             cross join unnest(coalesce(e.extconfig, '{}'::oid[])) t(oid) \
+             join pg_class c on c.oid = t.oid join pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind = 'r' and not has_table_privilege(c.oid, 'insert') order by 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::postgres("reading the scratch database's extension tables", e))?;
+    let mut refused = Vec::new();
+    for r in rows {
+        let (table, ext) = (
+            TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            r.get::<_, String>(2),
+        );
+        if let Err(e) = client
+            .batch_execute(&format!(
+                "alter table {} owner to current_user",
+                table.quoted()
+            ))
+            .await
+        {
+            refused.push((
+                table,
+                format!(
+                    "the rows the project added to this configuration table of extension {ext} cannot be written on this server ({}); the backup holds them",
+                    crate::connect::error_chain(&e)
+                ),
+            ));
+        }
+    }
+    Ok(refused)
+}
+
+/// Marks the tables of `refused` that restored with fewer rows than the
+/// manifest says as excused, with why.
+fn excuse_config(tables: &mut [TableCheck], refused: &[(TableName, String)]) {
+    for t in tables.iter_mut().filter(|t| !t.matches) {
+        if let Some((_, why)) = refused.iter().find(|(name, _)| *name == t.table) {
+            if t.rows.is_some_and(|n| n < t.expected_rows) {
+                t.excused = Some(why.clone());
+            }
+        }
+    }
+}
+
 async fn restore_and_compare(
     dir: &Path,
     manifest: &Manifest,
@@ -379,6 +432,7 @@ async fn restore_and_compare(
             unavailable_extensions.push(ext.clone());
         }
     }
+    let config_refused = take_config_tables(&client).await?;
     let (list, left_out) = {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || without_secrets(&dir))
@@ -410,7 +464,8 @@ async fn restore_and_compare(
     // Counted as the restoring role, which owns every table: FORCE would
     // show it only what the policies let it see.
     crate::rls::lift_for_good(&client).await?;
-    let tables = check_tables(&client, &manifest.tables).await?;
+    let mut tables = check_tables(&client, &manifest.tables).await?;
+    excuse_config(&mut tables, &config_refused);
     drop(list);
     Ok(RestoreCheck {
         file_problems: Vec::new(),

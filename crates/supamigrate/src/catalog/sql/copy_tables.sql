@@ -12,11 +12,12 @@ join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p')
   and not c.relispartition
   and n.nspname = any($1::text[])
-  -- An extension's own tables come with the extension (its configuration
-  -- tables aside, whose rows the project may have added): not the
-  -- application's data, and absent where the extension is left behind.
-  and not exists (select 1 from pg_depend d join pg_extension e on e.oid = d.refobjid
+  -- An extension's own tables come with the extension: not the
+  -- application's data, and absent where the extension is left behind. Its
+  -- configuration tables too (PostGIS's spatial_ref_sys in public): CREATE
+  -- EXTENSION fills them on the target, and the rows the project added
+  -- are copied apart, before the data (`copy::extension_config`).
+  and not exists (select 1 from pg_depend d
                   where d.classid = 'pg_class'::regclass and d.objid = c.oid
-                    and d.refclassid = 'pg_extension'::regclass and d.deptype = 'e'
-                    and not c.oid = any(coalesce(e.extconfig, '{}'::oid[])))
+                    and d.refclassid = 'pg_extension'::regclass and d.deptype = 'e')
 order by 1, 2

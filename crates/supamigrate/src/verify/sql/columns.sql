@@ -17,10 +17,11 @@ left join pg_index i on i.indrelid = c.oid and i.indisprimary
 where c.relkind in ('r', 'p')
   and not c.relispartition
   and n.nspname = any($1::text[])
-  -- An extension's own tables (but its configuration tables) are the
-  -- extension's, not the application's: the copy leaves them out too.
-  and not exists (select 1 from pg_depend d join pg_extension e on e.oid = d.refobjid
+  -- An extension's own tables are the extension's, not the application's:
+  -- the copy leaves them out too. Its configuration tables' rows that the
+  -- project added are compared apart (`verify::config`): the rest comes
+  -- from each side's version of the extension.
+  and not exists (select 1 from pg_depend d
                   where d.classid = 'pg_class'::regclass and d.objid = c.oid
-                    and d.refclassid = 'pg_extension'::regclass and d.deptype = 'e'
-                    and not c.oid = any(coalesce(e.extconfig, '{}'::oid[])))
+                    and d.refclassid = 'pg_extension'::regclass and d.deptype = 'e')
 order by 1, 2, a.attnum

@@ -189,15 +189,21 @@ impl Sandbox {
                 }
             }
             if sb.state.scale != opts.scale || sb.state.seed != opts.seed || sb.state.app != app {
+                let fixture = |a: &Option<String>| {
+                    a.as_deref()
+                        .map_or_else(|| "the TMS fixture".to_string(), |a| format!("app {a}"))
+                };
                 return Err(Error::invalid_input(format!(
-                    "the sandbox in {} was created with scale {} and seed {}, not scale {} and seed {}",
+                    "the sandbox in {} was created with {}, scale {} and seed {}, not {}, scale {} and seed {}",
                     opts.dir.display(),
+                    fixture(&sb.state.app),
                     sb.state.scale,
                     sb.state.seed,
+                    fixture(&app),
                     opts.scale,
                     opts.seed
                 ))
-                .with_hint("run `supamigrate sandbox stop --remove` first, or pass the same --scale/--seed"));
+                .with_hint("run `supamigrate sandbox stop --remove` first, or pass the same --app/--scale/--seed"));
             }
             sb.source.start()?;
             sb.target.start()?;

@@ -83,6 +83,11 @@ pub const AUTH_TABLES: &[(&str, bool, &str)] = &[
         true,
         "each user's MFA factors (TOTP, phone, WebAuthn) and their status",
     ),
+    (
+        "webauthn_credentials",
+        true,
+        "each user's passkeys (WebAuthn credential ids and public keys), for a sign-in service that keeps accepting them",
+    ),
     ("sso_providers", true, "SAML SSO providers"),
     (
         "sso_domains",

@@ -129,8 +129,17 @@ async fn an_mfa_policy_reading_auth_tables_keeps_working_on_the_target() {
         )
         .await
         .unwrap();
+    // A passkey: its credential moves with the user.
+    admin
+        .batch_execute(&format!(
+            "insert into auth.webauthn_credentials (user_id, credential_id, public_key, friendly_name)
+               values ('{USER}', '\\x0102a0', '\\x0304b0', 'laptop');"
+        ))
+        .await
+        .unwrap();
     let out = provision_and_copy(&sb, &[]).await;
     assert!(out.contains("table auth.mfa_factors"), "{out}");
+    assert!(out.contains("table auth.webauthn_credentials"), "{out}");
     let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
         .await
         .unwrap();
@@ -148,6 +157,15 @@ async fn an_mfa_policy_reading_auth_tables_keeps_working_on_the_target() {
         .unwrap()
         .get(0);
     assert_eq!(sign_ins, 1, "the report reads the audit log on the target");
+    let passkey: String = tgt
+        .query_one(
+            &format!("select encode(credential_id, 'hex') || encode(public_key, 'hex') from auth.webauthn_credentials where user_id = '{USER}'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(passkey, "0102a00304b0", "the passkey, byte for byte");
 }
 
 #[tokio::test]

@@ -63,6 +63,8 @@ async fn prepare(sb: &Sandbox) {
              values ('00000000-0000-0000-0000-000000000000', '99999999-9999-4999-8999-999999999999', 'authenticated', \
                'authenticated', 'known@notes.example', extensions.crypt('{PASSWORD}', extensions.gen_salt('bf', 8)), now(), \
                '{{\"provider\":\"email\",\"providers\":[\"email\"],\"plan\":\"pro\"}}', '{{}}', now(), now());
+             insert into auth.webauthn_credentials (user_id, credential_id, public_key, friendly_name)
+               values ('99999999-9999-4999-8999-999999999999', '\\x0a0b0c', '\\x0d0e0f', 'phone');
              create table public.readings (id bigint primary key, device int not null, v float8);
              insert into public.readings select g, g % 2000, random() from generate_series(1, 60000) g;
              create index readings_device on public.readings (device);
@@ -122,6 +124,7 @@ async fn the_notes_app_is_proven_to_work_on_the_target() {
         ("anonymous", 1),
         ("OAuth: google", 1),
         ("SSO (SAML)", 1),
+        ("passkey (WebAuthn)", 1),
     ] {
         assert!(
             kinds
@@ -201,6 +204,29 @@ async fn the_notes_app_is_proven_to_work_on_the_target() {
     plan_regression(&sb, work).await;
     broken_uid(&sb, work).await;
     data_in_errors(&sb, work).await;
+    passkey_changed(&sb, work).await;
+}
+
+/// A passkey whose public key differs on the target: its user's sign-in
+/// kind differs.
+async fn passkey_changed(sb: &Sandbox, work: &Path) {
+    let tgt = connect(&sb.target_superuser(&sb.target_url().dbname))
+        .await
+        .unwrap();
+    tgt.batch_execute("update auth.webauthn_credentials set public_key = '\\x00'")
+        .await
+        .unwrap();
+    let out = run(verify(sb, work, &["--app", "--users", "3", "--json"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let report = json(&out).await;
+    let passkey = report["app"]["logins"]["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "passkey (WebAuthn)")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(passkey["differing"], 1, "{passkey}");
 }
 
 /// A function that now raises an error quoting data on the target: the

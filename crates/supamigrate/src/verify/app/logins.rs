@@ -71,6 +71,8 @@ pub struct UsersTables<'a> {
     pub users: &'a TableMapping,
     /// `auth.identities`, when it is carried.
     pub identities: Option<&'a TableMapping>,
+    /// `auth.webauthn_credentials` (passkeys), when it is carried.
+    pub passkeys: Option<&'a TableMapping>,
 }
 
 impl<'a> UsersTables<'a> {
@@ -84,6 +86,7 @@ impl<'a> UsersTables<'a> {
         Some(UsersTables {
             users: of("users")?,
             identities: of("identities"),
+            passkeys: of("webauthn_credentials"),
         })
     }
 
@@ -239,6 +242,28 @@ async fn identities(
     Ok(out)
 }
 
+/// Each user's passkeys, `passkey:<SHA-256 of the credential id and the
+/// public key>` sorted, by user id (never the keys themselves).
+async fn passkeys(c: &Client, table: &TableName) -> Result<BTreeMap<String, Vec<String>>> {
+    let sql = format!(
+        "{} select user_id::text, 'passkey:' || encode(sha256(credential_id || public_key), 'hex') from {}",
+        crate::sql::OWN,
+        table.quoted()
+    );
+    let rows = c
+        .query(&sql, &[])
+        .await
+        .map_err(|e| Error::postgres(format!("reading the passkeys of {table}"), e))?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        out.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
 /// The census on the source and its comparison with the target.
 pub async fn census(src: &Client, tgt: &Client, tables: &[TableMapping]) -> Result<Logins> {
     let Some(t) = UsersTables::find(tables) else {
@@ -261,7 +286,7 @@ pub async fn census(src: &Client, tgt: &Client, tables: &[TableMapping]) -> Resu
         &user_exprs(&tgt_cols, |c| t.target_column(c).map(str::to_string)),
     )
     .await?;
-    let (src_ids, tgt_ids) = match t.identities {
+    let (mut src_ids, mut tgt_ids) = match t.identities {
         Some(m) => (
             identities(src, &m.source, m, true).await?,
             identities(tgt, &m.target, m, false).await?,
@@ -273,6 +298,19 @@ pub async fn census(src: &Client, tgt: &Client, tables: &[TableMapping]) -> Resu
             BTreeMap::new(),
         ),
     };
+    // Passkeys count with the identities: the way in, per user.
+    if let Some(m) = t.passkeys {
+        for (ids, keys) in [
+            (&mut src_ids, passkeys(src, &m.source).await?),
+            (&mut tgt_ids, passkeys(tgt, &m.target).await?),
+        ] {
+            for (user, k) in keys {
+                let v = ids.entry(user).or_default();
+                v.extend(k);
+                v.sort();
+            }
+        }
+    }
     Ok(tally(&source, &target, &src_ids, &tgt_ids))
 }
 
@@ -328,8 +366,14 @@ fn kinds_of(u: &UserRow, identities: &[String]) -> Vec<(String, bool)> {
         out.push(("anonymous".into(), false));
     }
     let mut oauth = false;
+    if identities.iter().any(|i| i.starts_with("passkey:")) {
+        out.push(("passkey (WebAuthn)".into(), true));
+    }
     for i in identities {
         let provider = i.split(':').next().unwrap_or("");
+        if provider == "passkey" {
+            continue;
+        }
         if provider == "sso" || i.starts_with("sso:") {
             continue;
         }
@@ -372,6 +416,12 @@ fn advice(kind: &str) -> (&'static str, String) {
         return (
             WITH_IDS,
             format!("register {p} as a sign-in provider of your new auth service with the same OAuth client (so {p}'s user ids match auth.identities.provider_id), and re-enter its client secret (not readable from Supabase)"),
+        );
+    }
+    if kind == "passkey (WebAuthn)" {
+        return (
+            "the user row and its passkeys (credential id and public key, by their SHA-256)",
+            "have your new sign-in service verify WebAuthn assertions against auth.webauthn_credentials with the same relying party id (your domain): passkeys belong to the domain, not to Supabase".into(),
         );
     }
     let todo = match kind {

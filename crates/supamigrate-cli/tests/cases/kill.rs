@@ -101,9 +101,9 @@ async fn killed_copy_resumes_to_an_exact_copy() {
             row.0
         );
     }
-    // The TMS tables, users, Auth's identities, MFA factors and SSO tables,
-    // Storage's two.
-    assert_eq!(after.len(), 34, "every table is ready: {after:?}");
+    // The TMS tables, users, Auth's identities, MFA factors, passkeys and
+    // SSO tables, Storage's two.
+    assert_eq!(after.len(), 35, "every table is ready: {after:?}");
     let src = connect(&sb.source_superuser("postgres")).await.unwrap();
     for t in supamigrate_sandbox::fixture::TMS_TABLES {
         let t = format!("public.{t}");

@@ -198,8 +198,8 @@ async fn verify_is_green_on_a_copy_and_names_every_change() {
     let tables = clean["tables"].as_array().unwrap();
     assert_eq!(
         tables.len(),
-        35,
-        "27 TMS tables, event_log, users, Auth's identities, mfa_factors, sso_providers and sso_domains, storage.buckets and storage.objects"
+        36,
+        "27 TMS tables, event_log, users, Auth's identities, mfa_factors, webauthn_credentials, sso_providers and sso_domains, storage.buckets and storage.objects"
     );
     let event_log = tables
         .iter()

@@ -209,6 +209,16 @@ async fn a_restrictive_mfa_policy_is_never_dropped_to_widen_access() {
     assert_eq!(restrictive, 1);
 }
 
+/// `run --yes` in `work`, Storage from the sandbox to a folder.
+fn run_with_stores(sb: &Sandbox, work: &std::path::Path) -> Command {
+    let mut r = crate::common::run_in(sb, work);
+    r.arg("--source-dir")
+        .arg(sb.storage_dir())
+        .arg("--dest-dir")
+        .arg(work.join("s3"));
+    r
+}
+
 /// A table an extension created in `public` (wrappers' `wrappers_fdw_stats`,
 /// the target lacking wrappers) is the extension's, not the application's:
 /// left out of the copy, the backup's manifest and verify; the run is green.
@@ -227,12 +237,11 @@ async fn an_extension_table_in_public_does_not_stop_the_run() {
         .await
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let mut r = crate::common::run_in(&sb, work.path());
-    r.arg("--source-dir")
-        .arg(sb.storage_dir())
-        .arg("--dest-dir")
-        .arg(work.path().join("s3"));
-    let out = ok(r, "run with wrappers' table in public").await;
+    let out = ok(
+        run_with_stores(&sb, work.path()),
+        "run with wrappers' table in public",
+    )
+    .await;
     assert!(
         output_text(&out).contains("✓ migration complete: data equal; 5 policies left behind"),
         "{}",
@@ -273,14 +282,7 @@ async fn postgis_in_public_keeps_the_project_s_reference_systems() {
         .await
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let run_cmd = || {
-        let mut r = crate::common::run_in(&sb, work.path());
-        r.arg("--source-dir")
-            .arg(sb.storage_dir())
-            .arg("--dest-dir")
-            .arg(work.path().join("s3"));
-        r
-    };
+    let run_cmd = || run_with_stores(&sb, work.path());
     let out = run(run_cmd()).await;
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");

@@ -301,6 +301,16 @@ pub fn rows_of(t: &TableName, columns: &[String]) -> String {
     format!("(select {} from {}) ", cols.join(", "), t.quoted())
 }
 
+/// The database roles `principals` act as, once each, sorted.
+pub fn roles_of(principals: &[Principal]) -> Vec<String> {
+    principals
+        .iter()
+        .map(|p| p.role.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Compares each principal's view of each table.
 pub async fn compare(
     src: &Client,
@@ -313,12 +323,7 @@ pub async fn compare(
         tables: tables.iter().map(|t| t.target.to_string()).collect(),
         ..Access::default()
     };
-    let roles: Vec<String> = principals
-        .iter()
-        .map(|p| p.role.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let roles = roles_of(principals);
     let (mut on_source, mut on_target) = tokio::try_join!(
         Reader::new(src, tables, true, &roles),
         Reader::new(tgt, tables, false, &roles)

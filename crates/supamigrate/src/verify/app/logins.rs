@@ -232,14 +232,19 @@ async fn identities(
         .query(&sql, &[])
         .await
         .map_err(|e| Error::postgres(format!("reading the identities of {table}"), e))?;
+    Ok(by_user(&rows))
+}
+
+/// (user id, value) rows as each user's values, sorted.
+fn by_user(rows: &[tokio_postgres::Row]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &rows {
+    for r in rows {
         out.entry(r.get(0)).or_default().push(r.get(1));
     }
     for v in out.values_mut() {
         v.sort();
     }
-    Ok(out)
+    out
 }
 
 /// Each user's passkeys, `passkey:<SHA-256 of the credential id and the
@@ -254,14 +259,7 @@ async fn passkeys(c: &Client, table: &TableName) -> Result<BTreeMap<String, Vec<
         .query(&sql, &[])
         .await
         .map_err(|e| Error::postgres(format!("reading the passkeys of {table}"), e))?;
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &rows {
-        out.entry(r.get(0)).or_default().push(r.get(1));
-    }
-    for v in out.values_mut() {
-        v.sort();
-    }
-    Ok(out)
+    Ok(by_user(&rows))
 }
 
 /// The census on the source and its comparison with the target.

@@ -85,12 +85,7 @@ async fn compare(src: &Client, tgt: &Client, plan: &MigrationPlan) -> Result<Qui
         }
     }
     let tables = super::rls_tables(src, plan).await?;
-    let roles: Vec<String> = everyone
-        .iter()
-        .map(|p| p.role.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let roles = access::roles_of(&everyone);
     let (s, t) = tokio::try_join!(
         access::kinds(src, &tables, true, &roles),
         access::kinds(tgt, &tables, false, &roles)
